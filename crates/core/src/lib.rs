@@ -1,0 +1,15 @@
+//! Druid-compatible data types shared by every Drover process.
+//!
+//! Field names follow Druid's JSON exactly (see `shared/reference/druid-indexing-service.md`), so
+//! that Druid's own specs, clients and ZooKeeper payloads work unchanged.
+
+pub mod ids;
+pub mod status;
+pub mod task;
+pub mod time;
+pub mod worker;
+
+pub use ids::{IdError, TaskId, WorkerHost};
+pub use status::{RunnerTaskState, TaskLocation, TaskState, TaskStatus, TaskStatusPlus};
+pub use task::{IsReadyResult, NoopSpec, Task, TaskKind, TaskResource, TaskSpecError};
+pub use worker::{TaskAnnouncement, Worker, DEFAULT_WORKER_CATEGORY, DISABLED_WORKER_VERSION};

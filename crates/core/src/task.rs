@@ -1,0 +1,294 @@
+//! Task specs, polymorphic on `type` as in Druid. The JSON a user posts is kept (with the fields
+//! Druid fills in: `id`, `groupId`, `resource`, `dataSource`, `context`) as the task's payload, so
+//! `GET /task/{id}` shows what Druid would show and unknown fields survive the round trip.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::ids::{validate_id, IdError, TaskId};
+
+/// Task types Druid has that Drover does not run yet: named so the error says so.
+const NOT_YET_SUPPORTED: &[&str] = &[
+    "index",
+    "index_parallel",
+    "index_kafka",
+    "index_kinesis",
+    "compact",
+    "kill",
+    "index_hadoop",
+    "single_phase_sub_task",
+];
+const SUPPORTED: &[&str] = &["noop"];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskSpecError {
+    #[error("the request body is empty; expected a task JSON object")]
+    EmptyBody,
+    #[error("the request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("a task must be a JSON object, got {0}")]
+    NotAnObject(&'static str),
+    #[error("the task has no [type] field; known types: {}", SUPPORTED.join(", "))]
+    MissingType,
+    #[error("unknown task type [{name}]; known types: {known}", name = .0, known = SUPPORTED.join(", "))]
+    UnknownType(String),
+    #[error("task type [{0}] is not supported by this version of Drover yet")]
+    UnsupportedType(String),
+    #[error("invalid field [{field}]: {message}")]
+    InvalidField { field: &'static str, message: String },
+    #[error(transparent)]
+    Id(#[from] IdError),
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> TaskSpecError {
+    TaskSpecError::InvalidField { field, message: message.into() }
+}
+
+/// `TaskResource`: JSON key `resource` on a task, `taskResource` in announcements.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskResource {
+    pub availability_group: String,
+    #[serde(default = "one")]
+    pub required_capacity: i32,
+}
+
+fn one() -> i32 {
+    1
+}
+
+impl TaskResource {
+    pub fn for_task(id: &TaskId) -> Self {
+        TaskResource { availability_group: id.to_string(), required_capacity: 1 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum IsReadyResult {
+    Yes,
+    No,
+    Exception,
+}
+
+/// Druid's `NoopTask`: sleeps `runTime` milliseconds and succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoopSpec {
+    pub run_time_ms: u64,
+    pub is_ready_time_ms: u64,
+    pub is_ready_result: IsReadyResult,
+}
+
+/// Druid's default when `runTime` is absent. (Druid also uses it for an explicit `0`; Drover runs
+/// an explicit `0` for no time at all, see docs/compatibility.md.)
+pub const NOOP_DEFAULT_RUN_TIME_MS: u64 = 2500;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskKind {
+    Noop(NoopSpec),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub id: TaskId,
+    pub task_type: String,
+    pub group_id: String,
+    pub resource: TaskResource,
+    pub data_source: String,
+    pub kind: TaskKind,
+    payload: Value,
+}
+
+impl Task {
+    /// Parses a submitted task; every error names the field and the problem.
+    pub fn from_json_bytes(body: &[u8]) -> Result<Task, TaskSpecError> {
+        if body.iter().all(|b| b.is_ascii_whitespace()) {
+            return Err(TaskSpecError::EmptyBody);
+        }
+        let value: Value = serde_json::from_slice(body).map_err(|e| TaskSpecError::InvalidJson(e.to_string()))?;
+        Task::from_value(value)
+    }
+
+    pub fn from_value(value: Value) -> Result<Task, TaskSpecError> {
+        let mut obj = match value {
+            Value::Object(m) => m,
+            other => return Err(TaskSpecError::NotAnObject(json_kind(&other))),
+        };
+        let task_type = match obj.get("type") {
+            None | Some(Value::Null) => return Err(TaskSpecError::MissingType),
+            Some(Value::String(t)) => t.clone(),
+            Some(_) => return Err(invalid("type", "must be a string")),
+        };
+        if NOT_YET_SUPPORTED.contains(&task_type.as_str()) {
+            return Err(TaskSpecError::UnsupportedType(task_type));
+        }
+        if !SUPPORTED.contains(&task_type.as_str()) {
+            return Err(TaskSpecError::UnknownType(task_type));
+        }
+
+        let data_source = match obj.get("dataSource") {
+            None | Some(Value::Null) => "none".to_string(),
+            Some(Value::String(ds)) => ds.clone(),
+            Some(_) => return Err(invalid("dataSource", "must be a string")),
+        };
+        validate_id("dataSource", &data_source)?;
+
+        let id = match obj.get("id") {
+            None | Some(Value::Null) => TaskId::generate(&task_type, &data_source),
+            Some(Value::String(id)) => TaskId::new(id.clone())?,
+            Some(_) => return Err(invalid("id", "must be a string")),
+        };
+        let group_id = match obj.get("groupId") {
+            None | Some(Value::Null) => id.to_string(),
+            Some(Value::String(g)) => {
+                validate_id("groupId", g)?;
+                g.clone()
+            }
+            Some(_) => return Err(invalid("groupId", "must be a string")),
+        };
+        let resource = match obj.get("resource") {
+            None | Some(Value::Null) => TaskResource::for_task(&id),
+            Some(r) => {
+                let r: TaskResource =
+                    serde_json::from_value(r.clone()).map_err(|e| invalid("resource", e.to_string()))?;
+                if r.required_capacity < 1 {
+                    return Err(invalid("resource.requiredCapacity", "must be at least 1"));
+                }
+                r
+            }
+        };
+        match obj.get("context") {
+            None | Some(Value::Null) => {
+                obj.insert("context".into(), Value::Object(Map::new()));
+            }
+            Some(Value::Object(_)) => {}
+            Some(_) => return Err(invalid("context", "must be a JSON object")),
+        }
+
+        let kind = match task_type.as_str() {
+            "noop" => TaskKind::Noop(parse_noop(&obj)?),
+            _ => unreachable!("checked against SUPPORTED above"),
+        };
+
+        obj.insert("id".into(), Value::String(id.to_string()));
+        obj.insert("groupId".into(), Value::String(group_id.clone()));
+        obj.insert("dataSource".into(), Value::String(data_source.clone()));
+        obj.insert("resource".into(), serde_json::to_value(&resource).expect("plain struct"));
+        Ok(Task { id, task_type, group_id, resource, data_source, kind, payload: Value::Object(obj) })
+    }
+
+    /// The task JSON as stored in `druid_tasks.payload` and sent to middle managers.
+    pub fn payload(&self) -> &Value {
+        &self.payload
+    }
+
+    pub fn context(&self) -> Option<&Map<String, Value>> {
+        self.payload.get("context").and_then(Value::as_object)
+    }
+
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.payload).expect("a JSON value always serializes")
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn non_negative_ms(obj: &Map<String, Value>, field: &'static str) -> Result<Option<u64>, TaskSpecError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(v) if v >= 0 => Ok(Some(v as u64)),
+            _ => Err(invalid(field, format!("must be a non-negative whole number of milliseconds, got {n}"))),
+        },
+        Some(_) => Err(invalid(field, "must be a number of milliseconds")),
+    }
+}
+
+fn parse_noop(obj: &Map<String, Value>) -> Result<NoopSpec, TaskSpecError> {
+    let run_time_ms = non_negative_ms(obj, "runTime")?.unwrap_or(NOOP_DEFAULT_RUN_TIME_MS);
+    let is_ready_time_ms = non_negative_ms(obj, "isReadyTime")?.unwrap_or(0);
+    let is_ready_result = match obj.get("isReadyResult") {
+        None | Some(Value::Null) => IsReadyResult::Yes,
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|_| invalid("isReadyResult", format!("must be one of YES, NO, EXCEPTION, got {v}")))?,
+    };
+    Ok(NoopSpec { run_time_ms, is_ready_time_ms, is_ready_result })
+}
+
+impl Serialize for Task {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.payload.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Task {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Task::from_value(Value::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Task, TaskSpecError> {
+        Task::from_json_bytes(s.as_bytes())
+    }
+
+    #[test]
+    fn parses_druid_noop_example() {
+        let t = parse(r#"{"type":"noop","id":"noop_test_1","dataSource":"none","runTime":2500,"isReadyTime":0,"isReadyResult":"YES","context":{}}"#).unwrap();
+        assert_eq!(t.id.as_str(), "noop_test_1");
+        assert_eq!(t.group_id, "noop_test_1");
+        assert_eq!(t.resource, TaskResource { availability_group: "noop_test_1".into(), required_capacity: 1 });
+        assert_eq!(t.kind, TaskKind::Noop(NoopSpec { run_time_ms: 2500, is_ready_time_ms: 0, is_ready_result: IsReadyResult::Yes }));
+        assert_eq!(t.payload()["resource"]["requiredCapacity"], 1);
+    }
+
+    #[test]
+    fn fills_in_defaults_like_druid() {
+        let t = parse(r#"{"type":"noop"}"#).unwrap();
+        assert!(t.id.as_str().starts_with("noop_none_"));
+        assert_eq!(t.data_source, "none");
+        let TaskKind::Noop(n) = &t.kind;
+        assert_eq!(n.run_time_ms, NOOP_DEFAULT_RUN_TIME_MS);
+        assert_eq!(t.payload()["context"], serde_json::json!({}));
+        let zero = parse(r#"{"type":"noop","runTime":0}"#).unwrap();
+        let TaskKind::Noop(n) = &zero.kind;
+        assert_eq!(n.run_time_ms, 0);
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let t = parse(r#"{"type":"noop","id":"a","runTime":5,"extra":{"kept":true}}"#).unwrap();
+        let back: Task = serde_json::from_slice(&t.to_json_bytes()).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(back.payload()["extra"]["kept"], true);
+    }
+
+    #[test]
+    fn bad_input_names_the_problem() {
+        assert_eq!(parse(""), Err(TaskSpecError::EmptyBody));
+        assert!(matches!(parse("{"), Err(TaskSpecError::InvalidJson(_))));
+        assert_eq!(parse("[]"), Err(TaskSpecError::NotAnObject("an array")));
+        assert_eq!(parse("{}"), Err(TaskSpecError::MissingType));
+        assert_eq!(parse(r#"{"type":"bogus"}"#), Err(TaskSpecError::UnknownType("bogus".into())));
+        assert!(parse(r#"{"type":"bogus"}"#).unwrap_err().to_string().contains("[bogus]"));
+        assert_eq!(parse(r#"{"type":"index"}"#), Err(TaskSpecError::UnsupportedType("index".into())));
+        assert!(matches!(parse(r#"{"type":"noop","id":"a/b"}"#), Err(TaskSpecError::Id(IdError::Slash { .. }))));
+        assert!(matches!(parse(r#"{"type":"noop","id":".."}"#), Err(TaskSpecError::Id(_))));
+        assert!(matches!(parse(r#"{"type":"noop","runTime":-1}"#), Err(TaskSpecError::InvalidField { field: "runTime", .. })));
+        assert!(matches!(parse(r#"{"type":"noop","isReadyResult":"MAYBE"}"#), Err(TaskSpecError::InvalidField { field: "isReadyResult", .. })));
+        assert!(matches!(parse(r#"{"type":"noop","context":[]}"#), Err(TaskSpecError::InvalidField { field: "context", .. })));
+        assert!(matches!(parse(r#"{"type":"noop","dataSource":"a/b"}"#), Err(TaskSpecError::Id(_))));
+    }
+}
