@@ -1,1 +1,11 @@
+//! Druid's metadata tables over SQLite (a file, the default), PostgreSQL or MySQL/MariaDB, chosen
+//! by URL. Table and column names are Druid's, so existing tooling that reads them keeps working.
 
+mod error;
+mod schema;
+mod sql;
+mod task_storage;
+
+pub use error::MetadataError;
+pub use sql::{Backend, MetadataStore};
+pub use task_storage::{CompleteTaskFilter, TaskInfo, TaskRow};

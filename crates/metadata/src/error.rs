@@ -1,0 +1,17 @@
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("metadata store URL [{0}] is not supported; use sqlite://, postgres:// or mysql://")]
+    UnsupportedUrl(String),
+    #[error("task [{0}] already exists")]
+    TaskExists(String),
+    #[error("metadata store row is corrupt: {0}")]
+    Corrupt(String),
+    #[error("metadata store error: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+impl MetadataError {
+    pub(crate) fn corrupt(what: impl std::fmt::Display) -> Self {
+        MetadataError::Corrupt(what.to_string())
+    }
+}

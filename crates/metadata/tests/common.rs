@@ -1,0 +1,61 @@
+//! Fresh, throwaway databases for the conformance suite: a SQLite file, and a new database on the
+//! PostgreSQL and MySQL/MariaDB servers the test command starts. A missing server is a failure
+//! with a message saying how to start it, never a silent skip.
+
+use drover_metadata::MetadataStore;
+use rand::Rng;
+use sqlx::{AnyConnection, Connection, Executor};
+
+pub const POSTGRES_ENV: &str = "DROVER_TEST_POSTGRES_URL";
+pub const MYSQL_ENV: &str = "DROVER_TEST_MYSQL_URL";
+const POSTGRES_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const MYSQL_DEFAULT: &str = "mysql://root@127.0.0.1:3306/mysql";
+
+pub struct TestDb {
+    pub store: MetadataStore,
+    admin_url: Option<String>,
+    name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("metadata.db").display());
+        let store = MetadataStore::connect(&url).await.unwrap();
+        TestDb { store, admin_url: None, name: String::new(), _dir: Some(dir) }
+    }
+
+    pub async fn postgres() -> TestDb {
+        Self::server(POSTGRES_ENV, POSTGRES_DEFAULT).await
+    }
+
+    pub async fn mysql() -> TestDb {
+        Self::server(MYSQL_ENV, MYSQL_DEFAULT).await
+    }
+
+    async fn server(env: &str, default: &str) -> TestDb {
+        sqlx::any::install_default_drivers();
+        let admin_url = std::env::var(env).unwrap_or_else(|_| default.to_string());
+        let mut admin = AnyConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!(
+                "cannot reach the test database server at {admin_url} ({e}). Run the tests with \
+                 scripts/test, which starts PostgreSQL and MariaDB, or set {env}."
+            )
+        });
+        let name = format!("drover_test_{:08x}", rand::rng().random::<u32>());
+        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+        admin.close().await.ok();
+        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
+        let store = MetadataStore::connect(&format!("{base}/{name}")).await.unwrap();
+        TestDb { store, admin_url: Some(admin_url), name, _dir: None }
+    }
+
+    pub async fn drop_db(self) {
+        self.store.close().await;
+        if let Some(url) = self.admin_url {
+            let mut admin = AnyConnection::connect(&url).await.unwrap();
+            admin.execute(format!("DROP DATABASE {}", self.name).as_str()).await.unwrap();
+        }
+    }
+}
