@@ -18,7 +18,11 @@ pub enum IdError {
     #[error("{what} [{id}] must not contain '/'")]
     Slash { what: &'static str, id: String },
     #[error("{what} [{id}] must not contain whitespace other than space, or control characters (found U+{code:04X})")]
-    BadCharacter { what: &'static str, id: String, code: u32 },
+    BadCharacter {
+        what: &'static str,
+        id: String,
+        code: u32,
+    },
     #[error("{what} must be at most {MAX_ID_LENGTH} bytes long, got {len}")]
     TooLong { what: &'static str, len: usize },
 }
@@ -29,7 +33,10 @@ pub fn validate_id(what: &'static str, id: &str) -> Result<(), IdError> {
         return Err(IdError::Empty { what });
     }
     if id.len() > MAX_ID_LENGTH {
-        return Err(IdError::TooLong { what, len: id.len() });
+        return Err(IdError::TooLong {
+            what,
+            len: id.len(),
+        });
     }
     // The id may be printed in the error, so keep it readable and bounded.
     let shown = || id.escape_debug().to_string();
@@ -47,7 +54,11 @@ pub fn validate_id(what: &'static str, id: &str) -> Result<(), IdError> {
             || (0xD800..=0xF8FF).contains(&code)
             || (0xFFF0..=0xFFFF).contains(&code);
         if bad {
-            return Err(IdError::BadCharacter { what, id: shown(), code });
+            return Err(IdError::BadCharacter {
+                what,
+                id: shown(),
+                code,
+            });
         }
     }
     Ok(())
@@ -68,8 +79,13 @@ impl TaskId {
     /// Druid's `IdUtils.newTaskId(type, dataSource, null)`: `type_dataSource_<8 random a-p>_<now>`.
     pub fn generate(task_type: &str, data_source: &str) -> Self {
         let mut rng = rand::rng();
-        let suffix: String = (0..8).map(|_| (b'a' + rng.random_range(0..16u8)) as char).collect();
-        let id = format!("{task_type}_{data_source}_{suffix}_{}", crate::time::now_iso());
+        let suffix: String = (0..8)
+            .map(|_| (b'a' + rng.random_range(0..16u8)) as char)
+            .collect();
+        let id = format!(
+            "{task_type}_{data_source}_{suffix}_{}",
+            crate::time::now_iso()
+        );
         // A data source name that is not a valid id part still gives a valid id once stripped
         // of the bad characters; Druid would reject such a data source anyway.
         TaskId(
@@ -126,7 +142,12 @@ mod tests {
 
     #[test]
     fn accepts_druid_style_ids() {
-        for id in ["noop_test_1", "index_kafka_ds_0e905aa31037879_nommnaeg", "a b", "x..y"] {
+        for id in [
+            "noop_test_1",
+            "index_kafka_ds_0e905aa31037879_nommnaeg",
+            "a b",
+            "x..y",
+        ] {
             TaskId::new(id).unwrap();
         }
     }
@@ -135,15 +156,39 @@ mod tests {
     fn rejects_unsafe_ids() {
         assert!(matches!(TaskId::new(""), Err(IdError::Empty { .. })));
         assert!(matches!(TaskId::new(".."), Err(IdError::LeadingDot { .. })));
-        assert!(matches!(TaskId::new(".hidden"), Err(IdError::LeadingDot { .. })));
+        assert!(matches!(
+            TaskId::new(".hidden"),
+            Err(IdError::LeadingDot { .. })
+        ));
         assert!(matches!(TaskId::new("a/b"), Err(IdError::Slash { .. })));
-        assert!(matches!(TaskId::new("../etc"), Err(IdError::LeadingDot { .. })));
-        assert!(matches!(TaskId::new("a\tb"), Err(IdError::BadCharacter { .. })));
-        assert!(matches!(TaskId::new("a\nb"), Err(IdError::BadCharacter { .. })));
-        assert!(matches!(TaskId::new("a\u{7f}b"), Err(IdError::BadCharacter { .. })));
-        assert!(matches!(TaskId::new("a\u{85}b"), Err(IdError::BadCharacter { .. })));
-        assert!(matches!(TaskId::new("a\u{e000}b"), Err(IdError::BadCharacter { .. })));
-        assert!(matches!(TaskId::new("x".repeat(256)), Err(IdError::TooLong { .. })));
+        assert!(matches!(
+            TaskId::new("../etc"),
+            Err(IdError::LeadingDot { .. })
+        ));
+        assert!(matches!(
+            TaskId::new("a\tb"),
+            Err(IdError::BadCharacter { .. })
+        ));
+        assert!(matches!(
+            TaskId::new("a\nb"),
+            Err(IdError::BadCharacter { .. })
+        ));
+        assert!(matches!(
+            TaskId::new("a\u{7f}b"),
+            Err(IdError::BadCharacter { .. })
+        ));
+        assert!(matches!(
+            TaskId::new("a\u{85}b"),
+            Err(IdError::BadCharacter { .. })
+        ));
+        assert!(matches!(
+            TaskId::new("a\u{e000}b"),
+            Err(IdError::BadCharacter { .. })
+        ));
+        assert!(matches!(
+            TaskId::new("x".repeat(256)),
+            Err(IdError::TooLong { .. })
+        ));
     }
 
     #[test]

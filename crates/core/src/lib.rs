@@ -6,6 +6,7 @@
 pub mod ids;
 pub mod status;
 pub mod task;
+pub mod task_logs;
 pub mod time;
 pub mod worker;
 

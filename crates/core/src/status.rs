@@ -44,11 +44,19 @@ fn minus_one_i64() -> i64 {
 
 impl TaskLocation {
     pub fn unknown() -> Self {
-        TaskLocation { host: None, port: -1, tls_port: -1 }
+        TaskLocation {
+            host: None,
+            port: -1,
+            tls_port: -1,
+        }
     }
 
     pub fn new(host: impl Into<String>, port: i32) -> Self {
-        TaskLocation { host: Some(host.into()), port, tls_port: -1 }
+        TaskLocation {
+            host: Some(host.into()),
+            port,
+            tls_port: -1,
+        }
     }
 }
 
@@ -74,11 +82,20 @@ pub struct TaskStatus {
 
 impl TaskStatus {
     pub fn running(id: TaskId) -> Self {
-        TaskStatus { id, status: TaskState::Running, duration: -1, error_msg: None, location: TaskLocation::unknown() }
+        TaskStatus {
+            id,
+            status: TaskState::Running,
+            duration: -1,
+            error_msg: None,
+            location: TaskLocation::unknown(),
+        }
     }
 
     pub fn success(id: TaskId) -> Self {
-        TaskStatus { status: TaskState::Success, ..TaskStatus::running(id) }
+        TaskStatus {
+            status: TaskState::Success,
+            ..TaskStatus::running(id)
+        }
     }
 
     pub fn failure(id: TaskId, error: impl AsRef<str>) -> Self {
@@ -159,7 +176,10 @@ mod tests {
                 "location":{"host":"mm1","port":8100,"tlsPort":-1}})
         );
         let unknown = serde_json::to_value(TaskLocation::unknown()).unwrap();
-        assert_eq!(unknown, serde_json::json!({"host":null,"port":-1,"tlsPort":-1}));
+        assert_eq!(
+            unknown,
+            serde_json::json!({"host":null,"port":-1,"tlsPort":-1})
+        );
     }
 
     #[test]

@@ -35,13 +35,19 @@ pub enum TaskSpecError {
     #[error("task type [{0}] is not supported by this version of Drover yet")]
     UnsupportedType(String),
     #[error("invalid field [{field}]: {message}")]
-    InvalidField { field: &'static str, message: String },
+    InvalidField {
+        field: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Id(#[from] IdError),
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> TaskSpecError {
-    TaskSpecError::InvalidField { field, message: message.into() }
+    TaskSpecError::InvalidField {
+        field,
+        message: message.into(),
+    }
 }
 
 /// `TaskResource`: JSON key `resource` on a task, `taskResource` in announcements.
@@ -59,7 +65,10 @@ fn one() -> i32 {
 
 impl TaskResource {
     pub fn for_task(id: &TaskId) -> Self {
-        TaskResource { availability_group: id.to_string(), required_capacity: 1 }
+        TaskResource {
+            availability_group: id.to_string(),
+            required_capacity: 1,
+        }
     }
 }
 
@@ -105,7 +114,8 @@ impl Task {
         if body.iter().all(|b| b.is_ascii_whitespace()) {
             return Err(TaskSpecError::EmptyBody);
         }
-        let value: Value = serde_json::from_slice(body).map_err(|e| TaskSpecError::InvalidJson(e.to_string()))?;
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| TaskSpecError::InvalidJson(e.to_string()))?;
         Task::from_value(value)
     }
 
@@ -149,8 +159,8 @@ impl Task {
         let resource = match obj.get("resource") {
             None | Some(Value::Null) => TaskResource::for_task(&id),
             Some(r) => {
-                let r: TaskResource =
-                    serde_json::from_value(r.clone()).map_err(|e| invalid("resource", e.to_string()))?;
+                let r: TaskResource = serde_json::from_value(r.clone())
+                    .map_err(|e| invalid("resource", e.to_string()))?;
                 if r.required_capacity < 1 {
                     return Err(invalid("resource.requiredCapacity", "must be at least 1"));
                 }
@@ -173,8 +183,19 @@ impl Task {
         obj.insert("id".into(), Value::String(id.to_string()));
         obj.insert("groupId".into(), Value::String(group_id.clone()));
         obj.insert("dataSource".into(), Value::String(data_source.clone()));
-        obj.insert("resource".into(), serde_json::to_value(&resource).expect("plain struct"));
-        Ok(Task { id, task_type, group_id, resource, data_source, kind, payload: Value::Object(obj) })
+        obj.insert(
+            "resource".into(),
+            serde_json::to_value(&resource).expect("plain struct"),
+        );
+        Ok(Task {
+            id,
+            task_type,
+            group_id,
+            resource,
+            data_source,
+            kind,
+            payload: Value::Object(obj),
+        })
     }
 
     /// The task JSON as stored in `druid_tasks.payload` and sent to middle managers.
@@ -202,12 +223,18 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-fn non_negative_ms(obj: &Map<String, Value>, field: &'static str) -> Result<Option<u64>, TaskSpecError> {
+fn non_negative_ms(
+    obj: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<u64>, TaskSpecError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_i64() {
             Some(v) if v >= 0 => Ok(Some(v as u64)),
-            _ => Err(invalid(field, format!("must be a non-negative whole number of milliseconds, got {n}"))),
+            _ => Err(invalid(
+                field,
+                format!("must be a non-negative whole number of milliseconds, got {n}"),
+            )),
         },
         Some(_) => Err(invalid(field, "must be a number of milliseconds")),
     }
@@ -218,10 +245,18 @@ fn parse_noop(obj: &Map<String, Value>) -> Result<NoopSpec, TaskSpecError> {
     let is_ready_time_ms = non_negative_ms(obj, "isReadyTime")?.unwrap_or(0);
     let is_ready_result = match obj.get("isReadyResult") {
         None | Some(Value::Null) => IsReadyResult::Yes,
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|_| invalid("isReadyResult", format!("must be one of YES, NO, EXCEPTION, got {v}")))?,
+        Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+            invalid(
+                "isReadyResult",
+                format!("must be one of YES, NO, EXCEPTION, got {v}"),
+            )
+        })?,
     };
-    Ok(NoopSpec { run_time_ms, is_ready_time_ms, is_ready_result })
+    Ok(NoopSpec {
+        run_time_ms,
+        is_ready_time_ms,
+        is_ready_result,
+    })
 }
 
 impl Serialize for Task {
@@ -249,8 +284,21 @@ mod tests {
         let t = parse(r#"{"type":"noop","id":"noop_test_1","dataSource":"none","runTime":2500,"isReadyTime":0,"isReadyResult":"YES","context":{}}"#).unwrap();
         assert_eq!(t.id.as_str(), "noop_test_1");
         assert_eq!(t.group_id, "noop_test_1");
-        assert_eq!(t.resource, TaskResource { availability_group: "noop_test_1".into(), required_capacity: 1 });
-        assert_eq!(t.kind, TaskKind::Noop(NoopSpec { run_time_ms: 2500, is_ready_time_ms: 0, is_ready_result: IsReadyResult::Yes }));
+        assert_eq!(
+            t.resource,
+            TaskResource {
+                availability_group: "noop_test_1".into(),
+                required_capacity: 1
+            }
+        );
+        assert_eq!(
+            t.kind,
+            TaskKind::Noop(NoopSpec {
+                run_time_ms: 2500,
+                is_ready_time_ms: 0,
+                is_ready_result: IsReadyResult::Yes
+            })
+        );
         assert_eq!(t.payload()["resource"]["requiredCapacity"], 1);
     }
 
@@ -281,14 +329,50 @@ mod tests {
         assert!(matches!(parse("{"), Err(TaskSpecError::InvalidJson(_))));
         assert_eq!(parse("[]"), Err(TaskSpecError::NotAnObject("an array")));
         assert_eq!(parse("{}"), Err(TaskSpecError::MissingType));
-        assert_eq!(parse(r#"{"type":"bogus"}"#), Err(TaskSpecError::UnknownType("bogus".into())));
-        assert!(parse(r#"{"type":"bogus"}"#).unwrap_err().to_string().contains("[bogus]"));
-        assert_eq!(parse(r#"{"type":"index"}"#), Err(TaskSpecError::UnsupportedType("index".into())));
-        assert!(matches!(parse(r#"{"type":"noop","id":"a/b"}"#), Err(TaskSpecError::Id(IdError::Slash { .. }))));
-        assert!(matches!(parse(r#"{"type":"noop","id":".."}"#), Err(TaskSpecError::Id(_))));
-        assert!(matches!(parse(r#"{"type":"noop","runTime":-1}"#), Err(TaskSpecError::InvalidField { field: "runTime", .. })));
-        assert!(matches!(parse(r#"{"type":"noop","isReadyResult":"MAYBE"}"#), Err(TaskSpecError::InvalidField { field: "isReadyResult", .. })));
-        assert!(matches!(parse(r#"{"type":"noop","context":[]}"#), Err(TaskSpecError::InvalidField { field: "context", .. })));
-        assert!(matches!(parse(r#"{"type":"noop","dataSource":"a/b"}"#), Err(TaskSpecError::Id(_))));
+        assert_eq!(
+            parse(r#"{"type":"bogus"}"#),
+            Err(TaskSpecError::UnknownType("bogus".into()))
+        );
+        assert!(parse(r#"{"type":"bogus"}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("[bogus]"));
+        assert_eq!(
+            parse(r#"{"type":"index"}"#),
+            Err(TaskSpecError::UnsupportedType("index".into()))
+        );
+        assert!(matches!(
+            parse(r#"{"type":"noop","id":"a/b"}"#),
+            Err(TaskSpecError::Id(IdError::Slash { .. }))
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"noop","id":".."}"#),
+            Err(TaskSpecError::Id(_))
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"noop","runTime":-1}"#),
+            Err(TaskSpecError::InvalidField {
+                field: "runTime",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"noop","isReadyResult":"MAYBE"}"#),
+            Err(TaskSpecError::InvalidField {
+                field: "isReadyResult",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"noop","context":[]}"#),
+            Err(TaskSpecError::InvalidField {
+                field: "context",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"noop","dataSource":"a/b"}"#),
+            Err(TaskSpecError::Id(_))
+        ));
     }
 }

@@ -11,7 +11,9 @@ pub fn now_iso() -> String {
 }
 
 pub fn parse_iso(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Druid's `DateTimes.EPOCH`, used for `queueInsertionTime`.

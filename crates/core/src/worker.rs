@@ -60,7 +60,12 @@ pub struct TaskAnnouncement {
 }
 
 impl TaskAnnouncement {
-    pub fn new(status: TaskStatus, task_type: &str, resource: TaskResource, data_source: &str) -> Self {
+    pub fn new(
+        status: TaskStatus,
+        task_type: &str,
+        resource: TaskResource,
+        data_source: &str,
+    ) -> Self {
         TaskAnnouncement {
             id: status.id.clone(),
             task_type: Some(task_type.to_string()),
@@ -85,7 +90,9 @@ impl TaskAnnouncement {
     }
 
     pub fn resource(&self) -> TaskResource {
-        self.task_resource.clone().unwrap_or_else(|| TaskResource::for_task(&self.id))
+        self.task_resource
+            .clone()
+            .unwrap_or_else(|| TaskResource::for_task(&self.id))
     }
 }
 
@@ -95,7 +102,10 @@ mod tests {
 
     #[test]
     fn worker_defaults_for_old_announcements() {
-        let w: Worker = serde_json::from_str(r#"{"host":"mm1:8091","ip":"10.0.0.5","capacity":3,"version":"0"}"#).unwrap();
+        let w: Worker = serde_json::from_str(
+            r#"{"host":"mm1:8091","ip":"10.0.0.5","capacity":3,"version":"0"}"#,
+        )
+        .unwrap();
         assert_eq!(w.scheme, "http");
         assert_eq!(w.category, DEFAULT_WORKER_CATEGORY);
     }
@@ -106,10 +116,19 @@ mod tests {
         let st = TaskStatus::running(id.clone()).with_location(TaskLocation::new("mm1", 8100));
         let a = TaskAnnouncement::new(st, "noop", TaskResource::for_task(&id), "none");
         let v = serde_json::to_value(&a).unwrap();
-        for key in ["id", "type", "status", "taskStatus", "taskResource", "taskLocation", "taskDataSource"] {
+        for key in [
+            "id",
+            "type",
+            "status",
+            "taskStatus",
+            "taskResource",
+            "taskLocation",
+            "taskDataSource",
+        ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }
-        let legacy: TaskAnnouncement = serde_json::from_str(r#"{"id":"t1","status":"SUCCESS"}"#).unwrap();
+        let legacy: TaskAnnouncement =
+            serde_json::from_str(r#"{"id":"t1","status":"SUCCESS"}"#).unwrap();
         assert_eq!(legacy.task_status().status, TaskState::Success);
         assert_eq!(legacy.resource().required_capacity, 1);
     }

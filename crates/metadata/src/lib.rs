@@ -7,5 +7,5 @@ mod sql;
 mod task_storage;
 
 pub use error::MetadataError;
-pub use sql::{Backend, MetadataStore};
+pub use sql::{redact, Backend, MetadataStore};
 pub use task_storage::{CompleteTaskFilter, TaskInfo, TaskRow};

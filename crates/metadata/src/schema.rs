@@ -93,7 +93,12 @@ impl MetadataStore {
         };
         match self.pool.execute(ddl.as_str()).await {
             Ok(_) => Ok(()),
-            Err(e) if self.backend == Backend::MySql && e.to_string().contains("Duplicate key name") => Ok(()),
+            Err(e)
+                if self.backend == Backend::MySql
+                    && e.to_string().contains("Duplicate key name") =>
+            {
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -104,10 +104,15 @@ impl MetadataStore {
                 // Each pooled connection to `sqlite::memory:` is its own database.
                 max_connections = 1;
             } else if !url.contains("mode=") {
-                url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+                url.push_str(if url.contains('?') {
+                    "&mode=rwc"
+                } else {
+                    "?mode=rwc"
+                });
             }
         }
-        let options = AnyConnectOptions::from_str(&url)?.log_statements(tracing::log::LevelFilter::Trace);
+        let options =
+            AnyConnectOptions::from_str(&url)?.log_statements(tracing::log::LevelFilter::Trace);
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
@@ -145,7 +150,10 @@ mod tests {
 
     #[test]
     fn rewrites_placeholders_for_postgres_only() {
-        assert_eq!(Backend::Postgres.sql("a = ? AND b = ?"), "a = $1 AND b = $2");
+        assert_eq!(
+            Backend::Postgres.sql("a = ? AND b = ?"),
+            "a = $1 AND b = $2"
+        );
         assert_eq!(Backend::MySql.sql("a = ?"), "a = ?");
     }
 

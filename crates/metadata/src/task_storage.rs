@@ -38,7 +38,8 @@ pub struct CompleteTaskFilter {
 }
 
 fn parse_status(bytes: &[u8], id: &str) -> Result<TaskStatus, MetadataError> {
-    serde_json::from_slice(bytes).map_err(|e| MetadataError::corrupt(format!("status_payload of task [{id}]: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| MetadataError::corrupt(format!("status_payload of task [{id}]: {e}")))
 }
 
 fn info_from_row(row: &sqlx::any::AnyRow) -> Result<TaskInfo, MetadataError> {
@@ -58,7 +59,12 @@ const INFO_COLUMNS: &str = "id, created_date, datasource, type, group_id, status
 
 impl MetadataStore {
     /// Inserts a new active task. A task id that exists already, active or not, is refused.
-    pub async fn insert_task(&self, task: &Task, created_date: &str, status: &TaskStatus) -> Result<(), MetadataError> {
+    pub async fn insert_task(
+        &self,
+        task: &Task,
+        created_date: &str,
+        status: &TaskStatus,
+    ) -> Result<(), MetadataError> {
         let q = self.backend.sql(
             "INSERT INTO druid_tasks (id, created_date, datasource, payload, status_payload, active, type, group_id) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -76,7 +82,9 @@ impl MetadataStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(MetadataError::TaskExists(task.id.to_string())),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(MetadataError::TaskExists(task.id.to_string()))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -84,9 +92,9 @@ impl MetadataStore {
     /// Records a status. Only an active task is updated, so the first terminal status wins and
     /// later reports change nothing. Returns whether a row changed.
     pub async fn set_task_status(&self, status: &TaskStatus) -> Result<bool, MetadataError> {
-        let q = self
-            .backend
-            .sql("UPDATE druid_tasks SET active = ?, status_payload = ? WHERE id = ? AND active = ?");
+        let q = self.backend.sql(
+            "UPDATE druid_tasks SET active = ?, status_payload = ? WHERE id = ? AND active = ?",
+        );
         let done = sqlx::query(&q)
             .bind(!status.is_complete())
             .bind(serde_json::to_vec(status).expect("status serializes"))
@@ -98,8 +106,14 @@ impl MetadataStore {
     }
 
     pub async fn get_task(&self, id: &TaskId) -> Result<Option<TaskRow>, MetadataError> {
-        let q = self.backend.sql(&format!("SELECT {INFO_COLUMNS}, payload FROM druid_tasks WHERE id = ?"));
-        let Some(row) = sqlx::query(&q).bind(id.as_str()).fetch_optional(&self.pool).await? else {
+        let q = self.backend.sql(&format!(
+            "SELECT {INFO_COLUMNS}, payload FROM druid_tasks WHERE id = ?"
+        ));
+        let Some(row) = sqlx::query(&q)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
             return Ok(None);
         };
         let info = info_from_row(&row)?;
@@ -110,8 +124,13 @@ impl MetadataStore {
     }
 
     pub async fn get_task_info(&self, id: &TaskId) -> Result<Option<TaskInfo>, MetadataError> {
-        let q = self.backend.sql(&format!("SELECT {INFO_COLUMNS} FROM druid_tasks WHERE id = ?"));
-        let row = sqlx::query(&q).bind(id.as_str()).fetch_optional(&self.pool).await?;
+        let q = self.backend.sql(&format!(
+            "SELECT {INFO_COLUMNS} FROM druid_tasks WHERE id = ?"
+        ));
+        let row = sqlx::query(&q)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(info_from_row).transpose()
     }
 
@@ -139,7 +158,9 @@ impl MetadataStore {
             match Task::from_json_bytes(&payload) {
                 Ok(task) => out.push(TaskRow { task, info }),
                 // One unreadable row must not stop the others from running; it is reported.
-                Err(e) => tracing::error!(task = %info.id, error = %e, "skipping active task with unreadable payload"),
+                Err(e) => {
+                    tracing::error!(task = %info.id, error = %e, "skipping active task with unreadable payload")
+                }
             }
         }
         Ok(out)
@@ -147,15 +168,18 @@ impl MetadataStore {
 
     /// Active tasks without payloads, oldest first: what listings need.
     pub async fn active_task_infos(&self) -> Result<Vec<TaskInfo>, MetadataError> {
-        let q = self
-            .backend
-            .sql(&format!("SELECT {INFO_COLUMNS} FROM druid_tasks WHERE active = ? ORDER BY created_date, id"));
+        let q = self.backend.sql(&format!(
+            "SELECT {INFO_COLUMNS} FROM druid_tasks WHERE active = ? ORDER BY created_date, id"
+        ));
         let rows = sqlx::query(&q).bind(true).fetch_all(&self.pool).await?;
         rows.iter().map(info_from_row).collect()
     }
 
     /// Completed tasks, newest first.
-    pub async fn complete_task_infos(&self, filter: &CompleteTaskFilter) -> Result<Vec<TaskInfo>, MetadataError> {
+    pub async fn complete_task_infos(
+        &self,
+        filter: &CompleteTaskFilter,
+    ) -> Result<Vec<TaskInfo>, MetadataError> {
         let mut q = format!("SELECT {INFO_COLUMNS} FROM druid_tasks WHERE active = ?");
         if filter.created_after.is_some() {
             q.push_str(" AND created_date >= ?");
@@ -175,9 +199,14 @@ impl MetadataStore {
         }
         let q = self.backend.sql(&q);
         let mut query = sqlx::query(&q).bind(false);
-        for value in [&filter.created_after, &filter.created_before, &filter.datasource, &filter.task_type]
-            .into_iter()
-            .flatten()
+        for value in [
+            &filter.created_after,
+            &filter.created_before,
+            &filter.datasource,
+            &filter.task_type,
+        ]
+        .into_iter()
+        .flatten()
         {
             query = query.bind(value.as_str());
         }

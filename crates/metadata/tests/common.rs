@@ -23,7 +23,12 @@ impl TestDb {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("metadata.db").display());
         let store = MetadataStore::connect(&url).await.unwrap();
-        TestDb { store, admin_url: None, name: String::new(), _dir: Some(dir) }
+        TestDb {
+            store,
+            admin_url: None,
+            name: String::new(),
+            _dir: Some(dir),
+        }
     }
 
     pub async fn postgres() -> TestDb {
@@ -37,25 +42,40 @@ impl TestDb {
     async fn server(env: &str, default: &str) -> TestDb {
         sqlx::any::install_default_drivers();
         let admin_url = std::env::var(env).unwrap_or_else(|_| default.to_string());
-        let mut admin = AnyConnection::connect(&admin_url).await.unwrap_or_else(|e| {
-            panic!(
+        let mut admin = AnyConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
                 "cannot reach the test database server at {admin_url} ({e}). Run the tests with \
                  scripts/test, which starts PostgreSQL and MariaDB, or set {env}."
             )
-        });
+            });
         let name = format!("drover_test_{:08x}", rand::rng().random::<u32>());
-        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
         admin.close().await.ok();
         let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
-        let store = MetadataStore::connect(&format!("{base}/{name}")).await.unwrap();
-        TestDb { store, admin_url: Some(admin_url), name, _dir: None }
+        let store = MetadataStore::connect(&format!("{base}/{name}"))
+            .await
+            .unwrap();
+        TestDb {
+            store,
+            admin_url: Some(admin_url),
+            name,
+            _dir: None,
+        }
     }
 
     pub async fn drop_db(self) {
         self.store.close().await;
         if let Some(url) = self.admin_url {
             let mut admin = AnyConnection::connect(&url).await.unwrap();
-            admin.execute(format!("DROP DATABASE {}", self.name).as_str()).await.unwrap();
+            admin
+                .execute(format!("DROP DATABASE {}", self.name).as_str())
+                .await
+                .unwrap();
         }
     }
 }

@@ -7,8 +7,10 @@ use drover_core::{Task, TaskId, TaskLocation, TaskState, TaskStatus};
 use drover_metadata::{CompleteTaskFilter, MetadataError};
 
 fn noop(id: &str, ds: &str) -> Task {
-    Task::from_json_bytes(format!(r#"{{"type":"noop","id":"{id}","dataSource":"{ds}","runTime":1}}"#).as_bytes())
-        .unwrap()
+    Task::from_json_bytes(
+        format!(r#"{{"type":"noop","id":"{id}","dataSource":"{ds}","runTime":1}}"#).as_bytes(),
+    )
+    .unwrap()
 }
 
 async fn conformance(db: TestDb) {
@@ -16,13 +18,43 @@ async fn conformance(db: TestDb) {
     let a = noop("task_a", "wiki");
     let b = noop("task_b", "other");
     let c = noop("task_c", "wiki");
-    store.insert_task(&a, "2024-01-01T00:00:00.000Z", &TaskStatus::running(a.id.clone())).await.unwrap();
-    store.insert_task(&b, "2024-01-01T00:00:01.000Z", &TaskStatus::running(b.id.clone())).await.unwrap();
-    store.insert_task(&c, "2024-01-01T00:00:02.000Z", &TaskStatus::running(c.id.clone())).await.unwrap();
+    store
+        .insert_task(
+            &a,
+            "2024-01-01T00:00:00.000Z",
+            &TaskStatus::running(a.id.clone()),
+        )
+        .await
+        .unwrap();
+    store
+        .insert_task(
+            &b,
+            "2024-01-01T00:00:01.000Z",
+            &TaskStatus::running(b.id.clone()),
+        )
+        .await
+        .unwrap();
+    store
+        .insert_task(
+            &c,
+            "2024-01-01T00:00:02.000Z",
+            &TaskStatus::running(c.id.clone()),
+        )
+        .await
+        .unwrap();
 
     // A duplicate id is refused and changes nothing.
-    let dup = store.insert_task(&a, "2024-01-02T00:00:00.000Z", &TaskStatus::running(a.id.clone())).await;
-    assert!(matches!(dup, Err(MetadataError::TaskExists(ref id)) if id == "task_a"), "{dup:?}");
+    let dup = store
+        .insert_task(
+            &a,
+            "2024-01-02T00:00:00.000Z",
+            &TaskStatus::running(a.id.clone()),
+        )
+        .await;
+    assert!(
+        matches!(dup, Err(MetadataError::TaskExists(ref id)) if id == "task_a"),
+        "{dup:?}"
+    );
 
     let row = store.get_task(&a.id).await.unwrap().unwrap();
     assert_eq!(row.task, a);
@@ -30,32 +62,68 @@ async fn conformance(db: TestDb) {
     assert_eq!(row.info.task_type.as_deref(), Some("noop"));
     assert_eq!(row.info.group_id.as_deref(), Some("task_a"));
     assert_eq!(row.info.status.status, TaskState::Running);
-    assert!(store.get_task(&TaskId::new("missing").unwrap()).await.unwrap().is_none());
+    assert!(store
+        .get_task(&TaskId::new("missing").unwrap())
+        .await
+        .unwrap()
+        .is_none());
 
-    let active: Vec<String> = store.active_tasks().await.unwrap().into_iter().map(|r| r.info.id).collect();
+    let active: Vec<String> = store
+        .active_tasks()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.info.id)
+        .collect();
     assert_eq!(active, ["task_a", "task_b", "task_c"]);
 
     // The first terminal status wins; a second report changes nothing.
-    let done = TaskStatus::success(a.id.clone()).with_duration(12).with_location(TaskLocation::new("mm1", 8100));
+    let done = TaskStatus::success(a.id.clone())
+        .with_duration(12)
+        .with_location(TaskLocation::new("mm1", 8100));
     assert!(store.set_task_status(&done).await.unwrap());
-    assert!(!store.set_task_status(&TaskStatus::failure(a.id.clone(), "late")).await.unwrap());
+    assert!(!store
+        .set_task_status(&TaskStatus::failure(a.id.clone(), "late"))
+        .await
+        .unwrap());
     let info = store.get_task_info(&a.id).await.unwrap().unwrap();
     assert_eq!(info.status, done);
-    assert!(store.set_task_status(&TaskStatus::failure(b.id.clone(), "boom")).await.unwrap());
+    assert!(store
+        .set_task_status(&TaskStatus::failure(b.id.clone(), "boom"))
+        .await
+        .unwrap());
 
-    let active: Vec<String> = store.active_task_infos().await.unwrap().into_iter().map(|i| i.id).collect();
+    let active: Vec<String> = store
+        .active_task_infos()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
     assert_eq!(active, ["task_c"]);
 
-    let all = store.complete_task_infos(&CompleteTaskFilter::default()).await.unwrap();
+    let all = store
+        .complete_task_infos(&CompleteTaskFilter::default())
+        .await
+        .unwrap();
     let ids: Vec<&str> = all.iter().map(|i| i.id.as_str()).collect();
     assert_eq!(ids, ["task_b", "task_a"], "newest first");
     let wiki = store
-        .complete_task_infos(&CompleteTaskFilter { datasource: Some("wiki".into()), ..Default::default() })
+        .complete_task_infos(&CompleteTaskFilter {
+            datasource: Some("wiki".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(wiki.len(), 1);
     assert_eq!(wiki[0].id, "task_a");
-    let one = store.complete_task_infos(&CompleteTaskFilter { max: Some(1), ..Default::default() }).await.unwrap();
+    let one = store
+        .complete_task_infos(&CompleteTaskFilter {
+            max: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(one.len(), 1);
     let window = store
         .complete_task_infos(&CompleteTaskFilter {
@@ -68,12 +136,18 @@ async fn conformance(db: TestDb) {
     assert_eq!(window.len(), 1);
     assert_eq!(window[0].id, "task_b");
     let by_type = store
-        .complete_task_infos(&CompleteTaskFilter { task_type: Some("index".into()), ..Default::default() })
+        .complete_task_infos(&CompleteTaskFilter {
+            task_type: Some("index".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert!(by_type.is_empty());
 
-    let statuses = store.get_statuses(&[a.id.clone(), TaskId::new("nope").unwrap(), c.id.clone()]).await.unwrap();
+    let statuses = store
+        .get_statuses(&[a.id.clone(), TaskId::new("nope").unwrap(), c.id.clone()])
+        .await
+        .unwrap();
     assert_eq!(statuses.len(), 2);
     assert_eq!(statuses[1].status, TaskState::Running);
 

@@ -1,1 +1,119 @@
+//! The Drover middle manager: announces itself in ZooKeeper, runs assigned tasks in forked
+//! `drover-peon` processes, and reports their status back through ZooKeeper.
 
+pub mod config;
+pub mod forking;
+pub mod http;
+pub mod monitor;
+pub mod zk_worker;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use drover_core::task_logs::FileTaskLogs;
+use drover_core::{Worker, WorkerHost};
+use drover_zk::{ZkPaths, ZkSession};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::MiddleManagerConfig;
+use crate::forking::PortPool;
+use crate::monitor::{Monitor, MonitorConfig, Notice};
+use crate::zk_worker::{ZkWorker, ZkWrite};
+
+/// Runs until `stop` resolves, then stops every peon and flushes their statuses.
+pub async fn run(
+    config: MiddleManagerConfig,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let host = WorkerHost::new(config.worker_host())?;
+    std::fs::create_dir_all(&config.base_task_dir).with_context(|| {
+        format!(
+            "cannot create base_task_dir {}",
+            config.base_task_dir.display()
+        )
+    })?;
+    std::fs::create_dir_all(&config.task_log_dir).with_context(|| {
+        format!(
+            "cannot create task_log_dir {}",
+            config.task_log_dir.display()
+        )
+    })?;
+    let peon = config.peon_command();
+    anyhow::ensure!(
+        peon.exists(),
+        "peon binary {} not found (set peon_command)",
+        peon.display()
+    );
+
+    let listener = tokio::net::TcpListener::bind((config.bind_address.as_str(), config.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", config.bind_address, config.port))?;
+
+    let session = ZkSession::start(config.zk_connect.clone(), config.zk_session_timeout);
+    let zk = ZkWorker {
+        session,
+        paths: ZkPaths::new(&config.zk_base),
+        host: host.clone(),
+    };
+    let (writes_tx, writes_rx) = mpsc::unbounded_channel();
+    let (notices_tx, notices_rx) = mpsc::channel(1024);
+    let (enabled_tx, enabled_rx) = watch::channel(true);
+    let task_logs = FileTaskLogs::new(&config.task_log_dir);
+
+    let worker = Worker {
+        scheme: "http".into(),
+        host: host.to_string(),
+        ip: config.host.clone(),
+        capacity: config.capacity as i32,
+        version: config.version.clone(),
+        category: config.category.clone(),
+    };
+    let monitor = Monitor::new(
+        MonitorConfig {
+            worker_host: host.to_string(),
+            host: config.host.clone(),
+            base_task_dir: config.base_task_dir.clone(),
+            peon_command: peon,
+            task_logs: task_logs.clone(),
+            shutdown_grace: config.task_shutdown_timeout,
+        },
+        PortPool::new(config.peon_start_port, config.peon_end_port),
+        writes_tx.clone(),
+        notices_tx.clone(),
+    );
+    tokio::spawn(monitor.run(notices_rx));
+    let writer = tokio::spawn(zk.clone().run_writer(writes_rx));
+    tokio::spawn(zk.run_announcer(worker, enabled_rx, notices_tx.clone(), writes_tx.clone()));
+
+    let app = http::router(http::HttpState {
+        worker_host: host.to_string(),
+        enabled: enabled_tx,
+        notices: notices_tx.clone(),
+        base_task_dir: config.base_task_dir.clone(),
+        task_logs,
+    });
+    tracing::info!(worker = %host, capacity = config.capacity, "middle manager listening on {}:{}", config.bind_address, config.port);
+    let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                http_stop_rx.await.ok();
+            })
+            .await
+    });
+
+    stop.await;
+    tracing::info!("stopping running tasks");
+    let (tx, rx) = oneshot::channel();
+    if notices_tx.send(Notice::StopAll { reply: tx }).await.is_ok() {
+        let grace = config.task_shutdown_timeout + Duration::from_secs(5);
+        tokio::time::timeout(grace, rx).await.ok();
+    }
+    let (tx, rx) = oneshot::channel();
+    writes_tx.send(ZkWrite::Flush(tx)).ok();
+    tokio::time::timeout(Duration::from_secs(10), rx).await.ok();
+    writer.abort();
+    http_stop_tx.send(()).ok();
+    server.await.ok();
+    Ok(())
+}

@@ -1,1 +1,10 @@
-fn main() {}
+use clap::Parser;
+use drover_middle_manager::config::{Cli, MiddleManagerConfig};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = MiddleManagerConfig::load(&cli)?;
+    drover_service::init_logging(config.log_json);
+    drover_middle_manager::run(config, drover_service::shutdown_signal()).await
+}

@@ -1,1 +1,92 @@
+//! The Drover overlord: Druid's indexing API over a TaskQueue and a RemoteTaskRunner that hands
+//! tasks to middle managers through ZooKeeper.
 
+pub mod config;
+pub mod http;
+pub mod queue;
+pub mod runner;
+
+use anyhow::Context;
+use drover_core::task_logs::FileTaskLogs;
+use drover_metadata::MetadataStore;
+use drover_zk::{ZkPaths, ZkSession};
+use tokio::sync::mpsc;
+
+use crate::config::OverlordConfig;
+use crate::queue::QueueConfig;
+use crate::runner::RunnerConfig;
+
+/// Runs until `stop` resolves.
+pub async fn run(
+    config: OverlordConfig,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if let Some(path) = config.metadata_url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or(path);
+        if let Some(dir) = std::path::Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+    }
+    let store = MetadataStore::connect(&config.metadata_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the metadata store {}",
+                drover_metadata::redact(&config.metadata_url)
+            )
+        })?;
+    let listener = tokio::net::TcpListener::bind((config.bind_address.as_str(), config.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", config.bind_address, config.port))?;
+
+    let session = ZkSession::start(config.zk_connect.clone(), config.zk_session_timeout);
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let runner = runner::start(
+        RunnerConfig {
+            strategy: config.worker_select_strategy,
+            min_worker_version: config.min_worker_version.clone(),
+            task_assignment_timeout: config.task_assignment_timeout,
+            task_cleanup_timeout: config.task_cleanup_timeout,
+            task_shutdown_link_timeout: config.task_shutdown_link_timeout,
+        },
+        session,
+        ZkPaths::new(&config.zk_base),
+        config.zk_resync_period,
+        events_tx,
+    );
+    let queue = queue::start(
+        QueueConfig {
+            max_size: config.queue_max_size as usize,
+            storage_sync_period: config.storage_sync_period,
+        },
+        store.clone(),
+        runner.clone(),
+        events_rx,
+    );
+    let app = http::router(http::AppState {
+        store,
+        queue,
+        runner,
+        task_logs: FileTaskLogs::new(&config.task_log_dir),
+        http: reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .build()?,
+        advertised_url: config.advertised_url(),
+        max_task_payload_bytes: config.max_task_payload_bytes,
+        recently_finished_threshold: config.recently_finished_threshold,
+    });
+    tracing::info!(
+        "overlord listening on {}:{} as {}",
+        config.bind_address,
+        config.port,
+        config.advertised_url()
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await?;
+    Ok(())
+}

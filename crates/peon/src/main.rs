@@ -1,1 +1,114 @@
-fn main() {}
+//! `drover-peon <taskDir> <attemptId>`: runs exactly one task, as Druid's `internal peon` does.
+//!
+//! It reads `<taskDir>/task.json`, holds an exclusive lock on `<taskDir>/lock` (so two peons never
+//! run the same task on one host), exits with code 2 when its stdin reaches EOF (its middle manager
+//! died), runs the task, writes `<taskDir>/attempt/<attemptId>/status.json` and exits 0. Any other
+//! exit code means the task failed; the middle manager reads `status.json` only after exit 0.
+//!
+//! No async runtime: a noop peon should cost a millisecond and a few megabytes.
+
+mod lock;
+mod noop;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use drover_core::{IsReadyResult, Task, TaskKind, TaskStatus};
+
+/// Druid's `druid.indexer.task.directoryLockTimeout` default (PT10M).
+const DEFAULT_DIRECTORY_LOCK_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 3 || args[1].starts_with('-') {
+        eprintln!("usage: drover-peon <taskDir> <attemptId>");
+        return ExitCode::from(64);
+    }
+    let task_dir = PathBuf::from(&args[1]);
+    let attempt = &args[2];
+    if attempt.is_empty() || !attempt.chars().all(|c| c.is_ascii_alphanumeric()) {
+        eprintln!("drover-peon: attemptId must be alphanumeric, got {attempt:?}");
+        return ExitCode::from(64);
+    }
+    match run(&task_dir, attempt) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("drover-peon: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(task_dir: &Path, attempt: &str) -> Result<(), String> {
+    let started = Instant::now();
+    println!(
+        "drover-peon pid={} taskDir={} attempt={attempt}",
+        std::process::id(),
+        task_dir.display()
+    );
+
+    let task_file = task_dir.join("task.json");
+    let bytes = std::fs::read(&task_file)
+        .map_err(|e| format!("cannot read {}: {e}", task_file.display()))?;
+    let task = Task::from_json_bytes(&bytes)
+        .map_err(|e| format!("cannot parse {}: {e}", task_file.display()))?;
+
+    let lock_timeout = std::env::var("DROVER_PEON_DIRECTORY_LOCK_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(DEFAULT_DIRECTORY_LOCK_TIMEOUT);
+    let _lock = lock::lock_task_dir(&task_dir.join("lock"), lock_timeout)?;
+
+    watch_parent_via_stdin();
+
+    let status = match &task.kind {
+        TaskKind::Noop(spec) => match spec.is_ready_result {
+            IsReadyResult::Yes => noop::run(&task.id, spec),
+            IsReadyResult::No => TaskStatus::failure(
+                task.id.clone(),
+                "task is not ready to run (isReadyResult NO)",
+            ),
+            IsReadyResult::Exception => {
+                TaskStatus::failure(task.id.clone(), "isReady failed (isReadyResult EXCEPTION)")
+            }
+        },
+    };
+    let status = status.with_duration(started.elapsed().as_millis() as i64);
+    write_status(&task_dir.join("attempt").join(attempt), &status)?;
+    println!(
+        "drover-peon finished task {} with status {:?}",
+        task.id, status.status
+    );
+    Ok(())
+}
+
+/// The middle manager keeps our stdin open for as long as it lives; EOF means it is gone, and a
+/// task nobody will report on must not keep running (Druid's peon exits with 2 here too).
+fn watch_parent_via_stdin() {
+    std::thread::spawn(|| {
+        let mut buf = [0u8; 256];
+        let mut stdin = std::io::stdin();
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    eprintln!("drover-peon: stdin closed, the middle manager is gone; exiting");
+                    std::process::exit(2);
+                }
+                Ok(_) => {}
+            }
+        }
+    });
+}
+
+fn write_status(attempt_dir: &Path, status: &TaskStatus) -> Result<(), String> {
+    std::fs::create_dir_all(attempt_dir)
+        .map_err(|e| format!("cannot create {}: {e}", attempt_dir.display()))?;
+    let tmp = attempt_dir.join("status.json.tmp");
+    let json = serde_json::to_vec(status).expect("status serializes");
+    std::fs::write(&tmp, json).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, attempt_dir.join("status.json"))
+        .map_err(|e| format!("cannot write status.json: {e}"))
+}

@@ -1,1 +1,11 @@
+//! ZooKeeper for Drover: Druid's indexer paths, payload codec (plain or gzipped JSON), and a
+//! session keeper that replaces an expired session with a new one.
 
+mod codec;
+mod paths;
+mod session;
+
+pub use codec::{decode_json, encode_json, CodecError};
+pub use paths::ZkPaths;
+pub use session::{ensure_path, with_timeout, ZkError, ZkSession};
+pub use zookeeper_client as client;

@@ -1,0 +1,282 @@
+//! WorkerTaskMonitor: one task owns every running peon and decides everything about them, fed by
+//! notices from ZooKeeper (assignments), from peon supervisors (exits) and from the HTTP API
+//! (shutdowns). It never blocks on ZooKeeper: status writes go to the ordered writer.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use drover_core::task_logs::FileTaskLogs;
+use drover_core::{Task, TaskAnnouncement, TaskId, TaskLocation, TaskResource, TaskStatus};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::forking::{self, Control, PortPool, TaskDir};
+use crate::zk_worker::ZkWrite;
+
+/// How many finished task ids are remembered, so a repeated assignment is not run twice.
+const COMPLETED_MEMORY: usize = 10_000;
+
+#[derive(Debug)]
+pub enum Notice {
+    /// The overlord assigned a task (RunNotice).
+    Assigned(Task),
+    /// An assignment znode could not be read as a task.
+    BadAssignment { id: TaskId, error: String },
+    /// A peon exited (StatusNotice).
+    Exited { id: TaskId, status: TaskStatus },
+    /// Shut a task down: SIGTERM, then SIGKILL.
+    Shutdown {
+        id: TaskId,
+        reply: oneshot::Sender<()>,
+    },
+    /// Running task ids.
+    ListTasks { reply: oneshot::Sender<Vec<TaskId>> },
+    /// Stop every peon and wait for them (middle manager shutdown).
+    StopAll { reply: oneshot::Sender<()> },
+}
+
+pub struct MonitorConfig {
+    pub worker_host: String,
+    /// Host part of `worker_host`, for peon locations.
+    pub host: String,
+    pub base_task_dir: PathBuf,
+    pub peon_command: PathBuf,
+    pub task_logs: FileTaskLogs,
+    pub shutdown_grace: Duration,
+}
+
+struct Running {
+    task: Task,
+    port: u16,
+    control: mpsc::Sender<Control>,
+    location: TaskLocation,
+    started: Instant,
+}
+
+pub struct Monitor {
+    config: Arc<MonitorConfig>,
+    ports: PortPool,
+    running: HashMap<TaskId, Running>,
+    completed: VecDeque<TaskId>,
+    completed_set: std::collections::HashSet<TaskId>,
+    writes: mpsc::UnboundedSender<ZkWrite>,
+    notices_tx: mpsc::Sender<Notice>,
+    stop_waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl Monitor {
+    pub fn new(
+        config: MonitorConfig,
+        ports: PortPool,
+        writes: mpsc::UnboundedSender<ZkWrite>,
+        notices_tx: mpsc::Sender<Notice>,
+    ) -> Self {
+        Monitor {
+            config: Arc::new(config),
+            ports,
+            running: HashMap::new(),
+            completed: VecDeque::new(),
+            completed_set: Default::default(),
+            writes,
+            notices_tx,
+            stop_waiters: Vec::new(),
+        }
+    }
+
+    pub async fn run(mut self, mut notices: mpsc::Receiver<Notice>) {
+        while let Some(notice) = notices.recv().await {
+            self.handle(notice);
+        }
+    }
+
+    fn handle(&mut self, notice: Notice) {
+        match notice {
+            Notice::Assigned(task) => self.on_assigned(task),
+            Notice::BadAssignment { id, error } => {
+                tracing::error!(task = %id, %error, "unreadable assignment; reporting it FAILED");
+                let status = TaskStatus::failure(
+                    id.clone(),
+                    format!("Middle manager could not read the task: {error}"),
+                );
+                self.announce(&status, "unknown", TaskResource::for_task(&id), "unknown");
+                self.writes.send(ZkWrite::DeleteAssignment(id)).ok();
+            }
+            Notice::Exited { id, status } => self.on_exited(id, status),
+            Notice::Shutdown { id, reply } => {
+                if let Some(r) = self.running.get(&id) {
+                    tracing::info!(task = %id, "shutting down task");
+                    r.control
+                        .try_send(Control::Terminate {
+                            grace: self.config.shutdown_grace,
+                        })
+                        .ok();
+                }
+                reply.send(()).ok();
+            }
+            Notice::ListTasks { reply } => {
+                reply.send(self.running.keys().cloned().collect()).ok();
+            }
+            Notice::StopAll { reply } => {
+                for r in self.running.values() {
+                    r.control
+                        .try_send(Control::Terminate {
+                            grace: self.config.shutdown_grace,
+                        })
+                        .ok();
+                }
+                if self.running.is_empty() {
+                    reply.send(()).ok();
+                } else {
+                    self.stop_waiters.push(reply);
+                }
+            }
+        }
+    }
+
+    fn on_assigned(&mut self, task: Task) {
+        if self.running.contains_key(&task.id) || self.completed_set.contains(&task.id) {
+            // Seen again after a re-list; it is ours already.
+            self.writes
+                .send(ZkWrite::DeleteAssignment(task.id.clone()))
+                .ok();
+            return;
+        }
+        if !self.stop_waiters.is_empty() {
+            tracing::info!(task = %task.id, "stopping; not starting new task");
+            return;
+        }
+        let id = task.id.clone();
+        match self.start(task) {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(task = %id, error = %e, "could not start peon");
+                let status = TaskStatus::failure(
+                    id.clone(),
+                    format!("Failed to run task with an exception: {e}"),
+                );
+                self.announce(&status, "unknown", TaskResource::for_task(&id), "unknown");
+                self.remember_completed(id.clone());
+                self.writes.send(ZkWrite::DeleteAssignment(id)).ok();
+            }
+        }
+    }
+
+    fn start(&mut self, task: Task) -> Result<(), String> {
+        let port = self
+            .ports
+            .take(forking::port_is_bindable)
+            .ok_or_else(|| "no free port left in the peon port range".to_string())?;
+        let dir = TaskDir::prepare(&self.config.base_task_dir, &task).map_err(|e| {
+            self.ports.release(port);
+            format!("cannot prepare the task directory: {e}")
+        })?;
+        let child = forking::spawn_peon(
+            &self.config.peon_command,
+            &dir,
+            &self.config.worker_host,
+            port,
+        )
+        .map_err(|e| {
+            self.ports.release(port);
+            format!("cannot start {}: {e}", self.config.peon_command.display())
+        })?;
+        let pid = child.id();
+        let (control_tx, control_rx) = mpsc::channel(4);
+        let location = TaskLocation::new(self.config.host.clone(), port as i32);
+        tracing::info!(task = %task.id, ?pid, port, "peon started");
+
+        // Announce RUNNING with its location, then withdraw the assignment (Druid's order).
+        let running = TaskStatus::running(task.id.clone()).with_location(location.clone());
+        self.announce(
+            &running,
+            &task.task_type,
+            task.resource.clone(),
+            &task.data_source,
+        );
+        self.writes
+            .send(ZkWrite::DeleteAssignment(task.id.clone()))
+            .ok();
+
+        let id = task.id.clone();
+        let notices = self.notices_tx.clone();
+        let config = self.config.clone();
+        tokio::spawn(async move {
+            let exit = forking::supervise(child, control_rx).await;
+            let status = forking::status_after_exit(&id, &exit, &dir);
+            // The log is pushed before the final status is announced, so whoever sees the
+            // status can read the whole log.
+            let (logs, log_path, root) = (config.task_logs.clone(), dir.log(), dir.root.clone());
+            let id2 = id.clone();
+            let pushed = tokio::task::spawn_blocking(move || {
+                let pushed = logs.push(&id2, &log_path);
+                if pushed.is_ok() {
+                    std::fs::remove_dir_all(&root).ok();
+                }
+                pushed
+            })
+            .await;
+            if let Ok(Err(e)) | Err(e) = pushed.map_err(std::io::Error::other) {
+                tracing::error!(task = %id, error = %e, "could not push the task log; keeping the task directory");
+            }
+            notices.send(Notice::Exited { id, status }).await.ok();
+        });
+        self.running.insert(
+            task.id.clone(),
+            Running {
+                task,
+                port,
+                control: control_tx,
+                location,
+                started: Instant::now(),
+            },
+        );
+        Ok(())
+    }
+
+    fn on_exited(&mut self, id: TaskId, status: TaskStatus) {
+        let Some(r) = self.running.remove(&id) else {
+            return;
+        };
+        self.ports.release(r.port);
+        let mut status = status.with_location(r.location.clone());
+        if status.duration < 0 {
+            status.duration = r.started.elapsed().as_millis() as i64;
+        }
+        tracing::info!(task = %id, status = ?status.status, error = ?status.error_msg, "task finished");
+        self.announce(
+            &status,
+            &r.task.task_type,
+            r.task.resource.clone(),
+            &r.task.data_source,
+        );
+        self.remember_completed(id);
+        if self.running.is_empty() {
+            for waiter in self.stop_waiters.drain(..) {
+                waiter.send(()).ok();
+            }
+        }
+    }
+
+    fn announce(
+        &self,
+        status: &TaskStatus,
+        task_type: &str,
+        resource: TaskResource,
+        data_source: &str,
+    ) {
+        let announcement = TaskAnnouncement::new(status.clone(), task_type, resource, data_source);
+        self.writes.send(ZkWrite::Status(announcement)).ok();
+    }
+
+    fn remember_completed(&mut self, id: TaskId) {
+        if self.completed_set.insert(id.clone()) {
+            self.completed.push_back(id);
+        }
+        while self.completed.len() > COMPLETED_MEMORY {
+            if let Some(old) = self.completed.pop_front() {
+                self.completed_set.remove(&old);
+            }
+        }
+    }
+}

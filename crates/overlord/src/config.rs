@@ -1,0 +1,200 @@
+//! Overlord settings: TOML file, then `DROVER_OVERLORD_*` environment variables, then flags.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+use crate::runner::select::SelectStrategy;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverlordConfig {
+    /// Host advertised as the leader URL (`druid.host`).
+    pub host: String,
+    /// HTTP port (`druid.plaintextPort`).
+    pub port: u16,
+    pub bind_address: String,
+    /// `sqlite://path`, `postgres://...` or `mysql://...` (`druid.metadata.storage.connector.connectURI`).
+    pub metadata_url: String,
+    pub zk_connect: String,
+    pub zk_base: String,
+    #[serde(with = "humantime_serde")]
+    pub zk_session_timeout: Duration,
+    /// Task-log storage directory shared with the middle managers (`druid.indexer.logs.directory`).
+    pub task_log_dir: PathBuf,
+    /// Most tasks the queue holds (`druid.indexer.queue.maxSize`); more are answered with 429.
+    pub queue_max_size: u32,
+    /// Largest task body accepted (`druid.indexer.queue.maxTaskPayloadSize`).
+    pub max_task_payload_bytes: usize,
+    /// How often the queue re-reads active tasks from storage (`druid.indexer.queue.storageSyncRate`).
+    #[serde(with = "humantime_serde")]
+    pub storage_sync_period: Duration,
+    /// `druid.indexer.runner.taskAssignmentTimeout`.
+    #[serde(with = "humantime_serde")]
+    pub task_assignment_timeout: Duration,
+    /// How long a vanished worker's tasks wait for it to come back (`druid.indexer.runner.taskCleanupTimeout`).
+    #[serde(with = "humantime_serde")]
+    pub task_cleanup_timeout: Duration,
+    /// `druid.indexer.runner.taskShutdownLinkTimeout`.
+    #[serde(with = "humantime_serde")]
+    pub task_shutdown_link_timeout: Duration,
+    /// How often the runner re-reads all worker and status znodes to repair missed events.
+    #[serde(with = "humantime_serde")]
+    pub zk_resync_period: Duration,
+    /// `equalDistribution` or `fillCapacity`.
+    pub worker_select_strategy: SelectStrategy,
+    /// `druid.indexer.runner.minWorkerVersion` (compared as a string).
+    pub min_worker_version: String,
+    /// Completed tasks listed when no interval is given (`druid.indexer.storage.recentlyFinishedThreshold`).
+    #[serde(with = "humantime_serde")]
+    pub recently_finished_threshold: Duration,
+    pub log_json: bool,
+}
+
+impl Default for OverlordConfig {
+    fn default() -> Self {
+        OverlordConfig {
+            host: "127.0.0.1".into(),
+            port: 8090,
+            bind_address: "0.0.0.0".into(),
+            metadata_url: "sqlite://var/overlord/metadata.db".into(),
+            zk_connect: "127.0.0.1:2181".into(),
+            zk_base: "/druid".into(),
+            zk_session_timeout: Duration::from_secs(30),
+            task_log_dir: "var/task-logs".into(),
+            queue_max_size: u32::MAX,
+            max_task_payload_bytes: 60 * 1024 * 1024,
+            storage_sync_period: Duration::from_secs(60),
+            task_assignment_timeout: Duration::from_secs(300),
+            task_cleanup_timeout: Duration::from_secs(900),
+            task_shutdown_link_timeout: Duration::from_secs(60),
+            zk_resync_period: Duration::from_secs(60),
+            worker_select_strategy: SelectStrategy::EqualDistribution,
+            min_worker_version: "0".into(),
+            recently_finished_threshold: Duration::from_secs(24 * 3600),
+            log_json: false,
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "drover-overlord",
+    version,
+    about = "Drover overlord: Druid's indexing API"
+)]
+pub struct Cli {
+    /// TOML config file.
+    #[arg(long, env = "DROVER_OVERLORD_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+#[derive(Debug, Default, clap::Args, Serialize)]
+pub struct Overrides {
+    #[arg(long, env = "DROVER_OVERLORD_HOST")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[arg(long, env = "DROVER_OVERLORD_BIND_ADDRESS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind_address: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_METADATA_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_url: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_ZK_CONNECT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zk_connect: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_ZK_BASE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zk_base: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_ZK_SESSION_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zk_session_timeout: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_TASK_LOG_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_log_dir: Option<PathBuf>,
+    #[arg(long, env = "DROVER_OVERLORD_QUEUE_MAX_SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_max_size: Option<u32>,
+    #[arg(long, env = "DROVER_OVERLORD_MAX_TASK_PAYLOAD_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_task_payload_bytes: Option<usize>,
+    #[arg(long, env = "DROVER_OVERLORD_STORAGE_SYNC_PERIOD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_sync_period: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_TASK_ASSIGNMENT_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_assignment_timeout: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_TASK_CLEANUP_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_cleanup_timeout: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_TASK_SHUTDOWN_LINK_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_shutdown_link_timeout: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_ZK_RESYNC_PERIOD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zk_resync_period: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_WORKER_SELECT_STRATEGY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_select_strategy: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_MIN_WORKER_VERSION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_worker_version: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_RECENTLY_FINISHED_THRESHOLD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recently_finished_threshold: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_LOG_JSON")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_json: Option<bool>,
+}
+
+impl OverlordConfig {
+    pub fn load(cli: &Cli) -> anyhow::Result<Self> {
+        let config: Self =
+            drover_service::load_config(Self::default(), cli.config.as_deref(), &cli.overrides)?;
+        anyhow::ensure!(
+            config.queue_max_size >= 1,
+            "queue_max_size must be at least 1"
+        );
+        Ok(config)
+    }
+
+    pub fn advertised_url(&self) -> String {
+        format!("http://{}:{}", self.host, self.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn strategy_and_durations_parse_from_flags() {
+        let cli = Cli::try_parse_from([
+            "overlord",
+            "--worker-select-strategy",
+            "fillCapacity",
+            "--task-cleanup-timeout",
+            "2s",
+        ])
+        .unwrap();
+        let config = OverlordConfig::load(&cli).unwrap();
+        assert_eq!(config.worker_select_strategy, SelectStrategy::FillCapacity);
+        assert_eq!(config.task_cleanup_timeout, Duration::from_secs(2));
+        let bad = Cli::try_parse_from(["overlord", "--worker-select-strategy", "random"]).unwrap();
+        assert!(OverlordConfig::load(&bad).is_err());
+    }
+}

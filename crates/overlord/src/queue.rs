@@ -1,0 +1,389 @@
+//! TaskQueue (reference §6) as one task that owns the queue. Tasks are inserted into storage
+//! before they enter the queue; a terminal status is persisted before the runner is told to clean
+//! up, and only `WHERE active = TRUE`, so every accepted task ends in exactly one terminal status.
+//! A status that cannot be persisted (database down) is kept and retried, never dropped.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use drover_core::{IsReadyResult, Task, TaskId, TaskKind, TaskStatus};
+use drover_metadata::{MetadataError, MetadataStore};
+use indexmap::IndexMap;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::runner::{RunnerEvent, RunnerHandle};
+
+const TICK: Duration = Duration::from_millis(500);
+const STORAGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("Task queue already contains [{size}] tasks; the limit is [{max}] (queue_max_size)")]
+    Full { size: usize, max: usize },
+    #[error("Task [{0}] already exists")]
+    Exists(String),
+    #[error(transparent)]
+    Storage(#[from] MetadataError),
+    #[error("the metadata store did not answer in {0:?}")]
+    StorageTimeout(Duration),
+    #[error("the task queue is not running")]
+    Stopped,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    pub max_size: usize,
+    pub storage_sync_period: Duration,
+}
+
+enum QueueMsg {
+    Add {
+        task: Task,
+        reply: oneshot::Sender<Result<(), QueueError>>,
+    },
+    Shutdown {
+        id: TaskId,
+        reason: String,
+        reply: oneshot::Sender<()>,
+    },
+}
+
+#[derive(Clone)]
+pub struct QueueHandle {
+    tx: mpsc::Sender<QueueMsg>,
+}
+
+impl QueueHandle {
+    /// Stores the task, then queues it.
+    pub async fn add(&self, task: Task) -> Result<(), QueueError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(QueueMsg::Add { task, reply })
+            .await
+            .map_err(|_| QueueError::Stopped)?;
+        rx.await.map_err(|_| QueueError::Stopped)?
+    }
+
+    /// Fails a queued task with `reason`; unknown ids are ignored, as in Druid.
+    pub async fn shutdown(&self, id: TaskId, reason: impl Into<String>) -> Result<(), QueueError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(QueueMsg::Shutdown {
+                id,
+                reason: reason.into(),
+                reply,
+            })
+            .await
+            .map_err(|_| QueueError::Stopped)?;
+        rx.await.map_err(|_| QueueError::Stopped)
+    }
+}
+
+struct Queued {
+    task: Arc<Task>,
+    added: Instant,
+    /// Handed to the runner.
+    submitted: bool,
+}
+
+struct TaskQueue {
+    config: QueueConfig,
+    store: MetadataStore,
+    runner: RunnerHandle,
+    tasks: IndexMap<TaskId, Queued>,
+    /// Terminal statuses the store has not taken yet; retried every tick.
+    unpersisted: IndexMap<TaskId, (TaskStatus, bool)>,
+    runner_ready: bool,
+    last_storage_sync: Instant,
+}
+
+pub fn start(
+    config: QueueConfig,
+    store: MetadataStore,
+    runner: RunnerHandle,
+    runner_events: mpsc::UnboundedReceiver<RunnerEvent>,
+) -> QueueHandle {
+    let (tx, rx) = mpsc::channel(1024);
+    let queue = TaskQueue {
+        config,
+        store,
+        runner,
+        tasks: IndexMap::new(),
+        unpersisted: IndexMap::new(),
+        runner_ready: false,
+        last_storage_sync: Instant::now(),
+    };
+    tokio::spawn(queue.run(rx, runner_events));
+    QueueHandle { tx }
+}
+
+async fn bounded<T>(
+    f: impl std::future::Future<Output = Result<T, MetadataError>>,
+) -> Result<T, QueueError> {
+    match tokio::time::timeout(STORAGE_TIMEOUT, f).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(QueueError::StorageTimeout(STORAGE_TIMEOUT)),
+    }
+}
+
+impl TaskQueue {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<QueueMsg>,
+        mut events: mpsc::UnboundedReceiver<RunnerEvent>,
+    ) {
+        // Active tasks from storage first: everything accepted before a restart runs again, and
+        // statuses the runner rediscovers find their tasks here.
+        let mut backoff = Duration::from_millis(200);
+        while let Err(e) = self.sync_from_storage().await {
+            tracing::error!(error = %e, "cannot load active tasks from the metadata store; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+        tracing::info!(tasks = self.tasks.len(), "task queue loaded from storage");
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(QueueMsg::Add { task, reply }) => {
+                        let r = self.add(task).await;
+                        reply.send(r).ok();
+                    }
+                    Some(QueueMsg::Shutdown { id, reason, reply }) => {
+                        if self.tasks.contains_key(&id) {
+                            tracing::info!(task = %id, %reason, "shutting down task");
+                            self.complete(TaskStatus::failure(id, reason), false).await;
+                        }
+                        reply.send(()).ok();
+                    }
+                    None => return,
+                },
+                event = events.recv() => match event {
+                    Some(event) => self.on_runner_event(event).await,
+                    None => return,
+                },
+                _ = tick.tick() => self.on_tick().await,
+            }
+            self.manage().await;
+        }
+    }
+
+    async fn add(&mut self, task: Task) -> Result<(), QueueError> {
+        if self.tasks.len() >= self.config.max_size {
+            return Err(QueueError::Full {
+                size: self.tasks.len(),
+                max: self.config.max_size,
+            });
+        }
+        let created = drover_core::time::now_iso();
+        match bounded(self.store.insert_task(
+            &task,
+            &created,
+            &TaskStatus::running(task.id.clone()),
+        ))
+        .await
+        {
+            Ok(()) => {}
+            Err(QueueError::Storage(MetadataError::TaskExists(id))) => {
+                return Err(QueueError::Exists(id))
+            }
+            Err(e) => return Err(e),
+        }
+        tracing::info!(task = %task.id, r#type = %task.task_type, "task accepted");
+        self.tasks.insert(
+            task.id.clone(),
+            Queued {
+                task: Arc::new(task),
+                added: Instant::now(),
+                submitted: false,
+            },
+        );
+        Ok(())
+    }
+
+    async fn on_runner_event(&mut self, event: RunnerEvent) {
+        match event {
+            RunnerEvent::Ready => self.runner_ready = true,
+            RunnerEvent::Status(status) if status.is_complete() => {
+                if self.tasks.contains_key(&status.id) {
+                    self.complete(status, true).await;
+                } else if !self.unpersisted.contains_key(&status.id) {
+                    // Already complete in storage (or never ours): just clean up ZooKeeper.
+                    self.runner.cleanup(status.id);
+                }
+            }
+            RunnerEvent::Status(status) => {
+                if !self.tasks.contains_key(&status.id)
+                    && !self.unpersisted.contains_key(&status.id)
+                {
+                    tracing::warn!(task = %status.id, "runner has a task that is not active in storage; shutting it down");
+                    self.runner
+                        .shutdown(status.id, "Task is not in knownTaskIds");
+                }
+            }
+        }
+    }
+
+    /// Persists a terminal status first, then tells the runner: `cleanup` when the runner
+    /// reported it, `shutdown` when the queue decided it.
+    async fn complete(&mut self, status: TaskStatus, from_runner: bool) {
+        let id = status.id.clone();
+        self.tasks.shift_remove(&id);
+        match bounded(self.store.set_task_status(&status)).await {
+            Ok(updated) => {
+                if !updated {
+                    tracing::warn!(task = %id, "ignoring status for a task already complete in storage");
+                }
+                tracing::info!(task = %id, status = ?status.status, error = ?status.error_msg, "task complete");
+                self.after_persist(&status, from_runner);
+            }
+            Err(e) => {
+                tracing::error!(task = %id, error = %e, "cannot persist task status; will retry");
+                self.unpersisted.insert(id, (status, from_runner));
+            }
+        }
+    }
+
+    fn after_persist(&self, status: &TaskStatus, from_runner: bool) {
+        if from_runner {
+            self.runner.cleanup(status.id.clone());
+        } else {
+            self.runner.shutdown(
+                status.id.clone(),
+                status.error_msg.clone().unwrap_or_default(),
+            );
+        }
+    }
+
+    async fn on_tick(&mut self) {
+        let pending: Vec<(TaskId, (TaskStatus, bool))> = self.unpersisted.drain(..).collect();
+        for (id, (status, from_runner)) in pending {
+            match bounded(self.store.set_task_status(&status)).await {
+                Ok(_) => self.after_persist(&status, from_runner),
+                Err(_) => {
+                    self.unpersisted.insert(id, (status, from_runner));
+                }
+            }
+        }
+        if self.last_storage_sync.elapsed() >= self.config.storage_sync_period {
+            if let Err(e) = self.sync_from_storage().await {
+                tracing::warn!(error = %e, "storage sync failed");
+            }
+        }
+    }
+
+    /// Druid's `syncFromStorage`: tasks added to storage by someone else join the queue; tasks
+    /// no longer active there leave it.
+    async fn sync_from_storage(&mut self) -> Result<(), QueueError> {
+        self.last_storage_sync = Instant::now();
+        let active = bounded(self.store.active_task_infos()).await?;
+        let active_ids: std::collections::HashSet<&str> =
+            active.iter().map(|i| i.id.as_str()).collect();
+        let gone: Vec<TaskId> = self
+            .tasks
+            .keys()
+            .filter(|id| !active_ids.contains(id.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            tracing::info!(task = %id, "task is no longer active in storage; removing it from the queue");
+            self.tasks.shift_remove(&id);
+            self.runner
+                .shutdown(id, "Task is no longer active in storage");
+        }
+        for info in active {
+            let Ok(id) = TaskId::new(info.id.clone()) else {
+                continue;
+            };
+            if self.tasks.contains_key(&id) || self.unpersisted.contains_key(&id) {
+                continue;
+            }
+            if let Some(row) = bounded(self.store.get_task(&id)).await? {
+                self.tasks.insert(
+                    id,
+                    Queued {
+                        task: Arc::new(row.task),
+                        added: Instant::now(),
+                        submitted: false,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands ready tasks to the runner, in insertion order.
+    async fn manage(&mut self) {
+        if !self.runner_ready {
+            return;
+        }
+        let mut failed = Vec::new();
+        for (id, q) in self.tasks.iter_mut().filter(|(_, q)| !q.submitted) {
+            match is_ready(&q.task, q.added) {
+                Readiness::Ready => {
+                    self.runner.run(q.task.clone());
+                    q.submitted = true;
+                }
+                Readiness::NotYet => {}
+                Readiness::Failed(msg) => failed.push(TaskStatus::failure(id.clone(), msg)),
+            }
+        }
+        for status in failed {
+            self.complete(status, false).await;
+        }
+    }
+}
+
+enum Readiness {
+    Ready,
+    /// Stays WAITING (Druid: `isReady` returned false).
+    NotYet,
+    Failed(String),
+}
+
+/// Druid's `Task.isReady`, without blocking: a noop's `isReadyTime` delays readiness from the
+/// moment it was queued.
+fn is_ready(task: &Task, added: Instant) -> Readiness {
+    match &task.kind {
+        TaskKind::Noop(spec) => match spec.is_ready_result {
+            IsReadyResult::Exception => {
+                Readiness::Failed("isReady failed: isReadyResult is EXCEPTION".into())
+            }
+            IsReadyResult::No => Readiness::NotYet,
+            IsReadyResult::Yes
+                if added.elapsed() < Duration::from_millis(spec.is_ready_time_ms) =>
+            {
+                Readiness::NotYet
+            }
+            IsReadyResult::Yes => Readiness::Ready,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noop(extra: &str) -> Task {
+        Task::from_json_bytes(format!(r#"{{"type":"noop","id":"t"{extra}}}"#).as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn readiness_follows_noop_settings() {
+        let now = Instant::now();
+        assert!(matches!(is_ready(&noop(""), now), Readiness::Ready));
+        assert!(matches!(
+            is_ready(&noop(r#","isReadyResult":"NO""#), now),
+            Readiness::NotYet
+        ));
+        assert!(matches!(
+            is_ready(&noop(r#","isReadyResult":"EXCEPTION""#), now),
+            Readiness::Failed(_)
+        ));
+        assert!(matches!(
+            is_ready(&noop(r#","isReadyTime":60000"#), now),
+            Readiness::NotYet
+        ));
+    }
+}

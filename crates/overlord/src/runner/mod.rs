@@ -1,0 +1,117 @@
+//! RemoteTaskRunner over ZooKeeper (reference §5): one task owns all runner state — pending
+//! tasks, assignments, workers and what their status znodes say — and is fed messages by the
+//! TaskQueue, the ZooKeeper watcher and its own timer. ZooKeeper writes and HTTP calls to workers
+//! are spawned, so the loop never waits on I/O; their outcome comes back as messages.
+
+pub mod select;
+mod state;
+pub mod zk_watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_core::{Task, TaskAnnouncement, TaskId, TaskStatus, Worker, WorkerHost};
+use drover_zk::{ZkPaths, ZkSession};
+use tokio::sync::{mpsc, oneshot};
+
+pub use state::{RunnerSnapshot, RunnerTaskView, WorkerView};
+
+use self::select::SelectStrategy;
+use self::state::RunnerState;
+
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    pub strategy: SelectStrategy,
+    pub min_worker_version: String,
+    pub task_assignment_timeout: Duration,
+    pub task_cleanup_timeout: Duration,
+    pub task_shutdown_link_timeout: Duration,
+}
+
+/// What the runner tells the TaskQueue.
+#[derive(Debug)]
+pub enum RunnerEvent {
+    /// The runner has read ZooKeeper once and knows which tasks are already running.
+    Ready,
+    /// A task's status changed: RUNNING (with its location) or terminal.
+    Status(TaskStatus),
+}
+
+/// What ZooKeeper told the watcher.
+#[derive(Debug)]
+pub enum ZkEvent {
+    WorkerUpserted(Worker),
+    WorkerRemoved(WorkerHost),
+    StatusUpserted(WorkerHost, TaskAnnouncement),
+    StatusRemoved(WorkerHost, TaskId),
+    /// Everything under the announcement and status paths, read in one pass.
+    FullSync {
+        workers: Vec<Worker>,
+        statuses: Vec<(WorkerHost, Vec<TaskAnnouncement>)>,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) enum RunnerMsg {
+    Run(Arc<Task>),
+    Shutdown {
+        id: TaskId,
+        reason: String,
+    },
+    /// The queue has persisted a terminal status: forget the task and delete its status znode.
+    Cleanup(TaskId),
+    Snapshot(oneshot::Sender<RunnerSnapshot>),
+    Zk(ZkEvent),
+    /// Creating the assignment znode failed: put the task back.
+    AssignFailed {
+        id: TaskId,
+        worker: WorkerHost,
+        error: String,
+    },
+}
+
+#[derive(Clone)]
+pub struct RunnerHandle {
+    tx: mpsc::UnboundedSender<RunnerMsg>,
+}
+
+impl RunnerHandle {
+    pub fn run(&self, task: Arc<Task>) {
+        self.tx.send(RunnerMsg::Run(task)).ok();
+    }
+
+    pub fn shutdown(&self, id: TaskId, reason: impl Into<String>) {
+        self.tx
+            .send(RunnerMsg::Shutdown {
+                id,
+                reason: reason.into(),
+            })
+            .ok();
+    }
+
+    pub fn cleanup(&self, id: TaskId) {
+        self.tx.send(RunnerMsg::Cleanup(id)).ok();
+    }
+
+    pub async fn snapshot(&self) -> Option<RunnerSnapshot> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(RunnerMsg::Snapshot(tx)).ok()?;
+        rx.await.ok()
+    }
+}
+
+/// Starts the runner and its ZooKeeper watcher; events for the queue go to `events`.
+pub fn start(
+    config: RunnerConfig,
+    session: ZkSession,
+    paths: ZkPaths,
+    resync_period: Duration,
+    events: mpsc::UnboundedSender<RunnerEvent>,
+) -> RunnerHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handle = RunnerHandle { tx: tx.clone() };
+    let state = RunnerState::new(config, session.clone(), paths.clone(), events, tx.clone());
+    tokio::spawn(state.run(rx));
+    tokio::spawn(zk_watch::run(session, paths, resync_period, tx));
+    handle
+}

@@ -1,0 +1,709 @@
+//! The runner's state and the loop that owns it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use drover_core::{
+    RunnerTaskState, Task, TaskAnnouncement, TaskId, TaskLocation, TaskResource, TaskStatus,
+    Worker, WorkerHost,
+};
+use drover_zk::client::{Acls, CreateMode, Error as ZkClientError};
+use drover_zk::{with_timeout, ZkError, ZkPaths, ZkSession};
+use indexmap::IndexMap;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::select::{select_worker, Candidate};
+use super::{RunnerConfig, RunnerEvent, RunnerMsg, ZkEvent};
+
+const TICK: Duration = Duration::from_millis(250);
+const ZK_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a failed assignment write, the worker is skipped for this long.
+const ASSIGN_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Place {
+    Pending,
+    /// Assignment znode written; waiting for the worker's first status.
+    Assigned {
+        worker: WorkerHost,
+        deadline: Instant,
+    },
+    Running {
+        worker: WorkerHost,
+    },
+    /// Terminal status known; waiting for the queue to persist it and call cleanup.
+    Complete {
+        worker: Option<WorkerHost>,
+    },
+}
+
+struct Entry {
+    task: Option<Arc<Task>>,
+    place: Place,
+    resource: TaskResource,
+    status: TaskStatus,
+}
+
+impl Entry {
+    fn worker(&self) -> Option<&WorkerHost> {
+        match &self.place {
+            Place::Assigned { worker, .. } | Place::Running { worker } => Some(worker),
+            Place::Complete { worker } => worker.as_ref(),
+            Place::Pending => None,
+        }
+    }
+
+    /// Tasks holding capacity on a worker: assigned or running.
+    fn occupies(&self) -> Option<&WorkerHost> {
+        match &self.place {
+            Place::Assigned { worker, .. } | Place::Running { worker } => Some(worker),
+            _ => None,
+        }
+    }
+}
+
+struct WorkerEntry {
+    /// `None` for a worker known only from its status path (it vanished before we saw it).
+    worker: Option<Worker>,
+    announced: bool,
+    cleanup_at: Option<Instant>,
+    awaiting_ack: Option<TaskId>,
+    skip_until: Option<Instant>,
+    last_completed: Option<String>,
+}
+
+impl WorkerEntry {
+    fn unannounced() -> Self {
+        WorkerEntry {
+            worker: None,
+            announced: false,
+            cleanup_at: None,
+            awaiting_ack: None,
+            skip_until: None,
+            last_completed: None,
+        }
+    }
+}
+
+/// A task as the API sees it.
+#[derive(Debug, Clone)]
+pub struct RunnerTaskView {
+    pub id: TaskId,
+    pub state: RunnerTaskState,
+    pub worker: Option<WorkerHost>,
+    pub location: TaskLocation,
+}
+
+/// Druid's ImmutableWorkerInfo.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerView {
+    pub worker: Worker,
+    pub curr_capacity_used: i32,
+    pub curr_parallel_index_capacity_used: i32,
+    pub availability_groups: Vec<String>,
+    pub running_tasks: Vec<TaskId>,
+    pub last_completed_task_time: Option<String>,
+    pub blacklisted_until: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunnerSnapshot {
+    pub tasks: Vec<RunnerTaskView>,
+    pub workers: Vec<WorkerView>,
+}
+
+impl RunnerSnapshot {
+    pub fn task(&self, id: &TaskId) -> Option<&RunnerTaskView> {
+        self.tasks.iter().find(|t| &t.id == id)
+    }
+
+    pub fn worker_url(&self, host: &WorkerHost) -> String {
+        self.workers
+            .iter()
+            .find(|w| w.worker.host == host.as_str())
+            .map(|w| w.worker.base_url())
+            .unwrap_or_else(|| format!("http://{host}"))
+    }
+}
+
+pub(crate) struct RunnerState {
+    config: RunnerConfig,
+    session: ZkSession,
+    paths: ZkPaths,
+    events: mpsc::UnboundedSender<RunnerEvent>,
+    self_tx: mpsc::UnboundedSender<RunnerMsg>,
+    http: reqwest::Client,
+    ready: bool,
+    workers: BTreeMap<WorkerHost, WorkerEntry>,
+    /// In insertion order, which is the order pending tasks are assigned in.
+    tasks: IndexMap<TaskId, Entry>,
+}
+
+impl RunnerState {
+    pub(crate) fn new(
+        config: RunnerConfig,
+        session: ZkSession,
+        paths: ZkPaths,
+        events: mpsc::UnboundedSender<RunnerEvent>,
+        self_tx: mpsc::UnboundedSender<RunnerMsg>,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(config.task_shutdown_link_timeout)
+            .build()
+            .expect("HTTP client");
+        RunnerState {
+            config,
+            session,
+            paths,
+            events,
+            self_tx,
+            http,
+            ready: false,
+            workers: BTreeMap::new(),
+            tasks: IndexMap::new(),
+        }
+    }
+
+    pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<RunnerMsg>) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(msg) => self.handle(msg),
+                    None => return,
+                },
+                _ = tick.tick() => self.on_tick(Instant::now()),
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: RunnerMsg) {
+        match msg {
+            RunnerMsg::Run(task) => self.on_run(task),
+            RunnerMsg::Shutdown { id, reason } => self.on_shutdown(id, reason),
+            RunnerMsg::Cleanup(id) => self.on_cleanup(id),
+            RunnerMsg::Snapshot(reply) => {
+                reply.send(self.snapshot()).ok();
+            }
+            RunnerMsg::Zk(event) => self.on_zk(event),
+            RunnerMsg::AssignFailed { id, worker, error } => {
+                tracing::warn!(task = %id, %worker, %error, "assignment failed; task goes back to pending");
+                if let Some(w) = self.workers.get_mut(&worker) {
+                    if w.awaiting_ack.as_ref() == Some(&id) {
+                        w.awaiting_ack = None;
+                    }
+                    w.skip_until = Some(Instant::now() + ASSIGN_RETRY_DELAY);
+                }
+                if let Some(e) = self.tasks.get_mut(&id) {
+                    if matches!(&e.place, Place::Assigned { worker: w, .. } if *w == worker) {
+                        e.place = Place::Pending;
+                    }
+                }
+                self.try_assign();
+            }
+        }
+    }
+
+    fn emit(&self, status: TaskStatus) {
+        self.events.send(RunnerEvent::Status(status)).ok();
+    }
+
+    fn on_run(&mut self, task: Arc<Task>) {
+        if let Some(e) = self.tasks.get_mut(&task.id) {
+            // Known already (rediscovered from ZooKeeper, or a repeated call): keep its place.
+            e.task.get_or_insert(task);
+            return;
+        }
+        let resource = task.resource.clone();
+        let status = TaskStatus::running(task.id.clone());
+        self.tasks.insert(
+            task.id.clone(),
+            Entry {
+                task: Some(task),
+                place: Place::Pending,
+                resource,
+                status,
+            },
+        );
+        self.try_assign();
+    }
+
+    fn on_shutdown(&mut self, id: TaskId, reason: String) {
+        let Some(e) = self.tasks.get(&id) else { return };
+        match e.place.clone() {
+            Place::Pending => {
+                self.tasks.shift_remove(&id);
+            }
+            Place::Assigned { worker, .. } => {
+                // It may or may not have started: withdraw the assignment and ask the worker.
+                self.spawn_delete(self.paths.task(&worker, &id));
+                self.spawn_worker_shutdown(&worker, &id, &reason);
+            }
+            Place::Running { worker } => self.spawn_worker_shutdown(&worker, &id, &reason),
+            Place::Complete { .. } => self.on_cleanup(id),
+        }
+    }
+
+    fn on_cleanup(&mut self, id: TaskId) {
+        let Some(e) = self.tasks.get(&id) else { return };
+        if let Place::Complete { worker } = &e.place {
+            if let Some(worker) = worker.clone() {
+                self.spawn_delete(self.paths.task_status(&worker, &id));
+                self.spawn_delete(self.paths.task(&worker, &id));
+            }
+            self.tasks.shift_remove(&id);
+        }
+    }
+
+    fn on_zk(&mut self, event: ZkEvent) {
+        match event {
+            ZkEvent::WorkerUpserted(worker) => self.worker_upserted(worker),
+            ZkEvent::WorkerRemoved(host) => self.worker_removed(host),
+            ZkEvent::StatusUpserted(host, announcement) => self.status_upserted(host, announcement),
+            ZkEvent::StatusRemoved(host, id) => self.status_removed(host, id),
+            ZkEvent::FullSync { workers, statuses } => self.full_sync(workers, statuses),
+        }
+        self.try_assign();
+    }
+
+    fn worker_upserted(&mut self, worker: Worker) {
+        let Ok(host) = WorkerHost::new(worker.host.clone()) else {
+            tracing::error!(host = %worker.host, "ignoring worker with an invalid host");
+            return;
+        };
+        let entry = self
+            .workers
+            .entry(host.clone())
+            .or_insert_with(WorkerEntry::unannounced);
+        if !entry.announced {
+            tracing::info!(worker = %host, capacity = worker.capacity, "worker announced");
+        }
+        if entry.cleanup_at.take().is_some() {
+            tracing::info!(worker = %host, "worker came back; its tasks are kept");
+        }
+        entry.announced = true;
+        entry.worker = Some(worker);
+    }
+
+    fn worker_removed(&mut self, host: WorkerHost) {
+        let timeout = self.config.task_cleanup_timeout;
+        if let Some(entry) = self.workers.get_mut(&host) {
+            if entry.announced {
+                tracing::warn!(worker = %host, ?timeout, "worker disappeared; its tasks fail unless it returns in time");
+            }
+            entry.announced = false;
+            entry.cleanup_at.get_or_insert(Instant::now() + timeout);
+        }
+    }
+
+    fn status_upserted(&mut self, host: WorkerHost, announcement: TaskAnnouncement) {
+        let status = announcement.task_status();
+        let complete = status.is_complete();
+        let worker = self
+            .workers
+            .entry(host.clone())
+            .or_insert_with(|| WorkerEntry {
+                // Status without announcement: the worker is gone; clean it up unless it returns.
+                cleanup_at: Some(Instant::now() + self.config.task_cleanup_timeout),
+                ..WorkerEntry::unannounced()
+            });
+        if worker.awaiting_ack.as_ref() == Some(&announcement.id) {
+            worker.awaiting_ack = None;
+        }
+        if complete {
+            worker.last_completed = Some(drover_core::time::now_iso());
+        }
+        let new_place = if complete {
+            Place::Complete {
+                worker: Some(host.clone()),
+            }
+        } else {
+            Place::Running {
+                worker: host.clone(),
+            }
+        };
+        match self.tasks.get_mut(&announcement.id) {
+            None => {
+                tracing::info!(task = %announcement.id, worker = %host, status = ?status.status, "adopting task found in ZooKeeper");
+                let entry = Entry {
+                    task: None,
+                    place: new_place,
+                    resource: announcement.resource(),
+                    status: status.clone(),
+                };
+                self.tasks.insert(announcement.id.clone(), entry);
+                self.emit(status);
+            }
+            Some(e) => {
+                if matches!(e.place, Place::Complete { .. }) {
+                    return;
+                }
+                let changed =
+                    e.place != new_place || e.status.location != status.location || complete;
+                if let Place::Assigned {
+                    worker: assigned, ..
+                } = &e.place
+                {
+                    if *assigned != host {
+                        tracing::warn!(task = %announcement.id, %assigned, reported_by = %host, "task reported by another worker than the one it was assigned to");
+                    }
+                }
+                e.place = new_place;
+                e.status = status.clone();
+                if changed {
+                    self.emit(status);
+                }
+            }
+        }
+    }
+
+    fn status_removed(&mut self, host: WorkerHost, id: TaskId) {
+        let Some(e) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        if matches!(&e.place, Place::Running { worker } if *worker == host) {
+            let status = TaskStatus::failure(
+                id.clone(),
+                format!(
+                    "The status of this task vanished from worker [{host}] before it completed"
+                ),
+            )
+            .with_location(e.status.location.clone());
+            e.place = Place::Complete { worker: Some(host) };
+            e.status = status.clone();
+            self.emit(status);
+        }
+    }
+
+    fn full_sync(
+        &mut self,
+        workers: Vec<Worker>,
+        statuses: Vec<(WorkerHost, Vec<TaskAnnouncement>)>,
+    ) {
+        let announced: HashSet<String> = workers.iter().map(|w| w.host.clone()).collect();
+        let gone: Vec<WorkerHost> = self
+            .workers
+            .iter()
+            .filter(|(h, w)| w.announced && !announced.contains(h.as_str()))
+            .map(|(h, _)| h.clone())
+            .collect();
+        for host in gone {
+            self.worker_removed(host);
+        }
+        for worker in workers {
+            self.worker_upserted(worker);
+        }
+        for (host, announcements) in statuses {
+            let listed: HashSet<TaskId> = announcements.iter().map(|a| a.id.clone()).collect();
+            for a in announcements {
+                self.status_upserted(host.clone(), a);
+            }
+            // A running task whose status znode is gone: the deletion event was missed.
+            let vanished: Vec<TaskId> = self
+                .tasks
+                .iter()
+                .filter(|(id, e)| {
+                    matches!(&e.place, Place::Running { worker } if *worker == host)
+                        && !listed.contains(*id)
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in vanished {
+                self.status_removed(host.clone(), id);
+            }
+        }
+        if !self.ready {
+            self.ready = true;
+            tracing::info!(
+                workers = self.workers.len(),
+                tasks = self.tasks.len(),
+                "runner synchronized with ZooKeeper"
+            );
+            self.events.send(RunnerEvent::Ready).ok();
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        // Assignments never acknowledged.
+        let timed_out: Vec<(TaskId, WorkerHost)> = self
+            .tasks
+            .iter()
+            .filter_map(|(id, e)| match &e.place {
+                Place::Assigned { worker, deadline } if *deadline <= now => {
+                    Some((id.clone(), worker.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (id, worker) in timed_out {
+            tracing::warn!(task = %id, %worker, "worker did not start the task in time");
+            if let Some(w) = self.workers.get_mut(&worker) {
+                if w.awaiting_ack.as_ref() == Some(&id) {
+                    w.awaiting_ack = None;
+                }
+            }
+            self.spawn_delete(self.paths.task(&worker, &id));
+            let status = TaskStatus::failure(
+                id.clone(),
+                format!(
+                    "The worker that this task is assigned did not start it in timeout[{:?}]. See overlord logs for more details.",
+                    self.config.task_assignment_timeout
+                ),
+            );
+            self.complete_here(&id, Some(worker), status);
+        }
+
+        // Workers gone for longer than taskCleanupTimeout.
+        let expired: Vec<WorkerHost> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| !w.announced && w.cleanup_at.is_some_and(|t| t <= now))
+            .map(|(h, _)| h.clone())
+            .collect();
+        for host in expired {
+            self.cleanup_worker(host);
+        }
+        self.try_assign();
+    }
+
+    /// Druid's worker cleanup: fail what it had, delete its znodes, forget it.
+    fn cleanup_worker(&mut self, host: WorkerHost) {
+        let ids: Vec<TaskId> = self
+            .tasks
+            .iter()
+            .filter(|(_, e)| e.occupies() == Some(&host))
+            .map(|(id, _)| id.clone())
+            .collect();
+        tracing::warn!(worker = %host, tasks = ids.len(), "cleaning up vanished worker");
+        for id in &ids {
+            self.spawn_delete(self.paths.task(&host, id));
+            let status = TaskStatus::failure(
+                id.clone(),
+                "Canceled for worker cleanup. See overlord logs for more details.",
+            );
+            self.complete_here(id, Some(host.clone()), status);
+        }
+        self.workers.remove(&host);
+        let (session, status_dir) = (self.session.clone(), self.paths.worker_status(&host));
+        tokio::spawn(async move {
+            let Some(client) = session.try_client() else {
+                return;
+            };
+            if let Ok(children) =
+                with_timeout(ZK_CALL_TIMEOUT, client.list_children(&status_dir)).await
+            {
+                for child in children {
+                    with_timeout(
+                        ZK_CALL_TIMEOUT,
+                        client.delete(&format!("{status_dir}/{child}"), None),
+                    )
+                    .await
+                    .ok();
+                }
+            }
+            with_timeout(ZK_CALL_TIMEOUT, client.delete(&status_dir, None))
+                .await
+                .ok();
+        });
+    }
+
+    /// A terminal status decided by the runner itself.
+    fn complete_here(&mut self, id: &TaskId, worker: Option<WorkerHost>, status: TaskStatus) {
+        if let Some(e) = self.tasks.get_mut(id) {
+            e.place = Place::Complete { worker };
+            e.status = status.clone();
+            self.emit(status);
+        }
+    }
+
+    /// Hands pending tasks to workers, oldest first.
+    fn try_assign(&mut self) {
+        if !self.ready {
+            return;
+        }
+        let now = Instant::now();
+        let mut used: HashMap<WorkerHost, i32> = HashMap::new();
+        let mut groups: HashMap<WorkerHost, Vec<String>> = HashMap::new();
+        for e in self.tasks.values() {
+            if let Some(w) = e.occupies() {
+                *used.entry(w.clone()).or_default() += e.resource.required_capacity;
+                groups
+                    .entry(w.clone())
+                    .or_default()
+                    .push(e.resource.availability_group.clone());
+            }
+        }
+        let pending: Vec<TaskId> = self
+            .tasks
+            .iter()
+            .filter(|(_, e)| e.place == Place::Pending && e.task.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in pending {
+            let task = self.tasks[&id].task.clone().expect("filtered above");
+            let chosen = {
+                let candidates: Vec<Candidate<'_>> = self
+                    .workers
+                    .iter()
+                    .filter_map(|(host, w)| {
+                        let worker = w.worker.as_ref()?;
+                        Some(Candidate {
+                            host,
+                            capacity: worker.capacity,
+                            used: used.get(host).copied().unwrap_or(0),
+                            version: &worker.version,
+                            availability_groups: groups
+                                .get(host)
+                                .map(|g| g.iter().map(String::as_str).collect())
+                                .unwrap_or_default(),
+                            awaiting_ack: w.awaiting_ack.is_some()
+                                || w.skip_until.is_some_and(|t| t > now),
+                            announced: w.announced,
+                        })
+                    })
+                    .collect();
+                if !candidates
+                    .iter()
+                    .any(|c| c.announced && !c.awaiting_ack && c.used < c.capacity)
+                {
+                    return; // nobody can take anything now
+                }
+                select_worker(
+                    self.config.strategy,
+                    &task,
+                    &self.config.min_worker_version,
+                    &candidates,
+                )
+                .cloned()
+            };
+            let Some(host) = chosen else { continue };
+            *used.entry(host.clone()).or_default() += task.resource.required_capacity;
+            groups
+                .entry(host.clone())
+                .or_default()
+                .push(task.resource.availability_group.clone());
+            self.assign(task, host, now);
+        }
+    }
+
+    fn assign(&mut self, task: Arc<Task>, host: WorkerHost, now: Instant) {
+        tracing::debug!(task = %task.id, worker = %host, "assigning task");
+        let deadline = now + self.config.task_assignment_timeout;
+        if let Some(w) = self.workers.get_mut(&host) {
+            w.awaiting_ack = Some(task.id.clone());
+        }
+        if let Some(e) = self.tasks.get_mut(&task.id) {
+            e.place = Place::Assigned {
+                worker: host.clone(),
+                deadline,
+            };
+        }
+        let path = self.paths.task(&host, &task.id);
+        let (session, tx) = (self.session.clone(), self.self_tx.clone());
+        tokio::spawn(async move {
+            let data = task.to_json_bytes();
+            let result = async {
+                let client = session.try_client().ok_or(ZkError::NoSession)?;
+                // Ephemeral and owned by this overlord's session, as in Druid.
+                let options = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+                with_timeout(ZK_CALL_TIMEOUT, client.create(&path, &data, &options)).await
+            }
+            .await;
+            match result {
+                Ok(_) | Err(ZkError::Client(ZkClientError::NodeExists)) => {}
+                Err(e) => {
+                    tx.send(RunnerMsg::AssignFailed {
+                        id: task.id.clone(),
+                        worker: host,
+                        error: e.to_string(),
+                    })
+                    .ok();
+                }
+            }
+        });
+    }
+
+    fn spawn_delete(&self, path: String) {
+        let session = self.session.clone();
+        tokio::spawn(async move {
+            let Some(client) = session.try_client() else {
+                return;
+            };
+            match with_timeout(ZK_CALL_TIMEOUT, client.delete(&path, None)).await {
+                Ok(()) | Err(ZkError::Client(ZkClientError::NoNode)) => {}
+                Err(e) => tracing::warn!(%path, error = %e, "could not delete znode"),
+            }
+        });
+    }
+
+    fn spawn_worker_shutdown(&self, host: &WorkerHost, id: &TaskId, reason: &str) {
+        let base = self
+            .workers
+            .get(host)
+            .and_then(|w| w.worker.as_ref())
+            .map(Worker::base_url)
+            .unwrap_or_else(|| format!("http://{host}"));
+        let url = format!("{base}/druid/worker/v1/task/{id}/shutdown");
+        tracing::info!(task = %id, worker = %host, %reason, "asking worker to shut down task");
+        let http = self.http.clone();
+        tokio::spawn(async move {
+            match http.post(&url).send().await {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => tracing::warn!(%url, status = %r.status(), "worker refused shutdown"),
+                Err(e) => tracing::warn!(%url, error = %e, "could not reach worker for shutdown"),
+            }
+        });
+    }
+
+    fn snapshot(&self) -> RunnerSnapshot {
+        let tasks = self
+            .tasks
+            .iter()
+            .map(|(id, e)| RunnerTaskView {
+                id: id.clone(),
+                state: match e.place {
+                    Place::Pending => RunnerTaskState::Pending,
+                    Place::Assigned { .. } | Place::Running { .. } => RunnerTaskState::Running,
+                    Place::Complete { .. } => RunnerTaskState::None,
+                },
+                worker: e.worker().cloned(),
+                location: e.status.location.clone(),
+            })
+            .collect();
+        let workers = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.announced)
+            .filter_map(|(host, w)| {
+                let worker = w.worker.clone()?;
+                let mine: Vec<&Entry> = self
+                    .tasks
+                    .values()
+                    .filter(|e| e.occupies() == Some(host))
+                    .collect();
+                Some(WorkerView {
+                    worker,
+                    curr_capacity_used: mine.iter().map(|e| e.resource.required_capacity).sum(),
+                    curr_parallel_index_capacity_used: 0,
+                    availability_groups: mine
+                        .iter()
+                        .map(|e| e.resource.availability_group.clone())
+                        .collect(),
+                    running_tasks: self
+                        .tasks
+                        .iter()
+                        .filter(|(_, e)| e.occupies() == Some(host))
+                        .map(|(id, _)| id.clone())
+                        .collect(),
+                    last_completed_task_time: w.last_completed.clone(),
+                    blacklisted_until: None,
+                })
+            })
+            .collect();
+        RunnerSnapshot { tasks, workers }
+    }
+}
