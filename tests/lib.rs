@@ -1,1 +1,93 @@
+//! Helpers shared by the scenario tests: task JSON and what a task log says.
 
+use serde_json::{json, Value};
+
+pub use drover_testkit::{ApiClient, Cluster, ClusterSpec, MiddleManagerSpec};
+
+pub fn noop(id: &str, run_time_ms: u64) -> Value {
+    json!({ "type": "noop", "id": id, "runTime": run_time_ms })
+}
+
+/// What the middle manager and the peon wrote to a task's log.
+#[derive(Debug, Clone, Default)]
+pub struct LogFacts {
+    pub worker: Option<String>,
+    pub pid: Option<i32>,
+    pub started_ms: Option<u128>,
+    pub ended_ms: Option<u128>,
+    pub starts: usize,
+}
+
+pub fn log_facts(log: &str) -> LogFacts {
+    let mut f = LogFacts::default();
+    for line in log.lines() {
+        if let Some(rest) = line.strip_prefix("drover-middle-manager ") {
+            f.worker = rest.split(':').take(2).collect::<Vec<_>>().join(":").into();
+        } else if let Some(rest) = line.strip_prefix("drover-peon pid=") {
+            f.pid = rest.split_whitespace().next().and_then(|p| p.parse().ok());
+        } else if line.starts_with("noop task ") {
+            let number_after = |word: &str| {
+                line.split_whitespace()
+                    .skip_while(|w| *w != word)
+                    .nth(1)
+                    .and_then(|n| n.parse::<u128>().ok())
+            };
+            if line.contains(" started at ") {
+                f.started_ms = number_after("at");
+                f.starts += 1;
+            } else if line.contains(" ended at ") {
+                f.ended_ms = number_after("at");
+            }
+        }
+    }
+    f
+}
+
+/// Whether a process exists (signal 0).
+pub fn process_alive(pid: i32) -> bool {
+    // A zombie still answers kill(0); look at its state too.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or("");
+    !stat.is_empty() && state != "Z"
+}
+
+/// Largest number of intervals open at once.
+pub fn max_overlap(intervals: &[(u128, u128)]) -> usize {
+    let mut edges: Vec<(u128, i32)> = Vec::new();
+    for &(start, end) in intervals {
+        edges.push((start, 1));
+        edges.push((end, -1));
+    }
+    // At equal times, ends first: a task that ended as another started did not overlap it.
+    edges.sort_by_key(|&(t, d)| (t, d));
+    let (mut open, mut max) = (0i32, 0i32);
+    for (_, d) in edges {
+        open += d;
+        max = max.max(open);
+    }
+    max as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_logs_and_counts_overlap() {
+        let log = "drover-middle-manager 127.0.0.1:9000: starting peon\ndrover-peon pid=42 taskDir=x attempt=1\n\
+                   noop task t started at 100 runTime=5ms\nnoop task t ended at 105\n";
+        let f = log_facts(log);
+        assert_eq!(f.worker.as_deref(), Some("127.0.0.1:9000"));
+        assert_eq!(f.pid, Some(42));
+        assert_eq!(
+            (f.started_ms, f.ended_ms, f.starts),
+            (Some(100), Some(105), 1)
+        );
+        assert_eq!(max_overlap(&[(0, 10), (5, 15), (10, 20)]), 2);
+        assert_eq!(max_overlap(&[(0, 10), (1, 9), (2, 8)]), 3);
+    }
+}

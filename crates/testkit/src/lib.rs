@@ -1,1 +1,12 @@
+//! Starts real ZooKeeper and real Drover processes for tests and benchmarks, on free ports and in
+//! temporary directories, and stops them all when dropped, also when a test fails.
 
+mod client;
+mod cluster;
+mod process;
+mod zookeeper;
+
+pub use client::ApiClient;
+pub use cluster::{Cluster, ClusterSpec, MiddleManagerSpec};
+pub use process::{bin_dir, free_port, ManagedProcess};
+pub use zookeeper::ZooKeeper;

@@ -1,0 +1,166 @@
+//! A small client for the overlord's HTTP API, as a test or benchmark uses it.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::Value;
+
+#[derive(Clone)]
+pub struct ApiClient {
+    pub base: String,
+    http: reqwest::Client,
+}
+
+pub struct RawResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+impl RawResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+impl ApiClient {
+    pub fn new(base: impl Into<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        ApiClient {
+            base: base.into(),
+            http,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/druid/indexer/v1{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<RawResponse> {
+        let r = self.http.get(self.url(path)).send().await?;
+        Ok(RawResponse {
+            status: r.status().as_u16(),
+            body: r.text().await?,
+        })
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> anyhow::Result<RawResponse> {
+        let r = self
+            .http
+            .post(self.url(path))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await?;
+        Ok(RawResponse {
+            status: r.status().as_u16(),
+            body: r.text().await?,
+        })
+    }
+
+    /// Submits a task and returns its id.
+    pub async fn submit(&self, task: &Value) -> anyhow::Result<String> {
+        let r = self.post("/task", serde_json::to_vec(task)?).await?;
+        if r.status != 200 {
+            bail!("submit answered {}: {}", r.status, r.body);
+        }
+        r.json()["task"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("no task id in {}", r.body))
+    }
+
+    /// The TaskStatusPlus of a task, `None` on 404.
+    pub async fn status(&self, id: &str) -> anyhow::Result<Option<Value>> {
+        let r = self.get(&format!("/task/{id}/status")).await?;
+        match r.status {
+            200 => Ok(Some(r.json()["status"].clone())),
+            404 => Ok(None),
+            s => bail!("status of {id} answered {s}: {}", r.body),
+        }
+    }
+
+    /// Polls until `accept` says yes, or fails after `timeout`.
+    pub async fn wait_status(
+        &self,
+        id: &str,
+        timeout: Duration,
+        accept: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + timeout;
+        let mut last = Value::Null;
+        while Instant::now() < deadline {
+            if let Some(s) = self.status(id).await? {
+                if accept(&s) {
+                    return Ok(s);
+                }
+                last = s;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("task {id} did not reach the expected status in {timeout:?}; last: {last}")
+    }
+
+    /// Waits for SUCCESS or FAILED.
+    pub async fn wait_complete(&self, id: &str, timeout: Duration) -> anyhow::Result<Value> {
+        self.wait_status(id, timeout, |s| {
+            s["statusCode"] == "SUCCESS" || s["statusCode"] == "FAILED"
+        })
+        .await
+    }
+
+    /// Waits until the runner has the task on a worker.
+    pub async fn wait_running(&self, id: &str, timeout: Duration) -> anyhow::Result<Value> {
+        self.wait_status(id, timeout, |s| {
+            s["runnerStatusCode"] == "RUNNING" && s["location"]["host"].is_string()
+        })
+        .await
+    }
+
+    pub async fn tasks(&self, query: &str) -> anyhow::Result<Vec<Value>> {
+        let r = self.get(&format!("/tasks{query}")).await?;
+        if r.status != 200 {
+            bail!("/tasks{query} answered {}: {}", r.status, r.body);
+        }
+        serde_json::from_str(&r.body).context("tasks list")
+    }
+
+    pub async fn log(&self, id: &str) -> anyhow::Result<Option<String>> {
+        let r = self.get(&format!("/task/{id}/log")).await?;
+        Ok((r.status == 200).then_some(r.body))
+    }
+
+    pub async fn shutdown(&self, id: &str) -> anyhow::Result<RawResponse> {
+        self.post(&format!("/task/{id}/shutdown"), "").await
+    }
+
+    pub async fn workers(&self) -> anyhow::Result<Vec<Value>> {
+        Ok(serde_json::from_str(&self.get("/workers").await?.body)?)
+    }
+
+    /// Waits until the overlord answers health checks.
+    pub async fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(r) = self
+                .http
+                .get(format!("{}/status/health", self.base))
+                .send()
+                .await
+            {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("{} not healthy after {timeout:?}", self.base)
+    }
+}

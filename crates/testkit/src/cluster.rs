@@ -1,0 +1,225 @@
+//! A whole cluster: the shared ZooKeeper (under a fresh base path), one overlord, and middle
+//! managers, each a real process on its own ports in a temporary directory.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use crate::client::ApiClient;
+use crate::process::{binary, free_port, ManagedProcess};
+use crate::zookeeper::ZooKeeper;
+
+#[derive(Debug, Clone)]
+pub struct MiddleManagerSpec {
+    pub capacity: u32,
+    pub extra_args: Vec<String>,
+}
+
+impl MiddleManagerSpec {
+    pub fn with_capacity(capacity: u32) -> Self {
+        MiddleManagerSpec {
+            capacity,
+            extra_args: vec![],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSpec {
+    pub middle_managers: Vec<MiddleManagerSpec>,
+    /// Extra overlord flags, e.g. `["--task-cleanup-timeout", "3s"]`.
+    pub overlord_args: Vec<String>,
+    /// ZooKeeper to use instead of the shared one.
+    pub zk_connect: Option<String>,
+}
+
+pub struct MiddleManager {
+    pub process: ManagedProcess,
+    /// `127.0.0.1:<port>`: the worker id.
+    pub host: String,
+    pub url: String,
+    pub base_task_dir: PathBuf,
+}
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    _tmp: tempfile::TempDir,
+    pub zk_connect: String,
+    pub zk_base: String,
+    pub overlord: ManagedProcess,
+    pub client: ApiClient,
+    pub middle_managers: Vec<MiddleManager>,
+    pub task_log_dir: PathBuf,
+}
+
+impl Cluster {
+    /// Starts everything and waits until the overlord sees every middle manager.
+    pub async fn start(spec: ClusterSpec) -> Cluster {
+        let tmp = tempfile::Builder::new()
+            .prefix("drover-cluster-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
+        let zk_connect = spec.zk_connect.clone().unwrap_or_else(ZooKeeper::shared);
+        let zk_base = format!("/drover-test-{:016x}", rand::rng().random::<u64>());
+        let task_log_dir = dir.join("task-logs");
+        let port = free_port();
+        let mut overlord_cmd = vec![
+            binary("drover-overlord").display().to_string(),
+            "--host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            port.to_string(),
+            "--bind-address".into(),
+            "127.0.0.1".into(),
+            "--metadata-url".into(),
+            format!("sqlite://{}", dir.join("metadata.db").display()),
+            "--zk-connect".into(),
+            zk_connect.clone(),
+            "--zk-base".into(),
+            zk_base.clone(),
+            "--zk-session-timeout".into(),
+            "6s".into(),
+            "--task-log-dir".into(),
+            task_log_dir.display().to_string(),
+        ];
+        overlord_cmd.extend(spec.overlord_args.iter().cloned());
+        let overlord = ManagedProcess::start(
+            "overlord",
+            overlord_cmd,
+            log_env(),
+            dir.join("overlord.log"),
+        );
+        let client = ApiClient::new(format!("http://127.0.0.1:{port}"));
+
+        let mut cluster = Cluster {
+            dir: dir.clone(),
+            _tmp: tmp,
+            zk_connect,
+            zk_base,
+            overlord,
+            client,
+            middle_managers: vec![],
+            task_log_dir,
+        };
+        for mm in &spec.middle_managers {
+            cluster.add_middle_manager(mm);
+        }
+        cluster
+            .client
+            .wait_healthy(Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| cluster.fail(e));
+        cluster
+            .wait_for_workers(cluster.middle_managers.len(), Duration::from_secs(30))
+            .await;
+        cluster
+    }
+
+    pub fn add_middle_manager(&mut self, spec: &MiddleManagerSpec) {
+        let n = self.middle_managers.len();
+        let port = free_port();
+        let peon_port = 20000 + rand::rng().random_range(0..40000u16);
+        let base_task_dir = self.dir.join(format!("mm{n}")).join("task");
+        let mut cmd = vec![
+            binary("drover-middle-manager").display().to_string(),
+            "--host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            port.to_string(),
+            "--bind-address".into(),
+            "127.0.0.1".into(),
+            "--zk-connect".into(),
+            self.zk_connect.clone(),
+            "--zk-base".into(),
+            self.zk_base.clone(),
+            "--zk-session-timeout".into(),
+            "4s".into(),
+            "--capacity".into(),
+            spec.capacity.to_string(),
+            "--base-task-dir".into(),
+            base_task_dir.display().to_string(),
+            "--task-log-dir".into(),
+            self.task_log_dir.display().to_string(),
+            "--peon-start-port".into(),
+            peon_port.to_string(),
+            "--peon-end-port".into(),
+            (peon_port + 200).to_string(),
+            "--task-shutdown-timeout".into(),
+            "2s".into(),
+        ];
+        cmd.extend(spec.extra_args.iter().cloned());
+        let process = ManagedProcess::start(
+            &format!("middle-manager-{n}"),
+            cmd,
+            log_env(),
+            self.dir.join(format!("mm{n}.log")),
+        );
+        self.middle_managers.push(MiddleManager {
+            process,
+            host: format!("127.0.0.1:{port}"),
+            url: format!("http://127.0.0.1:{port}"),
+            base_task_dir,
+        });
+    }
+
+    /// Waits until `/workers` lists `n` workers.
+    pub async fn wait_for_workers(&self, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(w) = self.client.workers().await {
+                if w.len() == n {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                self.fail(format!(
+                    "the overlord did not list {n} workers in {timeout:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// kill -9 the overlord and start it again on the same port and database.
+    pub async fn restart_overlord(&mut self) {
+        self.overlord.restart();
+        self.client
+            .wait_healthy(Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| self.fail(e));
+    }
+
+    /// Panics with the tail of every process log.
+    pub fn fail(&self, why: impl std::fmt::Display) -> ! {
+        panic!("{why}\n{}", self.logs())
+    }
+
+    pub fn logs(&self) -> String {
+        let mut out = format!("--- overlord ---\n{}\n", self.overlord.log_tail(60));
+        for mm in &self.middle_managers {
+            out.push_str(&format!(
+                "--- {} ---\n{}\n",
+                mm.process.name,
+                mm.process.log_tail(60)
+            ));
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("cluster logs ({}):\n{}", self.dir.display(), self.logs());
+        }
+    }
+}
+
+fn log_env() -> Vec<(String, String)> {
+    vec![(
+        "RUST_LOG".into(),
+        std::env::var("DROVER_TEST_LOG").unwrap_or_else(|_| "info,drover_overlord=debug".into()),
+    )]
+}
