@@ -1,1 +1,264 @@
-fn main() {}
+//! `drover-bench`: starts a real cluster (ZooKeeper, one overlord, two middle managers) from the
+//! binaries beside it and prints the figures recorded in docs/benchmarks.md. Build and run it in
+//! release mode: `cargo run --release -p drover-bench`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use drover_testkit::{bin_dir, Cluster, ClusterSpec, MiddleManagerSpec, ZooKeeper};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(about = "Measure Drover's task path on a real single-machine cluster")]
+struct Args {
+    /// Tasks submitted one at a time for the latency figures.
+    #[arg(long, default_value_t = 200)]
+    latency_tasks: usize,
+    /// Tasks submitted at once for the throughput figure.
+    #[arg(long, default_value_t = 1000)]
+    throughput_tasks: usize,
+    /// Concurrent submitters for the throughput run.
+    #[arg(long, default_value_t = 16)]
+    submitters: usize,
+    /// Task slots per middle manager.
+    #[arg(long, default_value_t = 4)]
+    capacity: u32,
+    /// Peons spawned directly for the spawn → exit figure.
+    #[arg(long, default_value_t = 200)]
+    peon_runs: usize,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn summary(name: &str, mut values: Vec<f64>) {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "{name:<34} median {:>8.2} ms   p99 {:>8.2} ms   (n={})",
+        percentile(&values, 0.5),
+        percentile(&values, 0.99),
+        values.len()
+    );
+}
+
+fn proc_status_kb(pid: u32, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: drover-bench is a debug build; run it with --release for meaningful figures"
+        );
+    }
+    println!("binaries: {}", bin_dir().display());
+    let zk_dir = tempfile::Builder::new()
+        .prefix("drover-bench-zk-")
+        .tempdir()?;
+    let zk = ZooKeeper::start(zk_dir.path().to_path_buf());
+    let cluster = Cluster::start(ClusterSpec {
+        middle_managers: vec![
+            MiddleManagerSpec::with_capacity(args.capacity),
+            MiddleManagerSpec::with_capacity(args.capacity),
+        ],
+        zk_connect: Some(zk.connect_string()),
+        ..Default::default()
+    })
+    .await;
+    let c = cluster.client.clone();
+
+    // 1. Latency, one task at a time.
+    let (mut to_running, mut to_success, mut to_peon) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..args.latency_tasks {
+        let id = format!("bench_latency_{i}");
+        let posted = Instant::now();
+        let posted_wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs_f64()
+            * 1000.0;
+        c.submit(&json!({"type":"noop","id":id,"runTime":0}))
+            .await?;
+        let mut running_at = None;
+        loop {
+            let s = c.status(&id).await?.unwrap_or_default();
+            let done = s["statusCode"] == "SUCCESS" || s["statusCode"] == "FAILED";
+            if running_at.is_none() && (done || s["runnerStatusCode"] == "RUNNING") {
+                running_at = Some(posted.elapsed());
+            }
+            if done {
+                anyhow::ensure!(s["statusCode"] == "SUCCESS", "latency task failed: {s}");
+                to_success.push(posted.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        to_running.push(running_at.unwrap().as_secs_f64() * 1000.0);
+        if let Some(log) = c.log(&id).await? {
+            let started = log
+                .lines()
+                .find(|l| l.contains(" started at "))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .skip_while(|w| *w != "at")
+                        .nth(1)?
+                        .parse::<f64>()
+                        .ok()
+                });
+            if let Some(ms) = started {
+                to_peon.push(ms - posted_wall);
+            }
+        }
+    }
+    println!("== latency, runTime 0, one task at a time ==");
+    summary("POST -> RUNNING (API, upper bound)", to_running);
+    summary("POST -> task running in its peon", to_peon);
+    summary("POST -> SUCCESS (API)", to_success);
+
+    // 2. Throughput through two middle managers.
+    let n = args.throughput_tasks;
+    let started = Instant::now();
+    let mut submitters = Vec::new();
+    for s in 0..args.submitters {
+        let c = c.clone();
+        let ids: Vec<usize> = (0..n).filter(|i| i % args.submitters == s).collect();
+        submitters.push(tokio::spawn(async move {
+            for i in ids {
+                c.submit(&json!({"type":"noop","id":format!("bench_tput_{i}"),"runTime":0}))
+                    .await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for s in submitters {
+        s.await??;
+    }
+    let submitted = started.elapsed();
+    loop {
+        let done = c
+            .tasks("?state=complete")
+            .await?
+            .iter()
+            .filter(|t| {
+                t["id"]
+                    .as_str()
+                    .is_some_and(|i| i.starts_with("bench_tput_"))
+            })
+            .count();
+        if done >= n {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "throughput run stalled at {done}/{n}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = started.elapsed();
+    let failed = c
+        .tasks("?state=complete")
+        .await?
+        .iter()
+        .filter(|t| t["statusCode"] == "FAILED")
+        .count();
+    println!(
+        "== throughput: {n} noop tasks (runTime 0), 2 middle managers x {} slots ==",
+        args.capacity
+    );
+    println!(
+        "all submitted after {:.2} s; all complete after {:.2} s; failed: {failed}",
+        submitted.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "{:<34} {:>8.1} tasks/s",
+        "throughput",
+        n as f64 / elapsed.as_secs_f64()
+    );
+
+    // 3. Memory of the long-running processes after all that.
+    println!("== memory ==");
+    let mut procs = vec![("overlord", cluster.overlord.pid())];
+    procs.extend(
+        cluster
+            .middle_managers
+            .iter()
+            .map(|m| ("middle manager", m.process.pid())),
+    );
+    for (name, pid) in procs {
+        let pid = pid.unwrap();
+        println!(
+            "{name:<34} RSS {:>6.1} MB   peak {:>6.1} MB",
+            proc_status_kb(pid, "VmRSS:").unwrap_or(0) as f64 / 1024.0,
+            proc_status_kb(pid, "VmHWM:").unwrap_or(0) as f64 / 1024.0
+        );
+    }
+    drop(cluster);
+
+    // 4. A noop peon on its own: spawn -> exit, and its peak RSS.
+    peon_runs(args.peon_runs)?;
+    Ok(())
+}
+
+fn peon_runs(runs: usize) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("drover-bench-peon-")
+        .tempdir()?;
+    let peon = bin_dir().join("drover-peon");
+    let mut times = Vec::new();
+    let mut max_rss_kb = 0i64;
+    for i in 0..runs {
+        let task_dir = dir.path().join(format!("t{i}"));
+        std::fs::create_dir_all(&task_dir)?;
+        std::fs::write(
+            task_dir.join("task.json"),
+            format!(r#"{{"type":"noop","id":"peon_{i}","runTime":0}}"#),
+        )?;
+        let (elapsed, rss) = spawn_and_wait(&peon, &task_dir)?;
+        times.push(elapsed.as_secs_f64() * 1000.0);
+        max_rss_kb = max_rss_kb.max(rss);
+    }
+    println!("== noop peon alone ==");
+    summary("peon spawn -> exit", times);
+    println!(
+        "{:<34} {:>6.1} MB",
+        "noop peon peak RSS",
+        max_rss_kb as f64 / 1024.0
+    );
+    Ok(())
+}
+
+/// Spawns a peon with stdin open (as the middle manager does) and reaps it with wait4 to get its
+/// peak RSS from the kernel.
+fn spawn_and_wait(peon: &Path, task_dir: &Path) -> anyhow::Result<(Duration, i64)> {
+    let start = Instant::now();
+    let child = std::process::Command::new(peon)
+        .arg(task_dir)
+        .arg("1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as i32;
+    // SAFETY: waiting for our own child; `child` is not waited on elsewhere.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let elapsed = start.elapsed();
+    anyhow::ensure!(
+        rc == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "peon failed (status {status})"
+    );
+    drop(child);
+    Ok((elapsed, usage.ru_maxrss))
+}

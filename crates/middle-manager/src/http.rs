@@ -38,12 +38,21 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+/// Every error this API returns: a status and `{"error": message}`.
+struct HttpError(StatusCode, String);
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
 }
 
-fn task_id(raw: &str) -> Result<TaskId, Response> {
-    TaskId::new(raw).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    HttpError(status, message.into()).into_response()
+}
+
+fn task_id(raw: &str) -> Result<TaskId, HttpError> {
+    TaskId::new(raw).map_err(|e| HttpError(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 async fn enable(State(s): State<HttpState>) -> Response {
@@ -79,7 +88,7 @@ async fn ask<T>(
 async fn tasks(State(s): State<HttpState>) -> Response {
     match ask(&s, |reply| Notice::ListTasks { reply }).await {
         Ok(ids) => Json(ids).into_response(),
-        Err(r) => r,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -87,7 +96,7 @@ async fn tasks(State(s): State<HttpState>) -> Response {
 async fn shutdown(State(s): State<HttpState>, Path(id): Path<String>) -> Response {
     let id = match task_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     match ask(&s, |reply| Notice::Shutdown {
         id: id.clone(),
@@ -96,7 +105,7 @@ async fn shutdown(State(s): State<HttpState>, Path(id): Path<String>) -> Respons
     .await
     {
         Ok(()) => Json(json!({ "task": id })).into_response(),
-        Err(r) => r,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -113,7 +122,7 @@ async fn log(
 ) -> Response {
     let id = match task_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let offset = q.offset.unwrap_or(0);
     let live = TaskDir::for_task(&s.base_task_dir, &id).join("log");

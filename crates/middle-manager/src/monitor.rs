@@ -266,7 +266,9 @@ impl Monitor {
         data_source: &str,
     ) {
         let announcement = TaskAnnouncement::new(status.clone(), task_type, resource, data_source);
-        self.writes.send(ZkWrite::Status(announcement)).ok();
+        self.writes
+            .send(ZkWrite::Status(Box::new(announcement)))
+            .ok();
     }
 
     fn remember_completed(&mut self, id: TaskId) {

@@ -21,7 +21,7 @@ const RETRY_DELAY: Duration = Duration::from_millis(500);
 /// Writes to ZooKeeper that must happen in order (RUNNING before SUCCESS of the same task).
 #[derive(Debug)]
 pub enum ZkWrite {
-    Status(TaskAnnouncement),
+    Status(Box<TaskAnnouncement>),
     DeleteAssignment(TaskId),
     /// Answered once every earlier write is done (used when stopping).
     Flush(tokio::sync::oneshot::Sender<()>),
@@ -239,7 +239,7 @@ impl ZkWorker {
                 task_status: Some(status),
                 ..announcement
             };
-            writes.send(ZkWrite::Status(failed)).ok();
+            writes.send(ZkWrite::Status(Box::new(failed))).ok();
         }
         Ok(())
     }
