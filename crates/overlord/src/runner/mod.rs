@@ -44,8 +44,12 @@ pub enum ZkEvent {
     WorkerRemoved(WorkerHost),
     StatusUpserted(WorkerHost, TaskAnnouncement),
     StatusRemoved(WorkerHost, TaskId),
-    /// Everything under the announcement and status paths, read in one pass.
+    /// Everything under the assignment, announcement and status paths, read in one pass that
+    /// began at `started`. Assignments are read first: a worker writes a task's status before it
+    /// deletes the assignment, so a task is never missing from both lists.
     FullSync {
+        started: std::time::Instant,
+        assignments: Vec<(WorkerHost, Vec<TaskId>)>,
         workers: Vec<Worker>,
         statuses: Vec<(WorkerHost, Vec<TaskAnnouncement>)>,
     },

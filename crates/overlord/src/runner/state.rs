@@ -25,10 +25,11 @@ const ASSIGN_RETRY_DELAY: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Place {
     Pending,
-    /// Assignment znode written; waiting for the worker's first status.
+    /// Assignment znode written (at `since`); waiting for the worker's first status.
     Assigned {
         worker: WorkerHost,
         deadline: Instant,
+        since: Instant,
     },
     Running {
         worker: WorkerHost,
@@ -215,7 +216,11 @@ impl RunnerState {
     fn on_run(&mut self, task: Arc<Task>) {
         if let Some(e) = self.tasks.get_mut(&task.id) {
             // Known already (rediscovered from ZooKeeper, or a repeated call): keep its place.
-            e.task.get_or_insert(task);
+            if e.task.is_none() {
+                e.resource = task.resource.clone();
+                e.task = Some(task);
+                self.try_assign();
+            }
             return;
         }
         let resource = task.resource.clone();
@@ -265,7 +270,12 @@ impl RunnerState {
             ZkEvent::WorkerRemoved(host) => self.worker_removed(host),
             ZkEvent::StatusUpserted(host, announcement) => self.status_upserted(host, announcement),
             ZkEvent::StatusRemoved(host, id) => self.status_removed(host, id),
-            ZkEvent::FullSync { workers, statuses } => self.full_sync(workers, statuses),
+            ZkEvent::FullSync {
+                started,
+                assignments,
+                workers,
+                statuses,
+            } => self.full_sync(started, assignments, workers, statuses),
         }
         self.try_assign();
     }
@@ -381,9 +391,38 @@ impl RunnerState {
 
     fn full_sync(
         &mut self,
+        started: Instant,
+        assignments: Vec<(WorkerHost, Vec<TaskId>)>,
         workers: Vec<Worker>,
         statuses: Vec<(WorkerHost, Vec<TaskAnnouncement>)>,
     ) {
+        // Assignments this runner does not know (made by a previous overlord whose session has
+        // not expired yet) are adopted, so the task is not handed to a second worker.
+        let mut assigned_now: HashSet<(WorkerHost, TaskId)> = HashSet::new();
+        for (host, ids) in assignments {
+            for id in ids {
+                if !self.tasks.contains_key(&id) {
+                    tracing::info!(task = %id, worker = %host, "adopting assignment found in ZooKeeper");
+                    let deadline = Instant::now() + self.config.task_assignment_timeout;
+                    let entry = Entry {
+                        task: None,
+                        place: Place::Assigned {
+                            worker: host.clone(),
+                            deadline,
+                            since: started,
+                        },
+                        resource: TaskResource::for_task(&id),
+                        status: TaskStatus::running(id.clone()),
+                    };
+                    self.tasks.insert(id.clone(), entry);
+                }
+                assigned_now.insert((host.clone(), id));
+            }
+        }
+        let with_status: HashSet<TaskId> = statuses
+            .iter()
+            .flat_map(|(_, l)| l.iter().map(|a| a.id.clone()))
+            .collect();
         let announced: HashSet<String> = workers.iter().map(|w| w.host.clone()).collect();
         let gone: Vec<WorkerHost> = self
             .workers
@@ -416,6 +455,34 @@ impl RunnerState {
                 self.status_removed(host.clone(), id);
             }
         }
+        // An assignment whose znode is gone without any status was never picked up (its owner's
+        // session ended): it goes back to pending. Only assignments older than the longest a
+        // create can take, so one still in flight when the read began is not mistaken for one.
+        let lost: Vec<(TaskId, WorkerHost)> = self
+            .tasks
+            .iter()
+            .filter_map(|(id, e)| match &e.place {
+                Place::Assigned { worker, since, .. }
+                    if *since + ZK_CALL_TIMEOUT < started
+                        && !assigned_now.contains(&(worker.clone(), id.clone()))
+                        && !with_status.contains(id) =>
+                {
+                    Some((id.clone(), worker.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (id, worker) in lost {
+            tracing::warn!(task = %id, %worker, "assignment vanished before the worker started it; task goes back to pending");
+            if let Some(w) = self.workers.get_mut(&worker) {
+                if w.awaiting_ack.as_ref() == Some(&id) {
+                    w.awaiting_ack = None;
+                }
+            }
+            if let Some(e) = self.tasks.get_mut(&id) {
+                e.place = Place::Pending;
+            }
+        }
         if !self.ready {
             self.ready = true;
             tracing::info!(
@@ -433,9 +500,9 @@ impl RunnerState {
             .tasks
             .iter()
             .filter_map(|(id, e)| match &e.place {
-                Place::Assigned { worker, deadline } if *deadline <= now => {
-                    Some((id.clone(), worker.clone()))
-                }
+                Place::Assigned {
+                    worker, deadline, ..
+                } if *deadline <= now => Some((id.clone(), worker.clone())),
                 _ => None,
             })
             .collect();
@@ -600,6 +667,7 @@ impl RunnerState {
             e.place = Place::Assigned {
                 worker: host.clone(),
                 deadline,
+                since: now,
             };
         }
         let path = self.paths.task(&host, &task.id);
@@ -705,5 +773,198 @@ impl RunnerState {
             })
             .collect();
         RunnerSnapshot { tasks, workers }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::select::SelectStrategy;
+
+    fn runner() -> (RunnerState, mpsc::UnboundedReceiver<RunnerEvent>) {
+        let config = RunnerConfig {
+            strategy: SelectStrategy::EqualDistribution,
+            min_worker_version: "0".into(),
+            task_assignment_timeout: Duration::from_secs(300),
+            task_cleanup_timeout: Duration::from_secs(900),
+            task_shutdown_link_timeout: Duration::from_secs(1),
+        };
+        // Nothing listens there: spawned ZooKeeper writes fail quietly, decisions are what we test.
+        let session = ZkSession::start("127.0.0.1:1".into(), Duration::from_secs(2));
+        let (events, rx) = mpsc::unbounded_channel();
+        let (self_tx, _self_rx) = mpsc::unbounded_channel();
+        (
+            RunnerState::new(config, session, ZkPaths::new("/druid"), events, self_tx),
+            rx,
+        )
+    }
+
+    fn worker(host: &str, capacity: i32) -> Worker {
+        Worker {
+            scheme: "http".into(),
+            host: host.into(),
+            ip: "127.0.0.1".into(),
+            capacity,
+            version: "0".into(),
+            category: drover_core::DEFAULT_WORKER_CATEGORY.into(),
+        }
+    }
+
+    fn task(id: &str) -> Arc<Task> {
+        Arc::new(
+            Task::from_json_bytes(format!(r#"{{"type":"noop","id":"{id}"}}"#).as_bytes()).unwrap(),
+        )
+    }
+
+    fn id(s: &str) -> TaskId {
+        TaskId::new(s).unwrap()
+    }
+
+    fn host(s: &str) -> WorkerHost {
+        WorkerHost::new(s).unwrap()
+    }
+
+    fn place(r: &RunnerState, t: &str) -> Place {
+        r.tasks[&id(t)].place.clone()
+    }
+
+    fn sync(
+        r: &mut RunnerState,
+        started: Instant,
+        assignments: Vec<(WorkerHost, Vec<TaskId>)>,
+        workers: Vec<Worker>,
+    ) {
+        r.full_sync(started, assignments, workers, vec![]);
+    }
+
+    fn running_status(t: &str, port: i32) -> TaskAnnouncement {
+        let st = TaskStatus::running(id(t)).with_location(TaskLocation::new("127.0.0.1", port));
+        TaskAnnouncement::new(st, "noop", TaskResource::for_task(&id(t)), "none")
+    }
+
+    #[tokio::test]
+    async fn assigns_in_order_within_capacity_one_unacknowledged_at_a_time() {
+        let (mut r, _events) = runner();
+        sync(
+            &mut r,
+            Instant::now(),
+            vec![],
+            vec![worker("a:1", 2), worker("b:1", 2)],
+        );
+        for t in ["t1", "t2", "t3"] {
+            r.on_run(task(t));
+        }
+        // One assignment in flight per worker: t1 and t2 go out, t3 waits for an acknowledgement.
+        assert!(matches!(place(&r, "t1"), Place::Assigned { .. }));
+        assert!(matches!(place(&r, "t2"), Place::Assigned { .. }));
+        assert_eq!(place(&r, "t3"), Place::Pending);
+        let Place::Assigned { worker: w1, .. } = place(&r, "t1") else {
+            unreachable!()
+        };
+        r.on_zk(ZkEvent::StatusUpserted(
+            w1.clone(),
+            running_status("t1", 8100),
+        ));
+        assert_eq!(place(&r, "t1"), Place::Running { worker: w1.clone() });
+        assert!(matches!(place(&r, "t3"), Place::Assigned { worker, .. } if worker == w1));
+    }
+
+    #[tokio::test]
+    async fn an_assignment_left_by_a_previous_overlord_is_adopted_not_repeated() {
+        let (mut r, mut events) = runner();
+        sync(
+            &mut r,
+            Instant::now(),
+            vec![(host("a:1"), vec![id("t1")])],
+            vec![worker("a:1", 3), worker("b:1", 3)],
+        );
+        assert!(matches!(events.try_recv(), Ok(RunnerEvent::Ready)));
+        // The queue hands over the same task after the restart: it stays with worker a.
+        r.on_run(task("t1"));
+        assert!(matches!(place(&r, "t1"), Place::Assigned { worker, .. } if worker == host("a:1")));
+        // The old assignment vanished without the worker starting it: back to pending, and
+        // assigned afresh.
+        sync(
+            &mut r,
+            Instant::now() + Duration::from_secs(11),
+            vec![],
+            vec![worker("a:1", 3), worker("b:1", 3)],
+        );
+        r.try_assign();
+        assert!(
+            matches!(place(&r, "t1"), Place::Assigned { since, .. } if since.elapsed() < Duration::from_secs(5))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_recent_assignment_missing_from_a_sync_is_kept() {
+        let (mut r, _events) = runner();
+        sync(&mut r, Instant::now(), vec![], vec![worker("a:1", 3)]);
+        r.on_run(task("t1"));
+        // A sync that began before the create landed must not undo it.
+        sync(&mut r, Instant::now(), vec![], vec![worker("a:1", 3)]);
+        assert!(matches!(place(&r, "t1"), Place::Assigned { .. }));
+    }
+
+    #[tokio::test]
+    async fn running_tasks_are_rediscovered_and_reported() {
+        let (mut r, mut events) = runner();
+        r.full_sync(
+            Instant::now(),
+            vec![],
+            vec![worker("a:1", 3)],
+            vec![(host("a:1"), vec![running_status("t9", 8101)])],
+        );
+        match events.try_recv() {
+            Ok(RunnerEvent::Status(s)) => {
+                assert_eq!(s.id, id("t9"));
+                assert_eq!(s.location.port, 8101);
+            }
+            other => panic!("expected the rediscovered status, got {other:?}"),
+        }
+        r.on_run(task("t9"));
+        assert_eq!(
+            place(&r, "t9"),
+            Place::Running {
+                worker: host("a:1")
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_vanished_worker_fails_its_tasks_only_after_the_cleanup_timeout() {
+        let (mut r, mut events) = runner();
+        r.full_sync(
+            Instant::now(),
+            vec![],
+            vec![worker("a:1", 3)],
+            vec![(host("a:1"), vec![running_status("t1", 8100)])],
+        );
+        while events.try_recv().is_ok() {}
+        r.on_zk(ZkEvent::WorkerRemoved(host("a:1")));
+        r.on_tick(Instant::now());
+        assert_eq!(
+            place(&r, "t1"),
+            Place::Running {
+                worker: host("a:1")
+            },
+            "still waiting for the worker"
+        );
+        // It comes back in time: nothing is failed.
+        r.on_zk(ZkEvent::WorkerUpserted(worker("a:1", 3)));
+        r.on_tick(Instant::now() + Duration::from_secs(1000));
+        assert_eq!(
+            place(&r, "t1"),
+            Place::Running {
+                worker: host("a:1")
+            }
+        );
+        // It goes away for good.
+        r.on_zk(ZkEvent::WorkerRemoved(host("a:1")));
+        r.on_tick(Instant::now() + Duration::from_secs(901));
+        match events.try_recv() {
+            Ok(RunnerEvent::Status(s)) => assert!(s.error_msg.unwrap().contains("worker cleanup")),
+            other => panic!("expected a failure, got {other:?}"),
+        }
     }
 }

@@ -143,6 +143,25 @@ impl Watcher<'_> {
     }
 
     async fn full_sync(&self) -> Result<(), ZkError> {
+        let started = std::time::Instant::now();
+        let tasks = self.paths.tasks();
+        let mut assignments = Vec::new();
+        for worker in with_timeout(CALL_TIMEOUT, self.client.list_children(&tasks)).await? {
+            let Ok(host) = WorkerHost::new(worker.clone()) else {
+                continue;
+            };
+            let ids = match with_timeout(
+                CALL_TIMEOUT,
+                self.client.list_children(&format!("{tasks}/{worker}")),
+            )
+            .await
+            {
+                Ok(c) => c.into_iter().filter_map(|c| TaskId::new(c).ok()).collect(),
+                Err(ZkError::Client(ZkClientError::NoNode)) => continue,
+                Err(e) => return Err(e),
+            };
+            assignments.push((host, ids));
+        }
         let announcements = self.paths.announcements();
         let mut workers = Vec::new();
         for name in with_timeout(CALL_TIMEOUT, self.client.list_children(&announcements)).await? {
@@ -176,6 +195,11 @@ impl Watcher<'_> {
             }
             statuses.push((host, list));
         }
-        self.send(ZkEvent::FullSync { workers, statuses })
+        self.send(ZkEvent::FullSync {
+            started,
+            assignments,
+            workers,
+            statuses,
+        })
     }
 }
