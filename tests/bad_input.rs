@@ -123,3 +123,37 @@ async fn bad_task_submissions_are_rejected_and_leave_no_trace() {
         assert_eq!(r.status, 400, "{path}: {}", r.body);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_429_and_stores_nothing() {
+    // No middle manager: tasks stay in the queue.
+    let cluster = Cluster::start(ClusterSpec {
+        overlord_args: vec!["--queue-max-size".into(), "2".into()],
+        ..Default::default()
+    })
+    .await;
+    let c = &cluster.client;
+    c.submit(&noop("q1", 10)).await.unwrap();
+    c.submit(&noop("q2", 10)).await.unwrap();
+    let r = c
+        .post("/task", serde_json::to_vec(&noop("q3", 10)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("queue"),
+        "{}",
+        r.body
+    );
+    assert_eq!(c.get("/task/q3").await.unwrap().status, 404);
+    // Accepted tasks reach the runner right after the POST is answered.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let pending = c.tasks("?state=pending").await.unwrap();
+        if pending.len() == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{pending:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

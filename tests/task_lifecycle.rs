@@ -184,3 +184,66 @@ async fn a_task_is_visible_while_running_and_stored_with_druid_fields() {
     assert_eq!(bad_state.status, 400);
     assert!(bad_state.body.contains("Invalid task state[finished]"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_worker_gets_no_tasks_until_enabled() {
+    let cluster = Cluster::start(ClusterSpec {
+        middle_managers: vec![MiddleManagerSpec::with_capacity(2)],
+        ..Default::default()
+    })
+    .await;
+    let c = &cluster.client;
+    let mm = &cluster.middle_managers[0];
+    let http = reqwest::Client::new();
+    let disabled: serde_json::Value = http
+        .post(format!("{}/druid/worker/v1/disable", mm.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(disabled[&mm.host], "disabled");
+    let enabled: serde_json::Value = http
+        .get(format!("{}/druid/worker/v1/enabled", mm.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(enabled[&mm.host], false);
+    // The overlord sees version "" and keeps the task pending.
+    let deadline = std::time::Instant::now() + LONG;
+    while c.workers().await.unwrap()[0]["worker"]["version"] != "" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "disabled worker never re-announced"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = c.submit(&noop("while_disabled", 10)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        c.status(&id).await.unwrap().unwrap()["runnerStatusCode"],
+        "PENDING"
+    );
+    http.post(format!("{}/druid/worker/v1/enable", mm.url))
+        .send()
+        .await
+        .unwrap();
+    let status = c
+        .wait_complete(&id, LONG)
+        .await
+        .unwrap_or_else(|e| cluster.fail(e));
+    assert_eq!(status["statusCode"], "SUCCESS");
+    let tasks: Vec<String> = http
+        .get(format!("{}/druid/worker/v1/tasks", mm.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(tasks.is_empty());
+}
