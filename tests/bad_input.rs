@@ -4,11 +4,9 @@ use drover_scenarios::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_task_submissions_are_rejected_and_leave_no_trace() {
-    let cluster = Cluster::start(ClusterSpec {
-        middle_managers: vec![MiddleManagerSpec::with_capacity(2)],
-        overlord_args: vec!["--max-task-payload-bytes".into(), "4096".into()],
-        ..Default::default()
-    })
+    let cluster = Cluster::start(
+        ClusterSpec::workers(&[2]).overlord_args(&["--max-task-payload-bytes", "4096"]),
+    )
     .await;
     let c = &cluster.client;
     let huge = format!(
@@ -127,11 +125,8 @@ async fn bad_task_submissions_are_rejected_and_leave_no_trace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_429_and_stores_nothing() {
     // No middle manager: tasks stay in the queue.
-    let cluster = Cluster::start(ClusterSpec {
-        overlord_args: vec!["--queue-max-size".into(), "2".into()],
-        ..Default::default()
-    })
-    .await;
+    let cluster =
+        Cluster::start(ClusterSpec::default().overlord_args(&["--queue-max-size", "2"])).await;
     let c = &cluster.client;
     c.submit(&noop("q1", 10)).await.unwrap();
     c.submit(&noop("q2", 10)).await.unwrap();

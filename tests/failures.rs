@@ -27,11 +27,7 @@ async fn peon_pid(cluster: &Cluster, id: &str) -> i32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_through_the_overlord_fails_the_task_and_stops_its_peon() {
-    let cluster = Cluster::start(ClusterSpec {
-        middle_managers: vec![MiddleManagerSpec::with_capacity(2)],
-        ..Default::default()
-    })
-    .await;
+    let cluster = Cluster::start(ClusterSpec::workers(&[2])).await;
     let c = &cluster.client;
     let id = c.submit(&noop("long_shutdown", 600_000)).await.unwrap();
     c.wait_running(&id, LONG)
@@ -70,11 +66,7 @@ async fn shutdown_through_the_overlord_fails_the_task_and_stops_its_peon() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_a_peon_fails_its_task_with_the_exit_code() {
-    let cluster = Cluster::start(ClusterSpec {
-        middle_managers: vec![MiddleManagerSpec::with_capacity(2)],
-        ..Default::default()
-    })
-    .await;
+    let cluster = Cluster::start(ClusterSpec::workers(&[2])).await;
     let c = &cluster.client;
     let id = c.submit(&noop("long_killed", 600_000)).await.unwrap();
     c.wait_running(&id, LONG)
@@ -97,14 +89,9 @@ async fn kill_9_of_a_peon_fails_its_task_with_the_exit_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_a_middle_manager_fails_its_tasks_after_cleanup_timeout() {
-    let mut cluster = Cluster::start(ClusterSpec {
-        middle_managers: vec![
-            MiddleManagerSpec::with_capacity(3),
-            MiddleManagerSpec::with_capacity(3),
-        ],
-        overlord_args: vec!["--task-cleanup-timeout".into(), "3s".into()],
-        ..Default::default()
-    })
+    let mut cluster = Cluster::start(
+        ClusterSpec::workers(&[3, 3]).overlord_args(&["--task-cleanup-timeout", "3s"]),
+    )
     .await;
     let c = cluster.client.clone();
     let mut ids = Vec::new();

@@ -10,14 +10,7 @@ const LONG: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_noop_tasks_all_succeed_without_exceeding_worker_capacity() {
-    let cluster = Cluster::start(ClusterSpec {
-        middle_managers: vec![
-            MiddleManagerSpec::with_capacity(3),
-            MiddleManagerSpec::with_capacity(3),
-        ],
-        ..Default::default()
-    })
-    .await;
+    let cluster = Cluster::start(ClusterSpec::workers(&[3, 3])).await;
     let c = &cluster.client;
     let mut ids = Vec::new();
     for i in 0..50 {
@@ -60,11 +53,7 @@ async fn fifty_noop_tasks_all_succeed_without_exceeding_worker_capacity() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlord_restart_rediscovers_running_tasks_and_runs_waiting_ones() {
-    let mut cluster = Cluster::start(ClusterSpec {
-        middle_managers: vec![MiddleManagerSpec::with_capacity(2)],
-        ..Default::default()
-    })
-    .await;
+    let mut cluster = Cluster::start(ClusterSpec::workers(&[2])).await;
     let mut ids = Vec::new();
     for i in 0..4 {
         ids.push(
@@ -123,11 +112,7 @@ async fn unknown_task_ids_answer_like_druid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_is_visible_while_running_and_stored_with_druid_fields() {
-    let cluster = Cluster::start(ClusterSpec {
-        middle_managers: vec![MiddleManagerSpec::with_capacity(1)],
-        ..Default::default()
-    })
-    .await;
+    let cluster = Cluster::start(ClusterSpec::workers(&[1])).await;
     let c = &cluster.client;
     let id = c
         .submit(&serde_json::json!({"type":"noop","runTime":1500,"dataSource":"wiki"}))
@@ -187,11 +172,7 @@ async fn a_task_is_visible_while_running_and_stored_with_druid_fields() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disabled_worker_gets_no_tasks_until_enabled() {
-    let cluster = Cluster::start(ClusterSpec {
-        middle_managers: vec![MiddleManagerSpec::with_capacity(2)],
-        ..Default::default()
-    })
-    .await;
+    let cluster = Cluster::start(ClusterSpec::workers(&[2])).await;
     let c = &cluster.client;
     let mm = &cluster.middle_managers[0];
     let http = reqwest::Client::new();

@@ -9,11 +9,7 @@ const LONG: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_middle_manager_frozen_past_its_session_timeout_comes_back_and_reports() {
-    let cluster = Cluster::start(ClusterSpec {
-        middle_managers: vec![MiddleManagerSpec::with_capacity(2)],
-        ..Default::default()
-    })
-    .await;
+    let cluster = Cluster::start(ClusterSpec::workers(&[2])).await;
     let c = &cluster.client;
     let id = c.submit(&noop("outlives_freeze", 4000)).await.unwrap();
     c.wait_running(&id, LONG)
@@ -45,11 +41,7 @@ async fn a_middle_manager_frozen_past_its_session_timeout_comes_back_and_reports
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overlord_frozen_past_its_session_timeout_re_arms_its_watches() {
-    let cluster = Cluster::start(ClusterSpec {
-        middle_managers: vec![MiddleManagerSpec::with_capacity(2)],
-        ..Default::default()
-    })
-    .await;
+    let cluster = Cluster::start(ClusterSpec::workers(&[2])).await;
     let c = &cluster.client;
     let id = c
         .submit(&noop("finishes_while_overlord_frozen", 2000))

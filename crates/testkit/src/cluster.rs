@@ -27,6 +27,7 @@ impl MiddleManagerSpec {
 
 #[derive(Debug, Clone, Default)]
 pub struct ClusterSpec {
+    /// Middle managers, one per entry.
     pub middle_managers: Vec<MiddleManagerSpec>,
     /// Extra overlord flags, e.g. `["--task-cleanup-timeout", "3s"]`.
     pub overlord_args: Vec<String>,
@@ -51,6 +52,25 @@ pub struct Cluster {
     pub client: ApiClient,
     pub middle_managers: Vec<MiddleManager>,
     pub task_log_dir: PathBuf,
+}
+
+impl ClusterSpec {
+    /// One middle manager per capacity given.
+    pub fn workers(capacities: &[u32]) -> Self {
+        ClusterSpec {
+            middle_managers: capacities
+                .iter()
+                .map(|&c| MiddleManagerSpec::with_capacity(c))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    pub fn overlord_args(mut self, args: &[&str]) -> Self {
+        self.overlord_args
+            .extend(args.iter().map(|a| a.to_string()));
+        self
+    }
 }
 
 impl Cluster {

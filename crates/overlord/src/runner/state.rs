@@ -193,10 +193,8 @@ impl RunnerState {
             RunnerMsg::Zk(event) => self.on_zk(event),
             RunnerMsg::AssignFailed { id, worker, error } => {
                 tracing::warn!(task = %id, %worker, %error, "assignment failed; task goes back to pending");
+                self.clear_ack(&worker, &id);
                 if let Some(w) = self.workers.get_mut(&worker) {
-                    if w.awaiting_ack.as_ref() == Some(&id) {
-                        w.awaiting_ack = None;
-                    }
                     w.skip_until = Some(Instant::now() + ASSIGN_RETRY_DELAY);
                 }
                 if let Some(e) = self.tasks.get_mut(&id) {
@@ -474,11 +472,7 @@ impl RunnerState {
             .collect();
         for (id, worker) in lost {
             tracing::warn!(task = %id, %worker, "assignment vanished before the worker started it; task goes back to pending");
-            if let Some(w) = self.workers.get_mut(&worker) {
-                if w.awaiting_ack.as_ref() == Some(&id) {
-                    w.awaiting_ack = None;
-                }
-            }
+            self.clear_ack(&worker, &id);
             if let Some(e) = self.tasks.get_mut(&id) {
                 e.place = Place::Pending;
             }
@@ -508,11 +502,7 @@ impl RunnerState {
             .collect();
         for (id, worker) in timed_out {
             tracing::warn!(task = %id, %worker, "worker did not start the task in time");
-            if let Some(w) = self.workers.get_mut(&worker) {
-                if w.awaiting_ack.as_ref() == Some(&id) {
-                    w.awaiting_ack = None;
-                }
-            }
+            self.clear_ack(&worker, &id);
             self.spawn_delete(self.paths.task(&worker, &id));
             let status = TaskStatus::failure(
                 id.clone(),
@@ -576,6 +566,15 @@ impl RunnerState {
                 .await
                 .ok();
         });
+    }
+
+    /// The worker no longer waits to acknowledge `id` (it did, or never will).
+    fn clear_ack(&mut self, worker: &WorkerHost, id: &TaskId) {
+        if let Some(w) = self.workers.get_mut(worker) {
+            if w.awaiting_ack.as_ref() == Some(id) {
+                w.awaiting_ack = None;
+            }
+        }
     }
 
     /// A terminal status decided by the runner itself.
