@@ -72,10 +72,20 @@ impl TestDb {
         self.store.close().await;
         if let Some(url) = self.admin_url {
             let mut admin = AnyConnection::connect(&url).await.unwrap();
-            admin
-                .execute(format!("DROP DATABASE {}", self.name).as_str())
-                .await
-                .unwrap();
+            // The closed pool's sessions may still be ending on the server side: PostgreSQL can
+            // end them itself (FORCE); both get a few tries.
+            let force = if url.starts_with("postgres") {
+                " WITH (FORCE)"
+            } else {
+                ""
+            };
+            let drop = format!("DROP DATABASE {}{force}", self.name);
+            let mut tries = 0;
+            while let Err(e) = admin.execute(drop.as_str()).await {
+                tries += 1;
+                assert!(tries < 20, "cannot drop test database {}: {e}", self.name);
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
         }
     }
 }
