@@ -85,25 +85,18 @@ impl Cluster {
         let zk_base = format!("/drover-test-{:016x}", rand::rng().random::<u64>());
         let task_log_dir = dir.join("task-logs");
         let port = free_port();
-        let mut overlord_cmd = vec![
-            binary("drover-overlord").display().to_string(),
-            "--host".into(),
-            "127.0.0.1".into(),
-            "--port".into(),
-            port.to_string(),
-            "--bind-address".into(),
-            "127.0.0.1".into(),
+        let mut overlord_cmd = server_command(
+            "drover-overlord",
+            port,
+            &zk_connect,
+            &zk_base,
+            "6s",
+            &task_log_dir,
+        );
+        overlord_cmd.extend([
             "--metadata-url".into(),
             format!("sqlite://{}", dir.join("metadata.db").display()),
-            "--zk-connect".into(),
-            zk_connect.clone(),
-            "--zk-base".into(),
-            zk_base.clone(),
-            "--zk-session-timeout".into(),
-            "6s".into(),
-            "--task-log-dir".into(),
-            task_log_dir.display().to_string(),
-        ];
+        ]);
         overlord_cmd.extend(spec.overlord_args.iter().cloned());
         let overlord = ManagedProcess::start(
             "overlord",
@@ -142,33 +135,26 @@ impl Cluster {
         let port = free_port();
         let peon_port = 20000 + rand::rng().random_range(0..40000u16);
         let base_task_dir = self.dir.join(format!("mm{n}")).join("task");
-        let mut cmd = vec![
-            binary("drover-middle-manager").display().to_string(),
-            "--host".into(),
-            "127.0.0.1".into(),
-            "--port".into(),
-            port.to_string(),
-            "--bind-address".into(),
-            "127.0.0.1".into(),
-            "--zk-connect".into(),
-            self.zk_connect.clone(),
-            "--zk-base".into(),
-            self.zk_base.clone(),
-            "--zk-session-timeout".into(),
-            "4s".into(),
+        let mut cmd = server_command(
+            "drover-middle-manager",
+            port,
+            &self.zk_connect,
+            &self.zk_base,
+            "4s",
+            &self.task_log_dir,
+        );
+        cmd.extend([
             "--capacity".into(),
             spec.capacity.to_string(),
             "--base-task-dir".into(),
             base_task_dir.display().to_string(),
-            "--task-log-dir".into(),
-            self.task_log_dir.display().to_string(),
             "--peon-start-port".into(),
             peon_port.to_string(),
             "--peon-end-port".into(),
             (peon_port + 200).to_string(),
             "--task-shutdown-timeout".into(),
             "2s".into(),
-        ];
+        ]);
         cmd.extend(spec.extra_args.iter().cloned());
         let process = ManagedProcess::start(
             &format!("middle-manager-{n}"),
@@ -235,6 +221,35 @@ impl Drop for Cluster {
             eprintln!("cluster logs ({}):\n{}", self.dir.display(), self.logs());
         }
     }
+}
+
+/// The flags both servers take: loopback host and port, ZooKeeper, task-log storage.
+fn server_command(
+    binary_name: &str,
+    port: u16,
+    zk_connect: &str,
+    zk_base: &str,
+    session_timeout: &str,
+    task_log_dir: &std::path::Path,
+) -> Vec<String> {
+    [
+        binary(binary_name).display().to_string(),
+        "--host".into(),
+        "127.0.0.1".into(),
+        "--port".into(),
+        port.to_string(),
+        "--bind-address".into(),
+        "127.0.0.1".into(),
+        "--zk-connect".into(),
+        zk_connect.into(),
+        "--zk-base".into(),
+        zk_base.into(),
+        "--zk-session-timeout".into(),
+        session_timeout.into(),
+        "--task-log-dir".into(),
+        task_log_dir.display().to_string(),
+    ]
+    .into()
 }
 
 fn log_env() -> Vec<(String, String)> {
