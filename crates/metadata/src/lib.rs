@@ -1,11 +1,13 @@
 //! Druid's metadata tables over SQLite (a file, the default), PostgreSQL or MySQL/MariaDB, chosen
 //! by URL. Table and column names are Druid's, so existing tooling that reads them keeps working.
 
+mod config_storage;
 mod error;
 mod schema;
 mod sql;
 mod task_storage;
 
+pub use config_storage::{AuditInfo, AuditRecord};
 pub use error::MetadataError;
 pub use sql::{redact, Backend, MetadataStore};
 pub use task_storage::{CompleteTaskFilter, TaskInfo, TaskRow};

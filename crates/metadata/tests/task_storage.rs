@@ -171,3 +171,75 @@ async fn task_storage_postgres() {
 async fn task_storage_mysql() {
     conformance(TestDb::mysql().await).await;
 }
+
+async fn config_conformance(db: TestDb) {
+    use drover_metadata::{AuditInfo, AuditRecord};
+    let store = &db.store;
+    assert!(store.get_config("worker.config").await.unwrap().is_none());
+    for (i, payload) in [
+        r#"{"selectStrategy":{"type":"fillCapacity"}}"#,
+        r#"{"selectStrategy":{"type":"equalDistribution"}}"#,
+    ]
+    .iter()
+    .enumerate()
+    {
+        let audit = AuditRecord {
+            key: "worker.config".into(),
+            audit_type: "worker.config".into(),
+            info: AuditInfo {
+                author: format!("ops{i}"),
+                comment: "why".into(),
+                ip: String::new(),
+            },
+            payload: payload.to_string(),
+            created_date: format!("2024-01-0{}T00:00:00.000Z", i + 1),
+        };
+        store
+            .set_config("worker.config", payload.as_bytes(), &audit)
+            .await
+            .unwrap();
+    }
+    let current = store.get_config("worker.config").await.unwrap().unwrap();
+    assert!(String::from_utf8(current)
+        .unwrap()
+        .contains("equalDistribution"));
+    let history = store
+        .audit_history("worker.config", "worker.config", None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].info.author, "ops1", "newest first");
+    let one = store
+        .audit_history("worker.config", "worker.config", None, None, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    let window = store
+        .audit_history(
+            "worker.config",
+            "worker.config",
+            Some("2024-01-01T12:00:00.000Z"),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(window.len(), 1);
+    assert!(window[0].payload.contains("equalDistribution"));
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn config_and_audit_sqlite() {
+    config_conformance(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn config_and_audit_postgres() {
+    config_conformance(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn config_and_audit_mysql() {
+    config_conformance(TestDb::mysql().await).await;
+}

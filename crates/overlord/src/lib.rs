@@ -58,6 +58,21 @@ pub async fn run(
         config.zk_resync_period,
         events_tx,
     );
+    // The dynamic worker config (POST /worker) outlives restarts.
+    match store.get_config(runner::select::WORKER_CONFIG_KEY).await {
+        Ok(Some(bytes)) => match runner::select::WorkerBehaviorConfig::parse(&bytes) {
+            Ok(c) => {
+                runner.set_selection(Some(runner::select::Selection::from(&c.select_strategy)))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "stored worker config is unreadable; using worker_select_strategy")
+            }
+        },
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the worker config; using worker_select_strategy")
+        }
+    }
     let queue = queue::start(
         QueueConfig {
             max_size: config.queue_max_size as usize,

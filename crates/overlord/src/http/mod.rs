@@ -2,6 +2,7 @@
 
 mod error;
 mod tasks;
+mod workers;
 
 use std::time::Duration;
 
@@ -55,7 +56,15 @@ pub fn router(state: AppState) -> Router {
         .route("/pendingTasks", get(tasks::pending))
         .route("/waitingTasks", get(tasks::waiting))
         .route("/completeTasks", get(tasks::complete))
-        .route("/workers", get(workers))
+        .route("/workers", get(workers::list))
+        .route(
+            "/worker",
+            get(workers::get_config).post(workers::set_config),
+        )
+        .route("/worker/history", get(workers::history))
+        .route("/worker/{host}/enable", post(workers::enable))
+        .route("/worker/{host}/disable", post(workers::disable))
+        .route("/totalWorkerCapacity", get(workers::total_capacity))
         .route("/leader", get(leader))
         .route("/isLeader", get(is_leader));
     Router::new()
@@ -63,10 +72,6 @@ pub fn router(state: AppState) -> Router {
         .route("/status/health", get(|| async { Json(true) }))
         .fallback(|| async { ApiError::NotFound(json!({ "error": "no such route" })) })
         .with_state(state)
-}
-
-async fn workers(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(s.runner_snapshot().await?.workers))
 }
 
 /// The leader's URL as plain text. One overlord leads alone until leader election lands.

@@ -65,6 +65,8 @@ pub(crate) enum RunnerMsg {
     /// The queue has persisted a terminal status: forget the task and delete its status znode.
     Cleanup(TaskId),
     Snapshot(oneshot::Sender<RunnerSnapshot>),
+    /// The dynamic worker config changed (`None`: back to the static strategy).
+    SetSelection(Option<select::Selection>),
     Zk(ZkEvent),
     /// Creating the assignment znode failed: put the task back.
     AssignFailed {
@@ -95,6 +97,10 @@ impl RunnerHandle {
 
     pub fn cleanup(&self, id: TaskId) {
         self.tx.send(RunnerMsg::Cleanup(id)).ok();
+    }
+
+    pub fn set_selection(&self, selection: Option<select::Selection>) {
+        self.tx.send(RunnerMsg::SetSelection(selection)).ok();
     }
 
     pub async fn snapshot(&self) -> Option<RunnerSnapshot> {

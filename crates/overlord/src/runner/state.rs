@@ -14,7 +14,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::select::{select_worker, Candidate};
+use super::select::{select_worker, Candidate, Selection};
 use super::{RunnerConfig, RunnerEvent, RunnerMsg, ZkEvent};
 
 const TICK: Duration = Duration::from_millis(250);
@@ -138,6 +138,8 @@ pub(crate) struct RunnerState {
     self_tx: mpsc::UnboundedSender<RunnerMsg>,
     http: reqwest::Client,
     ready: bool,
+    /// Strategy, affinity and categories in force (the dynamic worker config, else the static one).
+    selection: Selection,
     workers: BTreeMap<WorkerHost, WorkerEntry>,
     /// In insertion order, which is the order pending tasks are assigned in.
     tasks: IndexMap<TaskId, Entry>,
@@ -156,6 +158,7 @@ impl RunnerState {
             .build()
             .expect("HTTP client");
         RunnerState {
+            selection: Selection::plain(config.strategy),
             config,
             session,
             paths,
@@ -191,6 +194,12 @@ impl RunnerState {
                 reply.send(self.snapshot()).ok();
             }
             RunnerMsg::Zk(event) => self.on_zk(event),
+            RunnerMsg::SetSelection(selection) => {
+                tracing::info!(?selection, "worker selection changed");
+                self.selection =
+                    selection.unwrap_or_else(|| Selection::plain(self.config.strategy));
+                self.try_assign();
+            }
             RunnerMsg::AssignFailed { id, worker, error } => {
                 tracing::warn!(task = %id, %worker, %error, "assignment failed; task goes back to pending");
                 self.clear_ack(&worker, &id);
@@ -622,6 +631,7 @@ impl RunnerState {
                             capacity: worker.capacity,
                             used: used.get(host).copied().unwrap_or(0),
                             version: &worker.version,
+                            category: &worker.category,
                             availability_groups: groups
                                 .get(host)
                                 .map(|g| g.iter().map(String::as_str).collect())
@@ -639,7 +649,7 @@ impl RunnerState {
                     return; // nobody can take anything now
                 }
                 select_worker(
-                    self.config.strategy,
+                    &self.selection,
                     &task,
                     &self.config.min_worker_version,
                     &candidates,
