@@ -43,6 +43,13 @@ pub struct OverlordConfig {
     /// How often the runner re-reads all worker and status znodes to repair missed events.
     #[serde(with = "humantime_serde")]
     pub zk_resync_period: Duration,
+    /// Failures in a row before a worker may be blacklisted (`druid.indexer.runner.maxRetriesBeforeBlacklist`).
+    pub max_retries_before_blacklist: u32,
+    /// How long a blacklisting lasts (`druid.indexer.runner.workerBlackListBackoffTime`).
+    #[serde(with = "humantime_serde")]
+    pub worker_blacklist_backoff_time: Duration,
+    /// Largest share of workers that may be blacklisted (`druid.indexer.runner.maxPercentageBlacklistWorkers`).
+    pub max_percentage_blacklist_workers: u32,
     /// `equalDistribution` or `fillCapacity`.
     pub worker_select_strategy: SelectStrategy,
     /// `druid.indexer.runner.minWorkerVersion` (compared as a string).
@@ -71,6 +78,9 @@ impl Default for OverlordConfig {
             task_cleanup_timeout: Duration::from_secs(900),
             task_shutdown_link_timeout: Duration::from_secs(60),
             zk_resync_period: Duration::from_secs(60),
+            max_retries_before_blacklist: 5,
+            worker_blacklist_backoff_time: Duration::from_secs(900),
+            max_percentage_blacklist_workers: 20,
             worker_select_strategy: SelectStrategy::EqualDistribution,
             min_worker_version: "0".into(),
             recently_finished_threshold: Duration::from_secs(24 * 3600),
@@ -140,6 +150,15 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_OVERLORD_ZK_RESYNC_PERIOD")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zk_resync_period: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_MAX_RETRIES_BEFORE_BLACKLIST")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_retries_before_blacklist: Option<u32>,
+    #[arg(long, env = "DROVER_OVERLORD_WORKER_BLACKLIST_BACKOFF_TIME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_blacklist_backoff_time: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_MAX_PERCENTAGE_BLACKLIST_WORKERS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_percentage_blacklist_workers: Option<u32>,
     #[arg(long, env = "DROVER_OVERLORD_WORKER_SELECT_STRATEGY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker_select_strategy: Option<String>,

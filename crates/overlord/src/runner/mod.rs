@@ -3,6 +3,7 @@
 //! TaskQueue, the ZooKeeper watcher and its own timer. ZooKeeper writes and HTTP calls to workers
 //! are spawned, so the loop never waits on I/O; their outcome comes back as messages.
 
+mod blacklist;
 pub mod select;
 mod state;
 pub mod zk_watch;
@@ -26,6 +27,11 @@ pub struct RunnerConfig {
     pub task_assignment_timeout: Duration,
     pub task_cleanup_timeout: Duration,
     pub task_shutdown_link_timeout: Duration,
+    /// Blacklisting (§5.6): failures in a row tolerated, how long a blacklisting lasts, and the
+    /// largest share of workers that may be blacklisted.
+    pub max_retries_before_blacklist: u32,
+    pub worker_blacklist_backoff_time: Duration,
+    pub max_percentage_blacklist_workers: u32,
 }
 
 /// What the runner tells the TaskQueue.

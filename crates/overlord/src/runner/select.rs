@@ -209,6 +209,8 @@ pub struct Candidate<'a> {
     pub availability_groups: Vec<&'a str>,
     /// It has an assignment it has not acknowledged yet (at most one in flight per worker).
     pub awaiting_ack: bool,
+    /// Failed too many tasks in a row lately (§5.6).
+    pub blacklisted: bool,
     /// Announced right now (a vanished worker waits for cleanup but takes nothing new).
     pub announced: bool,
 }
@@ -217,6 +219,7 @@ pub struct Candidate<'a> {
 /// availability group, a version at least `min_version` compared as strings.
 pub fn can_run(c: &Candidate<'_>, task: &Task, min_version: &str) -> bool {
     c.announced
+        && !c.blacklisted
         && !c.awaiting_ack
         && c.capacity - c.used >= task.resource.required_capacity
         && !c
@@ -330,6 +333,7 @@ mod tests {
             category: drover_core::DEFAULT_WORKER_CATEGORY,
             availability_groups: vec![],
             awaiting_ack: false,
+            blacklisted: false,
             announced: true,
         }
     }
@@ -412,6 +416,9 @@ mod tests {
             "versions compare as strings, as in Druid"
         );
         c.version = "0";
+        c.blacklisted = true;
+        assert!(!can_run(&c, &t, "0"), "blacklisted");
+        c.blacklisted = false;
         c.announced = false;
         assert!(!can_run(&c, &t, "0"));
         assert_eq!(select_worker(&EQUAL, &t, "0", &[c]), None);

@@ -73,6 +73,17 @@ struct WorkerEntry {
     awaiting_ack: Option<TaskId>,
     skip_until: Option<Instant>,
     last_completed: Option<String>,
+    failed_in_a_row: u32,
+    /// Until when, as an instant and as the ISO time the API shows.
+    blacklisted_until: Option<(Instant, String)>,
+}
+
+impl WorkerEntry {
+    fn blacklisted(&self, now: Instant) -> bool {
+        self.blacklisted_until
+            .as_ref()
+            .is_some_and(|(t, _)| *t > now)
+    }
 }
 
 impl WorkerEntry {
@@ -84,6 +95,8 @@ impl WorkerEntry {
             awaiting_ack: None,
             skip_until: None,
             last_completed: None,
+            failed_in_a_row: 0,
+            blacklisted_until: None,
         }
     }
 }
@@ -371,10 +384,52 @@ impl RunnerState {
                 }
                 e.place = new_place;
                 e.status = status.clone();
+                let outcome = status.status;
                 if changed {
                     self.emit(status);
                 }
+                if complete {
+                    self.record_outcome(&host, outcome);
+                }
             }
+        }
+    }
+
+    /// Druid's blacklist bookkeeping: a success clears a worker's record, failures in a row
+    /// past the limit blacklist it for a while.
+    fn record_outcome(&mut self, host: &WorkerHost, outcome: drover_core::TaskState) {
+        let now = Instant::now();
+        let already = self.workers.values().filter(|w| w.blacklisted(now)).count();
+        let total = self.workers.values().filter(|w| w.announced).count();
+        let config = &self.config;
+        let Some(w) = self.workers.get_mut(host) else {
+            return;
+        };
+        if outcome == drover_core::TaskState::Success {
+            w.failed_in_a_row = 0;
+            if w.blacklisted_until.take().is_some() {
+                tracing::info!(worker = %host, "worker succeeded a task; no longer blacklisted");
+            }
+            return;
+        }
+        w.failed_in_a_row += 1;
+        if !w.blacklisted(now)
+            && super::blacklist::should_blacklist(
+                w.failed_in_a_row,
+                config.max_retries_before_blacklist,
+                already,
+                total,
+                config.max_percentage_blacklist_workers,
+            )
+        {
+            let until = chrono::Utc::now()
+                + chrono::Duration::from_std(config.worker_blacklist_backoff_time)
+                    .unwrap_or(chrono::Duration::minutes(15));
+            tracing::warn!(worker = %host, failed_in_a_row = w.failed_in_a_row, until = %until, "blacklisting worker");
+            w.blacklisted_until = Some((
+                now + config.worker_blacklist_backoff_time,
+                drover_core::time::to_iso(until),
+            ));
         }
     }
 
@@ -523,6 +578,14 @@ impl RunnerState {
             self.complete_here(&id, Some(worker), status);
         }
 
+        // Blacklistings that have run out (their failure count stays, as in Druid).
+        for (host, w) in self.workers.iter_mut() {
+            if w.blacklisted_until.as_ref().is_some_and(|(t, _)| *t <= now) {
+                tracing::info!(worker = %host, "blacklisting expired");
+                w.blacklisted_until = None;
+            }
+        }
+
         // Workers gone for longer than taskCleanupTimeout.
         let expired: Vec<WorkerHost> = self
             .workers
@@ -638,6 +701,7 @@ impl RunnerState {
                                 .unwrap_or_default(),
                             awaiting_ack: w.awaiting_ack.is_some()
                                 || w.skip_until.is_some_and(|t| t > now),
+                            blacklisted: w.blacklisted(now),
                             announced: w.announced,
                         })
                     })
@@ -777,7 +841,7 @@ impl RunnerState {
                         .map(|(id, _)| id.clone())
                         .collect(),
                     last_completed_task_time: w.last_completed.clone(),
-                    blacklisted_until: None,
+                    blacklisted_until: w.blacklisted_until.as_ref().map(|(_, iso)| iso.clone()),
                 })
             })
             .collect();
@@ -797,6 +861,9 @@ mod tests {
             task_assignment_timeout: Duration::from_secs(300),
             task_cleanup_timeout: Duration::from_secs(900),
             task_shutdown_link_timeout: Duration::from_secs(1),
+            max_retries_before_blacklist: 5,
+            worker_blacklist_backoff_time: Duration::from_secs(900),
+            max_percentage_blacklist_workers: 20,
         };
         // Nothing listens there: spawned ZooKeeper writes fail quietly, decisions are what we test.
         let session = ZkSession::start("127.0.0.1:1".into(), Duration::from_secs(2));
@@ -975,5 +1042,58 @@ mod tests {
             Ok(RunnerEvent::Status(s)) => assert!(s.error_msg.unwrap().contains("worker cleanup")),
             other => panic!("expected a failure, got {other:?}"),
         }
+    }
+
+    fn finished(t: &str, ok: bool) -> TaskAnnouncement {
+        let st = if ok {
+            TaskStatus::success(id(t))
+        } else {
+            TaskStatus::failure(id(t), "boom")
+        };
+        TaskAnnouncement::new(st, "noop", TaskResource::for_task(&id(t)), "none")
+    }
+
+    #[tokio::test]
+    async fn a_worker_failing_task_after_task_is_blacklisted_until_it_succeeds() {
+        let (mut r, _events) = runner();
+        let workers: Vec<Worker> = ["a:1", "b:1", "c:1", "d:1", "e:1"]
+            .iter()
+            .map(|h| worker(h, 100))
+            .collect();
+        sync(&mut r, Instant::now(), vec![], workers);
+        for i in 0..6 {
+            let t = format!("f{i}");
+            r.on_zk(ZkEvent::StatusUpserted(
+                host("a:1"),
+                running_status(&t, 8100),
+            ));
+            r.on_zk(ZkEvent::StatusUpserted(host("a:1"), finished(&t, false)));
+            // Repeated reports of the same failure (full syncs) count once.
+            r.on_zk(ZkEvent::StatusUpserted(host("a:1"), finished(&t, false)));
+        }
+        assert!(r.workers[&host("a:1")].blacklisted(Instant::now()));
+        let snapshot = r.snapshot();
+        let a = snapshot
+            .workers
+            .iter()
+            .find(|w| w.worker.host == "a:1")
+            .unwrap();
+        assert!(a.blacklisted_until.is_some());
+        // a is the emptiest worker by far, yet gets nothing while blacklisted.
+        for i in 0..4 {
+            r.on_run(task(&format!("n{i}")));
+            assert!(
+                !matches!(place(&r, &format!("n{i}")), Place::Assigned { worker, .. } if worker == host("a:1"))
+            );
+        }
+        // The blacklisting runs out; a success clears the record.
+        r.on_tick(Instant::now() + Duration::from_secs(901));
+        assert!(!r.workers[&host("a:1")].blacklisted(Instant::now() + Duration::from_secs(901)));
+        r.on_zk(ZkEvent::StatusUpserted(
+            host("a:1"),
+            running_status("ok", 8101),
+        ));
+        r.on_zk(ZkEvent::StatusUpserted(host("a:1"), finished("ok", true)));
+        assert_eq!(r.workers[&host("a:1")].failed_in_a_row, 0);
     }
 }
