@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use crate::error::MetadataError;
+use crate::leadership::OVERLORD_FENCE;
 use crate::sql::MetadataStore;
 
 /// Who changed a config and why (Druid's `X-Druid-Author` / `X-Druid-Comment` headers).
@@ -36,44 +37,61 @@ impl MetadataStore {
         Ok(row.map(|r| r.try_get("payload")).transpose()?)
     }
 
-    /// Stores `payload` under `name` and appends the audit row, atomically.
+    /// Stores `payload` under `name` and appends the audit row, atomically. A fenced store
+    /// writes only while its epoch is current; otherwise nothing is written.
     pub async fn set_config(
         &self,
         name: &str,
         payload: &[u8],
         audit: &AuditRecord,
     ) -> Result<(), MetadataError> {
+        let fence = self.fence_clause();
+        // INSERT ... SELECT from the epoch row inserts nothing once the epoch has moved on.
+        let source = if self.fence.is_some() {
+            " FROM drover_leader_epoch WHERE name = ? AND epoch = ?"
+        } else {
+            ""
+        };
         let mut tx = self.pool.begin().await?;
-        let update = self
-            .backend
-            .sql("UPDATE druid_config SET payload = ? WHERE name = ?");
-        let updated = sqlx::query(&update)
-            .bind(payload.to_vec())
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        if updated.rows_affected() == 0 {
-            let insert = self
-                .backend
-                .sql("INSERT INTO druid_config (name, payload) VALUES (?, ?)");
-            sqlx::query(&insert)
-                .bind(name)
-                .bind(payload.to_vec())
-                .execute(&mut *tx)
-                .await?;
+        let update = self.backend.sql(&format!(
+            "UPDATE druid_config SET payload = ? WHERE name = ?{fence}"
+        ));
+        let mut q = sqlx::query(&update).bind(payload.to_vec()).bind(name);
+        if let Some(epoch) = self.fence {
+            q = q.bind(OVERLORD_FENCE).bind(epoch);
         }
-        let audit_sql = self.backend.sql(
-            "INSERT INTO druid_audit (audit_key, type, author, comment, created_date, payload) VALUES (?, ?, ?, ?, ?, ?)",
-        );
-        sqlx::query(&audit_sql)
+        let mut written = q.execute(&mut *tx).await?.rows_affected() > 0;
+        if !written {
+            let insert = self.backend.sql(&format!(
+                "INSERT INTO druid_config (name, payload) SELECT ?, ?{source}"
+            ));
+            let mut q = sqlx::query(&insert).bind(name).bind(payload.to_vec());
+            if let Some(epoch) = self.fence {
+                q = q.bind(OVERLORD_FENCE).bind(epoch);
+            }
+            written = q.execute(&mut *tx).await?.rows_affected() > 0;
+        }
+        let audit_sql = self.backend.sql(&format!(
+            "INSERT INTO druid_audit (audit_key, type, author, comment, created_date, payload) SELECT ?, ?, ?, ?, ?, ?{source}"
+        ));
+        let mut q = sqlx::query(&audit_sql)
             .bind(&audit.key)
             .bind(&audit.audit_type)
             .bind(&audit.info.author)
             .bind(&audit.info.comment)
             .bind(&audit.created_date)
-            .bind(audit.payload.as_bytes().to_vec())
-            .execute(&mut *tx)
-            .await?;
+            .bind(audit.payload.as_bytes().to_vec());
+        if let Some(epoch) = self.fence {
+            q = q.bind(OVERLORD_FENCE).bind(epoch);
+        }
+        let audited = q.execute(&mut *tx).await?.rows_affected() > 0;
+        if !(written && audited) {
+            tx.rollback().await?;
+            self.check_fence().await?;
+            return Err(MetadataError::corrupt(format!(
+                "config [{name}] was not written"
+            )));
+        }
         tx.commit().await?;
         Ok(())
     }

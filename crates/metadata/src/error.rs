@@ -6,6 +6,8 @@ pub enum MetadataError {
     TaskExists(String),
     #[error("metadata store row is corrupt: {0}")]
     Corrupt(String),
+    #[error("this overlord's leadership (epoch {mine}) has been taken over (epoch {current}); write refused")]
+    Fenced { mine: i64, current: i64 },
     #[error("metadata store error: {0}")]
     Sql(#[from] sqlx::Error),
 }

@@ -3,6 +3,7 @@
 
 mod config_storage;
 mod error;
+mod leadership;
 mod schema;
 mod sql;
 mod task_storage;

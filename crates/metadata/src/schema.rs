@@ -57,6 +57,10 @@ impl MetadataStore {
                  type VARCHAR(255) NOT NULL, author VARCHAR(255) NOT NULL, comment VARCHAR(2048) NOT NULL, \
                  created_date VARCHAR(255) NOT NULL, payload {payload} NOT NULL)"
             ),
+            // Drover's own: the leadership epoch that fences a deposed overlord's writes.
+            "CREATE TABLE IF NOT EXISTS drover_leader_epoch (name VARCHAR(255) NOT NULL PRIMARY KEY, \
+             epoch BIGINT NOT NULL, leader VARCHAR(255) NOT NULL, updated VARCHAR(255) NOT NULL)"
+                .to_string(),
             format!(
                 "CREATE TABLE IF NOT EXISTS druid_rules (id VARCHAR(255) NOT NULL PRIMARY KEY, \
                  dataSource VARCHAR(255) NOT NULL, version VARCHAR(255) NOT NULL, payload {payload} NOT NULL)"

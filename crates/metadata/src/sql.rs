@@ -90,6 +90,8 @@ pub fn redact(url: &str) -> String {
 pub struct MetadataStore {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
+    /// The leadership epoch every write is checked against (see `leadership.rs`).
+    pub(crate) fence: Option<i64>,
 }
 
 impl MetadataStore {
@@ -130,7 +132,11 @@ impl MetadataStore {
             })
             .connect_with(options)
             .await?;
-        let store = MetadataStore { pool, backend };
+        let store = MetadataStore {
+            pool,
+            backend,
+            fence: None,
+        };
         store.ensure_schema().await?;
         Ok(store)
     }

@@ -6,6 +6,7 @@ use drover_core::{Task, TaskId, TaskStatus};
 use sqlx::Row;
 
 use crate::error::MetadataError;
+use crate::leadership::OVERLORD_FENCE;
 use crate::sql::MetadataStore;
 
 /// A whole `druid_tasks` row.
@@ -65,11 +66,18 @@ impl MetadataStore {
         created_date: &str,
         status: &TaskStatus,
     ) -> Result<(), MetadataError> {
-        let q = self.backend.sql(
-            "INSERT INTO druid_tasks (id, created_date, datasource, payload, status_payload, active, type, group_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        );
-        let result = sqlx::query(&q)
+        const COLUMNS: &str =
+            "id, created_date, datasource, payload, status_payload, active, type, group_id";
+        // Fenced: insert only while this store's epoch is the current one.
+        let q = match self.fence {
+            None => format!("INSERT INTO druid_tasks ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+            Some(_) => format!(
+                "INSERT INTO druid_tasks ({COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? \
+                 FROM drover_leader_epoch WHERE name = ? AND epoch = ?"
+            ),
+        };
+        let q = self.backend.sql(&q);
+        let mut query = sqlx::query(&q)
             .bind(task.id.as_str())
             .bind(created_date)
             .bind(task.data_source.as_str())
@@ -77,10 +85,15 @@ impl MetadataStore {
             .bind(serde_json::to_vec(status).expect("status serializes"))
             .bind(!status.is_complete())
             .bind(task.task_type.as_str())
-            .bind(task.group_id.as_str())
-            .execute(&self.pool)
-            .await;
-        match result {
+            .bind(task.group_id.as_str());
+        if let Some(epoch) = self.fence {
+            query = query.bind(OVERLORD_FENCE).bind(epoch);
+        }
+        match query.execute(&self.pool).await {
+            Ok(done) if done.rows_affected() == 0 => {
+                self.check_fence().await?;
+                Err(MetadataError::corrupt("task insert changed no row"))
+            }
             Ok(_) => Ok(()),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 Err(MetadataError::TaskExists(task.id.to_string()))
@@ -92,17 +105,24 @@ impl MetadataStore {
     /// Records a status. Only an active task is updated, so the first terminal status wins and
     /// later reports change nothing. Returns whether a row changed.
     pub async fn set_task_status(&self, status: &TaskStatus) -> Result<bool, MetadataError> {
-        let q = self.backend.sql(
-            "UPDATE druid_tasks SET active = ?, status_payload = ? WHERE id = ? AND active = ?",
-        );
-        let done = sqlx::query(&q)
+        let q = self.backend.sql(&format!(
+            "UPDATE druid_tasks SET active = ?, status_payload = ? WHERE id = ? AND active = ?{}",
+            self.fence_clause()
+        ));
+        let mut query = sqlx::query(&q)
             .bind(!status.is_complete())
             .bind(serde_json::to_vec(status).expect("status serializes"))
             .bind(status.id.as_str())
-            .bind(true)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+            .bind(true);
+        if let Some(epoch) = self.fence {
+            query = query.bind(OVERLORD_FENCE).bind(epoch);
+        }
+        let done = query.execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            self.check_fence().await?;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     pub async fn get_task(&self, id: &TaskId) -> Result<Option<TaskRow>, MetadataError> {

@@ -243,3 +243,112 @@ async fn config_and_audit_postgres() {
 async fn config_and_audit_mysql() {
     config_conformance(TestDb::mysql().await).await;
 }
+
+async fn fencing_conformance(db: TestDb) {
+    use drover_metadata::{AuditInfo, AuditRecord};
+    let audit = |payload: &str| AuditRecord {
+        key: "worker.config".into(),
+        audit_type: "worker.config".into(),
+        info: AuditInfo::default(),
+        payload: payload.into(),
+        created_date: "2024-01-01T00:00:00.000Z".into(),
+    };
+    let old = db.store.claim_leadership("http://old:8090").await.unwrap();
+    assert_eq!(old.fence(), Some(1));
+    let t1 = noop("fenced_1", "wiki");
+    old.insert_task(
+        &t1,
+        "2024-01-01T00:00:00.000Z",
+        &TaskStatus::running(t1.id.clone()),
+    )
+    .await
+    .unwrap();
+    old.set_config("worker.config", b"{}", &audit("{}"))
+        .await
+        .unwrap();
+
+    // A new leader claims the next epoch; the old one's writes now change nothing.
+    let new = db.store.claim_leadership("http://new:8090").await.unwrap();
+    assert_eq!(new.fence(), Some(2));
+    let t2 = noop("fenced_2", "wiki");
+    let r = old
+        .insert_task(
+            &t2,
+            "2024-01-01T00:00:01.000Z",
+            &TaskStatus::running(t2.id.clone()),
+        )
+        .await;
+    assert!(
+        matches!(
+            r,
+            Err(MetadataError::Fenced {
+                mine: 1,
+                current: 2
+            })
+        ),
+        "{r:?}"
+    );
+    assert!(db.store.get_task(&t2.id).await.unwrap().is_none());
+    let r = old
+        .set_task_status(&TaskStatus::failure(
+            t1.id.clone(),
+            "from the deposed leader",
+        ))
+        .await;
+    assert!(matches!(r, Err(MetadataError::Fenced { .. })), "{r:?}");
+    assert_eq!(
+        db.store
+            .get_task_info(&t1.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .status,
+        TaskState::Running
+    );
+    let r = old
+        .set_config("worker.config", b"{\"old\":1}", &audit("old"))
+        .await;
+    assert!(matches!(r, Err(MetadataError::Fenced { .. })), "{r:?}");
+    assert_eq!(
+        db.store.get_config("worker.config").await.unwrap().unwrap(),
+        b"{}"
+    );
+    assert_eq!(
+        db.store
+            .audit_history("worker.config", "worker.config", None, None, None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The current leader writes as usual; an already complete task is not an error.
+    assert!(new
+        .set_task_status(&TaskStatus::success(t1.id.clone()))
+        .await
+        .unwrap());
+    assert!(!new
+        .set_task_status(&TaskStatus::failure(t1.id.clone(), "late"))
+        .await
+        .unwrap());
+    new.set_config("worker.config", b"{\"new\":1}", &audit("new"))
+        .await
+        .unwrap();
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn fencing_sqlite() {
+    fencing_conformance(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn fencing_postgres() {
+    fencing_conformance(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn fencing_mysql() {
+    fencing_conformance(TestDb::mysql().await).await;
+}
