@@ -72,7 +72,7 @@ async fn overlord_restart_rediscovers_running_tasks_and_runs_waiting_ones() {
             .unwrap_or_else(|e| cluster.fail(e));
     }
     // The other two wait for capacity; kill the overlord while two run and two wait.
-    cluster.overlord.kill9();
+    cluster.overlord().kill9();
     cluster.restart_overlord().await;
     for id in &ids {
         let status = cluster

@@ -77,7 +77,7 @@ async fn an_affinity_config_ties_a_data_source_to_its_workers_and_survives_a_res
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     // The config is stored: it holds after an overlord restart.
-    cluster.overlord.kill9();
+    cluster.overlord().kill9();
     cluster.restart_overlord().await;
     cluster.wait_for_workers(2, LONG).await;
     let c = &cluster.client;

@@ -52,9 +52,9 @@ async fn an_overlord_frozen_past_its_session_timeout_re_arms_its_watches() {
         .unwrap_or_else(|e| cluster.fail(e));
 
     // The overlord's session timeout is 6 s; freeze it for longer. The task finishes meanwhile.
-    cluster.overlord.signal(libc::SIGSTOP);
+    cluster.overlords[0].process.signal(libc::SIGSTOP);
     tokio::time::sleep(Duration::from_secs(9)).await;
-    cluster.overlord.signal(libc::SIGCONT);
+    cluster.overlords[0].process.signal(libc::SIGCONT);
 
     let status = c
         .wait_complete(&id, LONG)

@@ -187,7 +187,7 @@ async fn main() -> anyhow::Result<()> {
 
     // 3. Memory of the long-running processes after all that.
     println!("== memory ==");
-    let mut procs = vec![("overlord", cluster.overlord.pid())];
+    let mut procs = vec![("overlord", cluster.overlords[0].process.pid())];
     procs.extend(
         cluster
             .middle_managers

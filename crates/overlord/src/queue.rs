@@ -10,6 +10,7 @@ use drover_core::{IsReadyResult, Task, TaskId, TaskKind, TaskStatus};
 use drover_metadata::{MetadataError, MetadataStore};
 use indexmap::IndexMap;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use crate::runner::{RunnerEvent, RunnerHandle};
 
@@ -28,6 +29,8 @@ pub enum QueueError {
     StorageTimeout(Duration),
     #[error("the task queue is not running")]
     Stopped,
+    #[error("this overlord is no longer the leader: {0}")]
+    Fenced(MetadataError),
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +98,8 @@ struct TaskQueue {
     unpersisted: IndexMap<TaskId, (TaskStatus, bool)>,
     runner_ready: bool,
     last_storage_sync: Instant,
+    /// Told when the store refuses a write because a newer leader took over.
+    fenced: mpsc::UnboundedSender<()>,
 }
 
 pub fn start(
@@ -102,6 +107,8 @@ pub fn start(
     store: MetadataStore,
     runner: RunnerHandle,
     runner_events: mpsc::UnboundedReceiver<RunnerEvent>,
+    stop: CancellationToken,
+    fenced: mpsc::UnboundedSender<()>,
 ) -> QueueHandle {
     let (tx, rx) = mpsc::channel(1024);
     let queue = TaskQueue {
@@ -112,8 +119,9 @@ pub fn start(
         unpersisted: IndexMap::new(),
         runner_ready: false,
         last_storage_sync: Instant::now(),
+        fenced,
     };
-    tokio::spawn(queue.run(rx, runner_events));
+    tokio::spawn(stop.run_until_cancelled_owned(queue.run(rx, runner_events)));
     QueueHandle { tx }
 }
 
@@ -121,6 +129,7 @@ async fn bounded<T>(
     f: impl std::future::Future<Output = Result<T, MetadataError>>,
 ) -> Result<T, QueueError> {
     match tokio::time::timeout(STORAGE_TIMEOUT, f).await {
+        Ok(Err(e @ MetadataError::Fenced { .. })) => Err(QueueError::Fenced(e)),
         Ok(r) => Ok(r?),
         Err(_) => Err(QueueError::StorageTimeout(STORAGE_TIMEOUT)),
     }
@@ -188,6 +197,10 @@ impl TaskQueue {
             Err(QueueError::Storage(MetadataError::TaskExists(id))) => {
                 return Err(QueueError::Exists(id))
             }
+            Err(e @ QueueError::Fenced(_)) => {
+                self.fenced.send(()).ok();
+                return Err(e);
+            }
             Err(e) => return Err(e),
         }
         tracing::info!(task = %task.id, r#type = %task.task_type, "task accepted");
@@ -238,6 +251,11 @@ impl TaskQueue {
                 tracing::info!(task = %id, status = ?status.status, error = ?status.error_msg, "task complete");
                 self.after_persist(&status, from_runner);
             }
+            Err(QueueError::Fenced(e)) => {
+                // The new leader will read this status from ZooKeeper and store it.
+                tracing::error!(task = %id, error = %e, "status not stored: fenced");
+                self.fenced.send(()).ok();
+            }
             Err(e) => {
                 tracing::error!(task = %id, error = %e, "cannot persist task status; will retry");
                 self.unpersisted.insert(id, (status, from_runner));
@@ -261,6 +279,9 @@ impl TaskQueue {
         for (id, (status, from_runner)) in pending {
             match bounded(self.store.set_task_status(&status)).await {
                 Ok(_) => self.after_persist(&status, from_runner),
+                Err(QueueError::Fenced(_)) => {
+                    self.fenced.send(()).ok();
+                }
                 Err(_) => {
                     self.unpersisted.insert(id, (status, from_runner));
                 }

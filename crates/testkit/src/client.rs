@@ -14,19 +14,43 @@ pub struct ApiClient {
 pub struct RawResponse {
     pub status: u16,
     pub body: String,
+    pub location: Option<String>,
 }
 
 impl RawResponse {
+    async fn read(r: reqwest::Response) -> reqwest::Result<RawResponse> {
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok(RawResponse {
+            status: r.status().as_u16(),
+            location,
+            body: r.text().await?,
+        })
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
     }
 }
 
 impl ApiClient {
+    /// A client that follows a follower's 307 to the leader, as `curl -L` does.
     pub fn new(base: impl Into<String>) -> Self {
+        Self::with_redirects(base, reqwest::redirect::Policy::limited(5))
+    }
+
+    /// A client that shows redirects instead of following them.
+    pub fn no_redirects(base: impl Into<String>) -> Self {
+        Self::with_redirects(base, reqwest::redirect::Policy::none())
+    }
+
+    fn with_redirects(base: impl Into<String>, policy: reqwest::redirect::Policy) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(policy)
             .build()
             .unwrap();
         ApiClient {
@@ -35,16 +59,18 @@ impl ApiClient {
         }
     }
 
+    /// Whether this overlord leads (`/isLeader` answers 200).
+    pub async fn is_leader(&self) -> bool {
+        matches!(self.get("/isLeader").await, Ok(r) if r.status == 200)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/druid/indexer/v1{path}", self.base)
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<RawResponse> {
         let r = self.http.get(self.url(path)).send().await?;
-        Ok(RawResponse {
-            status: r.status().as_u16(),
-            body: r.text().await?,
-        })
+        Ok(RawResponse::read(r).await?)
     }
 
     pub async fn post(
@@ -59,10 +85,7 @@ impl ApiClient {
             .body(body)
             .send()
             .await?;
-        Ok(RawResponse {
-            status: r.status().as_u16(),
-            body: r.text().await?,
-        })
+        Ok(RawResponse::read(r).await?)
     }
 
     /// Submits a task and returns its id.
@@ -97,11 +120,12 @@ impl ApiClient {
         let deadline = Instant::now() + timeout;
         let mut last = Value::Null;
         while Instant::now() < deadline {
-            if let Some(s) = self.status(id).await? {
-                if accept(&s) {
-                    return Ok(s);
-                }
-                last = s;
+            // A 503 or a refused connection while overlords elect a leader is not an answer yet.
+            match self.status(id).await {
+                Ok(Some(s)) if accept(&s) => return Ok(s),
+                Ok(Some(s)) => last = s,
+                Ok(None) => {}
+                Err(e) => last = Value::String(e.to_string()),
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

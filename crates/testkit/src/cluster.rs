@@ -33,6 +33,8 @@ pub struct ClusterSpec {
     pub overlord_args: Vec<String>,
     /// ZooKeeper to use instead of the shared one.
     pub zk_connect: Option<String>,
+    /// How many overlords (0 means 1); they elect a leader among themselves.
+    pub overlords: usize,
 }
 
 pub struct MiddleManager {
@@ -43,12 +45,22 @@ pub struct MiddleManager {
     pub base_task_dir: PathBuf,
 }
 
+pub struct Overlord {
+    pub process: ManagedProcess,
+    /// Follows redirects to the leader.
+    pub client: ApiClient,
+    /// Shows redirects.
+    pub raw: ApiClient,
+    pub url: String,
+}
+
 pub struct Cluster {
     pub dir: PathBuf,
     _tmp: tempfile::TempDir,
     pub zk_connect: String,
     pub zk_base: String,
-    pub overlord: ManagedProcess,
+    pub overlords: Vec<Overlord>,
+    /// A client of the first overlord; it follows redirects, so it reaches whichever leads.
     pub client: ApiClient,
     pub middle_managers: Vec<MiddleManager>,
     pub task_log_dir: PathBuf,
@@ -74,7 +86,7 @@ impl ClusterSpec {
 }
 
 impl Cluster {
-    /// Starts everything and waits until the overlord sees every middle manager.
+    /// Starts everything and waits until an overlord leads and sees every middle manager.
     pub async fn start(spec: ClusterSpec) -> Cluster {
         let tmp = tempfile::Builder::new()
             .prefix("drover-cluster-")
@@ -84,34 +96,44 @@ impl Cluster {
         let zk_connect = spec.zk_connect.clone().unwrap_or_else(ZooKeeper::shared);
         let zk_base = format!("/drover-test-{:016x}", rand::rng().random::<u64>());
         let task_log_dir = dir.join("task-logs");
-        let port = free_port();
-        let mut overlord_cmd = server_command(
-            "drover-overlord",
-            port,
-            &zk_connect,
-            &zk_base,
-            "6s",
-            &task_log_dir,
-        );
-        overlord_cmd.extend([
-            "--metadata-url".into(),
-            format!("sqlite://{}", dir.join("metadata.db").display()),
-        ]);
-        overlord_cmd.extend(spec.overlord_args.iter().cloned());
-        let overlord = ManagedProcess::start(
-            "overlord",
-            overlord_cmd,
-            log_env(),
-            dir.join("overlord.log"),
-        );
-        let client = ApiClient::new(format!("http://127.0.0.1:{port}"));
-
+        let mut overlords = Vec::new();
+        for n in 0..spec.overlords.max(1) {
+            let port = free_port();
+            let mut cmd = server_command(
+                "drover-overlord",
+                port,
+                &zk_connect,
+                &zk_base,
+                "6s",
+                &task_log_dir,
+            );
+            // All overlords share one metadata store, as in production.
+            cmd.extend([
+                "--metadata-url".into(),
+                format!("sqlite://{}", dir.join("metadata.db").display()),
+            ]);
+            cmd.extend(spec.overlord_args.iter().cloned());
+            let process = ManagedProcess::start(
+                &format!("overlord-{n}"),
+                cmd,
+                log_env(),
+                dir.join(format!("overlord{n}.log")),
+            );
+            let url = format!("http://127.0.0.1:{port}");
+            overlords.push(Overlord {
+                process,
+                client: ApiClient::new(&url),
+                raw: ApiClient::no_redirects(&url),
+                url,
+            });
+        }
+        let client = overlords[0].client.clone();
         let mut cluster = Cluster {
             dir: dir.clone(),
             _tmp: tmp,
             zk_connect,
             zk_base,
-            overlord,
+            overlords,
             client,
             middle_managers: vec![],
             task_log_dir,
@@ -119,15 +141,46 @@ impl Cluster {
         for mm in &spec.middle_managers {
             cluster.add_middle_manager(mm);
         }
-        cluster
-            .client
-            .wait_healthy(Duration::from_secs(30))
-            .await
-            .unwrap_or_else(|e| cluster.fail(e));
+        for o in &cluster.overlords {
+            o.client
+                .wait_healthy(Duration::from_secs(30))
+                .await
+                .unwrap_or_else(|e| cluster.fail(e));
+        }
+        cluster.wait_for_leader(Duration::from_secs(30)).await;
         cluster
             .wait_for_workers(cluster.middle_managers.len(), Duration::from_secs(30))
             .await;
         cluster
+    }
+
+    /// The overlord started first (its process).
+    pub fn overlord(&mut self) -> &mut ManagedProcess {
+        &mut self.overlords[0].process
+    }
+
+    /// Index of the overlord that leads now, if one does.
+    pub async fn leader(&self) -> Option<usize> {
+        for (i, o) in self.overlords.iter().enumerate() {
+            if o.raw.is_leader().await {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Waits until some overlord leads; its index.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(i) = self.leader().await {
+                return i;
+            }
+            if Instant::now() > deadline {
+                self.fail(format!("no overlord became leader in {timeout:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn add_middle_manager(&mut self, spec: &MiddleManagerSpec) {
@@ -188,13 +241,15 @@ impl Cluster {
         }
     }
 
-    /// kill -9 the overlord and start it again on the same port and database.
+    /// kill -9 the first overlord and start it again on the same port and database; waits
+    /// until it (or another) leads.
     pub async fn restart_overlord(&mut self) {
-        self.overlord.restart();
+        self.overlords[0].process.restart();
         self.client
             .wait_healthy(Duration::from_secs(30))
             .await
             .unwrap_or_else(|e| self.fail(e));
+        self.wait_for_leader(Duration::from_secs(30)).await;
     }
 
     /// Panics with the tail of every process log.
@@ -203,7 +258,14 @@ impl Cluster {
     }
 
     pub fn logs(&self) -> String {
-        let mut out = format!("--- overlord ---\n{}\n", self.overlord.log_tail(60));
+        let mut out = String::new();
+        for o in &self.overlords {
+            out.push_str(&format!(
+                "--- {} ---\n{}\n",
+                o.process.name,
+                o.process.log_tail(60)
+            ));
+        }
         for mm in &self.middle_managers {
             out.push_str(&format!(
                 "--- {} ---\n{}\n",

@@ -7,6 +7,6 @@ mod process;
 mod zookeeper;
 
 pub use client::ApiClient;
-pub use cluster::{Cluster, ClusterSpec, MiddleManagerSpec};
+pub use cluster::{Cluster, ClusterSpec, MiddleManagerSpec, Overlord};
 pub use process::{bin_dir, free_port, ManagedProcess};
 pub use zookeeper::ZooKeeper;

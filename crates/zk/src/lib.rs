@@ -2,10 +2,12 @@
 //! session keeper that replaces an expired session with a new one.
 
 mod codec;
+mod latch;
 mod paths;
 mod session;
 
 pub use codec::{decode_json, encode_json, CodecError};
+pub use latch::{LatchState, LeaderLatch};
 pub use paths::ZkPaths;
 pub use session::{ensure_path, with_timeout, ZkError, ZkSession};
 pub use zookeeper_client as client;

@@ -64,7 +64,7 @@ impl From<QueueError> for ApiError {
         match e {
             QueueError::Exists(_) => ApiError::BadRequest(e.to_string()),
             QueueError::Full { .. } => ApiError::TooManyRequests(e.to_string()),
-            QueueError::Stopped => ApiError::Unavailable(e.to_string()),
+            QueueError::Stopped | QueueError::Fenced(_) => ApiError::Unavailable(e.to_string()),
             QueueError::Storage(_) | QueueError::StorageTimeout(_) => {
                 ApiError::Internal(e.to_string())
             }

@@ -1,40 +1,48 @@
 //! The overlord's HTTP API under `/druid/indexer/v1` (reference §2).
 
 mod error;
+mod redirect;
 mod tasks;
 mod workers;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use drover_core::task_logs::FileTaskLogs;
-use drover_metadata::MetadataStore;
+use drover_zk::LatchState;
 use serde_json::json;
 
 pub use error::ApiError;
 
-use crate::queue::QueueHandle;
-use crate::runner::{RunnerHandle, RunnerSnapshot};
+use crate::leader::{LeaderServices, Leadership};
+use crate::runner::RunnerSnapshot;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub store: MetadataStore,
-    pub queue: QueueHandle,
-    pub runner: RunnerHandle,
+    pub leadership: Leadership,
     pub task_logs: FileTaskLogs,
     pub http: reqwest::Client,
-    pub advertised_url: String,
     pub max_task_payload_bytes: usize,
     pub recently_finished_threshold: Duration,
 }
 
 impl AppState {
+    /// The leader's services; 503 while this overlord does not lead (or is still starting), as
+    /// Druid's `asLeaderWith` answers.
+    pub(crate) fn leader(&self) -> Result<Arc<LeaderServices>, ApiError> {
+        self.leadership.services().ok_or_else(|| {
+            ApiError::Unavailable("this overlord is not the leader, or is still starting".into())
+        })
+    }
+
     pub(crate) async fn runner_snapshot(&self) -> Result<RunnerSnapshot, ApiError> {
-        self.runner
+        self.leader()?
+            .runner
             .snapshot()
             .await
             .ok_or_else(|| ApiError::Unavailable("the task runner is not running".into()))
@@ -71,17 +79,30 @@ pub fn router(state: AppState) -> Router {
         .nest("/druid/indexer/v1", v1)
         .route("/status/health", get(|| async { Json(true) }))
         .fallback(|| async { ApiError::NotFound(json!({ "error": "no such route" })) })
+        .layer(axum::middleware::from_fn_with_state(
+            state.leadership.clone(),
+            redirect::to_leader,
+        ))
         .with_state(state)
 }
 
-/// The leader's URL as plain text. One overlord leads alone until leader election lands.
-async fn leader(State(s): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; charset=UTF-8")],
-        s.advertised_url.clone(),
-    )
+/// The leader's URL, as text; 503 when no leader is known.
+async fn leader(State(s): State<AppState>) -> Response {
+    let url = match s.leadership.latch() {
+        LatchState::Leader => s.leadership.own_url.clone(),
+        LatchState::Follower { leader } => leader,
+        LatchState::Unknown => {
+            return ApiError::Unavailable("no leader is known".into()).into_response()
+        }
+    };
+    ([(header::CONTENT_TYPE, "text/plain; charset=UTF-8")], url).into_response()
 }
 
-async fn is_leader() -> impl IntoResponse {
-    Json(json!({ "leader": true }))
+/// 200 `{"leader":true}` on the leader, 404 `{"leader":false}` elsewhere (for load balancers).
+async fn is_leader(State(s): State<AppState>) -> Response {
+    if s.leadership.services().is_some() {
+        Json(json!({ "leader": true })).into_response()
+    } else {
+        (StatusCode::NOT_FOUND, Json(json!({ "leader": false }))).into_response()
+    }
 }

@@ -53,7 +53,11 @@ pub async fn submit(
     })?;
     let task = Task::from_json_bytes(&bytes).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let id = task.id.clone();
-    s.queue.add(task).await?;
+    s.leader()?.queue.add(task).await.inspect_err(|e| {
+        if matches!(e, crate::queue::QueueError::Fenced(_)) {
+            s.leadership.report_fenced();
+        }
+    })?;
     Ok(Json(json!({ "task": id })).into_response())
 }
 
@@ -63,7 +67,7 @@ pub async fn payload(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = task_id(&id)?;
-    match s.store.get_task(&id).await? {
+    match s.leader()?.store.get_task(&id).await? {
         Some(row) => Ok(Json(json!({ "task": id, "payload": row.task.payload() })).into_response()),
         None => Err(ApiError::NotFound(json!({ "task": id, "payload": null }))),
     }
@@ -75,7 +79,7 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = task_id(&id)?;
-    let Some(info) = s.store.get_task_info(&id).await? else {
+    let Some(info) = s.leader()?.store.get_task_info(&id).await? else {
         return Err(ApiError::NotFound(json!({ "task": id, "status": null })));
     };
     let snapshot = s.runner_snapshot().await?;
@@ -94,7 +98,8 @@ pub async fn shutdown(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = task_id(&id)?;
-    s.queue
+    s.leader()?
+        .queue
         .shutdown(id.clone(), "Shutdown request from user")
         .await?;
     Ok(Json(json!({ "task": id })).into_response())
@@ -182,7 +187,7 @@ pub async fn statuses(State(s): State<AppState>, body: Bytes) -> Result<Response
         .into_iter()
         .filter_map(|i| TaskId::new(i).ok())
         .collect();
-    let found = s.store.get_statuses(&ids).await?;
+    let found = s.leader()?.store.get_statuses(&ids).await?;
     let map: serde_json::Map<String, Value> = found
         .into_iter()
         .map(|st| {
@@ -300,7 +305,7 @@ async fn list_tasks(s: &AppState, q: ListQuery) -> Result<Response, ApiError> {
     if state != Some(ListState::Complete) {
         let snapshot: RunnerSnapshot = s.runner_snapshot().await?;
         let views: HashMap<&str, _> = snapshot.tasks.iter().map(|v| (v.id.as_str(), v)).collect();
-        for info in s.store.active_task_infos().await? {
+        for info in s.leader()?.store.active_task_infos().await? {
             if !matches(&info) {
                 continue;
             }
@@ -341,7 +346,7 @@ async fn list_tasks(s: &AppState, q: ListQuery) -> Result<Response, ApiError> {
             task_type: q.task_type.clone(),
             max: q.max,
         };
-        for info in s.store.complete_task_infos(&filter).await? {
+        for info in s.leader()?.store.complete_task_infos(&filter).await? {
             out.push(status_plus(&info, None));
         }
     }

@@ -24,7 +24,7 @@ pub async fn list(State(s): State<AppState>) -> Result<Response, ApiError> {
 
 /// `GET /worker`: the stored WorkerBehaviorConfig, or `null`.
 pub async fn get_config(State(s): State<AppState>) -> Result<Response, ApiError> {
-    match s.store.get_config(WORKER_CONFIG_KEY).await? {
+    match s.leader()?.store.get_config(WORKER_CONFIG_KEY).await? {
         Some(bytes) => {
             let v: Value = serde_json::from_slice(&bytes).map_err(ApiError::internal)?;
             Ok(Json(v).into_response())
@@ -59,11 +59,21 @@ pub async fn set_config(
         payload: payload.clone(),
         created_date: now_iso(),
     };
-    s.store
+    let leader = s.leader()?;
+    if let Err(e) = leader
+        .store
         .set_config(WORKER_CONFIG_KEY, payload.as_bytes(), &audit)
-        .await?;
+        .await
+    {
+        if matches!(e, drover_metadata::MetadataError::Fenced { .. }) {
+            s.leadership.report_fenced();
+            return Err(ApiError::Unavailable(e.to_string()));
+        }
+        return Err(e.into());
+    }
     tracing::info!(config = %payload, author = %audit.info.author, "worker config updated");
-    s.runner
+    leader
+        .runner
         .set_selection(Some(Selection::from(&config.select_strategy)));
     Ok(StatusCode::OK.into_response())
 }
@@ -107,6 +117,7 @@ pub async fn history(
         ),
     };
     let rows = s
+        .leader()?
         .store
         .audit_history(
             WORKER_CONFIG_KEY,

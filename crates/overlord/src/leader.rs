@@ -1,0 +1,207 @@
+//! Leadership: the TaskQueue and the runner exist only while this overlord leads. Gaining
+//! leadership claims a new epoch in the metadata store (fencing any previous leader's writes),
+//! loads the queue from storage and rediscovers running tasks from ZooKeeper; losing it — the
+//! latch says so, ZooKeeper is out of reach, or the store refuses a write as fenced — stops them
+//! at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_metadata::MetadataStore;
+use drover_zk::{LatchState, LeaderLatch, ZkPaths, ZkSession};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::queue::{self, QueueConfig, QueueHandle};
+use crate::runner::select::{Selection, WorkerBehaviorConfig, WORKER_CONFIG_KEY};
+use crate::runner::{self, RunnerConfig, RunnerHandle};
+
+/// What runs while this overlord leads.
+pub struct LeaderServices {
+    /// Writes through this store are fenced by `epoch`.
+    pub store: MetadataStore,
+    pub queue: QueueHandle,
+    pub runner: RunnerHandle,
+    pub epoch: i64,
+    stop: CancellationToken,
+}
+
+/// Everything needed to start the leader's services.
+pub struct ServiceConfig {
+    pub runner: RunnerConfig,
+    pub queue: QueueConfig,
+    pub paths: ZkPaths,
+    pub zk_resync_period: Duration,
+}
+
+#[derive(Clone)]
+pub struct Leadership {
+    latch: watch::Receiver<LatchState>,
+    services: watch::Receiver<Option<Arc<LeaderServices>>>,
+    fenced: mpsc::UnboundedSender<()>,
+    shutdown: mpsc::UnboundedSender<tokio::sync::oneshot::Sender<()>>,
+    pub own_url: String,
+}
+
+impl Leadership {
+    /// The leader's services, if this overlord leads and has started them.
+    pub fn services(&self) -> Option<Arc<LeaderServices>> {
+        self.services.borrow().clone()
+    }
+
+    pub fn latch(&self) -> LatchState {
+        self.latch.borrow().clone()
+    }
+
+    /// The store refused a write: someone else leads now.
+    pub fn report_fenced(&self) {
+        self.fenced.send(()).ok();
+    }
+
+    /// Stops leading and leaves the latch, so a follower takes over at once (SIGTERM).
+    pub async fn shutdown(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.shutdown.send(tx).is_ok() {
+            tokio::time::timeout(Duration::from_secs(15), rx).await.ok();
+        }
+    }
+}
+
+pub fn start(
+    config: ServiceConfig,
+    store: MetadataStore,
+    session: ZkSession,
+    own_url: String,
+) -> Leadership {
+    let latch = LeaderLatch::start(
+        session.clone(),
+        config.paths.overlord_latch(),
+        own_url.clone(),
+    );
+    let (services_tx, services_rx) = watch::channel(None);
+    let (fenced_tx, fenced_rx) = mpsc::unbounded_channel();
+    let (shutdown_tx, shutdown_rx) = mpsc::unbounded_channel();
+    let leadership = Leadership {
+        latch: latch.subscribe(),
+        services: services_rx,
+        fenced: fenced_tx.clone(),
+        shutdown: shutdown_tx,
+        own_url: own_url.clone(),
+    };
+    let manager = Manager {
+        config,
+        store,
+        session,
+        own_url,
+        latch,
+        services: services_tx,
+        fenced: fenced_tx,
+    };
+    tokio::spawn(manager.run(fenced_rx, shutdown_rx));
+    leadership
+}
+
+struct Manager {
+    config: ServiceConfig,
+    store: MetadataStore,
+    session: ZkSession,
+    own_url: String,
+    latch: LeaderLatch,
+    services: watch::Sender<Option<Arc<LeaderServices>>>,
+    fenced: mpsc::UnboundedSender<()>,
+}
+
+impl Manager {
+    async fn run(
+        self,
+        mut fenced: mpsc::UnboundedReceiver<()>,
+        mut shutdown: mpsc::UnboundedReceiver<tokio::sync::oneshot::Sender<()>>,
+    ) {
+        let mut latch = self.latch.subscribe();
+        let mut retry = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let leading = *latch.borrow_and_update() == LatchState::Leader;
+            if leading && self.services.borrow().is_none() {
+                if let Err(e) = self.become_leader().await {
+                    tracing::error!(error = %e, "could not take up leadership; retrying");
+                }
+            } else if !leading {
+                self.step_down("leadership lost");
+            }
+            tokio::select! {
+                changed = latch.changed() => if changed.is_err() { return },
+                Some(()) = fenced.recv() => {
+                    self.step_down("the metadata store says another overlord leads now");
+                    self.latch.rejoin();
+                }
+                Some(reply) = shutdown.recv() => {
+                    self.step_down("stopping");
+                    self.latch.leave().await;
+                    reply.send(()).ok();
+                    return;
+                }
+                _ = retry.tick() => {}
+            }
+        }
+    }
+
+    async fn become_leader(&self) -> anyhow::Result<()> {
+        let store = self.store.claim_leadership(&self.own_url).await?;
+        let epoch = store.fence().unwrap_or_default();
+        // Still leading after the claim? The latch may have moved on meanwhile.
+        if self.latch.state() != LatchState::Leader {
+            return Ok(());
+        }
+        let stop = CancellationToken::new();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let runner = runner::start(
+            self.config.runner.clone(),
+            self.session.clone(),
+            self.config.paths.clone(),
+            self.config.zk_resync_period,
+            events_tx,
+            stop.clone(),
+        );
+        // The dynamic worker config (POST /worker) outlives restarts and leaders.
+        match store.get_config(WORKER_CONFIG_KEY).await {
+            Ok(Some(bytes)) => match WorkerBehaviorConfig::parse(&bytes) {
+                Ok(c) => runner.set_selection(Some(Selection::from(&c.select_strategy))),
+                Err(e) => {
+                    tracing::error!(error = %e, "stored worker config is unreadable; using worker_select_strategy")
+                }
+            },
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the worker config; using worker_select_strategy")
+            }
+        }
+        let queue = queue::start(
+            self.config.queue.clone(),
+            store.clone(),
+            runner.clone(),
+            events_rx,
+            stop.clone(),
+            self.fenced.clone(),
+        );
+        tracing::info!(epoch, "leading: task queue and runner started");
+        self.services.send_replace(Some(Arc::new(LeaderServices {
+            store,
+            queue,
+            runner,
+            epoch,
+            stop,
+        })));
+        Ok(())
+    }
+
+    fn step_down(&self, why: &str) {
+        if let Some(services) = self.services.send_replace(None) {
+            tracing::warn!(
+                epoch = services.epoch,
+                reason = why,
+                "no longer leading: task queue and runner stopped"
+            );
+            services.stop.cancel();
+        }
+    }
+}
