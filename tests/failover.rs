@@ -1,0 +1,296 @@
+//! Overlord failover under a steady stream of tasks: three overlords, real ZooKeeper, two middle
+//! managers. Each scenario ends with the same invariant: every accepted task has exactly one
+//! terminal status, no task ran on two peons, and the cluster runs new work.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use drover_scenarios::*;
+use serde_json::json;
+
+const LONG: Duration = Duration::from_secs(90);
+
+fn three_overlords() -> ClusterSpec {
+    ClusterSpec {
+        overlords: 3,
+        ..ClusterSpec::workers(&[3, 3])
+    }
+}
+
+/// Submits a noop task every 100 ms to the overlords in turn (following redirects), retrying a
+/// task until one overlord accepts it.
+struct Load {
+    accepted: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Load {
+    fn start(clients: Vec<ApiClient>, prefix: &str) -> Load {
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (acc, st, prefix) = (accepted.clone(), stop.clone(), prefix.to_string());
+        let handle = tokio::spawn(async move {
+            let mut n = 0usize;
+            while !st.load(Ordering::SeqCst) {
+                let id = format!("{prefix}_{n}");
+                let task = json!({"type":"noop","id":id,"runTime":100 + (n % 4) * 100});
+                for attempt in 0.. {
+                    let c = &clients[(n + attempt) % clients.len()];
+                    match c.post("/task", task.to_string()).await {
+                        Ok(r) if r.status == 200 => break,
+                        // A retry of a request that was accepted but whose answer was lost.
+                        Ok(r) if r.status == 400 && r.body.contains("already exists") => break,
+                        _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                    assert!(attempt < 600, "no overlord accepted {id} for a minute");
+                }
+                acc.lock().unwrap().push(id);
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Load {
+            accepted,
+            stop,
+            handle,
+        }
+    }
+
+    async fn finish(self) -> Vec<String> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.await.unwrap();
+        Arc::try_unwrap(self.accepted)
+            .unwrap()
+            .into_inner()
+            .unwrap()
+    }
+}
+
+/// How many times each task's peon was started, from the middle managers' logs.
+fn peon_starts(cluster: &Cluster) -> HashMap<String, usize> {
+    let mut starts = HashMap::new();
+    for mm in &cluster.middle_managers {
+        let log = std::fs::read_to_string(&mm.process.log).unwrap_or_default();
+        for line in log.lines().filter(|l| l.contains("peon started")) {
+            if let Some(id) = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("task="))
+            {
+                *starts.entry(id.to_string()).or_insert(0) += 1;
+            }
+        }
+    }
+    starts
+}
+
+async fn check_invariants(cluster: &Cluster, accepted: &[String]) {
+    assert!(!accepted.is_empty());
+    let leader = cluster.wait_for_leader(LONG).await;
+    let c = &cluster.overlords[leader].client;
+    for id in accepted {
+        let status = c
+            .wait_complete(id, LONG)
+            .await
+            .unwrap_or_else(|e| cluster.fail(e));
+        assert_eq!(status["statusCode"], "SUCCESS", "{id}: {status}");
+    }
+    // Exactly one terminal status each: storage holds them as complete, and no longer active.
+    let complete = c.tasks("?state=complete").await.unwrap();
+    for id in accepted {
+        let n = complete.iter().filter(|t| t["id"] == id.as_str()).count();
+        assert_eq!(n, 1, "{id} listed {n} times as complete");
+    }
+    let active = c.tasks("?state=running").await.unwrap();
+    assert!(active.is_empty(), "nothing left running: {active:?}");
+    let starts = peon_starts(cluster);
+    for id in accepted {
+        assert_eq!(
+            starts.get(id).copied().unwrap_or(0),
+            1,
+            "{id} ran on {:?} peons",
+            starts.get(id)
+        );
+    }
+    let fresh = c
+        .submit(&noop(&format!("after_{}", accepted[0]), 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.wait_complete(&fresh, LONG).await.unwrap()["statusCode"],
+        "SUCCESS"
+    );
+}
+
+fn clients(cluster: &Cluster) -> Vec<ApiClient> {
+    cluster.overlords.iter().map(|o| o.client.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_redirect_to_the_leader_and_curl_l_follows() {
+    let cluster = Cluster::start(ClusterSpec {
+        overlords: 3,
+        ..ClusterSpec::workers(&[2])
+    })
+    .await;
+    let leader = cluster.wait_for_leader(LONG).await;
+    let leader_url = cluster.overlords[leader].url.clone();
+    for (i, o) in cluster
+        .overlords
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leader)
+    {
+        let r = o.raw.get("/tasks?state=running").await.unwrap();
+        assert_eq!(r.status, 307, "follower {i}: {}", r.body);
+        assert_eq!(
+            r.location.as_deref(),
+            Some(format!("{leader_url}/druid/indexer/v1/tasks?state=running").as_str())
+        );
+        let is_leader = o.raw.get("/isLeader").await.unwrap();
+        assert_eq!(
+            (is_leader.status, is_leader.json()),
+            (404, json!({"leader": false}))
+        );
+        assert_eq!(o.raw.get("/leader").await.unwrap().body, leader_url);
+        // What a user does: curl -L against a follower.
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-L",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+            ])
+            .args(["-d", &noop(&format!("via_follower_{i}"), 10).to_string()])
+            .arg(format!("{}/druid/indexer/v1/task", o.url))
+            .output()
+            .expect("curl");
+        let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        assert_eq!(
+            body["task"],
+            format!("via_follower_{i}"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let status = cluster
+            .client
+            .wait_complete(&format!("via_follower_{i}"), LONG)
+            .await
+            .unwrap();
+        assert_eq!(status["statusCode"], "SUCCESS");
+    }
+    let lead = &cluster.overlords[leader].raw;
+    assert_eq!(
+        lead.get("/isLeader").await.unwrap().json(),
+        json!({"leader": true})
+    );
+    assert_eq!(lead.get("/leader").await.unwrap().body, leader_url);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_leader_fails_over_without_losing_or_repeating_tasks() {
+    let mut cluster = Cluster::start(three_overlords()).await;
+    let load = Load::start(clients(&cluster), "kill_leader");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let old = cluster.wait_for_leader(LONG).await;
+    cluster.overlords[old].process.kill9();
+    let killed = Instant::now();
+    let new = cluster.wait_for_leader(LONG).await;
+    assert_ne!(new, old);
+    println!(
+        "failover: kill -9 of the leader -> new leader after {:?}",
+        killed.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let accepted = load.finish().await;
+    check_invariants(&cluster, &accepted).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_of_the_leader_hands_over_promptly() {
+    let mut cluster = Cluster::start(three_overlords()).await;
+    let load = Load::start(clients(&cluster), "term_leader");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let old = cluster.wait_for_leader(LONG).await;
+    let signalled = Instant::now();
+    assert!(
+        cluster.overlords[old]
+            .process
+            .terminate(Duration::from_secs(30)),
+        "the leader did not exit on SIGTERM"
+    );
+    let new = cluster.wait_for_leader(LONG).await;
+    assert_ne!(new, old);
+    println!(
+        "failover: SIGTERM of the leader -> new leader after {:?}",
+        signalled.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let accepted = load.finish().await;
+    check_invariants(&cluster, &accepted).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_leader_is_fenced_and_becomes_a_follower() {
+    let cluster = Cluster::start(ClusterSpec {
+        overlords: 2,
+        ..ClusterSpec::workers(&[3, 3])
+    })
+    .await;
+    let old = cluster.wait_for_leader(LONG).await;
+    let other = 1 - old;
+    let load = Load::start(vec![cluster.overlords[other].client.clone()], "deposed");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Frozen past its 6 s session: the other overlord takes over meanwhile.
+    cluster.overlords[old].process.signal(libc::SIGSTOP);
+    let deadline = Instant::now() + LONG;
+    while !cluster.overlords[other].raw.is_leader().await {
+        assert!(Instant::now() < deadline, "no takeover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.overlords[old].process.signal(libc::SIGCONT);
+
+    // The instant it wakes it may still believe it leads; whatever it does, it must not accept a
+    // write: its epoch is stale, so the store refuses (503) or it already redirects (307).
+    let raw = &cluster.overlords[old].raw;
+    let woke = Instant::now();
+    let mut n = 0;
+    while woke.elapsed() < Duration::from_secs(3) {
+        let r = raw
+            .post("/task", noop(&format!("to_deposed_{n}"), 10).to_string())
+            .await
+            .unwrap();
+        assert!(
+            r.status == 307 || r.status == 503,
+            "the deposed leader answered {}: {}",
+            r.status,
+            r.body
+        );
+        if r.status == 307 {
+            assert!(r
+                .location
+                .unwrap()
+                .starts_with(&cluster.overlords[other].url));
+        }
+        n += 1;
+    }
+    assert!(
+        !raw.is_leader().await,
+        "the deposed overlord must follow now"
+    );
+    for i in 0..n {
+        let r = cluster.overlords[other]
+            .client
+            .get(&format!("/task/to_deposed_{i}"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 404, "to_deposed_{i} must not exist: {}", r.body);
+    }
+    let accepted = load.finish().await;
+    check_invariants(&cluster, &accepted).await;
+}
