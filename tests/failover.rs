@@ -2,9 +2,6 @@
 //! managers. Each scenario ends with the same invariant: every accepted task has exactly one
 //! terminal status, no task ran on two peons, and the cluster runs new work.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use drover_scenarios::*;
@@ -17,73 +14,6 @@ fn three_overlords() -> ClusterSpec {
         overlords: 3,
         ..ClusterSpec::workers(&[3, 3])
     }
-}
-
-/// Submits a noop task every 100 ms to the overlords in turn (following redirects), retrying a
-/// task until one overlord accepts it.
-struct Load {
-    accepted: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    handle: tokio::task::JoinHandle<()>,
-}
-
-impl Load {
-    fn start(clients: Vec<ApiClient>, prefix: &str) -> Load {
-        let accepted = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (acc, st, prefix) = (accepted.clone(), stop.clone(), prefix.to_string());
-        let handle = tokio::spawn(async move {
-            let mut n = 0usize;
-            while !st.load(Ordering::SeqCst) {
-                let id = format!("{prefix}_{n}");
-                let task = json!({"type":"noop","id":id,"runTime":100 + (n % 4) * 100});
-                for attempt in 0.. {
-                    let c = &clients[(n + attempt) % clients.len()];
-                    match c.post("/task", task.to_string()).await {
-                        Ok(r) if r.status == 200 => break,
-                        // A retry of a request that was accepted but whose answer was lost.
-                        Ok(r) if r.status == 400 && r.body.contains("already exists") => break,
-                        _ => tokio::time::sleep(Duration::from_millis(100)).await,
-                    }
-                    assert!(attempt < 600, "no overlord accepted {id} for a minute");
-                }
-                acc.lock().unwrap().push(id);
-                n += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        Load {
-            accepted,
-            stop,
-            handle,
-        }
-    }
-
-    async fn finish(self) -> Vec<String> {
-        self.stop.store(true, Ordering::SeqCst);
-        self.handle.await.unwrap();
-        Arc::try_unwrap(self.accepted)
-            .unwrap()
-            .into_inner()
-            .unwrap()
-    }
-}
-
-/// How many times each task's peon was started, from the middle managers' logs.
-fn peon_starts(cluster: &Cluster) -> HashMap<String, usize> {
-    let mut starts = HashMap::new();
-    for mm in &cluster.middle_managers {
-        let log = std::fs::read_to_string(&mm.process.log).unwrap_or_default();
-        for line in log.lines().filter(|l| l.contains("peon started")) {
-            if let Some(id) = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("task="))
-            {
-                *starts.entry(id.to_string()).or_insert(0) += 1;
-            }
-        }
-    }
-    starts
 }
 
 async fn check_invariants(cluster: &Cluster, accepted: &[String]) {

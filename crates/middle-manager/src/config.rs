@@ -39,6 +39,9 @@ pub struct MiddleManagerConfig {
     /// How long a peon gets between SIGTERM and SIGKILL when its task is shut down.
     #[serde(with = "humantime_serde")]
     pub task_shutdown_timeout: Duration,
+    /// How long a stopping middle manager waits for its peons (`druid.indexer.task.gracefulShutdownTimeout`).
+    #[serde(with = "humantime_serde")]
+    pub graceful_shutdown_timeout: Duration,
     /// Logs as JSON lines.
     pub log_json: bool,
 }
@@ -64,6 +67,7 @@ impl Default for MiddleManagerConfig {
             peon_start_port: 8100,
             peon_end_port: 65535,
             task_shutdown_timeout: Duration::from_secs(5),
+            graceful_shutdown_timeout: Duration::from_secs(300),
             log_json: false,
         }
     }
@@ -134,6 +138,10 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_MM_TASK_SHUTDOWN_TIMEOUT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task_shutdown_timeout: Option<String>,
+    /// e.g. `5m`
+    #[arg(long, env = "DROVER_MM_GRACEFUL_SHUTDOWN_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graceful_shutdown_timeout: Option<String>,
     #[arg(long, env = "DROVER_MM_LOG_JSON")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_json: Option<bool>,

@@ -5,6 +5,7 @@ pub mod config;
 pub mod forking;
 pub mod http;
 pub mod monitor;
+pub mod restore;
 pub mod zk_worker;
 
 use std::time::Duration;
@@ -38,6 +39,10 @@ pub async fn run(
             config.task_log_dir.display()
         )
     })?;
+    let files = restore::WorkerFiles::new(&config.base_task_dir);
+    files
+        .clean_tmp()
+        .with_context(|| format!("cannot prepare {}", config.base_task_dir.display()))?;
     let peon = config.peon_command();
     anyhow::ensure!(
         peon.exists(),
@@ -76,6 +81,7 @@ pub async fn run(
             peon_command: peon,
             task_logs: task_logs.clone(),
             shutdown_grace: config.task_shutdown_timeout,
+            files,
         },
         PortPool::new(config.peon_start_port, config.peon_end_port),
         writes_tx.clone(),
@@ -106,8 +112,12 @@ pub async fn run(
     tracing::info!("stopping running tasks");
     let (tx, rx) = oneshot::channel();
     if notices_tx.send(Notice::StopAll { reply: tx }).await.is_ok() {
-        let grace = config.task_shutdown_timeout + Duration::from_secs(5);
-        tokio::time::timeout(grace, rx).await.ok();
+        if tokio::time::timeout(config.graceful_shutdown_timeout, rx)
+            .await
+            .is_err()
+        {
+            tracing::warn!(timeout = ?config.graceful_shutdown_timeout, "peons still running at the end of the graceful shutdown timeout");
+        }
     }
     let (tx, rx) = oneshot::channel();
     writes_tx.send(ZkWrite::Flush(tx)).ok();

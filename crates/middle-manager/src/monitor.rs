@@ -12,6 +12,7 @@ use drover_core::{Task, TaskAnnouncement, TaskId, TaskLocation, TaskResource, Ta
 use tokio::sync::{mpsc, oneshot};
 
 use crate::forking::{self, Control, PortPool, TaskDir};
+use crate::restore::WorkerFiles;
 use crate::zk_worker::ZkWrite;
 
 /// How many finished task ids are remembered, so a repeated assignment is not run twice.
@@ -34,6 +35,10 @@ pub enum Notice {
     ListTasks { reply: oneshot::Sender<Vec<TaskId>> },
     /// Stop every peon and wait for them (middle manager shutdown).
     StopAll { reply: oneshot::Sender<()> },
+    /// Ids of tasks running or finished here (so start-up does not cancel them as unknown).
+    KnownTasks {
+        reply: oneshot::Sender<std::collections::HashSet<TaskId>>,
+    },
 }
 
 pub struct MonitorConfig {
@@ -44,6 +49,7 @@ pub struct MonitorConfig {
     pub peon_command: PathBuf,
     pub task_logs: FileTaskLogs,
     pub shutdown_grace: Duration,
+    pub files: WorkerFiles,
 }
 
 struct Running {
@@ -85,6 +91,7 @@ impl Monitor {
     }
 
     pub async fn run(mut self, mut notices: mpsc::Receiver<Notice>) {
+        self.recover();
         while let Some(notice) = notices.recv().await {
             self.handle(notice);
         }
@@ -113,6 +120,12 @@ impl Monitor {
                         .ok();
                 }
                 reply.send(()).ok();
+            }
+            Notice::KnownTasks { reply } => {
+                let mut known: std::collections::HashSet<TaskId> =
+                    self.running.keys().cloned().collect();
+                known.extend(self.completed_set.iter().cloned());
+                reply.send(known).ok();
             }
             Notice::ListTasks { reply } => {
                 reply.send(self.running.keys().cloned().collect()).ok();
@@ -147,7 +160,14 @@ impl Monitor {
             return;
         }
         let id = task.id.clone();
-        match self.start(task) {
+        // Recorded before its peon starts: a crash in between still finds it at restart.
+        if let Err(e) = self.config.files.write_assigned(&task) {
+            tracing::error!(task = %id, error = %e, "cannot record the assignment on disk");
+        }
+        let started = self.start(task);
+        self.config.files.remove_assigned(&id);
+        self.save_running();
+        match started {
             Ok(()) => {}
             Err(e) => {
                 tracing::error!(task = %id, error = %e, "could not start peon");
@@ -239,6 +259,16 @@ impl Monitor {
             return;
         };
         self.ports.release(r.port);
+        self.save_running();
+        let stopping = !self.stop_waiters.is_empty();
+        let status = if stopping && status.status != drover_core::TaskState::Success {
+            TaskStatus::failure(
+                id.clone(),
+                "Task stopped because its middle manager shut down; this task type cannot be restored.",
+            )
+        } else {
+            status
+        };
         let mut status = status.with_location(r.location.clone());
         if status.duration < 0 {
             status.duration = r.started.elapsed().as_millis() as i64;
@@ -256,6 +286,57 @@ impl Monitor {
                 waiter.send(()).ok();
             }
         }
+    }
+
+    /// `restore.json` follows the running set.
+    fn save_running(&self) {
+        if let Err(e) = self
+            .config
+            .files
+            .write_restore(self.running.keys().cloned())
+        {
+            tracing::error!(error = %e, "cannot write restore.json");
+        }
+    }
+
+    /// Start-up: tasks that were running when this middle manager last stopped cannot be
+    /// restored (no task type is restorable yet; in Druid only streaming tasks are) and are
+    /// reported FAILED with the reason; tasks assigned but never started are run now.
+    fn recover(&mut self) {
+        for id in self.config.files.read_restore() {
+            let dir = TaskDir::for_task(&self.config.base_task_dir, &id);
+            let task = std::fs::read(dir.join("task.json"))
+                .ok()
+                .and_then(|b| Task::from_json_bytes(&b).ok());
+            let (task_type, resource, data_source) = match &task {
+                Some(t) => (
+                    t.task_type.clone(),
+                    t.resource.clone(),
+                    t.data_source.clone(),
+                ),
+                None => (
+                    "unknown".to_string(),
+                    TaskResource::for_task(&id),
+                    "unknown".to_string(),
+                ),
+            };
+            tracing::warn!(task = %id, r#type = %task_type, "task was running before this middle manager restarted and cannot be restored");
+            let log = dir.join("log");
+            if log.exists() && self.config.task_logs.push(&id, &log).is_ok() {
+                std::fs::remove_dir_all(&dir).ok();
+            }
+            let status = TaskStatus::failure(
+                id.clone(),
+                format!("Task was running when its middle manager restarted; [{task_type}] tasks cannot be restored."),
+            );
+            self.announce(&status, &task_type, resource, &data_source);
+            self.remember_completed(id);
+        }
+        for task in self.config.files.read_assigned() {
+            tracing::info!(task = %task.id, "running a task assigned before the restart");
+            self.on_assigned(task);
+        }
+        self.save_running();
     }
 
     fn announce(

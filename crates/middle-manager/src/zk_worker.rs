@@ -134,7 +134,7 @@ impl ZkWorker {
         ensure_path(client, &self.paths.worker_status(&self.host)).await?;
         ensure_path(client, &self.paths.announcements()).await?;
         if first_session {
-            self.cancel_stale_statuses(client, writes).await?;
+            self.cancel_stale_statuses(client, writes, notices).await?;
         }
         let on = *enabled.borrow_and_update();
         self.announce(client, worker, on).await?;
@@ -214,7 +214,15 @@ impl ZkWorker {
         &self,
         client: &Client,
         writes: &mpsc::UnboundedSender<ZkWrite>,
+        notices: &mpsc::Sender<Notice>,
     ) -> Result<(), ZkError> {
+        // Tasks this process runs again or already reported (restore.json, assignedTasks).
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        notices
+            .send(Notice::KnownTasks { reply: tx })
+            .await
+            .map_err(|_| ZkError::NoSession)?;
+        let known = rx.await.map_err(|_| ZkError::NoSession)?;
         let dir = self.paths.worker_status(&self.host);
         for name in with_timeout(CALL_TIMEOUT, client.list_children(&dir)).await? {
             let Ok((data, _)) =
@@ -225,6 +233,9 @@ impl ZkWorker {
             let Ok(announcement) = decode_json::<TaskAnnouncement>(&data) else {
                 continue;
             };
+            if known.contains(&announcement.id) {
+                continue;
+            }
             if announcement.status.is_complete() {
                 continue;
             }
