@@ -111,13 +111,13 @@ pub async fn run(
     stop.await;
     tracing::info!("stopping running tasks");
     let (tx, rx) = oneshot::channel();
-    if notices_tx.send(Notice::StopAll { reply: tx }).await.is_ok() {
-        if tokio::time::timeout(config.graceful_shutdown_timeout, rx)
+    let asked = notices_tx.send(Notice::StopAll { reply: tx }).await.is_ok();
+    if asked
+        && tokio::time::timeout(config.graceful_shutdown_timeout, rx)
             .await
             .is_err()
-        {
-            tracing::warn!(timeout = ?config.graceful_shutdown_timeout, "peons still running at the end of the graceful shutdown timeout");
-        }
+    {
+        tracing::warn!(timeout = ?config.graceful_shutdown_timeout, "peons still running at the end of the graceful shutdown timeout");
     }
     let (tx, rx) = oneshot::channel();
     writes_tx.send(ZkWrite::Flush(tx)).ok();
