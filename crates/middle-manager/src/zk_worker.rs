@@ -8,7 +8,7 @@ use drover_core::{
     Task, TaskAnnouncement, TaskId, TaskStatus, Worker, WorkerHost, DISABLED_WORKER_VERSION,
 };
 use drover_zk::client::{
-    Acls, AddWatchMode, Client, CreateMode, Error as ZkClientError, EventType,
+    Acls, AddWatchMode, Client, CreateMode, Error as ZkClientError, EventType, SessionState,
 };
 use drover_zk::{decode_json, encode_json, ensure_path, with_timeout, ZkError, ZkPaths, ZkSession};
 use tokio::sync::{mpsc, watch};
@@ -17,6 +17,7 @@ use crate::monitor::Notice;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_DELAY: Duration = Duration::from_millis(500);
+const ASSIGNMENT_RELIST_PERIOD: Duration = Duration::from_secs(5);
 
 /// Writes to ZooKeeper that must happen in order (RUNNING before SUCCESS of the same task).
 #[derive(Debug)]
@@ -149,6 +150,8 @@ impl ZkWorker {
         .await?;
         self.read_all_assignments(client, &tasks_dir, notices)
             .await?;
+        let mut relist = tokio::time::interval(ASSIGNMENT_RELIST_PERIOD);
+        relist.reset();
         loop {
             tokio::select! {
                 event = watcher.changed() => match event.event_type {
@@ -161,8 +164,10 @@ impl ZkWorker {
                         if event.session_state.is_terminated() {
                             return Err(ZkError::NoSession);
                         }
-                        // Events during a disconnection can be lost: list again.
-                        self.read_all_assignments(client, &tasks_dir, notices).await?;
+                        if event.session_state == SessionState::SyncConnected {
+                            // Events can be lost across a reconnection: new watch, new listing.
+                            return Err(ZkError::Reconnected);
+                        }
                     }
                     _ => {}
                 },
@@ -175,6 +180,8 @@ impl ZkWorker {
                     tracing::info!(enabled = on, "worker announcement updated");
                 }
                 _ = sessions.changed() => return Err(ZkError::NoSession),
+                // A backstop for any event missed anyway: assignments are re-listed regularly.
+                _ = relist.tick() => self.read_all_assignments(client, &tasks_dir, notices).await?,
             }
         }
     }

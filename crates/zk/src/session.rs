@@ -17,6 +17,10 @@ pub enum ZkError {
     Client(#[from] zookeeper_client::Error),
     #[error("no ZooKeeper session")]
     NoSession,
+    /// Watch events can be lost across a reconnection (and persistent watches were seen not to
+    /// survive a server restart): whoever gets this re-creates its watches and re-reads.
+    #[error("reconnected to ZooKeeper; re-arming watches")]
+    Reconnected,
 }
 
 /// Calls made while disconnected wait until reconnection or expiry; this bounds them.

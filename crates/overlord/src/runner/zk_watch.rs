@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use drover_core::{TaskAnnouncement, TaskId, Worker, WorkerHost};
-use drover_zk::client::{AddWatchMode, Client, Error as ZkClientError, EventType, WatchedEvent};
+use drover_zk::client::{
+    AddWatchMode, Client, Error as ZkClientError, EventType, SessionState, WatchedEvent,
+};
 use drover_zk::{decode_json, ensure_path, with_timeout, ZkError, ZkPaths, ZkSession};
 use tokio::sync::mpsc;
 
@@ -97,7 +99,11 @@ impl Watcher<'_> {
                 // Never poll a watcher again after a terminal event.
                 return Err(ZkError::NoSession);
             }
-            return self.full_sync().await;
+            if event.session_state == SessionState::SyncConnected {
+                // New watches and a full read, rather than trust the ones re-sent on reconnection.
+                return Err(ZkError::Reconnected);
+            }
+            return Ok(());
         }
         let Some((worker, task)) = self.paths.split_under(root, &event.path) else {
             return Ok(());
