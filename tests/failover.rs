@@ -9,10 +9,11 @@ use serde_json::json;
 
 const LONG: Duration = Duration::from_secs(90);
 
+/// The setup: three overlords, three middle managers.
 fn three_overlords() -> ClusterSpec {
     ClusterSpec {
         overlords: 3,
-        ..ClusterSpec::workers(&[3, 3])
+        ..ClusterSpec::workers(&[3, 3, 3])
     }
 }
 
@@ -166,23 +167,28 @@ async fn sigterm_of_the_leader_hands_over_promptly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deposed_leader_is_fenced_and_becomes_a_follower() {
-    let cluster = Cluster::start(ClusterSpec {
-        overlords: 2,
-        ..ClusterSpec::workers(&[3, 3])
-    })
-    .await;
+    let cluster = Cluster::start(three_overlords()).await;
     let old = cluster.wait_for_leader(LONG).await;
-    let other = 1 - old;
-    let load = Load::start(vec![cluster.overlords[other].client.clone()], "deposed");
+    let others: Vec<ApiClient> = cluster
+        .overlords
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != old)
+        .map(|(_, o)| o.client.clone())
+        .collect();
+    let load = Load::start(others, "deposed");
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    // Frozen past its 6 s session: the other overlord takes over meanwhile.
+    // Frozen past its 6 s session: another overlord takes over meanwhile.
     cluster.overlords[old].process.signal(libc::SIGSTOP);
     let deadline = Instant::now() + LONG;
-    while !cluster.overlords[other].raw.is_leader().await {
+    let other = loop {
+        if let Some(i) = cluster.leader_among(|i| i != old).await {
+            break i;
+        }
         assert!(Instant::now() < deadline, "no takeover");
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
     cluster.overlords[old].process.signal(libc::SIGCONT);
 
     // The instant it wakes it may still believe it leads; whatever it does, it must not accept a

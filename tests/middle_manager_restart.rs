@@ -8,11 +8,20 @@ use drover_scenarios::*;
 
 const LONG: Duration = Duration::from_secs(90);
 
-/// Long tasks pinned to each worker: four over two workers of capacity 3 (equalDistribution).
+/// The setup: three overlords, three middle managers of capacity 3.
+fn cluster_spec(cleanup_timeout: &str) -> ClusterSpec {
+    ClusterSpec {
+        overlords: 3,
+        ..ClusterSpec::workers(&[3, 3, 3])
+            .overlord_args(&["--task-cleanup-timeout", cleanup_timeout])
+    }
+}
+
+/// Long tasks, two on each worker (equalDistribution).
 async fn long_tasks(cluster: &Cluster, prefix: &str) -> Vec<(String, String)> {
     let c = &cluster.client;
     let mut out = Vec::new();
-    for i in 0..4 {
+    for i in 0..6 {
         let id = c
             .submit(&noop(&format!("{prefix}_{i}"), 600_000))
             .await
@@ -91,10 +100,7 @@ async fn check(cluster: &Cluster, accepted: &[String], worker: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_middle_manager_back_within_the_cleanup_timeout_reports_its_tasks_and_works_on() {
-    let mut cluster = Cluster::start(
-        ClusterSpec::workers(&[3, 3]).overlord_args(&["--task-cleanup-timeout", "60s"]),
-    )
-    .await;
+    let mut cluster = Cluster::start(cluster_spec("60s")).await;
     let long = long_tasks(&cluster, "mm_back").await;
     let victim = cluster.middle_managers[0].host.clone();
     let load = Load::start(vec![cluster.client.clone()], "mm_back_load");
@@ -127,10 +133,7 @@ async fn a_middle_manager_back_within_the_cleanup_timeout_reports_its_tasks_and_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_middle_manager_back_too_late_finds_its_tasks_already_failed() {
-    let mut cluster = Cluster::start(
-        ClusterSpec::workers(&[3, 3]).overlord_args(&["--task-cleanup-timeout", "2s"]),
-    )
-    .await;
+    let mut cluster = Cluster::start(cluster_spec("2s")).await;
     let long = long_tasks(&cluster, "mm_late").await;
     let victim = cluster.middle_managers[0].host.clone();
     let load = Load::start(vec![cluster.client.clone()], "mm_late_load");
@@ -143,7 +146,7 @@ async fn a_middle_manager_back_too_late_finds_its_tasks_already_failed() {
     }
     // Back after the cleanup: its own report of those tasks changes nothing (first status wins).
     cluster.middle_managers[0].process.restart();
-    cluster.wait_for_workers(2, LONG).await;
+    cluster.wait_for_workers(3, LONG).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     for (id, worker) in &long {
         if *worker == victim {
@@ -160,7 +163,7 @@ async fn a_middle_manager_back_too_late_finds_its_tasks_already_failed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_a_middle_manager_with_a_clear_status_for_its_tasks() {
-    let mut cluster = Cluster::start(ClusterSpec::workers(&[3, 3])).await;
+    let mut cluster = Cluster::start(cluster_spec("15m")).await;
     let long = long_tasks(&cluster, "mm_term").await;
     let victim = cluster.middle_managers[0].host.clone();
     let load = Load::start(vec![cluster.client.clone()], "mm_term_load");
@@ -180,7 +183,7 @@ async fn sigterm_stops_a_middle_manager_with_a_clear_status_for_its_tasks() {
         }
     }
     cluster.middle_managers[0].process.restart();
-    cluster.wait_for_workers(2, LONG).await;
+    cluster.wait_for_workers(3, LONG).await;
     let accepted = load.finish().await;
     check(&cluster, &accepted, &victim).await;
 }

@@ -161,7 +161,18 @@ impl Cluster {
 
     /// Index of the overlord that leads now, if one does.
     pub async fn leader(&self) -> Option<usize> {
-        for (i, o) in self.overlords.iter().enumerate() {
+        self.leader_among(|_| true).await
+    }
+
+    /// Index of the overlord that leads now among those `consider` accepts (a frozen process
+    /// would not answer, so it is left out by the caller).
+    pub async fn leader_among(&self, consider: impl Fn(usize) -> bool) -> Option<usize> {
+        for (i, o) in self
+            .overlords
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| consider(*i))
+        {
             if o.raw.is_leader().await {
                 return Some(i);
             }
