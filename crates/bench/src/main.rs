@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+mod failover;
+
 use clap::Parser;
 use drover_testkit::{bin_dir, Cluster, ClusterSpec, MiddleManagerSpec, ZooKeeper};
 use serde_json::json;
@@ -27,6 +29,12 @@ struct Args {
     /// Peons spawned directly for the spawn → exit figure.
     #[arg(long, default_value_t = 200)]
     peon_runs: usize,
+    /// Measure failover instead: leader kill -9 and SIGTERM, middle manager kill -9.
+    #[arg(long)]
+    failover: bool,
+    /// taskCleanupTimeout for the failover run.
+    #[arg(long, default_value = "5s")]
+    cleanup_timeout: String,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -62,6 +70,9 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!("binaries: {}", bin_dir().display());
+    if args.failover {
+        return failover::run(&args.cleanup_timeout).await;
+    }
     let zk_dir = tempfile::Builder::new()
         .prefix("drover-bench-zk-")
         .tempdir()?;
