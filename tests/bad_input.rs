@@ -102,10 +102,23 @@ async fn bad_task_submissions_are_rejected_and_leave_no_trace() {
         .collect();
     assert_eq!(logs, ["dup.log"]);
     let task_dir = &cluster.middle_managers[0].base_task_dir;
+    // Only the middle manager's own bookkeeping is there: no task directory, no assignment.
+    let mut entries: Vec<String> = std::fs::read_dir(task_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
     assert_eq!(
-        std::fs::read_dir(task_dir).unwrap().count(),
-        0,
+        entries,
+        ["assignedTasks", "restore.json", "workerTaskManagerTmp"],
         "no task directory left behind"
+    );
+    assert_eq!(
+        std::fs::read_dir(task_dir.join("assignedTasks"))
+            .unwrap()
+            .count(),
+        0,
+        "no assignment left behind"
     );
     // Ids in paths are validated too.
     for path in [
