@@ -3,7 +3,9 @@
 //! Field names follow Druid's JSON exactly (see `shared/reference/druid-indexing-service.md`), so
 //! that Druid's own specs, clients and ZooKeeper payloads work unchanged.
 
+pub mod granularity;
 pub mod ids;
+pub mod interval;
 pub mod status;
 pub mod task;
 pub mod task_logs;
