@@ -6,6 +6,7 @@
 pub mod granularity;
 pub mod ids;
 pub mod interval;
+pub mod lock;
 pub mod status;
 pub mod task;
 pub mod task_logs;

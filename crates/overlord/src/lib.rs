@@ -5,6 +5,7 @@
 pub mod config;
 pub mod http;
 pub mod leader;
+pub mod lockbox;
 pub mod queue;
 pub mod runner;
 

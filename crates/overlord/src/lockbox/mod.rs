@@ -1,0 +1,422 @@
+//! TaskLockbox (reference §7): time-chunk locks held by task groups, as plain data and pure
+//! decisions. The owner (the TaskQueue's task) persists what these calls return to
+//! `druid_tasklocks`; nothing here does I/O.
+//!
+//! Rules, as Druid's `createOrFindLockPosse`: a request conflicts with the locks of the same data
+//! source whose interval overlaps it. No conflict: a new lock. A lock of the same group and type
+//! that encloses the request: shared with it. Otherwise SHARED requests coexist with SHARED locks;
+//! and when *every* conflicting lock is revoked already or has a strictly lower priority, they
+//! are revoked and a new lock is granted; else the request must wait. Revoked locks stay (marked)
+//! until their tasks release them, and a task whose lock was revoked is told so.
+
+use std::collections::BTreeSet;
+
+use drover_core::interval::Interval;
+use drover_core::lock::{LockType, TaskLock};
+use drover_core::time::{parse_iso, to_iso};
+use drover_core::TaskId;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRequest {
+    pub task: TaskId,
+    pub group_id: String,
+    pub data_source: String,
+    pub interval: Interval,
+    pub lock_type: LockType,
+    pub priority: i32,
+    /// Re-acquiring a stored lock (leadership change) asks for its old version.
+    pub preferred_version: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockResult {
+    /// Granted; `new` when a lock was created (a `druid_tasklocks` row to insert for the task).
+    Acquired { lock: TaskLock, new: bool },
+    /// The task's group held a lock here that a higher priority revoked: the task must fail.
+    Revoked,
+    /// Held by others that cannot be revoked: wait and try again.
+    Conflict,
+}
+
+#[derive(Debug, Clone)]
+struct Posse {
+    lock: TaskLock,
+    tasks: BTreeSet<TaskId>,
+}
+
+#[derive(Debug, Default)]
+pub struct Lockbox {
+    posses: Vec<Posse>,
+}
+
+/// What a decision changed, for the owner to persist.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LockChanges {
+    /// Locks newly marked revoked (their rows are rewritten with `revoked: true`).
+    pub revoked: Vec<TaskLock>,
+}
+
+impl Lockbox {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Druid's `tryLock`: decide at once.
+    pub fn try_lock(
+        &mut self,
+        req: &LockRequest,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> (LockResult, LockChanges) {
+        let mut changes = LockChanges::default();
+        let conflicting: Vec<usize> = self
+            .posses
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                p.lock.data_source == req.data_source && p.lock.interval.overlaps(&req.interval)
+            })
+            .map(|(i, _)| i)
+            .collect();
+
+        // The group's own lock here was revoked: the task learns it now.
+        if conflicting
+            .iter()
+            .any(|&i| self.posses[i].lock.group_id == req.group_id && self.posses[i].lock.revoked)
+        {
+            return (LockResult::Revoked, changes);
+        }
+        let reusable: Vec<usize> = conflicting
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let l = &self.posses[i].lock;
+                l.group_id == req.group_id
+                    && l.lock_type == req.lock_type
+                    && l.interval.encloses(&req.interval)
+                    && req
+                        .preferred_version
+                        .as_ref()
+                        .is_none_or(|v| *v == l.version)
+            })
+            .collect();
+        if let Some(&i) = reusable.first() {
+            let posse = &mut self.posses[i];
+            let new = posse.tasks.insert(req.task.clone());
+            return (
+                LockResult::Acquired {
+                    lock: posse.lock.clone(),
+                    new,
+                },
+                changes,
+            );
+        }
+
+        let all_shared = conflicting
+            .iter()
+            .all(|&i| self.posses[i].lock.lock_type == LockType::Shared);
+        let grant = if conflicting.is_empty() || (req.lock_type == LockType::Shared && all_shared) {
+            true
+        } else if conflicting.iter().all(|&i| {
+            let l = &self.posses[i].lock;
+            l.revoked || l.priority < req.priority
+        }) {
+            for &i in &conflicting {
+                let lock = &mut self.posses[i].lock;
+                if !lock.revoked {
+                    lock.revoked = true;
+                    changes.revoked.push(lock.clone());
+                }
+            }
+            true
+        } else {
+            false
+        };
+        if !grant {
+            return (LockResult::Conflict, changes);
+        }
+        let version = req
+            .preferred_version
+            .clone()
+            .unwrap_or_else(|| self.next_version(req, now));
+        let lock = TaskLock {
+            lock_type: req.lock_type,
+            group_id: req.group_id.clone(),
+            data_source: req.data_source.clone(),
+            interval: req.interval,
+            version,
+            priority: req.priority,
+            revoked: false,
+        };
+        self.posses.push(Posse {
+            lock: lock.clone(),
+            tasks: [req.task.clone()].into(),
+        });
+        (LockResult::Acquired { lock, new: true }, changes)
+    }
+
+    /// `now`, or just after the newest version ever given on an overlapping interval of the data
+    /// source: versions must grow even if the clock steps back (Druid only assumes it does not).
+    fn next_version(&self, req: &LockRequest, now: chrono::DateTime<chrono::Utc>) -> String {
+        let newest = self
+            .posses
+            .iter()
+            .filter(|p| {
+                p.lock.data_source == req.data_source && p.lock.interval.overlaps(&req.interval)
+            })
+            .filter_map(|p| parse_iso(&p.lock.version))
+            .max();
+        match newest {
+            Some(v) if v >= now => to_iso(v + chrono::Duration::milliseconds(1)),
+            _ => to_iso(now),
+        }
+    }
+
+    /// The task lets go of its lock on `interval`; returns the lock if nobody holds it any more
+    /// (its row is deleted).
+    pub fn unlock(&mut self, task: &TaskId, interval: &Interval) -> Option<TaskLock> {
+        let i = self
+            .posses
+            .iter()
+            .position(|p| p.tasks.contains(task) && p.lock.interval == *interval)?;
+        self.posses[i].tasks.remove(task);
+        if self.posses[i].tasks.is_empty() {
+            return Some(self.posses.remove(i).lock);
+        }
+        None
+    }
+
+    /// The task is done: every lock it held is released.
+    pub fn remove_task(&mut self, task: &TaskId) -> Vec<TaskLock> {
+        let intervals: Vec<Interval> = self
+            .locks_of(task)
+            .into_iter()
+            .map(|l| l.interval)
+            .collect();
+        intervals
+            .iter()
+            .filter_map(|i| self.unlock(task, i))
+            .collect()
+    }
+
+    pub fn locks_of(&self, task: &TaskId) -> Vec<TaskLock> {
+        self.posses
+            .iter()
+            .filter(|p| p.tasks.contains(task))
+            .map(|p| p.lock.clone())
+            .collect()
+    }
+
+    /// Druid's `doInCriticalSection` check before publishing: every interval is covered by a lock
+    /// of the task that is neither revoked nor SHARED.
+    pub fn check_publishable(&self, task: &TaskId, intervals: &[Interval]) -> Result<(), String> {
+        for interval in intervals {
+            let covering: Vec<&TaskLock> = self
+                .posses
+                .iter()
+                .filter(|p| p.tasks.contains(task) && p.lock.interval.encloses(interval))
+                .map(|p| &p.lock)
+                .collect();
+            match covering.first() {
+                None => return Err(format!("task [{task}] holds no lock covering [{interval}]")),
+                Some(l) if l.revoked => {
+                    return Err(format!("the lock of task [{task}] on [{interval}] was revoked by a higher priority task"))
+                }
+                Some(l) if l.lock_type == LockType::Shared => {
+                    return Err(format!("task [{task}] holds only a SHARED lock on [{interval}]; it cannot publish"))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drover_core::interval::parse_instant;
+
+    fn req(
+        task: &str,
+        group: &str,
+        interval: &str,
+        lock_type: LockType,
+        priority: i32,
+    ) -> LockRequest {
+        LockRequest {
+            task: TaskId::new(task).unwrap(),
+            group_id: group.into(),
+            data_source: "wiki".into(),
+            interval: Interval::parse(interval).unwrap(),
+            lock_type,
+            priority,
+            preferred_version: None,
+        }
+    }
+
+    fn now() -> chrono::DateTime<chrono::Utc> {
+        parse_instant("2024-05-01T00:00:00Z").unwrap()
+    }
+
+    const DAY1: &str = "2024-01-01/2024-01-02";
+
+    #[test]
+    fn equal_priority_waits_first_come_first_served() {
+        let mut b = Lockbox::new();
+        let (first, _) = b.try_lock(&req("t1", "g1", DAY1, LockType::Exclusive, 50), now());
+        assert!(matches!(first, LockResult::Acquired { new: true, .. }));
+        let (second, _) = b.try_lock(&req("t2", "g2", DAY1, LockType::Exclusive, 50), now());
+        assert_eq!(second, LockResult::Conflict);
+        // Another data source or a disjoint interval is free.
+        let (other, _) = b.try_lock(
+            &req("t3", "g3", "2024-01-02/2024-01-03", LockType::Exclusive, 50),
+            now(),
+        );
+        assert!(matches!(other, LockResult::Acquired { .. }));
+        // Released: the waiting task gets it.
+        assert!(b.remove_task(&TaskId::new("t1").unwrap()).len() == 1);
+        let (again, _) = b.try_lock(&req("t2", "g2", DAY1, LockType::Exclusive, 50), now());
+        assert!(matches!(again, LockResult::Acquired { .. }));
+    }
+
+    #[test]
+    fn higher_priority_revokes_and_the_holder_learns_it() {
+        let mut b = Lockbox::new();
+        b.try_lock(&req("low", "gl", DAY1, LockType::Exclusive, 25), now());
+        let (high, changes) = b.try_lock(
+            &req(
+                "high",
+                "gh",
+                "2024-01-01T12:00/2024-01-03",
+                LockType::Exclusive,
+                75,
+            ),
+            now(),
+        );
+        let LockResult::Acquired { lock, .. } = high else {
+            panic!("{high:?}")
+        };
+        assert_eq!(changes.revoked.len(), 1);
+        assert!(changes.revoked[0].revoked);
+        assert!(
+            lock.version > changes.revoked[0].version,
+            "newer lock, larger version"
+        );
+        let (low_again, _) = b.try_lock(&req("low", "gl", DAY1, LockType::Exclusive, 25), now());
+        assert_eq!(low_again, LockResult::Revoked);
+        let err = b
+            .check_publishable(
+                &TaskId::new("low").unwrap(),
+                &[Interval::parse(DAY1).unwrap()],
+            )
+            .unwrap_err();
+        assert!(err.contains("revoked"), "{err}");
+        // Only *strictly* lower priorities are revoked; one unrevocable conflict means waiting.
+        let (mid, _) = b.try_lock(&req("mid", "gm", DAY1, LockType::Exclusive, 75), now());
+        assert_eq!(mid, LockResult::Conflict);
+    }
+
+    #[test]
+    fn a_group_shares_its_lock_and_shared_locks_coexist() {
+        let mut b = Lockbox::new();
+        let (a, _) = b.try_lock(
+            &req("a1", "kafka_wiki", DAY1, LockType::Exclusive, 75),
+            now(),
+        );
+        let (a2, _) = b.try_lock(
+            &req(
+                "a2",
+                "kafka_wiki",
+                "2024-01-01T06:00/2024-01-01T07:00",
+                LockType::Exclusive,
+                75,
+            ),
+            now(),
+        );
+        let (
+            LockResult::Acquired {
+                lock: l1,
+                new: true,
+            },
+            LockResult::Acquired {
+                lock: l2,
+                new: true,
+            },
+        ) = (a, a2)
+        else {
+            panic!()
+        };
+        assert_eq!(l1, l2, "the group's enclosing lock is shared");
+        // Released by one task, kept by the other.
+        assert!(b
+            .unlock(&TaskId::new("a1").unwrap(), &Interval::parse(DAY1).unwrap())
+            .is_none());
+        assert!(b
+            .unlock(&TaskId::new("a2").unwrap(), &Interval::parse(DAY1).unwrap())
+            .is_some());
+
+        let (s1, _) = b.try_lock(&req("s1", "gs1", DAY1, LockType::Shared, 50), now());
+        let (s2, _) = b.try_lock(&req("s2", "gs2", DAY1, LockType::Shared, 50), now());
+        assert!(
+            matches!(s1, LockResult::Acquired { .. }) && matches!(s2, LockResult::Acquired { .. })
+        );
+        let (x, _) = b.try_lock(&req("x", "gx", DAY1, LockType::Exclusive, 50), now());
+        assert_eq!(x, LockResult::Conflict);
+        let err = b
+            .check_publishable(
+                &TaskId::new("s1").unwrap(),
+                &[Interval::parse(DAY1).unwrap()],
+            )
+            .unwrap_err();
+        assert!(err.contains("SHARED"));
+    }
+
+    #[test]
+    fn versions_grow_even_if_the_clock_does_not() {
+        let mut b = Lockbox::new();
+        let (LockResult::Acquired { lock: first, .. }, _) =
+            b.try_lock(&req("t1", "g1", DAY1, LockType::Exclusive, 25), now())
+        else {
+            panic!()
+        };
+        let earlier = parse_instant("2020-01-01T00:00:00Z").unwrap();
+        let (LockResult::Acquired { lock: second, .. }, _) =
+            b.try_lock(&req("t2", "g2", DAY1, LockType::Exclusive, 75), earlier)
+        else {
+            panic!()
+        };
+        assert!(
+            second.version > first.version,
+            "{} > {}",
+            second.version,
+            first.version
+        );
+        // A re-acquired lock keeps its stored version.
+        let mut b2 = Lockbox::new();
+        let mut r = req("t9", "g9", DAY1, LockType::Exclusive, 50);
+        r.preferred_version = Some("2023-03-03T00:00:00.000Z".into());
+        let (LockResult::Acquired { lock, .. }, _) = b2.try_lock(&r, now()) else {
+            panic!()
+        };
+        assert_eq!(lock.version, "2023-03-03T00:00:00.000Z");
+    }
+
+    #[test]
+    fn publishing_needs_a_covering_lock() {
+        let mut b = Lockbox::new();
+        let t = TaskId::new("t").unwrap();
+        assert!(b
+            .check_publishable(&t, &[Interval::parse(DAY1).unwrap()])
+            .is_err());
+        b.try_lock(
+            &req("t", "g", "2024-01-01/2024-01-03", LockType::Exclusive, 50),
+            now(),
+        );
+        assert!(b
+            .check_publishable(&t, &[Interval::parse(DAY1).unwrap()])
+            .is_ok());
+        assert!(b
+            .check_publishable(&t, &[Interval::parse("2024-01-02/2024-01-04").unwrap()])
+            .is_err());
+    }
+}
