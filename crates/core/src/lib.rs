@@ -7,6 +7,7 @@ pub mod granularity;
 pub mod ids;
 pub mod interval;
 pub mod lock;
+pub mod segment;
 pub mod status;
 pub mod task;
 pub mod task_logs;

@@ -4,7 +4,9 @@
 mod config_storage;
 mod error;
 mod leadership;
+mod lock_storage;
 mod schema;
+mod segment_storage;
 mod sql;
 mod task_storage;
 

@@ -352,3 +352,137 @@ async fn fencing_postgres() {
 async fn fencing_mysql() {
     fencing_conformance(TestDb::mysql().await).await;
 }
+
+async fn locks_and_segments_conformance(db: TestDb) {
+    use drover_core::interval::Interval;
+    use drover_core::lock::{LockType, TaskLock};
+    use drover_core::segment::{numbered_shard_spec, DataSegment};
+    let leader = db
+        .store
+        .claim_leadership("http://leader:8090")
+        .await
+        .unwrap();
+    let day = |d: u32| Interval::parse(&format!("2018-01-0{d}/2018-01-0{}", d + 1)).unwrap();
+    let lock = TaskLock {
+        lock_type: LockType::Exclusive,
+        group_id: "g".into(),
+        data_source: "wiki".into(),
+        interval: day(1),
+        version: "2024-01-01T00:00:00.000Z".into(),
+        priority: 50,
+        revoked: false,
+    };
+    let t1 = TaskId::new("index_1").unwrap();
+    leader.insert_lock(&t1, &lock).await.unwrap();
+    leader
+        .insert_lock(
+            &t1,
+            &TaskLock {
+                interval: day(2),
+                ..lock.clone()
+            },
+        )
+        .await
+        .unwrap();
+    let revoked = TaskLock {
+        revoked: true,
+        ..lock.clone()
+    };
+    assert!(leader.replace_lock(&t1, &lock, &revoked).await.unwrap());
+    let all = db.store.all_locks().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0], ("index_1".to_string(), revoked.clone()));
+    leader.delete_lock(&t1, &revoked).await.unwrap();
+    assert_eq!(db.store.all_locks().await.unwrap().len(), 1);
+
+    let segment = |d: u32, version: &str, partition: u32| DataSegment {
+        data_source: "wiki".into(),
+        interval: day(d),
+        version: version.into(),
+        load_spec: serde_json::json!({"type":"local","path":format!("/deep/{d}/{partition}.parquet")}),
+        dimensions: "page,user".into(),
+        metrics: "count".into(),
+        shard_spec: numbered_shard_spec(partition),
+        binary_version: 9,
+        size: 100,
+        identifier: String::new(),
+    };
+    let v1 = [
+        segment(1, "v1", 0),
+        segment(1, "v1", 1),
+        segment(2, "v1", 0),
+    ];
+    leader.publish_segments(&v1, &[]).await.unwrap();
+    let used = db.store.used_segments("wiki", None).await.unwrap();
+    assert_eq!(used.len(), 3);
+    assert_eq!(used[1].identifier, v1[1].id());
+    assert_eq!(
+        db.store
+            .used_segments("wiki", Some(&day(2)))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // An overwrite of day 1: new version in, old partitions out, in one transaction.
+    let v2 = [segment(1, "v2", 0)];
+    leader
+        .publish_segments(&v2, &[v1[0].id(), v1[1].id()])
+        .await
+        .unwrap();
+    let day1: Vec<String> = db
+        .store
+        .used_segments("wiki", Some(&day(1)))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.version)
+        .collect();
+    assert_eq!(day1, ["v2"]);
+    assert_eq!(db.store.data_sources().await.unwrap(), ["wiki"]);
+    // A duplicate segment id fails the whole publish: nothing of it lands.
+    assert!(leader
+        .publish_segments(&[segment(3, "v1", 0), segment(1, "v2", 0)], &[])
+        .await
+        .is_err());
+    assert!(db
+        .store
+        .used_segments("wiki", Some(&day(3)))
+        .await
+        .unwrap()
+        .is_empty());
+    // A deposed leader publishes nothing.
+    let _newer = db
+        .store
+        .claim_leadership("http://other:8090")
+        .await
+        .unwrap();
+    let r = leader.publish_segments(&[segment(4, "v1", 0)], &[]).await;
+    assert!(matches!(r, Err(MetadataError::Fenced { .. })), "{r:?}");
+    assert!(matches!(
+        leader.insert_lock(&t1, &lock).await,
+        Err(MetadataError::Fenced { .. })
+    ));
+    assert!(db
+        .store
+        .used_segments("wiki", Some(&day(4)))
+        .await
+        .unwrap()
+        .is_empty());
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn locks_and_segments_sqlite() {
+    locks_and_segments_conformance(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn locks_and_segments_postgres() {
+    locks_and_segments_conformance(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn locks_and_segments_mysql() {
+    locks_and_segments_conformance(TestDb::mysql().await).await;
+}
