@@ -1,0 +1,9 @@
+//! Native batch ingestion, the pure part: Druid's ingestion spec (modern and legacy shapes),
+//! input formats, timestamp parsing, and rollup into time-bucketed rows.
+
+pub mod format;
+pub mod rollup;
+pub mod spec;
+pub mod timestamp;
+
+pub use spec::{IngestionSpec, SpecError};
