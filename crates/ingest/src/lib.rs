@@ -3,6 +3,7 @@
 
 pub mod format;
 pub mod rollup;
+pub mod segment;
 pub mod spec;
 pub mod timestamp;
 
