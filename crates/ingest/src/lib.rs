@@ -6,5 +6,7 @@ pub mod rollup;
 pub mod segment;
 pub mod spec;
 pub mod timestamp;
+#[cfg(test)]
+pub(crate) mod tutorial;
 
 pub use spec::{IngestionSpec, SpecError};

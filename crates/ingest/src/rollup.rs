@@ -382,24 +382,15 @@ mod tests {
     use crate::spec::InputFormat;
 
     fn tutorial_spec() -> IngestionSpec {
-        let path = format!(
-            "{}/../../../shared/specs/druid-tutorial/rollup-index.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
         IngestionSpec::from_task(
-            &serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap(),
+            &serde_json::from_str(&crate::tutorial::tutorial_file("rollup-index.json")).unwrap(),
         )
         .unwrap()
     }
 
     fn tutorial_rows() -> Vec<RawRow> {
-        let path = format!(
-            "{}/../../../shared/specs/druid-tutorial/rollup-data.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
         let mut reader = RecordReader::new(InputFormat::Json);
-        std::fs::read_to_string(path)
-            .unwrap()
+        crate::tutorial::tutorial_file("rollup-data.json")
             .lines()
             .filter_map(|l| reader.read(l).unwrap())
             .collect()

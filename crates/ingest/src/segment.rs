@@ -248,21 +248,12 @@ mod tests {
 
     #[test]
     fn the_rollup_tutorial_round_trips_through_parquet() {
-        let dir = format!(
-            "{}/../../../shared/specs/druid-tutorial",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let task: Value = serde_json::from_str(
-            &std::fs::read_to_string(format!("{dir}/rollup-index.json")).unwrap(),
-        )
-        .unwrap();
+        let task: Value =
+            serde_json::from_str(&crate::tutorial::tutorial_file("rollup-index.json")).unwrap();
         let spec = IngestionSpec::from_task(&task).unwrap();
         let mut rollup = Rollup::new(&spec);
         let mut reader = crate::format::RecordReader::new(spec.input_format.clone());
-        for line in std::fs::read_to_string(format!("{dir}/rollup-data.json"))
-            .unwrap()
-            .lines()
-        {
+        for line in crate::tutorial::tutorial_file("rollup-data.json").lines() {
             if let Some(raw) = reader.read(line).unwrap() {
                 rollup.add(&raw).unwrap();
             }

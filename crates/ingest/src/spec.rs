@@ -658,14 +658,7 @@ mod tests {
     use super::*;
 
     fn tutorial(name: &str) -> Value {
-        let path = format!(
-            "{}/../../../shared/specs/druid-tutorial/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        serde_json::from_str(
-            &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")),
-        )
-        .unwrap()
+        serde_json::from_str(&crate::tutorial::tutorial_file(name)).unwrap()
     }
 
     #[test]

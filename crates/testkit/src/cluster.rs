@@ -197,7 +197,8 @@ impl Cluster {
     pub fn add_middle_manager(&mut self, spec: &MiddleManagerSpec) {
         let n = self.middle_managers.len();
         let port = free_port();
-        let peon_port = 20000 + rand::rng().random_range(0..40000u16);
+        // Peon ports, like server ports, stay below the ephemeral range.
+        let peon_port = 30_000 + rand::rng().random_range(0..2_500u16);
         let base_task_dir = self.dir.join(format!("mm{n}")).join("task");
         let mut cmd = server_command(
             "drover-middle-manager",

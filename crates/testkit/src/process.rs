@@ -29,13 +29,21 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, below the kernel's ephemeral range (32768 and up), so
+/// that outgoing connections of the many processes tests run in parallel cannot take it between
+/// now and the moment a server binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use rand::Rng;
+    let mut rng = rand::rng();
+    loop {
+        let port = rng.random_range(10_000..30_000u16);
+        // One bind at a time: a live listener on 127.0.0.1 would make the 0.0.0.0 bind fail.
+        let loopback_free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        let any_free = loopback_free && std::net::TcpListener::bind(("0.0.0.0", port)).is_ok();
+        if any_free {
+            return port;
+        }
+    }
 }
 
 pub struct ManagedProcess {
