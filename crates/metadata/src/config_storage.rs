@@ -4,7 +4,6 @@
 use sqlx::Row;
 
 use crate::error::MetadataError;
-use crate::leadership::OVERLORD_FENCE;
 use crate::sql::MetadataStore;
 
 /// Who changed a config and why (Druid's `X-Druid-Author` / `X-Druid-Comment` headers).
@@ -57,18 +56,14 @@ impl MetadataStore {
             "UPDATE druid_config SET payload = ? WHERE name = ?{fence}"
         ));
         let mut q = sqlx::query(&update).bind(payload.to_vec()).bind(name);
-        if let Some(epoch) = self.fence {
-            q = q.bind(OVERLORD_FENCE).bind(epoch);
-        }
+        q = self.with_fence(q);
         let mut written = q.execute(&mut *tx).await?.rows_affected() > 0;
         if !written {
             let insert = self.backend.sql(&format!(
                 "INSERT INTO druid_config (name, payload) SELECT ?, ?{source}"
             ));
             let mut q = sqlx::query(&insert).bind(name).bind(payload.to_vec());
-            if let Some(epoch) = self.fence {
-                q = q.bind(OVERLORD_FENCE).bind(epoch);
-            }
+            q = self.with_fence(q);
             written = q.execute(&mut *tx).await?.rows_affected() > 0;
         }
         let audit_sql = self.backend.sql(&format!(
@@ -81,9 +76,7 @@ impl MetadataStore {
             .bind(&audit.info.comment)
             .bind(&audit.created_date)
             .bind(audit.payload.as_bytes().to_vec());
-        if let Some(epoch) = self.fence {
-            q = q.bind(OVERLORD_FENCE).bind(epoch);
-        }
+        q = self.with_fence(q);
         let audited = q.execute(&mut *tx).await?.rows_affected() > 0;
         if !(written && audited) {
             tx.rollback().await?;

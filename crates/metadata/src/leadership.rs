@@ -5,6 +5,8 @@
 
 use sqlx::Row;
 
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
 use crate::error::MetadataError;
 use crate::sql::MetadataStore;
 
@@ -88,6 +90,14 @@ impl MetadataStore {
             " AND EXISTS (SELECT 1 FROM drover_leader_epoch WHERE name = ? AND epoch = ?)"
         } else {
             ""
+        }
+    }
+
+    /// Binds the fence's two parameters (`name`, `epoch`) after a query's own, when fenced.
+    pub(crate) fn with_fence<'q>(&self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        match self.fence {
+            Some(epoch) => query.bind(OVERLORD_FENCE).bind(epoch),
+            None => query,
         }
     }
 

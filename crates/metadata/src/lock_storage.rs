@@ -6,7 +6,6 @@ use drover_core::TaskId;
 use sqlx::Row;
 
 use crate::error::MetadataError;
-use crate::leadership::OVERLORD_FENCE;
 use crate::sql::MetadataStore;
 
 fn encode(lock: &TaskLock) -> Vec<u8> {
@@ -24,9 +23,7 @@ impl MetadataStore {
             "INSERT INTO druid_tasklocks (task_id, lock_payload) SELECT ?, ?{source}"
         ));
         let mut query = sqlx::query(&q).bind(task.as_str()).bind(encode(lock));
-        if let Some(epoch) = self.fence {
-            query = query.bind(OVERLORD_FENCE).bind(epoch);
-        }
+        query = self.with_fence(query);
         if query.execute(&self.pool).await?.rows_affected() == 0 {
             self.check_fence().await?;
         }
@@ -48,9 +45,7 @@ impl MetadataStore {
             .bind(encode(new))
             .bind(task.as_str())
             .bind(encode(old));
-        if let Some(epoch) = self.fence {
-            query = query.bind(OVERLORD_FENCE).bind(epoch);
-        }
+        query = self.with_fence(query);
         let changed = query.execute(&self.pool).await?.rows_affected() > 0;
         if !changed {
             self.check_fence().await?;
@@ -64,9 +59,7 @@ impl MetadataStore {
             self.fence_clause()
         ));
         let mut query = sqlx::query(&q).bind(task.as_str()).bind(encode(lock));
-        if let Some(epoch) = self.fence {
-            query = query.bind(OVERLORD_FENCE).bind(epoch);
-        }
+        query = self.with_fence(query);
         if query.execute(&self.pool).await?.rows_affected() == 0 {
             self.check_fence().await?;
         }

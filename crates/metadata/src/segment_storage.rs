@@ -7,7 +7,6 @@ use drover_core::time::now_iso;
 use sqlx::Row;
 
 use crate::error::MetadataError;
-use crate::leadership::OVERLORD_FENCE;
 use crate::sql::MetadataStore;
 
 impl MetadataStore {
@@ -44,9 +43,7 @@ impl MetadataStore {
                 .bind(true)
                 .bind(serde_json::to_vec(&segment).expect("segments serialize"))
                 .bind(now.clone());
-            if let Some(epoch) = self.fence {
-                q = q.bind(OVERLORD_FENCE).bind(epoch);
-            }
+            q = self.with_fence(q);
             if q.execute(&mut *tx).await?.rows_affected() == 0 {
                 tx.rollback().await?;
                 self.check_fence().await?;
@@ -65,9 +62,7 @@ impl MetadataStore {
                 .bind(false)
                 .bind(now.clone())
                 .bind(id.as_str());
-            if let Some(epoch) = self.fence {
-                q = q.bind(OVERLORD_FENCE).bind(epoch);
-            }
+            q = self.with_fence(q);
             q.execute(&mut *tx).await?;
         }
         tx.commit().await?;

@@ -6,7 +6,6 @@ use drover_core::{Task, TaskId, TaskStatus};
 use sqlx::Row;
 
 use crate::error::MetadataError;
-use crate::leadership::OVERLORD_FENCE;
 use crate::sql::MetadataStore;
 
 /// A whole `druid_tasks` row.
@@ -86,9 +85,7 @@ impl MetadataStore {
             .bind(!status.is_complete())
             .bind(task.task_type.as_str())
             .bind(task.group_id.as_str());
-        if let Some(epoch) = self.fence {
-            query = query.bind(OVERLORD_FENCE).bind(epoch);
-        }
+        query = self.with_fence(query);
         match query.execute(&self.pool).await {
             Ok(done) if done.rows_affected() == 0 => {
                 self.check_fence().await?;
@@ -114,9 +111,7 @@ impl MetadataStore {
             .bind(serde_json::to_vec(status).expect("status serializes"))
             .bind(status.id.as_str())
             .bind(true);
-        if let Some(epoch) = self.fence {
-            query = query.bind(OVERLORD_FENCE).bind(epoch);
-        }
+        query = self.with_fence(query);
         let done = query.execute(&self.pool).await?;
         if done.rows_affected() == 0 {
             self.check_fence().await?;
