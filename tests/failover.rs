@@ -17,44 +17,6 @@ fn three_overlords() -> ClusterSpec {
     }
 }
 
-async fn check_invariants(cluster: &Cluster, accepted: &[String]) {
-    assert!(!accepted.is_empty());
-    let leader = cluster.wait_for_leader(LONG).await;
-    let c = &cluster.overlords[leader].client;
-    for id in accepted {
-        let status = c
-            .wait_complete(id, LONG)
-            .await
-            .unwrap_or_else(|e| cluster.fail(e));
-        assert_eq!(status["statusCode"], "SUCCESS", "{id}: {status}");
-    }
-    // Exactly one terminal status each: storage holds them as complete, and no longer active.
-    let complete = c.tasks("?state=complete").await.unwrap();
-    for id in accepted {
-        let n = complete.iter().filter(|t| t["id"] == id.as_str()).count();
-        assert_eq!(n, 1, "{id} listed {n} times as complete");
-    }
-    let active = c.tasks("?state=running").await.unwrap();
-    assert!(active.is_empty(), "nothing left running: {active:?}");
-    let starts = peon_starts(cluster);
-    for id in accepted {
-        assert_eq!(
-            starts.get(id).copied().unwrap_or(0),
-            1,
-            "{id} ran on {:?} peons",
-            starts.get(id)
-        );
-    }
-    let fresh = c
-        .submit(&noop(&format!("after_{}", accepted[0]), 10))
-        .await
-        .unwrap();
-    assert_eq!(
-        c.wait_complete(&fresh, LONG).await.unwrap()["statusCode"],
-        "SUCCESS"
-    );
-}
-
 fn clients(cluster: &Cluster) -> Vec<ApiClient> {
     cluster.overlords.iter().map(|o| o.client.clone()).collect()
 }
@@ -138,7 +100,7 @@ async fn kill_9_of_the_leader_fails_over_without_losing_or_repeating_tasks() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let accepted = load.finish().await;
-    check_invariants(&cluster, &accepted).await;
+    assert_each_succeeded_once(&cluster, &accepted).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,7 +124,7 @@ async fn sigterm_of_the_leader_hands_over_promptly() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let accepted = load.finish().await;
-    check_invariants(&cluster, &accepted).await;
+    assert_each_succeeded_once(&cluster, &accepted).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,5 +190,5 @@ async fn a_deposed_leader_is_fenced_and_becomes_a_follower() {
         assert_eq!(r.status, 404, "to_deposed_{i} must not exist: {}", r.body);
     }
     let accepted = load.finish().await;
-    check_invariants(&cluster, &accepted).await;
+    assert_each_succeeded_once(&cluster, &accepted).await;
 }

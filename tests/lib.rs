@@ -144,6 +144,49 @@ pub fn peon_starts(cluster: &Cluster) -> HashMap<String, usize> {
     starts
 }
 
+/// How long scenario checks wait for a task or a leader.
+pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The scenarios' invariant: every accepted task ended SUCCESS exactly once (listed once as
+/// complete, nothing left running), none was started on two peons, and the cluster runs new work.
+pub async fn assert_each_succeeded_once(cluster: &Cluster, accepted: &[String]) {
+    assert!(!accepted.is_empty());
+    let leader = cluster.wait_for_leader(SCENARIO_TIMEOUT).await;
+    let c = &cluster.overlords[leader].client;
+    for id in accepted {
+        let status = c
+            .wait_complete(id, SCENARIO_TIMEOUT)
+            .await
+            .unwrap_or_else(|e| cluster.fail(e));
+        assert_eq!(status["statusCode"], "SUCCESS", "{id}: {status}");
+    }
+    // Exactly one terminal status each: storage holds them as complete, and no longer active.
+    let complete = c.tasks("?state=complete").await.unwrap();
+    for id in accepted {
+        let n = complete.iter().filter(|t| t["id"] == id.as_str()).count();
+        assert_eq!(n, 1, "{id} listed {n} times as complete");
+    }
+    let active = c.tasks("?state=running").await.unwrap();
+    assert!(active.is_empty(), "nothing left running: {active:?}");
+    let starts = peon_starts(cluster);
+    for id in accepted {
+        assert_eq!(
+            starts.get(id).copied().unwrap_or(0),
+            1,
+            "{id} ran on {:?} peons",
+            starts.get(id)
+        );
+    }
+    let fresh = c
+        .submit(&noop(&format!("after_{}", accepted[0]), 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.wait_complete(&fresh, SCENARIO_TIMEOUT).await.unwrap()["statusCode"],
+        "SUCCESS"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,29 +34,7 @@ async fn a_zookeeper_restart_loses_nothing() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let accepted = load.finish().await;
-    let leader = cluster.wait_for_leader(LONG).await;
-    let c = &cluster.overlords[leader].client;
-    for id in &accepted {
-        let s = c
-            .wait_complete(id, LONG)
-            .await
-            .unwrap_or_else(|e| cluster.fail(e));
-        assert_eq!(s["statusCode"], "SUCCESS", "{id}: {s}");
-    }
-    let starts = peon_starts(&cluster);
-    for id in &accepted {
-        assert_eq!(
-            starts.get(id).copied().unwrap_or(0),
-            1,
-            "{id} ran on {:?} peons",
-            starts.get(id)
-        );
-    }
-    let fresh = c.submit(&noop("after_zk_restart", 10)).await.unwrap();
-    assert_eq!(
-        c.wait_complete(&fresh, LONG).await.unwrap()["statusCode"],
-        "SUCCESS"
-    );
+    assert_each_succeeded_once(&cluster, &accepted).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,16 +55,5 @@ async fn a_middle_manager_frozen_past_its_session_keeps_its_tasks() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let accepted = load.finish().await;
     // Back within taskCleanupTimeout: its tasks finish normally, nothing is failed or repeated.
-    for id in &accepted {
-        let s = cluster
-            .client
-            .wait_complete(id, LONG)
-            .await
-            .unwrap_or_else(|e| cluster.fail(e));
-        assert_eq!(s["statusCode"], "SUCCESS", "{id}: {s}");
-    }
-    let starts = peon_starts(&cluster);
-    for id in &accepted {
-        assert_eq!(starts.get(id).copied().unwrap_or(0), 1, "{id}");
-    }
+    assert_each_succeeded_once(&cluster, &accepted).await;
 }
