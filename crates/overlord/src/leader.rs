@@ -23,6 +23,8 @@ pub struct LeaderServices {
     pub queue: QueueHandle,
     pub runner: RunnerHandle,
     pub epoch: i64,
+    /// The latch term these services were started in.
+    term: u64,
     stop: CancellationToken,
 }
 
@@ -119,8 +121,13 @@ impl Manager {
     ) {
         let mut latch = self.latch.subscribe();
         let mut retry = tokio::time::interval(Duration::from_secs(1));
+        // The latch term in which the store last fenced us. Until the latch has moved to a new
+        // term, a `Leader` state is stale (the latch has not yet noticed what the store knows):
+        // claiming again on it would depose the real leader.
+        let mut fenced_in: Option<u64> = None;
         loop {
-            let leading = *latch.borrow_and_update() == LatchState::Leader;
+            let state_is_leader = *latch.borrow_and_update() == LatchState::Leader;
+            let leading = state_is_leader && may_claim(self.latch.term(), fenced_in);
             if leading && self.services.borrow().is_none() {
                 if let Err(e) = self.become_leader().await {
                     tracing::error!(error = %e, "could not take up leadership; retrying");
@@ -131,6 +138,8 @@ impl Manager {
             tokio::select! {
                 changed = latch.changed() => if changed.is_err() { return },
                 Some(()) = fenced.recv() => {
+                    let term = self.services.borrow().as_ref().map(|s| s.term);
+                    fenced_in = Some(term.unwrap_or_else(|| self.latch.term()));
                     self.step_down("the metadata store says another overlord leads now");
                     self.latch.rejoin();
                 }
@@ -146,10 +155,11 @@ impl Manager {
     }
 
     async fn become_leader(&self) -> anyhow::Result<()> {
+        let term = self.latch.term();
         let store = self.store.claim_leadership(&self.own_url).await?;
         let epoch = store.fence().unwrap_or_default();
         // Still leading after the claim? The latch may have moved on meanwhile.
-        if self.latch.state() != LatchState::Leader {
+        if self.latch.state() != LatchState::Leader || self.latch.term() != term {
             return Ok(());
         }
         let stop = CancellationToken::new();
@@ -189,6 +199,7 @@ impl Manager {
             queue,
             runner,
             epoch,
+            term,
             stop,
         })));
         Ok(())
@@ -203,5 +214,23 @@ impl Manager {
             );
             services.stop.cancel();
         }
+    }
+}
+
+/// Whether a `Leader` latch state in `term` may be acted on: not in the term the store fenced.
+fn may_claim(term: u64, fenced_in: Option<u64>) -> bool {
+    fenced_in != Some(term)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_claim;
+
+    #[test]
+    fn a_fenced_term_is_never_claimed_again() {
+        assert!(may_claim(1, None));
+        assert!(!may_claim(3, Some(3)));
+        // Rejoined: a new node, a new term, a fresh decision.
+        assert!(may_claim(4, Some(3)));
     }
 }

@@ -3,6 +3,8 @@
 //! `_c_<random>-latch-<seq>` holding its URL; the lowest sequence leads. Losing the connection
 //! counts as losing leadership at once: a leader that cannot see ZooKeeper must stop acting.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
@@ -39,6 +41,8 @@ enum Outcome {
 
 pub struct LeaderLatch {
     state: watch::Receiver<LatchState>,
+    /// How many times this participant has joined (created a node): its term in the latch.
+    joins: Arc<AtomicU64>,
     control: mpsc::UnboundedSender<Control>,
 }
 
@@ -48,9 +52,11 @@ impl LeaderLatch {
     pub fn start(session: ZkSession, dir: String, id: String) -> LeaderLatch {
         let (tx, rx) = watch::channel(LatchState::Unknown);
         let (control_tx, control_rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(session, dir, id, tx, control_rx));
+        let joins = Arc::new(AtomicU64::new(0));
+        tokio::spawn(run(session, dir, id, tx, joins.clone(), control_rx));
         LeaderLatch {
             state: rx,
+            joins,
             control: control_tx,
         }
     }
@@ -61,6 +67,14 @@ impl LeaderLatch {
 
     pub fn state(&self) -> LatchState {
         self.state.borrow().clone()
+    }
+
+    /// Which of this participant's nodes the state refers to. Every new node starts a new term,
+    /// and the state passes through `Unknown` between terms, so a `Leader` read together with an
+    /// unchanged term means the same node still leads: how a caller tells a stale `Leader` (the
+    /// node it was just fenced in) from a fresh one.
+    pub fn term(&self) -> u64 {
+        self.joins.load(Ordering::SeqCst)
     }
 
     /// Steps down and queues up again (used when the store says another leader took over).
@@ -82,6 +96,7 @@ async fn run(
     dir: String,
     id: String,
     tx: watch::Sender<LatchState>,
+    joins: Arc<AtomicU64>,
     mut control: mpsc::UnboundedReceiver<Control>,
 ) {
     let mut sessions = session.subscribe();
@@ -95,7 +110,16 @@ async fn run(
             },
         };
         sessions.mark_unchanged();
-        let outcome = participate(&client, &dir, &id, &tx, &mut control, &mut sessions).await;
+        let outcome = participate(
+            &client,
+            &dir,
+            &id,
+            &tx,
+            &joins,
+            &mut control,
+            &mut sessions,
+        )
+        .await;
         tx.send_replace(LatchState::Unknown);
         match outcome {
             Outcome::Left => return,
@@ -118,11 +142,13 @@ async fn participate(
     dir: &str,
     id: &str,
     tx: &watch::Sender<LatchState>,
+    joins: &AtomicU64,
     control: &mut mpsc::UnboundedReceiver<Control>,
     sessions: &mut watch::Receiver<Option<Client>>,
 ) -> Outcome {
     match join(client, dir, id).await {
         Ok(mine) => {
+            joins.fetch_add(1, Ordering::SeqCst);
             let outcome = follow(client, dir, &mine, tx, control, sessions).await;
             if !matches!(outcome, Outcome::Interrupted(_)) {
                 // Leaving on purpose: delete the node so the next in line leads at once.
@@ -134,6 +160,37 @@ async fn participate(
         }
         Err(e) => Outcome::Interrupted(e),
     }
+}
+
+/// The ids (overlord URLs) of everyone in the latch, leader first: how peons and middle
+/// managers find the overlords without configuring them.
+pub async fn participants(client: &Client, dir: &str) -> Result<Vec<String>, ZkError> {
+    let mut nodes: Vec<(i64, String)> = Vec::new();
+    let children = match with_timeout(CALL_TIMEOUT, client.list_children(dir)).await {
+        Ok(c) => c,
+        Err(ZkError::Client(zookeeper_client::Error::NoNode)) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    for child in children {
+        let Some(seq) = sequence(&child) else {
+            continue;
+        };
+        if let Ok((data, _)) =
+            with_timeout(CALL_TIMEOUT, client.get_data(&format!("{dir}/{child}"))).await
+        {
+            if let Ok(id) = String::from_utf8(data) {
+                nodes.push((seq, id));
+            }
+        }
+    }
+    nodes.sort();
+    let mut ids: Vec<String> = Vec::new();
+    for (_, id) in nodes {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
 
 async fn join(client: &Client, dir: &str, id: &str) -> Result<String, ZkError> {

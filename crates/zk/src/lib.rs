@@ -7,7 +7,7 @@ mod paths;
 mod session;
 
 pub use codec::{decode_json, encode_json, CodecError};
-pub use latch::{LatchState, LeaderLatch};
+pub use latch::{participants, LatchState, LeaderLatch};
 pub use paths::ZkPaths;
 pub use session::{ensure_path, with_timeout, ZkError, ZkSession};
 pub use zookeeper_client as client;
