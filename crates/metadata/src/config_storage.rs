@@ -46,11 +46,7 @@ impl MetadataStore {
     ) -> Result<(), MetadataError> {
         let fence = self.fence_clause();
         // INSERT ... SELECT from the epoch row inserts nothing once the epoch has moved on.
-        let source = if self.fence.is_some() {
-            " FROM drover_leader_epoch WHERE name = ? AND epoch = ?"
-        } else {
-            ""
-        };
+        let source = self.fence_source();
         let mut tx = self.pool.begin().await?;
         let update = self.backend.sql(&format!(
             "UPDATE druid_config SET payload = ? WHERE name = ?{fence}"

@@ -93,6 +93,16 @@ impl MetadataStore {
         }
     }
 
+    /// ` FROM drover_leader_epoch WHERE ...` when fenced, for `INSERT ... SELECT ?, ...` statements:
+    /// they insert nothing once the epoch has moved on. Bind `with_fence` after the rest.
+    pub(crate) fn fence_source(&self) -> &'static str {
+        if self.fence.is_some() {
+            " FROM drover_leader_epoch WHERE name = ? AND epoch = ?"
+        } else {
+            ""
+        }
+    }
+
     /// Binds the fence's two parameters (`name`, `epoch`) after a query's own, when fenced.
     pub(crate) fn with_fence<'q>(&self, query: AnyQuery<'q>) -> AnyQuery<'q> {
         match self.fence {

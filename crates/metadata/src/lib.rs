@@ -5,6 +5,7 @@ mod config_storage;
 mod error;
 mod leadership;
 mod lock_storage;
+mod pending_segment_storage;
 mod schema;
 mod segment_storage;
 mod sql;
@@ -12,5 +13,6 @@ mod task_storage;
 
 pub use config_storage::{AuditInfo, AuditRecord};
 pub use error::MetadataError;
+pub use pending_segment_storage::{allocation_key, PendingSegment};
 pub use sql::{redact, Backend, MetadataStore};
 pub use task_storage::{CompleteTaskFilter, TaskInfo, TaskRow};

@@ -14,11 +14,7 @@ fn encode(lock: &TaskLock) -> Vec<u8> {
 
 impl MetadataStore {
     pub async fn insert_lock(&self, task: &TaskId, lock: &TaskLock) -> Result<(), MetadataError> {
-        let source = if self.fence.is_some() {
-            " FROM drover_leader_epoch WHERE name = ? AND epoch = ?"
-        } else {
-            ""
-        };
+        let source = self.fence_source();
         let q = self.backend.sql(&format!(
             "INSERT INTO druid_tasklocks (task_id, lock_payload) SELECT ?, ?{source}"
         ));

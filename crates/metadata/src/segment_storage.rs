@@ -18,11 +18,7 @@ impl MetadataStore {
         overwritten: &[String],
     ) -> Result<(), MetadataError> {
         let end = self.backend.quote("end");
-        let source = if self.fence.is_some() {
-            " FROM drover_leader_epoch WHERE name = ? AND epoch = ?"
-        } else {
-            ""
-        };
+        let source = self.fence_source();
         let now = now_iso();
         let mut tx = self.pool.begin().await?;
         let insert = self.backend.sql(&format!(

@@ -451,6 +451,60 @@ async fn locks_and_segments_conformance(db: TestDb) {
         .await
         .unwrap()
         .is_empty());
+    // Pending segments: one allocation per (sequence, previous id, interval).
+    let pending = drover_metadata::PendingSegment {
+        data_source: "wiki".into(),
+        interval: day(5),
+        version: "v1".into(),
+        shard_spec: numbered_shard_spec(0),
+    };
+    assert!(leader
+        .insert_pending_segment(&pending, "seq", "", "index_1")
+        .await
+        .unwrap());
+    let again = drover_metadata::PendingSegment {
+        shard_spec: numbered_shard_spec(1),
+        ..pending.clone()
+    };
+    assert!(
+        !leader
+            .insert_pending_segment(&again, "seq", "", "index_1")
+            .await
+            .unwrap(),
+        "the same sequence key allocates once"
+    );
+    assert_eq!(
+        db.store
+            .find_pending_segment("wiki", "seq", "", &day(5))
+            .await
+            .unwrap(),
+        Some(pending.clone())
+    );
+    assert_eq!(
+        db.store
+            .find_pending_segment("wiki", "seq", "other", &day(5))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(leader
+        .insert_pending_segment(&again, "seq", &pending.id(), "index_1")
+        .await
+        .unwrap());
+    assert_eq!(
+        db.store
+            .pending_segments("wiki", &day(5))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(db
+        .store
+        .pending_segments("wiki", &day(6))
+        .await
+        .unwrap()
+        .is_empty());
     // A deposed leader publishes nothing.
     let _newer = db
         .store
@@ -461,6 +515,12 @@ async fn locks_and_segments_conformance(db: TestDb) {
     assert!(matches!(r, Err(MetadataError::Fenced { .. })), "{r:?}");
     assert!(matches!(
         leader.insert_lock(&t1, &lock).await,
+        Err(MetadataError::Fenced { .. })
+    ));
+    assert!(matches!(
+        leader
+            .insert_pending_segment(&pending, "late", "", "index_1")
+            .await,
         Err(MetadataError::Fenced { .. })
     ));
     assert!(db
