@@ -141,6 +141,22 @@ impl Granularity {
         }
     }
 
+    /// The smallest bucket-aligned interval holding `interval`: what a task locks to write it.
+    pub fn cover(self, interval: &Interval) -> Interval {
+        let start = self.truncate(interval.start);
+        let last = self.truncate(interval.end);
+        let end = if last == interval.end || self == Granularity::All {
+            if self == Granularity::All {
+                self.next(start)
+            } else {
+                last
+            }
+        } else {
+            self.next(last)
+        };
+        Interval { start, end }
+    }
+
     /// The buckets covering `interval` (Druid's `granularity.getIterable(interval)`).
     pub fn buckets(self, interval: &Interval) -> Vec<Interval> {
         let mut out = Vec::new();
@@ -195,6 +211,21 @@ mod tests {
 
     fn t(s: &str) -> DateTime<Utc> {
         parse_instant(s).unwrap()
+    }
+
+    #[test]
+    fn cover_aligns_both_ends_outwards() {
+        let i = Interval::parse("2015-09-12T05:00:00Z/2015-09-13T01:00:00Z").unwrap();
+        assert_eq!(
+            Granularity::Day.cover(&i),
+            Interval::parse("2015-09-12/2015-09-14").unwrap()
+        );
+        let aligned = Interval::parse("2015-09-12/2015-09-13").unwrap();
+        assert_eq!(Granularity::Day.cover(&aligned), aligned);
+        assert_eq!(
+            Granularity::Month.cover(&aligned),
+            Interval::parse("2015-09-01/2015-10-01").unwrap()
+        );
     }
 
     #[test]

@@ -32,10 +32,7 @@ fn binary_version() -> i32 {
 
 impl DataSegment {
     pub fn partition_num(&self) -> u32 {
-        self.shard_spec
-            .get("partitionNum")
-            .and_then(Value::as_u64)
-            .unwrap_or(0) as u32
+        partition_num_of(&self.shard_spec)
     }
 
     /// Druid's SegmentId: `dataSource_start_end_version`, then `_partitionNum` when it is not 0.
@@ -60,6 +57,14 @@ pub fn segment_id(data_source: &str, interval: &Interval, version: &str, partiti
     } else {
         format!("{base}_{partition}")
     }
+}
+
+/// The `partitionNum` of a shard spec (0 when it has none, as Druid's `none` shard spec).
+pub fn partition_num_of(shard_spec: &Value) -> u32 {
+    shard_spec
+        .get("partitionNum")
+        .and_then(Value::as_u64)
+        .unwrap_or(0) as u32
 }
 
 /// A numbered shard spec, as dynamic partitioning writes them.

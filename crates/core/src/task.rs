@@ -9,8 +9,6 @@ use crate::ids::{validate_id, IdError, TaskId};
 
 /// Task types Druid has that Drover does not run yet: named so the error says so.
 const NOT_YET_SUPPORTED: &[&str] = &[
-    "index",
-    "index_parallel",
     "index_kafka",
     "index_kinesis",
     "compact",
@@ -18,7 +16,7 @@ const NOT_YET_SUPPORTED: &[&str] = &[
     "index_hadoop",
     "single_phase_sub_task",
 ];
-const SUPPORTED: &[&str] = &["noop"];
+const SUPPORTED: &[&str] = &["noop", "index", "index_parallel"];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TaskSpecError {
@@ -95,6 +93,9 @@ pub const NOOP_DEFAULT_RUN_TIME_MS: u64 = 2500;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskKind {
     Noop(NoopSpec),
+    /// `index` and `index_parallel`: the ingestion spec stays in the payload; `drover-ingest`
+    /// validates and reads it (the overlord at submission, the peon when running).
+    Index,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -136,7 +137,22 @@ impl Task {
             return Err(TaskSpecError::UnknownType(task_type));
         }
 
-        let data_source = match obj.get("dataSource") {
+        // Druid takes an ingestion task's data source from its schema.
+        let schema_data_source = match task_type.as_str() {
+            "index" | "index_parallel" => obj
+                .get("spec")
+                .and_then(|s| s.get("dataSchema"))
+                .and_then(|d| d.get("dataSource"))
+                .cloned(),
+            _ => None,
+        };
+        let data_source = match schema_data_source.as_ref().or(obj.get("dataSource")) {
+            None | Some(Value::Null) if schema_data_source.is_none() && task_type != "noop" => {
+                return Err(invalid(
+                    "spec.dataSchema.dataSource",
+                    "is required for an ingestion task",
+                ))
+            }
             None | Some(Value::Null) => "none".to_string(),
             Some(Value::String(ds)) => ds.clone(),
             Some(_) => return Err(invalid("dataSource", "must be a string")),
@@ -177,6 +193,7 @@ impl Task {
 
         let kind = match task_type.as_str() {
             "noop" => TaskKind::Noop(parse_noop(&obj)?),
+            "index" | "index_parallel" => TaskKind::Index,
             _ => unreachable!("checked against SUPPORTED above"),
         };
 
@@ -307,11 +324,15 @@ mod tests {
         let t = parse(r#"{"type":"noop"}"#).unwrap();
         assert!(t.id.as_str().starts_with("noop_none_"));
         assert_eq!(t.data_source, "none");
-        let TaskKind::Noop(n) = &t.kind;
+        let TaskKind::Noop(n) = &t.kind else {
+            panic!("a noop")
+        };
         assert_eq!(n.run_time_ms, NOOP_DEFAULT_RUN_TIME_MS);
         assert_eq!(t.payload()["context"], serde_json::json!({}));
         let zero = parse(r#"{"type":"noop","runTime":0}"#).unwrap();
-        let TaskKind::Noop(n) = &zero.kind;
+        let TaskKind::Noop(n) = &zero.kind else {
+            panic!("a noop")
+        };
         assert_eq!(n.run_time_ms, 0);
     }
 
@@ -338,9 +359,16 @@ mod tests {
             .to_string()
             .contains("[bogus]"));
         assert_eq!(
-            parse(r#"{"type":"index"}"#),
-            Err(TaskSpecError::UnsupportedType("index".into()))
+            parse(r#"{"type":"index_kafka"}"#),
+            Err(TaskSpecError::UnsupportedType("index_kafka".into()))
         );
+        assert!(matches!(
+            parse(r#"{"type":"index","spec":{}}"#),
+            Err(TaskSpecError::InvalidField {
+                field: "spec.dataSchema.dataSource",
+                ..
+            })
+        ));
         assert!(matches!(
             parse(r#"{"type":"noop","id":"a/b"}"#),
             Err(TaskSpecError::Id(IdError::Slash { .. }))

@@ -31,6 +31,28 @@ impl FileTaskLogs {
         std::fs::rename(&tmp, self.path(id))
     }
 
+    /// Where a task's `report.json` is kept (Druid: `<taskId>.report.json` beside the log).
+    pub fn report_path(&self, id: &TaskId) -> PathBuf {
+        self.dir.join(format!("{id}.report.json"))
+    }
+
+    /// Copies a finished task's report into storage, atomically.
+    pub fn push_report(&self, id: &TaskId, report: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let tmp = self.dir.join(format!(".{id}.report.json.tmp"));
+        std::fs::copy(report, &tmp)?;
+        std::fs::rename(&tmp, self.report_path(id))
+    }
+
+    /// The stored report, or `None` when the task wrote none.
+    pub fn read_report(&self, id: &TaskId) -> io::Result<Option<Vec<u8>>> {
+        match std::fs::read(self.report_path(id)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The stored log positioned at `offset`, or `None` when there is none.
     pub fn open(&self, id: &TaskId, offset: i64) -> io::Result<Option<File>> {
         open_at(&self.path(id), offset)
