@@ -2,6 +2,7 @@
 //! tasks to middle managers through ZooKeeper. Several overlords elect one leader; the others
 //! redirect to it.
 
+pub mod actions;
 pub mod config;
 pub mod http;
 pub mod leader;

@@ -62,7 +62,9 @@ impl IntoResponse for ApiError {
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
         match e {
-            QueueError::Exists(_) => ApiError::BadRequest(e.to_string()),
+            QueueError::Exists(_) | QueueError::NotActive(_) | QueueError::Action(_) => {
+                ApiError::BadRequest(e.to_string())
+            }
             QueueError::Full { .. } => ApiError::TooManyRequests(e.to_string()),
             QueueError::Stopped | QueueError::Fenced(_) => ApiError::Unavailable(e.to_string()),
             QueueError::Storage(_) | QueueError::StorageTimeout(_) => {

@@ -1,7 +1,9 @@
 //! The overlord's HTTP API under `/druid/indexer/v1` (reference §2).
 
+mod actions;
 mod error;
 mod redirect;
+mod segments;
 mod tasks;
 mod workers;
 
@@ -73,10 +75,19 @@ pub fn router(state: AppState) -> Router {
         .route("/worker/{host}/enable", post(workers::enable))
         .route("/worker/{host}/disable", post(workers::disable))
         .route("/totalWorkerCapacity", get(workers::total_capacity))
+        .route("/action", post(actions::action))
         .route("/leader", get(leader))
         .route("/isLeader", get(is_leader));
     Router::new()
         .nest("/druid/indexer/v1", v1)
+        .route(
+            "/druid/coordinator/v1/metadata/datasources",
+            get(segments::data_sources),
+        )
+        .route(
+            "/druid/coordinator/v1/metadata/datasources/{ds}/segments",
+            get(segments::segments),
+        )
         .route("/status/health", get(|| async { Json(true) }))
         .fallback(|| async { ApiError::NotFound(json!({ "error": "no such route" })) })
         .layer(axum::middleware::from_fn_with_state(

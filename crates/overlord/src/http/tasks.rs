@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use drover_core::time::{parse_iso, to_iso, EPOCH_ISO};
-use drover_core::{RunnerTaskState, Task, TaskId, TaskLocation, TaskStatusPlus};
+use drover_core::{RunnerTaskState, Task, TaskId, TaskKind, TaskLocation, TaskStatusPlus};
 use drover_metadata::{CompleteTaskFilter, TaskInfo};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -52,6 +52,12 @@ pub async fn submit(
         }
     })?;
     let task = Task::from_json_bytes(&bytes).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if task.kind == TaskKind::Index {
+        // The whole ingestion spec is checked now, so a bad one is a 400 naming the field, not
+        // a task that fails later on a middle manager.
+        drover_ingest::IngestionSpec::from_task(task.payload())
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    }
     let id = task.id.clone();
     s.leader()?.queue.add(task).await.inspect_err(|e| {
         if matches!(e, crate::queue::QueueError::Fenced(_)) {
@@ -157,10 +163,26 @@ pub async fn log(
     }
 }
 
-/// `GET /task/{id}/reports`: no task type writes reports yet.
-pub async fn reports(Path(id): Path<String>) -> Result<Response, ApiError> {
-    task_id(&id)?;
-    Err(ApiError::NotFoundText(NO_REPORTS.into()))
+/// `GET /task/{id}/reports`: the report a finished task pushed to task-log storage. (Druid also
+/// asks a running peon for live reports; batch peons here report once, at the end.)
+pub async fn reports(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = task_id(&id)?;
+    let logs = s.task_logs.clone();
+    let report = tokio::task::spawn_blocking(move || logs.read_report(&id))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    match report {
+        Some(bytes) => Ok((
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from(bytes),
+        )
+            .into_response()),
+        None => Err(ApiError::NotFoundText(NO_REPORTS.into())),
+    }
 }
 
 /// `GET /task/{id}/segments`: deprecated in Druid, always 404.

@@ -198,6 +198,33 @@ impl Lockbox {
             .collect()
     }
 
+    /// Puts back a lock read from `druid_tasklocks` as it was stored (revoked or not), when a
+    /// new leader takes over.
+    pub fn restore(&mut self, task: &TaskId, lock: TaskLock) {
+        match self.posses.iter_mut().find(|p| p.lock == lock) {
+            Some(p) => {
+                p.tasks.insert(task.clone());
+            }
+            None => self.posses.push(Posse {
+                lock,
+                tasks: [task.clone()].into(),
+            }),
+        }
+    }
+
+    /// The tasks sharing `lock`.
+    pub fn holders(&self, lock: &TaskLock) -> Vec<TaskId> {
+        self.posses
+            .iter()
+            .filter(|p| {
+                p.lock.group_id == lock.group_id
+                    && p.lock.interval == lock.interval
+                    && p.lock.version == lock.version
+            })
+            .flat_map(|p| p.tasks.iter().cloned())
+            .collect()
+    }
+
     pub fn locks_of(&self, task: &TaskId) -> Vec<TaskLock> {
         self.posses
             .iter()
@@ -280,6 +307,36 @@ mod tests {
     }
 
     #[test]
+    fn restored_locks_keep_their_version_and_revocation() {
+        let mut b = Lockbox::new();
+        let (r, _) = b.try_lock(&req("t1", "g", DAY1, LockType::Exclusive, 50), now());
+        let LockResult::Acquired { lock, .. } = r else {
+            panic!()
+        };
+        let mut fresh = Lockbox::new();
+        let t1 = TaskId::new("t1").unwrap();
+        fresh.restore(&t1, lock.clone());
+        fresh.restore(&t1, lock.clone());
+        assert_eq!(fresh.locks_of(&t1), std::slice::from_ref(&lock));
+        let (other, _) = fresh.try_lock(&req("t2", "g2", DAY1, LockType::Exclusive, 50), now());
+        assert_eq!(
+            other,
+            LockResult::Conflict,
+            "a restored lock still excludes"
+        );
+        let mut revoked = Lockbox::new();
+        revoked.restore(
+            &t1,
+            TaskLock {
+                revoked: true,
+                ..lock
+            },
+        );
+        let (again, _) = revoked.try_lock(&req("t1", "g", DAY1, LockType::Exclusive, 50), now());
+        assert_eq!(again, LockResult::Revoked);
+    }
+
+    #[test]
     fn higher_priority_revokes_and_the_holder_learns_it() {
         let mut b = Lockbox::new();
         b.try_lock(&req("low", "gl", DAY1, LockType::Exclusive, 25), now());
@@ -301,6 +358,11 @@ mod tests {
         assert!(
             lock.version > changes.revoked[0].version,
             "newer lock, larger version"
+        );
+        assert_eq!(
+            b.holders(&changes.revoked[0]),
+            [TaskId::new("low").unwrap()],
+            "the revoked holder can be told"
         );
         let (low_again, _) = b.try_lock(&req("low", "gl", DAY1, LockType::Exclusive, 25), now());
         assert_eq!(low_again, LockResult::Revoked);

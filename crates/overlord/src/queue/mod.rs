@@ -6,10 +6,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use drover_core::interval::Interval;
+use drover_core::lock::default_priority;
 use drover_core::{IsReadyResult, Task, TaskId, TaskKind, TaskStatus};
 use drover_metadata::{MetadataError, MetadataStore};
 use indexmap::IndexMap;
-use tokio::sync::{mpsc, oneshot};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+mod actions;
+mod locks;
+
+use crate::actions::TaskAction;
+use crate::lockbox::Lockbox;
 use tokio_util::sync::CancellationToken;
 
 use crate::runner::{RunnerEvent, RunnerHandle};
@@ -31,6 +40,20 @@ pub enum QueueError {
     Stopped,
     #[error("this overlord is no longer the leader: {0}")]
     Fenced(MetadataError),
+    #[error("Task [{0}] is not active on this overlord; its actions are refused")]
+    NotActive(String),
+    /// A task action that cannot be done as asked (400, naming the problem).
+    #[error("{0}")]
+    Action(String),
+}
+
+/// What a task action came to.
+#[derive(Debug)]
+pub enum ActionOutcome {
+    /// The action's `result`.
+    Done(Value),
+    /// `lockAcquire` found the interval held by others; wait for a release and ask again.
+    LockBusy,
 }
 
 #[derive(Debug, Clone)]
@@ -49,11 +72,18 @@ enum QueueMsg {
         reason: String,
         reply: oneshot::Sender<()>,
     },
+    Action {
+        task: TaskId,
+        action: TaskAction,
+        reply: oneshot::Sender<Result<ActionOutcome, QueueError>>,
+    },
 }
 
 #[derive(Clone)]
 pub struct QueueHandle {
     tx: mpsc::Sender<QueueMsg>,
+    /// Signalled whenever a lock is let go, for `lockAcquire` requests waiting on one.
+    lock_released: Arc<Notify>,
 }
 
 impl QueueHandle {
@@ -80,6 +110,29 @@ impl QueueHandle {
             .map_err(|_| QueueError::Stopped)?;
         rx.await.map_err(|_| QueueError::Stopped)
     }
+
+    /// Runs one task action for an active task (the lockbox's critical section is the queue's
+    /// own task: nothing else changes locks or publishes meanwhile).
+    pub async fn action(
+        &self,
+        task: TaskId,
+        action: TaskAction,
+    ) -> Result<ActionOutcome, QueueError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(QueueMsg::Action {
+                task,
+                action,
+                reply,
+            })
+            .await
+            .map_err(|_| QueueError::Stopped)?;
+        rx.await.map_err(|_| QueueError::Stopped)?
+    }
+
+    pub fn lock_released(&self) -> Arc<Notify> {
+        self.lock_released.clone()
+    }
 }
 
 struct Queued {
@@ -87,6 +140,40 @@ struct Queued {
     added: Instant,
     /// Handed to the runner.
     submitted: bool,
+    /// Druid's task priority: context `priority`, else the type's default.
+    priority: i32,
+    /// What `isReady` locks (an ingestion task's `granularitySpec.intervals`), or why the spec
+    /// cannot be read.
+    ready_locks: Result<Vec<Interval>, String>,
+}
+
+impl Queued {
+    fn new(task: Task) -> Queued {
+        let priority = task
+            .context()
+            .and_then(|c| c.get("priority"))
+            .and_then(Value::as_i64)
+            .map(|p| p as i32)
+            .unwrap_or_else(|| default_priority(&task.task_type));
+        let ready_locks = match task.kind {
+            TaskKind::Index => drover_ingest::IngestionSpec::from_task(task.payload())
+                .map(|spec| {
+                    crate::actions::lock_intervals(
+                        &spec.granularity.intervals,
+                        spec.granularity.segment,
+                    )
+                })
+                .map_err(|e| e.to_string()),
+            TaskKind::Noop(_) => Ok(Vec::new()),
+        };
+        Queued {
+            task: Arc::new(task),
+            added: Instant::now(),
+            submitted: false,
+            priority,
+            ready_locks,
+        }
+    }
 }
 
 struct TaskQueue {
@@ -100,6 +187,8 @@ struct TaskQueue {
     last_storage_sync: Instant,
     /// Told when the store refuses a write because a newer leader took over.
     fenced: mpsc::UnboundedSender<()>,
+    lockbox: Lockbox,
+    lock_released: Arc<Notify>,
 }
 
 pub fn start(
@@ -111,7 +200,10 @@ pub fn start(
     fenced: mpsc::UnboundedSender<()>,
 ) -> QueueHandle {
     let (tx, rx) = mpsc::channel(1024);
+    let lock_released = Arc::new(Notify::new());
     let queue = TaskQueue {
+        lockbox: Lockbox::new(),
+        lock_released: lock_released.clone(),
         config,
         store,
         runner,
@@ -122,7 +214,7 @@ pub fn start(
         fenced,
     };
     tokio::spawn(stop.run_until_cancelled_owned(queue.run(rx, runner_events)));
-    QueueHandle { tx }
+    QueueHandle { tx, lock_released }
 }
 
 async fn bounded<T>(
@@ -150,6 +242,12 @@ impl TaskQueue {
             backoff = (backoff * 2).min(Duration::from_secs(10));
         }
         tracing::info!(tasks = self.tasks.len(), "task queue loaded from storage");
+        let mut backoff = Duration::from_millis(200);
+        while let Err(e) = self.restore_locks().await {
+            tracing::error!(error = %e, "cannot load task locks from the metadata store; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -165,6 +263,13 @@ impl TaskQueue {
                             self.complete(TaskStatus::failure(id, reason), false).await;
                         }
                         reply.send(()).ok();
+                    }
+                    Some(QueueMsg::Action { task, action, reply }) => {
+                        let r = self.action(task, action).await;
+                        if let Err(QueueError::Fenced(_)) = &r {
+                            self.fenced.send(()).ok();
+                        }
+                        reply.send(r).ok();
                     }
                     None => return,
                 },
@@ -204,14 +309,7 @@ impl TaskQueue {
             Err(e) => return Err(e),
         }
         tracing::info!(task = %task.id, r#type = %task.task_type, "task accepted");
-        self.tasks.insert(
-            task.id.clone(),
-            Queued {
-                task: Arc::new(task),
-                added: Instant::now(),
-                submitted: false,
-            },
-        );
+        self.tasks.insert(task.id.clone(), Queued::new(task));
         Ok(())
     }
 
@@ -243,7 +341,10 @@ impl TaskQueue {
     async fn complete(&mut self, status: TaskStatus, from_runner: bool) {
         let id = status.id.clone();
         self.tasks.shift_remove(&id);
-        match bounded(self.store.set_task_status(&status)).await {
+        let result = bounded(self.store.set_task_status(&status)).await;
+        // Its locks go whatever the store said: a task that is not in the queue holds nothing.
+        self.release_locks(&id).await;
+        match result {
             Ok(updated) => {
                 if !updated {
                     tracing::warn!(task = %id, "ignoring status for a task already complete in storage");
@@ -310,6 +411,7 @@ impl TaskQueue {
         for id in gone {
             tracing::info!(task = %id, "task is no longer active in storage; removing it from the queue");
             self.tasks.shift_remove(&id);
+            self.release_locks(&id).await;
             self.runner
                 .shutdown(id, "Task is no longer active in storage");
         }
@@ -321,14 +423,7 @@ impl TaskQueue {
                 continue;
             }
             if let Some(row) = bounded(self.store.get_task(&id)).await? {
-                self.tasks.insert(
-                    id,
-                    Queued {
-                        task: Arc::new(row.task),
-                        added: Instant::now(),
-                        submitted: false,
-                    },
-                );
+                self.tasks.insert(id, Queued::new(row.task));
             }
         }
         Ok(())
@@ -340,14 +435,29 @@ impl TaskQueue {
             return;
         }
         let mut failed = Vec::new();
-        for (id, q) in self.tasks.iter_mut().filter(|(_, q)| !q.submitted) {
-            match is_ready(&q.task, q.added) {
+        let waiting: Vec<TaskId> = self
+            .tasks
+            .iter()
+            .filter(|(_, q)| !q.submitted)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in waiting {
+            let Some(q) = self.tasks.get(&id) else {
+                continue; // failed by a revocation meanwhile
+            };
+            let readiness = match is_ready(&q.task, q.added) {
+                Readiness::Ready => self.take_ready_locks(&id).await,
+                other => other,
+            };
+            match readiness {
                 Readiness::Ready => {
-                    self.runner.run(q.task.clone());
-                    q.submitted = true;
+                    if let Some(q) = self.tasks.get_mut(&id) {
+                        self.runner.run(q.task.clone());
+                        q.submitted = true;
+                    }
                 }
                 Readiness::NotYet => {}
-                Readiness::Failed(msg) => failed.push(TaskStatus::failure(id.clone(), msg)),
+                Readiness::Failed(msg) => failed.push(TaskStatus::failure(id, msg)),
             }
         }
         for status in failed {
@@ -367,6 +477,7 @@ enum Readiness {
 /// moment it was queued.
 fn is_ready(task: &Task, added: Instant) -> Readiness {
     match &task.kind {
+        TaskKind::Index => Readiness::Ready,
         TaskKind::Noop(spec) => match spec.is_ready_result {
             IsReadyResult::Exception => {
                 Readiness::Failed("isReady failed: isReadyResult is EXCEPTION".into())

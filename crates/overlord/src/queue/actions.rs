@@ -1,0 +1,264 @@
+//! Task actions run inside the queue's task, so lock checks and the publish that depends on them
+//! happen with nothing else changing locks in between (Druid's `doInCriticalSection`).
+
+use std::collections::BTreeSet;
+
+use drover_core::interval::{parse_instant, Interval};
+use drover_core::lock::LockType;
+use drover_core::segment::{numbered_shard_spec, DataSegment};
+use drover_core::TaskId;
+use drover_metadata::PendingSegment;
+use serde_json::{json, Value};
+
+use super::{bounded, ActionOutcome, QueueError, TaskQueue};
+use crate::actions::{allocate, overshadowed, TaskAction};
+use crate::lockbox::LockResult;
+
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("action results serialize")
+}
+
+impl TaskQueue {
+    pub(super) async fn action(
+        &mut self,
+        id: TaskId,
+        action: TaskAction,
+    ) -> Result<ActionOutcome, QueueError> {
+        let Some(q) = self.tasks.get(&id) else {
+            return Err(QueueError::NotActive(id.to_string()));
+        };
+        let data_source = q.task.data_source.clone();
+        let done = |v: Value| Ok(ActionOutcome::Done(v));
+        match action {
+            TaskAction::LockAcquire {
+                interval,
+                lock_type,
+                ..
+            }
+            | TaskAction::LockTryAcquire {
+                interval,
+                lock_type,
+            } => {
+                let waits = matches!(action, TaskAction::LockAcquire { .. });
+                let lock_type = lock_type.unwrap_or_default();
+                if matches!(lock_type, LockType::Replace | LockType::Append) {
+                    return Err(QueueError::Action(format!(
+                        "lockType [{lock_type:?}] is not supported yet; use EXCLUSIVE or SHARED"
+                    )));
+                }
+                let req = self
+                    .lock_request(&id, interval, lock_type)
+                    .ok_or_else(|| QueueError::NotActive(id.to_string()))?;
+                match self.lock(req).await? {
+                    LockResult::Acquired { lock, .. } => done(to_json(&lock)),
+                    LockResult::Revoked => Err(QueueError::Action(format!(
+                        "The lock of task [{id}] on interval [{interval}] was revoked by a higher-priority task"
+                    ))),
+                    LockResult::Conflict if waits => Ok(ActionOutcome::LockBusy),
+                    LockResult::Conflict => done(Value::Null),
+                }
+            }
+            TaskAction::LockList {} => done(to_json(&self.lockbox.locks_of(&id))),
+            TaskAction::LockRelease { interval } => {
+                if let Some(lock) = self.lockbox.unlock(&id, &interval) {
+                    bounded(self.store.delete_lock(&id, &lock)).await?;
+                    self.lock_released.notify_waiters();
+                }
+                done(Value::Null)
+            }
+            TaskAction::SegmentAllocate {
+                data_source: ds,
+                timestamp,
+                preferred_segment_granularity,
+                sequence_name,
+                previous_segment_id,
+            } => {
+                if ds != data_source {
+                    return Err(QueueError::Action(format!(
+                        "dataSource [{ds}] is not the task's data source [{data_source}]"
+                    )));
+                }
+                let Some(t) = parse_instant(&timestamp) else {
+                    return Err(QueueError::Action(format!(
+                        "timestamp [{timestamp}] is not an ISO-8601 instant"
+                    )));
+                };
+                let bucket = preferred_segment_granularity.bucket(t);
+                let previous = previous_segment_id.unwrap_or_default();
+                self.allocate_segment(&id, &ds, bucket, &sequence_name, &previous)
+                    .await
+            }
+            TaskAction::SegmentTransactionalInsert {
+                segments,
+                segments_to_be_overwritten,
+                start_metadata,
+                end_metadata,
+            } => {
+                if start_metadata.is_some() || end_metadata.is_some() {
+                    return Err(QueueError::Action(
+                        "startMetadata/endMetadata (stream offsets) are not supported yet".into(),
+                    ));
+                }
+                let extra: Vec<String> = segments_to_be_overwritten
+                    .unwrap_or_default()
+                    .iter()
+                    .map(DataSegment::id)
+                    .collect();
+                self.publish(&id, &data_source, segments, extra).await
+            }
+            TaskAction::SegmentListUsed {
+                data_source: ds,
+                interval,
+                intervals,
+            } => {
+                let wanted: Vec<Option<Interval>> = match (interval, intervals) {
+                    (Some(i), _) => vec![Some(i)],
+                    (None, Some(is)) if !is.is_empty() => is.into_iter().map(Some).collect(),
+                    _ => vec![None],
+                };
+                let mut seen = BTreeSet::new();
+                let mut out = Vec::new();
+                for i in wanted {
+                    for s in bounded(self.store.used_segments(&ds, i.as_ref())).await? {
+                        if seen.insert(s.id()) {
+                            out.push(s);
+                        }
+                    }
+                }
+                done(to_json(&out))
+            }
+        }
+    }
+
+    /// `segmentAllocate`: the same (sequence, previous id, interval) always gets the same id;
+    /// otherwise the bucket is locked and the next partition there is recorded as pending.
+    /// `null` when the bucket is locked by someone else, as in Druid.
+    async fn allocate_segment(
+        &mut self,
+        id: &TaskId,
+        ds: &str,
+        bucket: Interval,
+        sequence: &str,
+        previous: &str,
+    ) -> Result<ActionOutcome, QueueError> {
+        if let Some(p) = bounded(
+            self.store
+                .find_pending_segment(ds, sequence, previous, &bucket),
+        )
+        .await?
+        {
+            return Ok(ActionOutcome::Done(to_json(&p)));
+        }
+        let lock = match self
+            .lockbox
+            .locks_of(id)
+            .into_iter()
+            .find(|l| l.interval.encloses(&bucket) && !l.revoked)
+        {
+            Some(l) => l,
+            None => {
+                let req = self
+                    .lock_request(id, bucket, LockType::Exclusive)
+                    .ok_or_else(|| QueueError::NotActive(id.to_string()))?;
+                match self.lock(req).await? {
+                    LockResult::Acquired { lock, .. } => lock,
+                    _ => return Ok(ActionOutcome::Done(Value::Null)),
+                }
+            }
+        };
+        let used = bounded(self.store.used_segments(ds, Some(&bucket))).await?;
+        let pending = bounded(self.store.pending_segments(ds, &bucket)).await?;
+        let (version, partition) =
+            allocate(&bucket, &used, &pending, &lock.version).map_err(QueueError::Action)?;
+        let segment = PendingSegment {
+            data_source: ds.to_string(),
+            interval: bucket,
+            version,
+            shard_spec: numbered_shard_spec(partition),
+        };
+        let inserted =
+            bounded(
+                self.store
+                    .insert_pending_segment(&segment, sequence, previous, id.as_str()),
+            )
+            .await?;
+        let segment = if inserted {
+            segment
+        } else {
+            bounded(
+                self.store
+                    .find_pending_segment(ds, sequence, previous, &bucket),
+            )
+            .await?
+            .ok_or_else(|| QueueError::Action("allocation raced and vanished".into()))?
+        };
+        Ok(ActionOutcome::Done(to_json(&segment)))
+    }
+
+    /// `segmentTransactionalInsert`: the task's locks must cover every segment, un-revoked and
+    /// exclusive; then the segments go in and what they overshadow goes out, in one transaction.
+    async fn publish(
+        &mut self,
+        id: &TaskId,
+        data_source: &str,
+        segments: Vec<DataSegment>,
+        extra_overwritten: Vec<String>,
+    ) -> Result<ActionOutcome, QueueError> {
+        let failure = |msg: String| {
+            Ok(ActionOutcome::Done(json!({
+                "segments": [], "success": false, "errorMsg": msg
+            })))
+        };
+        if let Some(s) = segments.iter().find(|s| s.data_source != data_source) {
+            return Err(QueueError::Action(format!(
+                "segment [{}] is not of the task's data source [{data_source}]",
+                s.id()
+            )));
+        }
+        let intervals: Vec<Interval> = segments.iter().map(|s| s.interval).collect();
+        if let Err(msg) = self.lockbox.check_publishable(id, &intervals) {
+            return failure(msg);
+        }
+        let mut overwritten: BTreeSet<String> = extra_overwritten.into_iter().collect();
+        let mut distinct: Vec<Interval> = Vec::new();
+        for i in &intervals {
+            if !distinct.contains(i) {
+                distinct.push(*i);
+            }
+        }
+        let mut used: Vec<DataSegment> = Vec::new();
+        for i in &distinct {
+            used.extend(bounded(self.store.used_segments(data_source, Some(i))).await?);
+        }
+        overwritten.extend(overshadowed(&segments, &used));
+        let new_ids: BTreeSet<String> = segments.iter().map(DataSegment::id).collect();
+        overwritten.retain(|o| !new_ids.contains(o));
+        let overwritten: Vec<String> = overwritten.into_iter().collect();
+        match bounded(self.store.publish_segments(&segments, &overwritten)).await {
+            Ok(()) => {
+                tracing::info!(task = %id, segments = segments.len(), overwritten = overwritten.len(), "segments published");
+                let published: Vec<DataSegment> = segments
+                    .into_iter()
+                    .map(|mut s| {
+                        s.identifier = s.id();
+                        s
+                    })
+                    .collect();
+                Ok(ActionOutcome::Done(json!({
+                    "segments": published, "success": true, "errorMsg": null
+                })))
+            }
+            Err(e @ QueueError::Fenced(_)) => Err(e),
+            Err(e) => {
+                // A retried publish whose first attempt landed: every segment is there already.
+                let already: BTreeSet<String> = used.iter().map(DataSegment::id).collect();
+                if new_ids.iter().all(|n| already.contains(n)) {
+                    return Ok(ActionOutcome::Done(json!({
+                        "segments": segments, "success": true, "errorMsg": null
+                    })));
+                }
+                failure(format!("publishing failed: {e}"))
+            }
+        }
+    }
+}
