@@ -42,6 +42,9 @@ pub struct MiddleManagerConfig {
     /// How long a stopping middle manager waits for its peons (`druid.indexer.task.gracefulShutdownTimeout`).
     #[serde(with = "humantime_serde")]
     pub graceful_shutdown_timeout: Duration,
+    /// Deep storage for segment files (`druid.storage.storageDirectory`): a directory, or a URL
+    /// such as `s3://bucket/prefix` (credentials from the usual `AWS_*` environment).
+    pub deep_storage: String,
     /// Logs as JSON lines.
     pub log_json: bool,
 }
@@ -68,6 +71,7 @@ impl Default for MiddleManagerConfig {
             peon_end_port: 65535,
             task_shutdown_timeout: Duration::from_secs(5),
             graceful_shutdown_timeout: Duration::from_secs(300),
+            deep_storage: "var/druid/segments".into(),
             log_json: false,
         }
     }
@@ -142,6 +146,9 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_MM_GRACEFUL_SHUTDOWN_TIMEOUT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub graceful_shutdown_timeout: Option<String>,
+    #[arg(long, env = "DROVER_MM_DEEP_STORAGE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deep_storage: Option<String>,
     #[arg(long, env = "DROVER_MM_LOG_JSON")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_json: Option<bool>,

@@ -66,7 +66,13 @@ fn next_attempt(attempts: &Path) -> io::Result<u32> {
 
 /// Starts the peon with stdout and stderr appended to the task log and stdin a pipe we keep open:
 /// the peon exits when it closes, so peons never outlive their middle manager.
-pub fn spawn_peon(peon: &Path, dir: &TaskDir, worker_host: &str, port: u16) -> io::Result<Child> {
+pub fn spawn_peon(
+    peon: &Path,
+    dir: &TaskDir,
+    worker_host: &str,
+    port: u16,
+    env: &[(&str, String)],
+) -> io::Result<Child> {
     let log = File::options().create(true).append(true).open(dir.log())?;
     use std::io::Write;
     writeln!(
@@ -81,6 +87,7 @@ pub fn spawn_peon(peon: &Path, dir: &TaskDir, worker_host: &str, port: u16) -> i
         .stderr(Stdio::from(log))
         .env("DROVER_PEON_PORT", port.to_string())
         .env("DROVER_PEON_HOST", worker_host)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         // Its own process group: a Ctrl-C in the middle manager's terminal reaches the middle
         // manager, which stops its peons; it does not kill them behind its back.
         .process_group(0)

@@ -8,6 +8,7 @@ pub mod monitor;
 pub mod restore;
 pub mod zk_worker;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -60,6 +61,14 @@ pub async fn run(
         paths: ZkPaths::new(&config.zk_base),
         host: host.clone(),
     };
+    let overlords = Arc::new(std::sync::RwLock::new(Vec::new()));
+    let overlords_file = config.base_task_dir.join("overlords.txt");
+    tokio::spawn(discover_overlords(
+        zk.session.clone(),
+        zk.paths.overlord_latch(),
+        overlords.clone(),
+        overlords_file.clone(),
+    ));
     let (writes_tx, writes_rx) = mpsc::unbounded_channel();
     let (notices_tx, notices_rx) = mpsc::channel(1024);
     let (enabled_tx, enabled_rx) = watch::channel(true);
@@ -82,6 +91,9 @@ pub async fn run(
             task_logs: task_logs.clone(),
             shutdown_grace: config.task_shutdown_timeout,
             files,
+            deep_storage: config.deep_storage.clone(),
+            overlords: overlords.clone(),
+            overlords_file,
         },
         PortPool::new(config.peon_start_port, config.peon_end_port),
         writes_tx.clone(),
@@ -126,4 +138,47 @@ pub async fn run(
     http_stop_tx.send(()).ok();
     server.await.ok();
     Ok(())
+}
+
+/// Keeps the list of overlords (from the leader latch, leader first) that peons use for their
+/// task actions, in memory and in a file peons re-read when no overlord answers (so a peon
+/// started before the first overlord was found, or outliving every overlord it knew, finds the
+/// current ones).
+async fn discover_overlords(
+    session: ZkSession,
+    latch_dir: String,
+    overlords: Arc<std::sync::RwLock<Vec<String>>>,
+    file: std::path::PathBuf,
+) {
+    let mut first = true;
+    loop {
+        // Quickly until the first overlord is known (a task may arrive any moment), then calmly.
+        let known = overlords.read().map(|o| !o.is_empty()).unwrap_or(false);
+        if !first {
+            let pause = if known { 2000 } else { 200 };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+        first = false;
+        let Some(client) = session.try_client() else {
+            continue;
+        };
+        match drover_zk::participants(&client, &latch_dir).await {
+            Ok(found) if !found.is_empty() => {
+                if let Ok(mut known) = overlords.write() {
+                    if *known != found {
+                        tracing::info!(overlords = ?found, "overlords for task actions");
+                        let tmp = file.with_extension("tmp");
+                        let written = std::fs::write(&tmp, found.join("\n"))
+                            .and_then(|()| std::fs::rename(&tmp, &file));
+                        if let Err(e) = written {
+                            tracing::warn!(file = %file.display(), error = %e, "cannot write the overlords file");
+                        }
+                        *known = found;
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "cannot list the overlords"),
+        }
+    }
 }

@@ -50,6 +50,12 @@ pub struct MonitorConfig {
     pub task_logs: FileTaskLogs,
     pub shutdown_grace: Duration,
     pub files: WorkerFiles,
+    /// Passed to peons: where segment files go.
+    pub deep_storage: String,
+    /// Passed to peons for their task actions: the overlords in the leader latch, leader first.
+    pub overlords: Arc<std::sync::RwLock<Vec<String>>>,
+    /// The same list as a file, kept current, that peons re-read.
+    pub overlords_file: PathBuf,
 }
 
 struct Running {
@@ -191,11 +197,26 @@ impl Monitor {
             self.ports.release(port);
             format!("cannot prepare the task directory: {e}")
         })?;
+        let overlords = self
+            .config
+            .overlords
+            .read()
+            .map(|o| o.join(","))
+            .unwrap_or_default();
+        let env = [
+            ("DROVER_OVERLORD_URLS", overlords),
+            ("DROVER_DEEP_STORAGE", self.config.deep_storage.clone()),
+            (
+                "DROVER_OVERLORDS_FILE",
+                self.config.overlords_file.display().to_string(),
+            ),
+        ];
         let child = forking::spawn_peon(
             &self.config.peon_command,
             &dir,
             &self.config.worker_host,
             port,
+            &env,
         )
         .map_err(|e| {
             self.ports.release(port);
@@ -228,7 +249,13 @@ impl Monitor {
             // status can read the whole log.
             let (logs, log_path, root) = (config.task_logs.clone(), dir.log(), dir.root.clone());
             let id2 = id.clone();
+            let report = dir.attempt_dir().join("report.json");
             let pushed = tokio::task::spawn_blocking(move || {
+                if report.exists() {
+                    if let Err(e) = logs.push_report(&id2, &report) {
+                        tracing::error!(task = %id2, error = %e, "could not push the task report");
+                    }
+                }
                 let pushed = logs.push(&id2, &log_path);
                 if pushed.is_ok() {
                     std::fs::remove_dir_all(&root).ok();

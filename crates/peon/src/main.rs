@@ -5,10 +5,14 @@
 //! died), runs the task, writes `<taskDir>/attempt/<attemptId>/status.json` and exits 0. Any other
 //! exit code means the task failed; the middle manager reads `status.json` only after exit 0.
 //!
-//! No async runtime: a noop peon should cost a millisecond and a few megabytes.
+//! No async runtime for a noop: it should cost a millisecond and a few megabytes. An ingestion
+//! task starts a one-thread tokio runtime for its HTTP and object-store I/O.
 
+mod deep_storage;
+mod index;
 mod lock;
 mod noop;
+mod overlord_client;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -75,6 +79,7 @@ fn run(task_dir: &Path, attempt: &str) -> Result<(), String> {
                 TaskStatus::failure(task.id.clone(), "isReady failed (isReadyResult EXCEPTION)")
             }
         },
+        TaskKind::Index => index::run(&task, task_dir, &task_dir.join("attempt").join(attempt)),
     };
     let status = status.with_duration(started.elapsed().as_millis() as i64);
     write_status(&task_dir.join("attempt").join(attempt), &status)?;

@@ -1,0 +1,347 @@
+//! The `index` / `index_parallel` task (run here with one worker: Drover does not split batch
+//! ingestion into sub-tasks): read the inputs, build segment partitions, write them as Parquet to
+//! deep storage, and publish them with one `segmentTransactionalInsert` under the task's locks.
+//! The report (`report.json`, Druid's `ingestionStatsAndErrors`) is written whatever happens.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use drover_core::interval::Interval;
+use drover_core::lock::TaskLock;
+use drover_core::segment::{numbered_shard_spec, DataSegment};
+use drover_core::time::to_iso;
+use drover_core::{Task, TaskStatus};
+use drover_ingest::build::{build, Built};
+use drover_ingest::input::{resolve, Input};
+use drover_ingest::rollup::RowStats;
+use drover_ingest::segment::write_parquet;
+use drover_ingest::spec::InputSource;
+use drover_ingest::IngestionSpec;
+use serde_json::{json, Value};
+
+use crate::deep_storage::DeepStorage;
+use crate::overlord_client::OverlordClient;
+
+/// Druid's `taskLockTimeout` default.
+const DEFAULT_LOCK_TIMEOUT_MS: u64 = 300_000;
+
+struct Progress {
+    state: &'static str,
+    stats: RowStats,
+    segments: usize,
+}
+
+pub fn run(task: &Task, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
+    let mut progress = Progress {
+        state: "NOT_STARTED",
+        stats: RowStats::default(),
+        segments: 0,
+    };
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+        .and_then(|rt| rt.block_on(ingest(task, task_dir, &mut progress)));
+    let error = result.as_ref().err().cloned();
+    if let Err(e) = write_report(task, attempt_dir, &progress, error.as_deref()) {
+        eprintln!("cannot write report.json: {e}");
+    }
+    match result {
+        Ok(()) => {
+            println!(
+                "index task {} published {} segments; rows: {:?}",
+                task.id, progress.segments, progress.stats
+            );
+            TaskStatus::success(task.id.clone())
+        }
+        Err(e) => {
+            println!("index task {} failed: {e}", task.id);
+            TaskStatus::failure(task.id.clone(), e)
+        }
+    }
+}
+
+fn context_u64(task: &Task, key: &str) -> Option<u64> {
+    task.context()
+        .and_then(|c| c.get(key))
+        .and_then(Value::as_u64)
+}
+
+async fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result<(), String> {
+    let spec = IngestionSpec::from_task(task.payload()).map_err(|e| e.to_string())?;
+    let overlord = OverlordClient::from_env(task.payload().clone())?;
+    let deep = DeepStorage::from_location(
+        &std::env::var("DROVER_DEEP_STORAGE").unwrap_or_else(|_| "var/druid/segments".into()),
+    )?;
+
+    progress.state = "BUILD_SEGMENTS";
+    let inputs = match &spec.input_source {
+        InputSource::Http { uris } => download(uris, &task_dir.join("tmp")).await?,
+        other => resolve(other)?,
+    };
+    println!(
+        "reading {} input(s): {}",
+        inputs.len(),
+        inputs
+            .iter()
+            .map(Input::describe)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let log_errors = spec.tuning.log_parse_exceptions;
+    // CPU-bound and blocking, which is fine: nothing else runs on this one-thread runtime.
+    let build_started = std::time::Instant::now();
+    let built = build(&spec, &inputs, &mut |e| {
+        if log_errors {
+            println!("parse exception: {e}");
+        }
+    });
+    let built = match built {
+        Ok(b) => b,
+        Err(e) => return Err(e.to_string()),
+    };
+    progress.stats = built.stats;
+    println!(
+        "built {} partition(s) from {:?} in {} ms",
+        built.partitions.len(),
+        built.stats,
+        build_started.elapsed().as_millis()
+    );
+
+    let write_started = std::time::Instant::now();
+    let segments = write_segments(task, &spec, &built, &overlord, &deep).await?;
+    println!(
+        "wrote {} segment file(s) in {} ms; peak RSS {} kB",
+        segments.len(),
+        write_started.elapsed().as_millis(),
+        peak_rss_kb().unwrap_or(0)
+    );
+    progress.segments = segments.len();
+
+    if let Some(ms) = context_u64(task, "drover.pauseBeforePublishMs") {
+        println!("pausing {ms} ms before publishing (context drover.pauseBeforePublishMs)");
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if !segments.is_empty() {
+        let result = overlord
+            .submit(json!({"type": "segmentTransactionalInsert", "segments": segments}))
+            .await?;
+        if result.get("success").and_then(Value::as_bool) != Some(true) {
+            return Err(format!(
+                "Failed to publish segments: {}",
+                result
+                    .get("errorMsg")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no reason given")
+            ));
+        }
+        println!("published {} segment(s)", segments.len());
+    }
+    progress.state = "COMPLETED";
+    Ok(())
+}
+
+/// Puts each partition in deep storage and describes it. Overwriting takes the version of the
+/// task's lock on the bucket (partitions numbered from 0); appending asks the overlord to
+/// allocate each partition after what is there.
+async fn write_segments(
+    task: &Task,
+    spec: &IngestionSpec,
+    built: &Built,
+    overlord: &OverlordClient,
+    deep: &DeepStorage,
+) -> Result<Vec<DataSegment>, String> {
+    let lock_timeout = context_u64(task, "taskLockTimeout").unwrap_or(DEFAULT_LOCK_TIMEOUT_MS);
+    let mut locks: Vec<TaskLock> = if spec.append_to_existing {
+        Vec::new()
+    } else {
+        serde_json::from_value(overlord.submit(json!({"type": "lockList"})).await?)
+            .map_err(|e| format!("lockList answer: {e}"))?
+    };
+    let dimensions: Vec<String> = built.dimensions.iter().map(|d| d.name.clone()).collect();
+    let metrics: Vec<String> = spec.metrics.iter().map(|m| m.name.clone()).collect();
+    let mut previous: Option<String> = None;
+    let mut out = Vec::new();
+    for p in &built.partitions {
+        let (version, partition_num) = if spec.append_to_existing {
+            let allocated = overlord
+                .submit(json!({
+                    "type": "segmentAllocate",
+                    "dataSource": spec.data_source,
+                    "timestamp": to_iso(p.interval.start),
+                    "queryGranularity": spec.granularity.query,
+                    "preferredSegmentGranularity": spec.granularity.segment,
+                    "sequenceName": task.id.as_str(),
+                    "previousSegmentId": previous,
+                    "skipSegmentLineageCheck": false,
+                }))
+                .await?;
+            if allocated.is_null() {
+                return Err(format!(
+                    "could not allocate a segment for [{}]: the interval is locked by another task",
+                    p.interval
+                ));
+            }
+            let version = allocated["version"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let num = allocated["shardSpec"]["partitionNum"].as_u64().unwrap_or(0) as u32;
+            previous = Some(drover_core::segment::segment_id(
+                &spec.data_source,
+                &p.interval,
+                &version,
+                num,
+            ));
+            (version, num)
+        } else {
+            let lock = match locks.iter().find(|l| l.interval.encloses(&p.interval)) {
+                Some(l) => l.clone(),
+                None => {
+                    let lock = acquire(overlord, &p.interval, lock_timeout).await?;
+                    locks.push(lock.clone());
+                    lock
+                }
+            };
+            if lock.revoked {
+                return Err(format!(
+                    "Task lock on interval [{}] was revoked by a higher-priority task",
+                    lock.interval
+                ));
+            }
+            (lock.version, p.partition_num)
+        };
+        let bytes = write_parquet(&p.rows, &built.dimensions, &spec.metrics)
+            .map_err(|e| format!("cannot write a segment: {e}"))?;
+        let size = bytes.len() as u64;
+        let key = format!(
+            "{}/{}_{}/{}/{}/{}.parquet",
+            spec.data_source,
+            path_safe(&to_iso(p.interval.start)),
+            path_safe(&to_iso(p.interval.end)),
+            path_safe(&version),
+            partition_num,
+            task.id
+        );
+        let load_spec = deep.put(&key, bytes).await?;
+        let segment = DataSegment {
+            data_source: spec.data_source.clone(),
+            interval: p.interval,
+            version,
+            load_spec,
+            dimensions: dimensions.join(","),
+            metrics: metrics.join(","),
+            shard_spec: numbered_shard_spec(partition_num),
+            binary_version: 9,
+            size,
+            identifier: String::new(),
+        };
+        println!(
+            "wrote segment {} ({} rows, {size} bytes)",
+            segment.id(),
+            p.rows.len()
+        );
+        out.push(segment);
+    }
+    Ok(out)
+}
+
+async fn acquire(
+    overlord: &OverlordClient,
+    interval: &Interval,
+    timeout_ms: u64,
+) -> Result<TaskLock, String> {
+    println!("acquiring a lock on [{interval}]");
+    let lock = overlord
+        .submit(json!({"type": "lockAcquire", "lockType": "EXCLUSIVE",
+            "interval": interval, "timeoutMs": timeout_ms}))
+        .await?;
+    if lock.is_null() {
+        return Err(format!(
+            "could not acquire a lock on [{interval}] within {timeout_ms} ms (taskLockTimeout)"
+        ));
+    }
+    serde_json::from_value(lock).map_err(|e| format!("lockAcquire answer: {e}"))
+}
+
+/// The process's high-water resident set size (`VmHWM`), for the log and the benchmark.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// ISO instants carry ':' which some object stores and file systems dislike.
+fn path_safe(s: &str) -> String {
+    s.replace(':', "")
+}
+
+async fn download(uris: &[String], dir: &Path) -> Result<Vec<Input>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let http = reqwest::Client::new();
+    let mut out = Vec::new();
+    for (i, uri) in uris.iter().enumerate() {
+        let url = url::Url::parse(uri).map_err(|e| format!("http input [{uri}]: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("http input [{uri}] must be an http or https URL"));
+        }
+        let name = url
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .filter(|n| !n.is_empty())
+            .unwrap_or("input")
+            .replace(
+                |c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_'),
+                "_",
+            );
+        let path: PathBuf = dir.join(format!("http-{i}-{name}"));
+        let r = http
+            .get(url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| format!("cannot fetch http input [{uri}]: {e}"))?;
+        let bytes = r
+            .bytes()
+            .await
+            .map_err(|e| format!("cannot fetch http input [{uri}]: {e}"))?;
+        std::fs::write(&path, &bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        out.push(Input::File(path));
+    }
+    Ok(out)
+}
+
+fn write_report(
+    task: &Task,
+    attempt_dir: &Path,
+    progress: &Progress,
+    error: Option<&str>,
+) -> std::io::Result<()> {
+    let zeros = RowStats::default();
+    let report = json!({
+        "ingestionStatsAndErrors": {
+            "type": "ingestionStatsAndErrors",
+            "taskId": task.id,
+            "payload": {
+                "ingestionState": progress.state,
+                "unparseableEvents": {},
+                "rowStats": {
+                    "determinePartitions": zeros,
+                    "buildSegments": progress.stats,
+                },
+                "errorMsg": error,
+                "segmentAvailabilityConfirmed": false,
+                "segmentAvailabilityWaitTimeMs": 0,
+                "segmentsPublished": if error.is_none() { progress.segments } else { 0 },
+            }
+        }
+    });
+    std::fs::create_dir_all(attempt_dir)?;
+    let tmp = attempt_dir.join("report.json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(&report).expect("reports serialize"),
+    )?;
+    std::fs::rename(tmp, attempt_dir.join("report.json"))
+}
