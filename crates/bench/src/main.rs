@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod failover;
+mod ingest;
 
 use clap::Parser;
 use drover_testkit::{bin_dir, Cluster, ClusterSpec, MiddleManagerSpec, ZooKeeper};
@@ -32,6 +33,9 @@ struct Args {
     /// Measure failover instead: leader kill -9 and SIGTERM, middle manager kill -9.
     #[arg(long)]
     failover: bool,
+    /// Measure batch ingestion instead: this many generated rows, rollup off and on.
+    #[arg(long)]
+    ingest: Option<usize>,
     /// taskCleanupTimeout for the failover run.
     #[arg(long, default_value = "5s")]
     cleanup_timeout: String,
@@ -72,6 +76,9 @@ async fn main() -> anyhow::Result<()> {
     println!("binaries: {}", bin_dir().display());
     if args.failover {
         return failover::run(&args.cleanup_timeout).await;
+    }
+    if let Some(rows) = args.ingest {
+        return ingest::run(rows).await;
     }
     let zk_dir = tempfile::Builder::new()
         .prefix("drover-bench-zk-")

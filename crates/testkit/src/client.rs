@@ -68,6 +68,12 @@ impl ApiClient {
         format!("{}/druid/indexer/v1{path}", self.base)
     }
 
+    /// GET a path from the server's root (e.g. `/druid/coordinator/v1/...`).
+    pub async fn get_root(&self, path: &str) -> anyhow::Result<RawResponse> {
+        let r = self.http.get(format!("{}{path}", self.base)).send().await?;
+        Ok(RawResponse::read(r).await?)
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<RawResponse> {
         let r = self.http.get(self.url(path)).send().await?;
         Ok(RawResponse::read(r).await?)

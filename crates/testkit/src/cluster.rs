@@ -64,6 +64,8 @@ pub struct Cluster {
     pub client: ApiClient,
     pub middle_managers: Vec<MiddleManager>,
     pub task_log_dir: PathBuf,
+    /// Where the middle managers' peons write segment files.
+    pub deep_storage_dir: PathBuf,
 }
 
 impl ClusterSpec {
@@ -137,6 +139,7 @@ impl Cluster {
             client,
             middle_managers: vec![],
             task_log_dir,
+            deep_storage_dir: dir.join("deep"),
         };
         for mm in &spec.middle_managers {
             cluster.add_middle_manager(mm);
@@ -219,6 +222,8 @@ impl Cluster {
             (peon_port + 200).to_string(),
             "--task-shutdown-timeout".into(),
             "2s".into(),
+            "--deep-storage".into(),
+            self.deep_storage_dir.display().to_string(),
         ]);
         cmd.extend(spec.extra_args.iter().cloned());
         let process = ManagedProcess::start(
