@@ -207,9 +207,11 @@ pub struct Candidate<'a> {
     pub category: &'a str,
     /// Availability groups of the tasks it has.
     pub availability_groups: Vec<&'a str>,
-    /// It has an assignment it has not acknowledged yet (at most one in flight per worker).
+    /// It has an assignment it has not acknowledged yet (at most one in flight per worker): a
+    /// task that would go there waits for the acknowledgement rather than going elsewhere, as
+    /// Druid's one-assignment-at-a-time runner behaves.
     pub awaiting_ack: bool,
-    /// Failed too many tasks in a row lately (§5.6).
+    /// Failed too many tasks in a row lately (§5.6), or cooling down after a failed assignment.
     pub blacklisted: bool,
     /// Announced right now (a vanished worker waits for cleanup but takes nothing new).
     pub announced: bool,
@@ -220,7 +222,6 @@ pub struct Candidate<'a> {
 pub fn can_run(c: &Candidate<'_>, task: &Task, min_version: &str) -> bool {
     c.announced
         && !c.blacklisted
-        && !c.awaiting_ack
         && c.capacity - c.used >= task.resource.required_capacity
         && !c
             .availability_groups
@@ -231,11 +232,11 @@ pub fn can_run(c: &Candidate<'_>, task: &Task, min_version: &str) -> bool {
 fn pick<'a, 'b>(
     strategy: SelectStrategy,
     eligible: impl Iterator<Item = &'b Candidate<'a>>,
-) -> Option<&'a WorkerHost>
+) -> Option<&'b Candidate<'a>>
 where
     'a: 'b,
 {
-    let best = match strategy {
+    match strategy {
         SelectStrategy::EqualDistribution => eligible.min_by(|a, b| {
             (b.capacity - b.used)
                 .cmp(&(a.capacity - a.used))
@@ -244,8 +245,7 @@ where
         SelectStrategy::FillCapacity => {
             eligible.min_by(|a, b| b.used.cmp(&a.used).then(a.host.cmp(b.host)))
         }
-    };
-    best.map(|c| c.host)
+    }
 }
 
 /// The worker to run `task` on, or `None` to keep it pending. Ties go to the smallest host name,
@@ -256,6 +256,17 @@ pub fn select_worker<'a>(
     min_version: &str,
     candidates: &[Candidate<'a>],
 ) -> Option<&'a WorkerHost> {
+    select_candidate(selection, task, min_version, candidates)
+        .filter(|c| !c.awaiting_ack)
+        .map(|c| c.host)
+}
+
+fn select_candidate<'a, 'b>(
+    selection: &Selection,
+    task: &Task,
+    min_version: &str,
+    candidates: &'b [Candidate<'a>],
+) -> Option<&'b Candidate<'a>> {
     let runnable: Vec<&Candidate<'a>> = candidates
         .iter()
         .filter(|c| can_run(c, task, min_version))
@@ -399,12 +410,6 @@ mod tests {
         c.availability_groups = vec!["g"];
         assert!(!can_run(&c, &t, "0"), "same availability group");
         c.availability_groups = vec![];
-        c.awaiting_ack = true;
-        assert!(
-            !can_run(&c, &t, "0"),
-            "one unacknowledged assignment at a time"
-        );
-        c.awaiting_ack = false;
         c.version = "";
         assert!(
             !can_run(&c, &t, "0"),
@@ -458,6 +463,16 @@ mod tests {
             Some(&b)
         );
         assert_eq!(select_worker(&affinity(true), &wiki, "0", &a_full), None);
+        // Its own worker has room but has not acknowledged its last assignment yet: the task
+        // waits for it, even with weak affinity (one assignment in flight per worker).
+        let mut a_acking = [cand(&a, 3, 1), cand(&b, 3, 0)];
+        a_acking[0].awaiting_ack = true;
+        assert_eq!(select_worker(&affinity(false), &wiki, "0", &a_acking), None);
+        a_acking[0].awaiting_ack = false;
+        assert_eq!(
+            select_worker(&affinity(false), &wiki, "0", &a_acking),
+            Some(&a)
+        );
     }
 
     fn categories(strong: bool) -> Selection {

@@ -699,9 +699,9 @@ impl RunnerState {
                                 .get(host)
                                 .map(|g| g.iter().map(String::as_str).collect())
                                 .unwrap_or_default(),
-                            awaiting_ack: w.awaiting_ack.is_some()
+                            awaiting_ack: w.awaiting_ack.is_some(),
+                            blacklisted: w.blacklisted(now)
                                 || w.skip_until.is_some_and(|t| t > now),
-                            blacklisted: w.blacklisted(now),
                             announced: w.announced,
                         })
                     })
