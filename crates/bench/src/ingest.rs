@@ -1,7 +1,7 @@
 //! `drover-bench --ingest`: JSON batch ingestion of generated wikipedia-like rows through a real
 //! cluster (one overlord, one middle manager), rollup off and on. The peon reads, rolls up and
-//! writes on one thread, so rows/s of its build phase is rows/s per core. Its log reports the
-//! build and write times and its peak RSS.
+//! writes on one thread, so rows/s of its read phase is rows/s per core. Its log reports the
+//! read, merge+write and upload times, the runs spilled and its peak RSS.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ fn row(i: usize) -> Value {
     })
 }
 
-fn task(id: &str, dir: &str, rollup: bool) -> Value {
+fn task(id: &str, dir: &str, rollup: bool, max_rows_in_memory: Option<u64>) -> Value {
     let (dimensions, metrics, query) = if rollup {
         (
             json!(["channel", "countryIsoCode", "isRobot", "namespace", "page"]),
@@ -61,13 +61,15 @@ fn task(id: &str, dir: &str, rollup: bool) -> Value {
                                 "rollup": rollup, "intervals": ["2015-09-12/2015-09-13"]}},
         "ioConfig": {"type": "index", "inputSource": {"type": "local", "baseDir": dir, "filter": "*.json"},
                      "inputFormat": {"type": "json"}},
-        "tuningConfig": {"type": "index", "maxRowsInMemory": 2_000_000}}})
+        "tuningConfig": {"type": "index", "maxRowsInMemory": max_rows_in_memory}}})
 }
 
 fn number_before(log: &str, line_start: &str, unit: &str) -> Option<u64> {
     let line = log.lines().find(|l| l.contains(line_start))?;
     let words: Vec<&str> = line.split_whitespace().collect();
-    let at = words.iter().position(|w| w.trim_end_matches(';') == unit)?;
+    let at = words
+        .iter()
+        .position(|w| w.trim_end_matches([';', ':', ',']) == unit)?;
     words.get(at.checked_sub(1)?)?.parse().ok()
 }
 
@@ -95,13 +97,18 @@ pub async fn run(rows: usize) -> anyhow::Result<()> {
         bytes as f64 / 1e6,
         started.elapsed().as_secs_f64()
     );
-    for rollup in [false, true] {
-        let id = if rollup {
-            "bench_rollup_on"
-        } else {
-            "bench_rollup_off"
-        };
-        let t = task(id, &data_dir.display().to_string(), rollup);
+    // Druid's default maxRowsInMemory (1,000,000), then a tenth of it to show spilling.
+    for (id, rollup, max_rows_in_memory) in [
+        ("bench_rollup_off", false, None),
+        ("bench_rollup_on", true, None),
+        ("bench_rollup_off_spilling", false, Some(100_000)),
+    ] {
+        let t = task(
+            id,
+            &data_dir.display().to_string(),
+            rollup,
+            max_rows_in_memory,
+        );
         cluster.client.submit(&t).await?;
         let status = cluster
             .client
@@ -109,9 +116,11 @@ pub async fn run(rows: usize) -> anyhow::Result<()> {
             .await?;
         anyhow::ensure!(status["statusCode"] == "SUCCESS", "{id}: {status}");
         let log = cluster.client.log(id).await?.unwrap_or_default();
-        let build_ms = number_before(&log, "partition(s) from", "ms").unwrap_or(0);
-        let write_ms = number_before(&log, "segment file(s) in", "ms").unwrap_or(0);
-        let rss_kb = number_before(&log, "segment file(s) in", "kB").unwrap_or(0);
+        let read_ms = number_before(&log, "input row(s) in", "ms").unwrap_or(0);
+        let spills = number_before(&log, "input row(s) in", "sorted").unwrap_or(0);
+        let write_ms = number_before(&log, "merged and wrote", "ms").unwrap_or(0);
+        let upload_ms = number_before(&log, "uploaded", "ms").unwrap_or(0);
+        let rss_kb = number_before(&log, "uploaded", "kB").unwrap_or(0);
         let task_ms = status["duration"].as_i64().unwrap_or(0);
         let stored: Vec<Value> = serde_json::from_str(
             &cluster
@@ -124,12 +133,16 @@ pub async fn run(rows: usize) -> anyhow::Result<()> {
         )?;
         let size: u64 = stored.iter().filter_map(|s| s["size"].as_u64()).sum();
         println!(
-            "rollup {:<3}: read+parse+rollup {:>6} ms = {:>9.0} rows/s/core; Parquet write {:>5} ms; \
-             whole task {:>6} ms = {:>9.0} rows/s; peak peon RSS {:.1} MB; {} segment(s), {:.1} MB",
+            "rollup {:<3} maxRowsInMemory {:>9}: read+parse+rollup {:>6} ms = {:>9.0} rows/s/core ({} run(s) spilled); \
+             merge+Parquet {:>5} ms; upload {:>4} ms; whole task {:>6} ms = {:>9.0} rows/s; \
+             peak peon RSS {:.1} MB; {} segment(s), {:.1} MB",
             if rollup { "on" } else { "off" },
-            build_ms,
-            rows as f64 / (build_ms.max(1) as f64 / 1000.0),
+            max_rows_in_memory.unwrap_or(1_000_000),
+            read_ms,
+            rows as f64 / (read_ms.max(1) as f64 / 1000.0),
+            spills,
             write_ms,
+            upload_ms,
             task_ms,
             rows as f64 / (task_ms.max(1) as f64 / 1000.0),
             rss_kb as f64 / 1024.0,

@@ -1,13 +1,17 @@
-//! Reading every input of a spec into segment partitions: records parsed, filtered, rolled up,
-//! counted, and cut by `segmentGranularity` and `maxRowsPerSegment`. Parse errors past
+//! Reading every input of a spec into segment files: records parsed, transformed, filtered,
+//! rolled up (spilling sorted runs to disk past `maxRowsInMemory`), counted, then merged and cut
+//! into Parquet files by `segmentGranularity` and `maxRowsPerSegment`. Parse errors past
 //! `maxParseExceptions` stop the build with Druid's message.
 
 use std::io::BufRead;
+use std::path::Path;
+use std::time::Instant;
 
 use crate::format::RecordReader;
 use crate::input::Input;
-use crate::rollup::{Rollup, RowStats};
-use crate::segment::{partition, Partition};
+use crate::record::Record;
+use crate::row_builder::{RowBuilder, RowStats};
+use crate::segment::{SegmentWriter, WrittenPartition};
 use crate::spec::{Dimension, IngestionSpec};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -16,24 +20,41 @@ pub enum BuildError {
     Input { input: String, message: String },
     #[error("Max parse exceptions[{0}] exceeded")]
     TooManyParseExceptions(u64),
+    #[error("{0}")]
+    Spec(String),
+    #[error("cannot write to the task directory: {0}")]
+    Local(String),
 }
 
 #[derive(Debug)]
 pub struct Built {
-    pub partitions: Vec<Partition>,
+    /// Segment files, in time order, in the work directory's `segments/`.
+    pub partitions: Vec<WrittenPartition>,
     /// The segment's dimensions (discovered ones included).
     pub dimensions: Vec<Dimension>,
     pub stats: RowStats,
+    /// Sorted runs spilled to disk because `maxRowsInMemory` rows were held.
+    pub spills: usize,
+    /// Time reading, parsing and rolling up, then merging and writing files.
+    pub read_ms: u128,
+    pub write_ms: u128,
 }
 
-/// Reads `inputs` in order. `on_parse_error` hears each unusable record (for
-/// `logParseExceptions`).
+/// Reads `inputs` in order, using `work_dir` for spills and segment files. `on_parse_error`
+/// hears each unusable record (for `logParseExceptions`).
 pub fn build(
     spec: &IngestionSpec,
     inputs: &[Input],
+    work_dir: &Path,
     on_parse_error: &mut dyn FnMut(&str),
 ) -> Result<Built, BuildError> {
-    let mut rollup = Rollup::new(spec);
+    let local = |e: std::io::Error| BuildError::Local(e.to_string());
+    let spill_dir = work_dir.join("spill");
+    let segment_dir = work_dir.join("segments");
+    std::fs::create_dir_all(&spill_dir).map_err(local)?;
+    std::fs::create_dir_all(&segment_dir).map_err(local)?;
+    let started = Instant::now();
+    let mut builder = RowBuilder::new(spec, &spill_dir).map_err(BuildError::Spec)?;
     let max = spec.tuning.max_parse_exceptions;
     for input in inputs {
         let fail = |e: std::io::Error| BuildError::Input {
@@ -50,22 +71,25 @@ pub fn build(
                 break;
             }
             line_no += 1;
-            let errors_before = rollup.stats.unparseable + rollup.stats.processed_with_error;
+            let errors_before = builder.stats.unparseable + builder.stats.processed_with_error;
             let problem = match std::str::from_utf8(&buf) {
                 Err(_) => {
-                    rollup.unparseable();
+                    builder.unparseable();
                     Some("the line is not valid UTF-8".to_string())
                 }
-                Ok(line) => match records.read(line) {
-                    Err(e) => {
-                        rollup.unparseable();
-                        Some(e)
+                Ok(line) => {
+                    let mut record = Record::new(builder.fields());
+                    match records.read(line, builder.fields(), &mut record) {
+                        Err(e) => {
+                            builder.unparseable();
+                            Some(e)
+                        }
+                        Ok(false) => None,
+                        Ok(true) => builder.add(&mut record).map_err(local)?.err(),
                     }
-                    Ok(None) => None,
-                    Ok(Some(row)) => rollup.add(&row).err(),
-                },
+                }
             };
-            let errors = rollup.stats.unparseable + rollup.stats.processed_with_error;
+            let errors = builder.stats.unparseable + builder.stats.processed_with_error;
             if errors > errors_before {
                 let why = problem.unwrap_or_else(|| "a field could not be read as its type".into());
                 on_parse_error(&format!("{} line {line_no}: {why}", input.describe()));
@@ -75,17 +99,35 @@ pub fn build(
             }
         }
     }
-    let dimensions = rollup.dimensions().to_vec();
-    let stats = rollup.stats;
-    let rows = rollup.finish();
+    let read_ms = started.elapsed().as_millis();
+    let started = Instant::now();
+    let stats = builder.stats;
+    let spills = builder.spills();
+    let finished = builder.finish().map_err(local)?;
+    let mut writer = SegmentWriter::new(
+        &segment_dir,
+        spec.granularity.segment,
+        spec.tuning.max_rows_per_segment,
+        &finished.dimensions,
+        &finished.dictionaries,
+        &spec.metrics,
+    );
+    let mut rows = finished.rows;
+    while let Some(row) = rows.next_row().map_err(local)? {
+        writer
+            .push(row)
+            .map_err(|e| BuildError::Local(e.to_string()))?;
+    }
+    let partitions = writer
+        .finish()
+        .map_err(|e| BuildError::Local(e.to_string()))?;
     Ok(Built {
-        partitions: partition(
-            rows,
-            spec.granularity.segment,
-            spec.tuning.max_rows_per_segment,
-        ),
-        dimensions,
+        partitions,
+        dimensions: finished.dimensions,
         stats,
+        spills,
+        read_ms,
+        write_ms: started.elapsed().as_millis(),
     })
 }
 
@@ -118,17 +160,22 @@ not json
 
     #[test]
     fn rolls_up_counts_and_partitions_by_day() {
+        let dir = tempfile::tempdir().unwrap();
         let mut errors = Vec::new();
-        let built = build(&spec(None), &[Input::Inline(DATA.into())], &mut |e| {
-            errors.push(e.to_string())
-        })
+        let built = build(
+            &spec(None),
+            &[Input::Inline(DATA.into())],
+            dir.path(),
+            &mut |e| errors.push(e.to_string()),
+        )
         .unwrap();
         assert_eq!(built.partitions.len(), 2);
-        assert_eq!(
-            built.partitions[0].rows.len(),
-            1,
-            "two rows rolled into one"
-        );
+        assert_eq!(built.partitions[0].rows, 1, "two rows rolled into one");
+        let rows =
+            crate::segment::read_parquet(std::fs::read(&built.partitions[0].path).unwrap())
+                .unwrap();
+        assert_eq!(rows[0]["n"], 3);
+        assert_eq!(rows[0]["count"], 2);
         assert_eq!(
             built.stats,
             RowStats {
@@ -144,8 +191,20 @@ not json
 
     #[test]
     fn too_many_parse_errors_stop_the_build() {
-        let r = build(&spec(Some(2)), &[Input::Inline(DATA.into())], &mut |_| {});
+        let dir = tempfile::tempdir().unwrap();
+        let r = build(
+            &spec(Some(2)),
+            &[Input::Inline(DATA.into())],
+            dir.path(),
+            &mut |_| {},
+        );
         assert_eq!(r.unwrap_err(), BuildError::TooManyParseExceptions(2));
-        assert!(build(&spec(Some(3)), &[Input::Inline(DATA.into())], &mut |_| {}).is_ok());
+        assert!(build(
+            &spec(Some(3)),
+            &[Input::Inline(DATA.into())],
+            dir.path(),
+            &mut |_| {}
+        )
+        .is_ok());
     }
 }

@@ -1,11 +1,10 @@
 //! Reading records: newline-delimited JSON objects, or CSV/TSV lines mapped onto columns. A
-//! record becomes a map of field name to JSON value.
+//! line becomes a `Record` of the fields the task reads.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
+use crate::record::{Cell, Fields, Record};
 use crate::spec::InputFormat;
-
-pub type RawRow = Map<String, Value>;
 
 pub struct RecordReader {
     format: InputFormat,
@@ -30,20 +29,22 @@ impl RecordReader {
         }
     }
 
-    /// The record on `line`: `Ok(None)` for lines that carry none (blank, skipped, the header).
-    pub fn read(&mut self, line: &str) -> Result<Option<RawRow>, String> {
+    /// Reads `line` into `record` (which must be fresh): `Ok(false)` for lines that carry no
+    /// record (blank, skipped, the header).
+    pub fn read<'a>(
+        &mut self,
+        line: &'a str,
+        fields: &mut Fields,
+        record: &mut Record<'a>,
+    ) -> Result<bool, String> {
         self.lines_seen += 1;
         let line = line.trim_end_matches(['\r', '\n']);
         match &self.format {
             InputFormat::Json => {
                 if line.trim().is_empty() {
-                    return Ok(None);
+                    return Ok(false);
                 }
-                match serde_json::from_str::<Value>(line) {
-                    Ok(Value::Object(o)) => Ok(Some(o)),
-                    Ok(_) => Err("the line is JSON but not an object".into()),
-                    Err(e) => Err(format!("invalid JSON: {e}")),
-                }
+                record.read_json(line, fields).map(|()| true)
             }
             InputFormat::Delimited {
                 delimiter,
@@ -53,31 +54,33 @@ impl RecordReader {
                 ..
             } => {
                 if self.lines_seen <= *skip_header_rows || line.is_empty() {
-                    return Ok(None);
+                    return Ok(false);
                 }
-                let fields = split(line, *delimiter)?;
+                let values = split(line, *delimiter)?;
                 let Some(columns) = &self.header else {
                     debug_assert!(find_columns_from_header);
-                    self.header = Some(fields);
-                    return Ok(None);
+                    self.header = Some(values);
+                    return Ok(false);
                 };
-                let mut row = Map::new();
                 for (i, column) in columns.iter().enumerate() {
-                    let value = match fields.get(i) {
-                        None => Value::Null,
-                        Some(v) if v.is_empty() => Value::Null,
+                    let Some(slot) = fields.slot_for(column) else {
+                        continue;
+                    };
+                    let cell = match values.get(i) {
+                        None => Cell::Null,
+                        Some(v) if v.is_empty() => Cell::Null,
                         Some(v) => match list_delimiter {
-                            Some(d) if v.contains(d.as_str()) => Value::Array(
+                            Some(d) if v.contains(d.as_str()) => Cell::List(
                                 v.split(d.as_str())
-                                    .map(|p| Value::String(p.to_string()))
+                                    .map(|p| Cell::Str(Cow::Owned(p.to_string())))
                                     .collect(),
                             ),
-                            _ => Value::String(v.clone()),
+                            _ => Cell::Str(Cow::Owned(v.clone())),
                         },
                     };
-                    row.insert(column.clone(), value);
+                    record.set(slot, cell);
                 }
-                Ok(Some(row))
+                Ok(true)
             }
         }
     }
@@ -111,24 +114,41 @@ mod tests {
         }
     }
 
+    fn read(r: &mut RecordReader, fields: &mut Fields, line: &str) -> Option<serde_json::Value> {
+        let mut rec = Record::new(fields);
+        let got = r.read(line, fields, &mut rec).unwrap();
+        got.then(|| {
+            let mut o = serde_json::Map::new();
+            for (i, name) in fields.names().iter().enumerate() {
+                if !matches!(rec.get(i), Cell::Missing) {
+                    o.insert(name.clone(), rec.get(i).to_json());
+                }
+            }
+            serde_json::Value::Object(o)
+        })
+    }
+
     #[test]
     fn json_lines() {
         let mut r = RecordReader::new(InputFormat::Json);
-        assert_eq!(r.read(r#"{"a":1}"#).unwrap().unwrap()["a"], 1);
-        assert_eq!(r.read("   ").unwrap(), None);
-        assert!(r.read("[1]").is_err());
-        assert!(r.read("{oops").unwrap_err().contains("invalid JSON"));
+        let mut f = Fields::new(true);
+        assert_eq!(read(&mut r, &mut f, r#"{"a":1}"#).unwrap()["a"], 1);
+        assert_eq!(read(&mut r, &mut f, "   "), None);
+        let mut rec = Record::new(&f);
+        assert!(r.read("[1]", &mut f, &mut rec).is_err());
+        assert!(r
+            .read("{oops", &mut f, &mut rec)
+            .unwrap_err()
+            .contains("invalid JSON"));
     }
 
     #[test]
     fn csv_with_header_quotes_and_lists() {
         let mut r = RecordReader::new(csv(&[], true, 1));
-        assert_eq!(r.read("# a comment line to skip").unwrap(), None);
-        assert_eq!(r.read("time,page,tags").unwrap(), None);
-        let row = r
-            .read(r#"2018-01-01T00:00:00Z,"Main, Page",a|b"#)
-            .unwrap()
-            .unwrap();
+        let mut f = Fields::new(true);
+        assert_eq!(read(&mut r, &mut f, "# a comment line to skip"), None);
+        assert_eq!(read(&mut r, &mut f, "time,page,tags"), None);
+        let row = read(&mut r, &mut f, r#"2018-01-01T00:00:00Z,"Main, Page",a|b"#).unwrap();
         assert_eq!(row["page"], "Main, Page");
         assert_eq!(row["tags"], serde_json::json!(["a", "b"]));
         let mut t = RecordReader::new(InputFormat::Delimited {
@@ -138,7 +158,10 @@ mod tests {
             skip_header_rows: 0,
             list_delimiter: None,
         });
-        let row = t.read("2018-01-01\t\"quoted\"").unwrap().unwrap();
+        let mut closed = Fields::new(false);
+        closed.register("page");
+        let row = read(&mut t, &mut closed, "2018-01-01\t\"quoted\"").unwrap();
         assert_eq!(row["page"], "\"quoted\"", "no quoting in TSV");
+        assert!(row.get("time").is_none(), "columns nothing reads are skipped");
     }
 }

@@ -1,10 +1,15 @@
 //! Native batch ingestion, the pure part: Druid's ingestion spec (modern and legacy shapes),
-//! input formats, timestamp parsing, and rollup into time-bucketed rows.
+//! input formats, timestamp parsing, transforms, rollup with spilling, and Parquet segment files.
 
+pub mod aggregate;
 pub mod build;
+pub mod dictionary;
+pub mod expr;
 pub mod format;
 pub mod input;
-pub mod rollup;
+pub mod record;
+pub mod row_builder;
+pub mod row_store;
 pub mod segment;
 pub mod spec;
 pub mod timestamp;

@@ -2,13 +2,16 @@
 //! milliseconds, UTC), then the dimensions, then the metrics — readable by DuckDB, DataFusion,
 //! Spark or pandas. Rows are cut into partitions by `segmentGranularity` and `maxRowsPerSegment`.
 
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::builder::{
     Float32Builder, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMillisecondArray};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chrono::DateTime;
 use drover_core::granularity::Granularity;
 use drover_core::interval::Interval;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -17,7 +20,9 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde_json::{json, Map, Value};
 
-use crate::rollup::{DimValue, MetricValue, SegmentRow};
+use crate::aggregate::MetricValue;
+use crate::dictionary::{DimValue, Dictionary};
+use crate::row_store::Row;
 use crate::spec::{Aggregator, AggregatorKind, Dimension, ValueType};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,50 +31,23 @@ pub enum SegmentError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
 }
 
-/// One segment partition's rows, before writing.
-#[derive(Debug)]
-pub struct Partition {
+/// A segment partition written to a local file, ready for deep storage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrittenPartition {
     pub interval: Interval,
     pub partition_num: u32,
-    pub rows: Vec<SegmentRow>,
+    pub rows: u64,
+    pub path: PathBuf,
 }
 
-/// Cuts time-ordered rows into `segmentGranularity` buckets of at most `max_rows` rows each.
-pub fn partition(rows: Vec<SegmentRow>, granularity: Granularity, max_rows: u64) -> Vec<Partition> {
-    let mut out: Vec<Partition> = Vec::new();
-    for row in rows {
-        let bucket = granularity.bucket(row.time);
-        match out.last_mut() {
-            Some(p) if p.interval == bucket && (p.rows.len() as u64) < max_rows.max(1) => {
-                p.rows.push(row)
-            }
-            Some(p) if p.interval == bucket => {
-                let partition_num = p.partition_num + 1;
-                out.push(Partition {
-                    interval: bucket,
-                    partition_num,
-                    rows: vec![row],
-                });
-            }
-            _ => {
-                let partition_num = out
-                    .iter()
-                    .filter(|p| p.interval == bucket)
-                    .map(|p| p.partition_num + 1)
-                    .max()
-                    .unwrap_or(0);
-                out.push(Partition {
-                    interval: bucket,
-                    partition_num,
-                    rows: vec![row],
-                });
-            }
-        }
-    }
-    out
-}
+/// Rows converted to Arrow and handed to the Parquet writer at a time.
+const BATCH_ROWS: usize = 8192;
+/// Rows per Parquet row group: bounds what the writer buffers.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 fn metric_type(kind: AggregatorKind) -> DataType {
     use AggregatorKind::*;
@@ -80,119 +58,235 @@ fn metric_type(kind: AggregatorKind) -> DataType {
     }
 }
 
-/// Writes one partition as a Parquet file (snappy-compressed) and returns its bytes.
-pub fn write_parquet(
-    rows: &[SegmentRow],
-    dimensions: &[Dimension],
-    metrics: &[Aggregator],
-) -> Result<Vec<u8>, SegmentError> {
-    let mut fields = vec![Field::new(
-        "__time",
-        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-        false,
-    )];
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(
-        TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.time.timestamp_millis()))
-            .with_timezone("UTC"),
-    )];
-    for (i, d) in dimensions.iter().enumerate() {
-        let multi = rows
-            .iter()
-            .any(|r| matches!(r.dims.get(i), Some(DimValue::Multi(_))));
-        let (data_type, array): (DataType, ArrayRef) = match d.value_type {
-            ValueType::String if multi => {
-                let mut b = ListBuilder::new(StringBuilder::new());
-                for r in rows {
-                    match r.dims.get(i) {
-                        Some(DimValue::Multi(vs)) => {
-                            vs.iter().for_each(|v| b.values().append_value(v));
-                            b.append(true);
-                        }
-                        Some(DimValue::String(s)) => {
-                            b.values().append_value(s);
-                            b.append(true);
-                        }
-                        _ => b.append(false),
-                    }
+struct Open {
+    interval: Interval,
+    start_ms: i64,
+    end_ms: i64,
+    partition_num: u32,
+    rows: u64,
+    path: PathBuf,
+    writer: ArrowWriter<File>,
+}
+
+/// Writes time-ordered rows as Parquet files, one per segment partition: a new file at each
+/// `segmentGranularity` bucket and every `maxRowsPerSegment` rows.
+pub struct SegmentWriter<'a> {
+    dir: PathBuf,
+    granularity: Granularity,
+    max_rows: u64,
+    dictionaries: &'a [Dictionary],
+    metrics: &'a [Aggregator],
+    schema: SchemaRef,
+    batch: Vec<Row>,
+    open: Option<Open>,
+    done: Vec<WrittenPartition>,
+}
+
+impl<'a> SegmentWriter<'a> {
+    /// Files go to `dir`; a dimension whose dictionary holds lists becomes a list column.
+    pub fn new(
+        dir: &Path,
+        granularity: Granularity,
+        max_rows: u64,
+        dimensions: &'a [Dimension],
+        dictionaries: &'a [Dictionary],
+        metrics: &'a [Aggregator],
+    ) -> Self {
+        let mut fields = vec![Field::new(
+            "__time",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        )];
+        for (d, dict) in dimensions.iter().zip(dictionaries) {
+            let data_type = match d.value_type {
+                ValueType::String if dict.has_multi() => {
+                    DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
                 }
-                let array = b.finish();
-                (array.data_type().clone(), Arc::new(array))
-            }
-            ValueType::String => {
-                let mut b = StringBuilder::new();
-                for r in rows {
-                    match r.dims.get(i) {
-                        Some(DimValue::String(s)) => b.append_value(s),
-                        _ => b.append_null(),
-                    }
-                }
-                (DataType::Utf8, Arc::new(b.finish()))
-            }
-            ValueType::Long => {
-                let mut b = Int64Builder::new();
-                for r in rows {
-                    match r.dims.get(i) {
-                        Some(DimValue::Long(v)) => b.append_value(*v),
-                        _ => b.append_null(),
-                    }
-                }
-                (DataType::Int64, Arc::new(b.finish()))
-            }
-            ValueType::Float | ValueType::Double => {
-                let mut b = Float64Builder::new();
-                for r in rows {
-                    match r.dims.get(i) {
-                        Some(DimValue::Double(v)) => b.append_value(*v),
-                        _ => b.append_null(),
-                    }
-                }
-                (DataType::Float64, Arc::new(b.finish()))
-            }
-        };
-        fields.push(Field::new(&d.name, data_type, true));
-        columns.push(array);
+                ValueType::String => DataType::Utf8,
+                ValueType::Long => DataType::Int64,
+                ValueType::Float | ValueType::Double => DataType::Float64,
+            };
+            fields.push(Field::new(&d.name, data_type, true));
+        }
+        for m in metrics {
+            fields.push(Field::new(&m.name, metric_type(m.kind), false));
+        }
+        SegmentWriter {
+            dir: dir.to_path_buf(),
+            granularity,
+            max_rows: max_rows.max(1),
+            dictionaries,
+            metrics,
+            schema: Arc::new(Schema::new(fields)),
+            batch: Vec::with_capacity(BATCH_ROWS),
+            open: None,
+            done: Vec::new(),
+        }
     }
-    for (i, m) in metrics.iter().enumerate() {
-        let data_type = metric_type(m.kind);
-        let array: ArrayRef = match data_type {
-            DataType::Int64 => {
-                let mut b = Int64Builder::new();
-                rows.iter().for_each(|r| match r.metrics[i] {
-                    MetricValue::Long(v) => b.append_value(v),
-                    MetricValue::Double(v) => b.append_value(v as i64),
-                });
-                Arc::new(b.finish())
-            }
-            DataType::Float32 => {
-                let mut b = Float32Builder::new();
-                rows.iter().for_each(|r| match r.metrics[i] {
-                    MetricValue::Double(v) => b.append_value(v as f32),
-                    MetricValue::Long(v) => b.append_value(v as f32),
-                });
-                Arc::new(b.finish())
-            }
-            _ => {
-                let mut b = Float64Builder::new();
-                rows.iter().for_each(|r| match r.metrics[i] {
-                    MetricValue::Double(v) => b.append_value(v),
-                    MetricValue::Long(v) => b.append_value(v as f64),
-                });
-                Arc::new(b.finish())
-            }
-        };
-        fields.push(Field::new(&m.name, data_type, false));
-        columns.push(array);
+
+    pub fn push(&mut self, row: Row) -> Result<(), SegmentError> {
+        let fits = self.open.as_ref().is_some_and(|o| {
+            row.time >= o.start_ms && row.time < o.end_ms && o.rows < self.max_rows
+        });
+        if !fits {
+            let previous = self.close()?;
+            let time = DateTime::from_timestamp_millis(row.time).unwrap_or_default();
+            let interval = self.granularity.bucket(time);
+            let partition_num = match previous {
+                Some(p) if p.interval == interval => p.partition_num + 1,
+                _ => 0,
+            };
+            let path = self.dir.join(format!("{}.parquet", self.done.len()));
+            let props = WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                .build();
+            let writer = ArrowWriter::try_new(File::create(&path)?, self.schema.clone(), Some(props))?;
+            self.open = Some(Open {
+                start_ms: interval.start.timestamp_millis(),
+                end_ms: interval.end.timestamp_millis(),
+                interval,
+                partition_num,
+                rows: 0,
+                path,
+                writer,
+            });
+        }
+        if let Some(o) = &mut self.open {
+            o.rows += 1;
+        }
+        self.batch.push(row);
+        if self.batch.len() >= BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
     }
-    let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build();
-    let mut out = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props))?;
-    writer.write(&batch)?;
-    writer.close()?;
-    Ok(out)
+
+    fn flush(&mut self) -> Result<(), SegmentError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = self.record_batch()?;
+        self.batch.clear();
+        if let Some(o) = &mut self.open {
+            o.writer.write(&batch)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the open file, if any, and describes it.
+    fn close(&mut self) -> Result<Option<WrittenPartition>, SegmentError> {
+        self.flush()?;
+        let Some(o) = self.open.take() else {
+            return Ok(None);
+        };
+        o.writer.close()?;
+        let written = WrittenPartition {
+            interval: o.interval,
+            partition_num: o.partition_num,
+            rows: o.rows,
+            path: o.path,
+        };
+        self.done.push(written.clone());
+        Ok(Some(written))
+    }
+
+    pub fn finish(mut self) -> Result<Vec<WrittenPartition>, SegmentError> {
+        self.close()?;
+        Ok(self.done)
+    }
+
+    fn record_batch(&self) -> Result<RecordBatch, SegmentError> {
+        let rows = &self.batch;
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(
+            TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.time))
+                .with_timezone("UTC"),
+        )];
+        for (i, dict) in self.dictionaries.iter().enumerate() {
+            let field = self.schema.field(i + 1);
+            let array: ArrayRef = match field.data_type() {
+                DataType::List(_) => {
+                    let mut b = ListBuilder::new(StringBuilder::new());
+                    for r in rows {
+                        match dict.get(r.dim(i)) {
+                            DimValue::Multi(vs) => {
+                                vs.iter().for_each(|v| b.values().append_value(v));
+                                b.append(true);
+                            }
+                            DimValue::String(s) => {
+                                b.values().append_value(s);
+                                b.append(true);
+                            }
+                            _ => b.append(false),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+                DataType::Utf8 => {
+                    let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
+                    for r in rows {
+                        match dict.get(r.dim(i)) {
+                            DimValue::String(s) => b.append_value(s),
+                            _ => b.append_null(),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+                DataType::Int64 => {
+                    let mut b = Int64Builder::with_capacity(rows.len());
+                    for r in rows {
+                        match dict.get(r.dim(i)) {
+                            DimValue::Long(v) => b.append_value(*v),
+                            _ => b.append_null(),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+                _ => {
+                    let mut b = Float64Builder::with_capacity(rows.len());
+                    for r in rows {
+                        match dict.get(r.dim(i)) {
+                            DimValue::Double(v) => b.append_value(*v),
+                            _ => b.append_null(),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+            };
+            columns.push(array);
+        }
+        for (i, m) in self.metrics.iter().enumerate() {
+            let value = |r: &Row| r.metrics[i].value;
+            let array: ArrayRef = match metric_type(m.kind) {
+                DataType::Int64 => Arc::new(
+                    rows.iter()
+                        .map(|r| match value(r) {
+                            MetricValue::Long(v) => v,
+                            MetricValue::Double(v) => v as i64,
+                        })
+                        .collect::<arrow_array::Int64Array>(),
+                ),
+                DataType::Float32 => {
+                    let mut b = Float32Builder::with_capacity(rows.len());
+                    rows.iter().for_each(|r| match value(r) {
+                        MetricValue::Double(v) => b.append_value(v as f32),
+                        MetricValue::Long(v) => b.append_value(v as f32),
+                    });
+                    Arc::new(b.finish())
+                }
+                _ => Arc::new(
+                    rows.iter()
+                        .map(|r| match value(r) {
+                            MetricValue::Double(v) => v,
+                            MetricValue::Long(v) => v as f64,
+                        })
+                        .collect::<arrow_array::Float64Array>(),
+                ),
+            };
+            columns.push(array);
+        }
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
 }
 
 /// Reads a segment file back as JSON rows (`__time` as ISO) — for the dump tool and tests.
@@ -243,84 +337,29 @@ pub fn read_parquet(bytes: Vec<u8>) -> Result<Vec<Value>, SegmentError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollup::Rollup;
-    use crate::spec::IngestionSpec;
+    use crate::aggregate::Metric;
+    use crate::dictionary::Probe;
 
-    #[test]
-    fn the_rollup_tutorial_round_trips_through_parquet() {
-        let task: Value =
-            serde_json::from_str(&crate::tutorial::tutorial_file("rollup-index.json")).unwrap();
-        let spec = IngestionSpec::from_task(&task).unwrap();
-        let mut rollup = Rollup::new(&spec);
-        let mut reader = crate::format::RecordReader::new(spec.input_format.clone());
-        for line in crate::tutorial::tutorial_file("rollup-data.json").lines() {
-            if let Some(raw) = reader.read(line).unwrap() {
-                rollup.add(&raw).unwrap();
-            }
+    fn t(s: &str) -> i64 {
+        drover_core::interval::parse_instant(s)
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    fn row(time: i64, dims: Vec<u32>, metric: f64) -> Row {
+        Row {
+            time,
+            dims: dims.into(),
+            metrics: vec![Metric {
+                value: MetricValue::Double(metric),
+                time,
+            }]
+            .into(),
         }
-        let rows = rollup.finish();
-        let parts = partition(
-            rows,
-            spec.granularity.segment,
-            spec.tuning.max_rows_per_segment,
-        );
-        assert_eq!(parts.len(), 2, "two daily segments");
-        let mut total = 0;
-        for p in &parts {
-            let bytes = write_parquet(&p.rows, rollup.dimensions(), rollup.metrics()).unwrap();
-            let back = read_parquet(bytes).unwrap();
-            assert_eq!(back.len(), p.rows.len());
-            for (row, json) in p.rows.iter().zip(&back) {
-                assert_eq!(json["__time"], drover_core::time::to_iso(row.time));
-                assert!(p.interval.contains(row.time));
-                let MetricValue::Long(count) = row.metrics[0] else {
-                    panic!()
-                };
-                assert_eq!(json["count"], count);
-                assert!(json["srcIP"].is_string() && json["packets"].is_i64());
-            }
-            total += back.len();
-        }
-        assert_eq!(total, 5);
     }
 
     #[test]
-    fn partitions_respect_max_rows_and_buckets() {
-        let t = |s: &str| drover_core::interval::parse_instant(s).unwrap();
-        let row = |s: &str| SegmentRow {
-            time: t(s),
-            dims: vec![],
-            metrics: vec![],
-        };
-        let rows = vec![
-            row("2020-01-01T01:00Z"),
-            row("2020-01-01T02:00Z"),
-            row("2020-01-01T03:00Z"),
-            row("2020-01-02T00:00Z"),
-        ];
-        let parts = partition(rows, Granularity::Day, 2);
-        let shape: Vec<(String, u32, usize)> = parts
-            .iter()
-            .map(|p| {
-                (
-                    p.interval.to_string()[..10].to_string(),
-                    p.partition_num,
-                    p.rows.len(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            shape,
-            [
-                ("2020-01-01".into(), 0, 2),
-                ("2020-01-01".into(), 1, 1),
-                ("2020-01-02".into(), 0, 1)
-            ]
-        );
-    }
-
-    #[test]
-    fn typed_and_multi_value_columns() {
+    fn partitions_by_bucket_and_max_rows_with_typed_and_list_columns() {
         let dims = vec![
             Dimension {
                 name: "tags".into(),
@@ -331,31 +370,44 @@ mod tests {
                 value_type: ValueType::Long,
             },
         ];
+        let mut tags = Dictionary::default();
+        let ab = tags.intern(Probe::Multi(&["a".into(), "b".into()]));
+        let c = tags.intern(Probe::Str("c"));
+        let mut n = Dictionary::default();
+        let seven = n.intern(Probe::Long(7));
+        let dicts = vec![tags, n];
         let metrics = vec![Aggregator {
             kind: AggregatorKind::DoubleSum,
             name: "x".into(),
             field: Some("x".into()),
         }];
-        let t = drover_core::interval::parse_instant("2020-01-01T00:00Z").unwrap();
-        let rows = vec![
-            SegmentRow {
-                time: t,
-                dims: vec![
-                    DimValue::Multi(vec!["a".into(), "b".into()]),
-                    DimValue::Long(7),
-                ],
-                metrics: vec![MetricValue::Double(1.5)],
-            },
-            SegmentRow {
-                time: t,
-                dims: vec![DimValue::Null, DimValue::Null],
-                metrics: vec![MetricValue::Double(2.0)],
-            },
-        ];
-        let back = read_parquet(write_parquet(&rows, &dims, &metrics).unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegmentWriter::new(dir.path(), Granularity::Day, 2, &dims, &dicts, &metrics);
+        w.push(row(t("2020-01-01T01:00Z"), vec![ab, seven], 1.5)).unwrap();
+        w.push(row(t("2020-01-01T02:00Z"), vec![c], 2.0)).unwrap();
+        w.push(row(t("2020-01-01T03:00Z"), vec![], 3.0)).unwrap();
+        w.push(row(t("2020-01-02T00:00Z"), vec![c, seven], 4.0)).unwrap();
+        let parts = w.finish().unwrap();
+        let shape: Vec<(String, u32, u64)> = parts
+            .iter()
+            .map(|p| (p.interval.to_string()[..10].to_string(), p.partition_num, p.rows))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("2020-01-01".into(), 0, 2),
+                ("2020-01-01".into(), 1, 1),
+                ("2020-01-02".into(), 0, 1)
+            ]
+        );
+        let back = read_parquet(std::fs::read(&parts[0].path).unwrap()).unwrap();
+        assert_eq!(back[0]["__time"], "2020-01-01T01:00:00.000Z");
         assert_eq!(back[0]["tags"], json!(["a", "b"]));
         assert_eq!(back[0]["n"], 7);
+        assert_eq!(back[1]["tags"], json!(["c"]));
         assert_eq!(back[1]["n"], Value::Null);
         assert_eq!(back[1]["x"], 2.0);
+        let last = read_parquet(std::fs::read(&parts[2].path).unwrap()).unwrap();
+        assert_eq!(last[0]["x"], 4.0);
     }
 }

@@ -158,6 +158,13 @@ pub enum Filter {
     Not(Box<Filter>),
 }
 
+/// `transformSpec.transforms[]` of type `expression`: a field computed from the input row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transform {
+    pub name: String,
+    pub expression: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tuning {
     pub max_rows_per_segment: u64,
@@ -175,6 +182,7 @@ pub struct IngestionSpec {
     pub metrics: Vec<Aggregator>,
     pub granularity: GranularitySpec,
     pub filter: Option<Filter>,
+    pub transforms: Vec<Transform>,
     pub input_source: InputSource,
     pub input_format: InputFormat,
     pub append_to_existing: bool,
@@ -257,25 +265,17 @@ impl IngestionSpec {
         let dimensions = parse_dimensions(from_either("dimensionsSpec"))?;
         let metrics = parse_metrics(schema.get("metricsSpec"))?;
         let granularity = parse_granularity(schema.get("granularitySpec"))?;
-        let filter = match opt_object("spec.dataSchema.transformSpec", schema.get("transformSpec"))?
-        {
-            None => None,
-            Some(t) => {
-                if t.get("transforms")
-                    .and_then(Value::as_array)
-                    .is_some_and(|a| !a.is_empty())
-                {
-                    return Err(err(
-                        "spec.dataSchema.transformSpec.transforms",
-                        "expression transforms are not supported yet; remove them or transform the data beforehand",
-                    ));
-                }
-                match t.get("filter") {
-                    None | Some(Value::Null) => None,
-                    Some(f) => Some(parse_filter("spec.dataSchema.transformSpec.filter", f)?),
-                }
-            }
-        };
+        let (filter, transforms) =
+            match opt_object("spec.dataSchema.transformSpec", schema.get("transformSpec"))? {
+                None => (None, Vec::new()),
+                Some(t) => (
+                    match t.get("filter") {
+                        None | Some(Value::Null) => None,
+                        Some(f) => Some(parse_filter("spec.dataSchema.transformSpec.filter", f)?),
+                    },
+                    parse_transforms(t.get("transforms"))?,
+                ),
+            };
 
         let input_source = match (io.get("inputSource"), io.get("firehose")) {
             (Some(s), _) => parse_input_source("spec.ioConfig.inputSource", s)?,
@@ -350,12 +350,53 @@ impl IngestionSpec {
             metrics,
             granularity,
             filter,
+            transforms,
             input_source,
             input_format,
             append_to_existing,
             tuning,
         })
     }
+}
+
+fn parse_transforms(v: Option<&Value>) -> Result<Vec<Transform>, SpecError> {
+    const F: &str = "spec.dataSchema.transformSpec.transforms";
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(vec![]);
+    };
+    let list = v.as_array().ok_or_else(|| err(F, "must be an array"))?;
+    let mut out: Vec<Transform> = Vec::new();
+    for (i, t) in list.iter().enumerate() {
+        let field = format!("{F}[{i}]");
+        let o = object(&field, Some(t))?;
+        match o.get("type").and_then(Value::as_str) {
+            Some("expression") => {}
+            other => {
+                return Err(err(
+                    &format!("{field}.type"),
+                    format!(
+                        "transform type [{}] is not supported; use expression",
+                        other.unwrap_or("")
+                    ),
+                ))
+            }
+        }
+        let name = string(&format!("{field}.name"), o.get("name"))?
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| err(&format!("{field}.name"), "is required"))?;
+        if out.iter().any(|t| t.name == name) {
+            return Err(err(
+                &format!("{field}.name"),
+                format!("[{name}] is transformed twice"),
+            ));
+        }
+        let expression = string(&format!("{field}.expression"), o.get("expression"))?
+            .ok_or_else(|| err(&format!("{field}.expression"), "is required"))?;
+        crate::expr::parse(&expression, &mut |_| 0)
+            .map_err(|m| err(&format!("{field}.expression"), m))?;
+        out.push(Transform { name, expression });
+    }
+    Ok(out)
 }
 
 fn parse_dimensions(v: Option<&Value>) -> Result<DimensionsSpec, SpecError> {
@@ -777,5 +818,38 @@ mod tests {
             }
         ));
         assert!(matches!(s.filter, Some(Filter::And(ref f)) if f.len() == 3));
+    }
+
+    #[test]
+    fn reads_expression_transforms_and_refuses_what_it_cannot_run() {
+        let mut t = tutorial("rollup-index.json");
+        t["spec"]["dataSchema"]["transformSpec"] = serde_json::json!({"transforms":[
+            {"type":"expression","name":"kb","expression":"bytes / 1024"},
+            {"type":"expression","name":"pair","expression":"concat(srcIP, '>', dstIP)"}]});
+        let s = IngestionSpec::from_task(&t).unwrap();
+        assert_eq!(s.transforms.len(), 2);
+        assert_eq!(s.transforms[1].name, "pair");
+        for (transforms, field, says) in [
+            (
+                serde_json::json!([{"type":"expression","name":"x","expression":"upper(a)"}]),
+                "spec.dataSchema.transformSpec.transforms[0].expression",
+                "function [upper] is not supported",
+            ),
+            (
+                serde_json::json!([{"type":"javascript","name":"x","function":"f"}]),
+                "spec.dataSchema.transformSpec.transforms[0].type",
+                "[javascript] is not supported",
+            ),
+            (
+                serde_json::json!([{"type":"expression","expression":"a"}]),
+                "spec.dataSchema.transformSpec.transforms[0].name",
+                "is required",
+            ),
+        ] {
+            t["spec"]["dataSchema"]["transformSpec"] = serde_json::json!({ "transforms": transforms });
+            let e = IngestionSpec::from_task(&t).unwrap_err();
+            assert_eq!(e.field, field);
+            assert!(e.message.contains(says), "{e}");
+        }
     }
 }

@@ -7,6 +7,8 @@ use serde_json::Value;
 
 use drover_core::interval::parse_instant;
 
+use crate::record::Cell;
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TimestampSpec {
@@ -69,14 +71,17 @@ impl TimestampSpec {
     }
 
     /// The row's time, or `Err` with what is wrong with it.
-    pub fn extract(&self, value: Option<&Value>) -> Result<DateTime<Utc>, String> {
-        let value = match value.filter(|v| !v.is_null() && v.as_str() != Some("")) {
-            Some(v) => v,
-            None => match &self.missing_value {
-                Some(m) => m,
-                None => return Err(format!("timestamp column [{}] is missing", self.column)),
-            },
-        };
+    pub fn extract(&self, value: &Cell) -> Result<DateTime<Utc>, String> {
+        if value.is_null() || value.as_str() == Some("") {
+            return match &self.missing_value {
+                Some(m) => self.extract_present(&Cell::from_json(m)),
+                None => Err(format!("timestamp column [{}] is missing", self.column)),
+            };
+        }
+        self.extract_present(value)
+    }
+
+    fn extract_present(&self, value: &Cell) -> Result<DateTime<Utc>, String> {
         self.parse(value).ok_or_else(|| {
             format!(
                 "could not parse timestamp [{value}] with format [{}]",
@@ -85,29 +90,27 @@ impl TimestampSpec {
         })
     }
 
-    fn parse(&self, v: &Value) -> Option<DateTime<Utc>> {
-        let number = || {
-            v.as_f64()
-                .or_else(|| v.as_str()?.trim().parse::<f64>().ok())
-        };
+    fn parse(&self, v: &Cell) -> Option<DateTime<Utc>> {
+        let millis = |ms: f64| Utc.timestamp_millis_opt(ms as i64).single();
         match self.format.as_str() {
             "iso" => parse_instant(v.as_str()?),
-            "millis" => Utc.timestamp_millis_opt(number()? as i64).single(),
-            "posix" => Utc
-                .timestamp_millis_opt((number()? * 1000.0) as i64)
-                .single(),
-            "micro" => Utc
-                .timestamp_millis_opt((number()? / 1000.0) as i64)
-                .single(),
-            "nano" => Utc
-                .timestamp_millis_opt((number()? / 1_000_000.0) as i64)
-                .single(),
+            "millis" => match v {
+                Cell::Long(l) => Utc.timestamp_millis_opt(*l).single(),
+                _ => millis(v.as_f64()?),
+            },
+            "posix" => millis(v.as_f64()? * 1000.0),
+            "micro" => millis(v.as_f64()? / 1000.0),
+            "nano" => match v {
+                Cell::Long(l) => Utc.timestamp_millis_opt(l / 1_000_000).single(),
+                _ => millis(v.as_f64()? / 1_000_000.0),
+            },
             "auto" => match v {
-                Value::Number(_) => Utc.timestamp_millis_opt(number()? as i64).single(),
-                Value::String(s) if s.chars().all(|c| c.is_ascii_digit()) => {
+                Cell::Long(l) => Utc.timestamp_millis_opt(*l).single(),
+                Cell::Double(d) => millis(*d),
+                Cell::Str(s) if s.chars().all(|c| c.is_ascii_digit()) => {
                     Utc.timestamp_millis_opt(s.parse().ok()?).single()
                 }
-                Value::String(s) => parse_instant(s),
+                Cell::Str(s) => parse_instant(s),
                 _ => None,
             },
             pattern => {
@@ -149,47 +152,47 @@ mod tests {
     fn reads_every_format() {
         assert_eq!(
             iso(spec("iso")
-                .extract(Some(&json!("2018-01-01T01:01:35Z")))
+                .extract(&Cell::from_json(&json!("2018-01-01T01:01:35Z")))
                 .unwrap()),
             "2018-01-01T01:01:35.000Z"
         );
         assert_eq!(
             iso(spec("millis")
-                .extract(Some(&json!(1514768495000i64)))
+                .extract(&Cell::from_json(&json!(1514768495000i64)))
                 .unwrap()),
             "2018-01-01T01:01:35.000Z"
         );
         assert_eq!(
-            iso(spec("posix").extract(Some(&json!("1514768495"))).unwrap()),
+            iso(spec("posix").extract(&Cell::from_json(&json!("1514768495"))).unwrap()),
             "2018-01-01T01:01:35.000Z"
         );
         assert_eq!(
             iso(spec("nano")
-                .extract(Some(&json!(1514768495000000000i64)))
+                .extract(&Cell::from_json(&json!(1514768495000000000i64)))
                 .unwrap()),
             "2018-01-01T01:01:35.000Z"
         );
         assert_eq!(
             iso(spec("auto")
-                .extract(Some(&json!("2018-01-01T01:01:35Z")))
+                .extract(&Cell::from_json(&json!("2018-01-01T01:01:35Z")))
                 .unwrap()),
             "2018-01-01T01:01:35.000Z"
         );
         assert_eq!(
             iso(spec("auto")
-                .extract(Some(&json!(1514768495000i64)))
+                .extract(&Cell::from_json(&json!(1514768495000i64)))
                 .unwrap()),
             "2018-01-01T01:01:35.000Z"
         );
         assert_eq!(
             iso(spec("yyyy-MM-dd HH:mm:ss")
-                .extract(Some(&json!("2018-01-01 01:01:35")))
+                .extract(&Cell::from_json(&json!("2018-01-01 01:01:35")))
                 .unwrap()),
             "2018-01-01T01:01:35.000Z"
         );
         assert_eq!(
             iso(spec("dd/MM/yyyy")
-                .extract(Some(&json!("02/01/2018")))
+                .extract(&Cell::from_json(&json!("02/01/2018")))
                 .unwrap()),
             "2018-01-02T00:00:00.000Z"
         );
@@ -197,9 +200,9 @@ mod tests {
 
     #[test]
     fn missing_and_bad_values() {
-        assert!(spec("iso").extract(None).unwrap_err().contains("missing"));
+        assert!(spec("iso").extract(&Cell::Missing).unwrap_err().contains("missing"));
         assert!(spec("iso")
-            .extract(Some(&json!("yesterday")))
+            .extract(&Cell::from_json(&json!("yesterday")))
             .unwrap_err()
             .contains("could not parse"));
         let with_default = TimestampSpec {
@@ -207,7 +210,7 @@ mod tests {
             ..spec("iso")
         };
         assert_eq!(
-            iso(with_default.extract(None).unwrap()),
+            iso(with_default.extract(&Cell::Missing).unwrap()),
             "2010-01-01T00:00:00.000Z"
         );
         assert!(spec("???").validate().is_err());

@@ -13,8 +13,7 @@ use drover_core::time::to_iso;
 use drover_core::{Task, TaskStatus};
 use drover_ingest::build::{build, Built};
 use drover_ingest::input::{resolve, Input};
-use drover_ingest::rollup::RowStats;
-use drover_ingest::segment::write_parquet;
+use drover_ingest::row_builder::RowStats;
 use drover_ingest::spec::InputSource;
 use drover_ingest::IngestionSpec;
 use serde_json::{json, Value};
@@ -90,8 +89,7 @@ async fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result
     );
     let log_errors = spec.tuning.log_parse_exceptions;
     // CPU-bound and blocking, which is fine: nothing else runs on this one-thread runtime.
-    let build_started = std::time::Instant::now();
-    let built = build(&spec, &inputs, &mut |e| {
+    let built = build(&spec, &inputs, &task_dir.join("work"), &mut |e| {
         if log_errors {
             println!("parse exception: {e}");
         }
@@ -102,16 +100,23 @@ async fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result
     };
     progress.stats = built.stats;
     println!(
-        "built {} partition(s) from {:?} in {} ms",
-        built.partitions.len(),
+        "read {} input row(s) in {} ms: {:?}; {} sorted run(s) spilled to disk",
+        built.stats.processed + built.stats.thrown_away
+            + built.stats.unparseable,
+        built.read_ms,
         built.stats,
-        build_started.elapsed().as_millis()
+        built.spills
+    );
+    println!(
+        "merged and wrote {} segment file(s) in {} ms",
+        built.partitions.len(),
+        built.write_ms
     );
 
     let write_started = std::time::Instant::now();
     let segments = write_segments(task, &spec, &built, &overlord, &deep).await?;
     println!(
-        "wrote {} segment file(s) in {} ms; peak RSS {} kB",
+        "uploaded {} segment file(s) in {} ms; peak RSS {} kB",
         segments.len(),
         write_started.elapsed().as_millis(),
         peak_rss_kb().unwrap_or(0)
@@ -211,8 +216,8 @@ async fn write_segments(
             }
             (lock.version, p.partition_num)
         };
-        let bytes = write_parquet(&p.rows, &built.dimensions, &spec.metrics)
-            .map_err(|e| format!("cannot write a segment: {e}"))?;
+        let bytes = std::fs::read(&p.path)
+            .map_err(|e| format!("cannot read segment file {}: {e}", p.path.display()))?;
         let size = bytes.len() as u64;
         let key = format!(
             "{}/{}_{}/{}/{}/{}.parquet",
@@ -224,6 +229,7 @@ async fn write_segments(
             task.id
         );
         let load_spec = deep.put(&key, bytes).await?;
+        std::fs::remove_file(&p.path).ok();
         let segment = DataSegment {
             data_source: spec.data_source.clone(),
             interval: p.interval,
@@ -239,7 +245,7 @@ async fn write_segments(
         println!(
             "wrote segment {} ({} rows, {size} bytes)",
             segment.id(),
-            p.rows.len()
+            p.rows
         );
         out.push(segment);
     }

@@ -1,0 +1,462 @@
+//! Rows between reading and writing: held in memory (rolled up as they arrive when `rollup` is
+//! on), spilled to disk as a sorted run whenever `maxRowsInMemory` rows are held, and finally
+//! read back as one sorted stream — the runs merged, and rows with equal time and dimensions
+//! from different runs rolled up again. Memory is bounded by `maxRowsInMemory` rows plus the
+//! dimension dictionaries.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use crate::aggregate::{combine, Metric, MetricValue};
+use crate::dictionary::NULL_ID;
+use crate::spec::AggregatorKind;
+
+/// A segment row: time (ms, already truncated to `queryGranularity`), dimension value ids with
+/// trailing nulls trimmed (so rows read before a dimension was discovered compare equal), and
+/// metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub time: i64,
+    pub dims: Box<[u32]>,
+    pub metrics: Box<[Metric]>,
+}
+
+impl Row {
+    /// The id of dimension `d` (null past the trimmed end).
+    pub fn dim(&self, d: usize) -> u32 {
+        self.dims.get(d).copied().unwrap_or(NULL_ID)
+    }
+}
+
+/// Each dimension's ranks (`Dictionary::ranks`): the sort order of dimension values.
+pub type Ranks = [Vec<u32>];
+
+fn trimmed(dims: &[u32]) -> &[u32] {
+    let end = dims.iter().rposition(|&id| id != NULL_ID).map_or(0, |i| i + 1);
+    &dims[..end]
+}
+
+/// How two value ids of dimension `d` sort.
+pub type DimOrder<'a> = &'a dyn Fn(usize, u32, u32) -> Ordering;
+
+fn order_by(a_time: i64, a: &[u32], b_time: i64, b: &[u32], dim: DimOrder) -> Ordering {
+    a_time.cmp(&b_time).then_with(|| {
+        for d in 0..a.len().max(b.len()) {
+            let x = a.get(d).copied().unwrap_or(NULL_ID);
+            let y = b.get(d).copied().unwrap_or(NULL_ID);
+            if x != y {
+                match dim(d, x, y) {
+                    Ordering::Equal => {}
+                    o => return o,
+                }
+            }
+        }
+        Ordering::Equal
+    })
+}
+
+fn order(a_time: i64, a: &[u32], b_time: i64, b: &[u32], ranks: &Ranks) -> Ordering {
+    order_by(a_time, a, b_time, b, &|d, x, y| {
+        ranks[d][x as usize].cmp(&ranks[d][y as usize])
+    })
+}
+
+pub struct RowStore {
+    rollup: bool,
+    aggregators: Vec<AggregatorKind>,
+    rows: Vec<Row>,
+    /// Rollup's index: positions in `rows`, by time and dimensions.
+    table: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    spill_dir: PathBuf,
+    runs: Vec<File>,
+}
+
+fn key_hash(hasher: &DefaultHashBuilder, time: i64, dims: &[u32]) -> u64 {
+    let mut h = hasher.build_hasher();
+    time.hash(&mut h);
+    dims.hash(&mut h);
+    h.finish()
+}
+
+impl RowStore {
+    pub fn new(rollup: bool, aggregators: Vec<AggregatorKind>, spill_dir: &Path) -> Self {
+        RowStore {
+            rollup,
+            aggregators,
+            rows: Vec::new(),
+            table: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            spill_dir: spill_dir.to_path_buf(),
+            runs: Vec::new(),
+        }
+    }
+
+    /// Rows held in memory.
+    pub fn in_memory(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Sorted runs written to disk so far.
+    pub fn spills(&self) -> usize {
+        self.runs.len()
+    }
+
+    pub fn add(&mut self, time: i64, dims: &[u32], metrics: &[Metric]) {
+        let dims = trimmed(dims);
+        if !self.rollup {
+            self.rows.push(Row {
+                time,
+                dims: dims.into(),
+                metrics: metrics.into(),
+            });
+            return;
+        }
+        let RowStore {
+            rows,
+            table,
+            hasher,
+            aggregators,
+            ..
+        } = self;
+        let hash = key_hash(hasher, time, dims);
+        let found = table.find(hash, |&i| {
+            let r = &rows[i as usize];
+            r.time == time && *r.dims == *dims
+        });
+        match found {
+            Some(&i) => {
+                let row = &mut rows[i as usize];
+                for ((kind, cur), new) in aggregators.iter().zip(row.metrics.iter_mut()).zip(metrics)
+                {
+                    combine(*kind, cur, *new);
+                }
+            }
+            None => {
+                rows.push(Row {
+                    time,
+                    dims: dims.into(),
+                    metrics: metrics.into(),
+                });
+                let i = (rows.len() - 1) as u32;
+                table.insert_unique(hash, i, |&j| {
+                    let r = &rows[j as usize];
+                    key_hash(hasher, r.time, &r.dims)
+                });
+            }
+        }
+    }
+
+    fn take_sorted(&mut self, dim: DimOrder) -> Vec<Row> {
+        self.table.clear();
+        let mut rows = std::mem::take(&mut self.rows);
+        rows.sort_by(|a, b| order_by(a.time, &a.dims, b.time, &b.dims, dim));
+        rows
+    }
+
+    /// Writes the rows in memory to disk as one run sorted by `dim` (which must agree with the
+    /// ranks given to `finish`) and forgets them. Comparing values here rather than ranking
+    /// whole dictionaries keeps a spill's cost in the rows spilled.
+    pub fn spill(&mut self, dim: DimOrder) -> io::Result<()> {
+        let rows = self.take_sorted(dim);
+        let mut file = tempfile::tempfile_in(&self.spill_dir)?;
+        {
+            let mut w = BufWriter::with_capacity(1 << 16, &mut file);
+            for row in &rows {
+                write_row(&mut w, row)?;
+            }
+            w.flush()?;
+        }
+        file.rewind()?;
+        self.runs.push(file);
+        Ok(())
+    }
+
+    /// Every row, sorted by time then dimension values, rolled up across runs.
+    pub fn finish(mut self, ranks: Vec<Vec<u32>>) -> io::Result<SortedRows> {
+        let ranks: Rc<Ranks> = ranks.into();
+        let memory = self.take_sorted(&|d, x, y| {
+            ranks[d][x as usize].cmp(&ranks[d][y as usize])
+        });
+        let mut sources: Vec<Source> = self
+            .runs
+            .drain(..)
+            .map(|f| Source::Run(BufReader::with_capacity(1 << 16, f)))
+            .collect();
+        sources.push(Source::Memory(memory.into_iter()));
+        let mut heap = BinaryHeap::new();
+        for (i, s) in sources.iter_mut().enumerate() {
+            if let Some(row) = s.next()? {
+                heap.push(Head {
+                    row,
+                    source: i,
+                    ranks: ranks.clone(),
+                });
+            }
+        }
+        Ok(SortedRows {
+            sources,
+            heap,
+            rollup: self.rollup,
+            aggregators: self.aggregators,
+        })
+    }
+}
+
+enum Source {
+    Memory(std::vec::IntoIter<Row>),
+    Run(BufReader<File>),
+}
+
+impl Source {
+    fn next(&mut self) -> io::Result<Option<Row>> {
+        match self {
+            Source::Memory(rows) => Ok(rows.next()),
+            Source::Run(r) => read_row(r),
+        }
+    }
+}
+
+/// A source's next row in the merge; the heap's greatest is the smallest row.
+struct Head {
+    row: Row,
+    source: usize,
+    ranks: Rc<Ranks>,
+}
+
+impl Head {
+    fn cmp_rows(&self, other: &Head) -> Ordering {
+        order(
+            self.row.time,
+            &self.row.dims,
+            other.row.time,
+            &other.row.dims,
+            &self.ranks,
+        )
+    }
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Head {}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed for a min-heap; earlier sources first among equals, for a stable merge.
+        other
+            .cmp_rows(self)
+            .then_with(|| other.source.cmp(&self.source))
+    }
+}
+
+/// The merged, sorted rows.
+pub struct SortedRows {
+    sources: Vec<Source>,
+    heap: BinaryHeap<Head>,
+    rollup: bool,
+    aggregators: Vec<AggregatorKind>,
+}
+
+impl SortedRows {
+    fn pop(&mut self) -> io::Result<Option<Row>> {
+        let Some(head) = self.heap.pop() else {
+            return Ok(None);
+        };
+        if let Some(row) = self.sources[head.source].next()? {
+            self.heap.push(Head {
+                row,
+                source: head.source,
+                ranks: head.ranks.clone(),
+            });
+        }
+        Ok(Some(head.row))
+    }
+
+    pub fn next_row(&mut self) -> io::Result<Option<Row>> {
+        let Some(mut row) = self.pop()? else {
+            return Ok(None);
+        };
+        if self.rollup {
+            while self
+                .heap
+                .peek()
+                .is_some_and(|h| h.row.time == row.time && h.row.dims == row.dims)
+            {
+                let Some(same) = self.pop()? else { break };
+                for ((kind, cur), new) in self
+                    .aggregators
+                    .iter()
+                    .zip(row.metrics.iter_mut())
+                    .zip(same.metrics.iter())
+                {
+                    combine(*kind, cur, *new);
+                }
+            }
+        }
+        Ok(Some(row))
+    }
+}
+
+fn write_row(w: &mut impl Write, row: &Row) -> io::Result<()> {
+    w.write_all(&row.time.to_le_bytes())?;
+    w.write_all(&(row.dims.len() as u32).to_le_bytes())?;
+    for id in row.dims.iter() {
+        w.write_all(&id.to_le_bytes())?;
+    }
+    w.write_all(&(row.metrics.len() as u32).to_le_bytes())?;
+    for m in row.metrics.iter() {
+        let (tag, bits) = match m.value {
+            MetricValue::Long(l) => (0u8, l as u64),
+            MetricValue::Double(d) => (1u8, d.to_bits()),
+        };
+        w.write_all(&[tag])?;
+        w.write_all(&bits.to_le_bytes())?;
+        w.write_all(&m.time.to_le_bytes())?;
+    }
+    Ok(())
+}
+
+fn read_u32(r: &mut impl Read) -> io::Result<u32> {
+    let mut b = [0; 4];
+    r.read_exact(&mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+fn read_u64(r: &mut impl Read) -> io::Result<u64> {
+    let mut b = [0; 8];
+    r.read_exact(&mut b)?;
+    Ok(u64::from_le_bytes(b))
+}
+
+fn read_row(r: &mut impl Read) -> io::Result<Option<Row>> {
+    let mut b = [0; 8];
+    match r.read_exact(&mut b) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let time = i64::from_le_bytes(b);
+    let n = read_u32(r)? as usize;
+    let dims = (0..n)
+        .map(|_| read_u32(r))
+        .collect::<io::Result<Box<[u32]>>>()?;
+    let m = read_u32(r)? as usize;
+    let mut metrics = Vec::with_capacity(m);
+    for _ in 0..m {
+        let mut tag = [0; 1];
+        r.read_exact(&mut tag)?;
+        let bits = read_u64(r)?;
+        let time = read_u64(r)? as i64;
+        let value = match tag[0] {
+            0 => MetricValue::Long(bits as i64),
+            _ => MetricValue::Double(f64::from_bits(bits)),
+        };
+        metrics.push(Metric { value, time });
+    }
+    Ok(Some(Row {
+        time,
+        dims,
+        metrics: metrics.into(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(n: i64) -> Metric {
+        Metric {
+            value: MetricValue::Long(n),
+            time: 0,
+        }
+    }
+
+    fn drain(mut rows: SortedRows) -> Vec<Row> {
+        let mut out = Vec::new();
+        while let Some(r) = rows.next_row().unwrap() {
+            out.push(r);
+        }
+        out
+    }
+
+    /// Ranks where id order is value order, for `dims` dimensions of `ids` values.
+    fn identity_ranks(dims: usize, ids: u32) -> Vec<Vec<u32>> {
+        vec![(0..ids).collect(); dims]
+    }
+
+    #[test]
+    fn spilled_runs_merge_sorted_and_roll_up_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let ranks = identity_ranks(2, 10);
+        let mut store = RowStore::new(true, vec![AggregatorKind::Count], dir.path());
+        // Expected, computed independently: a count per (time, dims).
+        let mut expected: std::collections::BTreeMap<(i64, Vec<u32>), i64> = Default::default();
+        for i in 0..1000i64 {
+            let (time, dims) = (i % 7, vec![(i % 3) as u32, (i % 5) as u32]);
+            store.add(time, &dims, &[count(1)]);
+            *expected
+                .entry((time, trimmed(&dims).to_vec()))
+                .or_default() += 1;
+            if store.in_memory() >= 20 {
+                store.spill(&|_, x, y| x.cmp(&y)).unwrap();
+            }
+        }
+        assert!(store.spills() > 1);
+        let rows = drain(store.finish(ranks).unwrap());
+        let got: Vec<((i64, Vec<u32>), i64)> = rows
+            .iter()
+            .map(|r| {
+                let MetricValue::Long(n) = r.metrics[0].value else {
+                    panic!()
+                };
+                ((r.time, r.dims.to_vec()), n)
+            })
+            .collect();
+        assert_eq!(got, expected.into_iter().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn trailing_nulls_do_not_split_groups_and_plain_rows_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = RowStore::new(true, vec![AggregatorKind::LongSum], dir.path());
+        store.add(1, &[2], &[count(1)]);
+        store.add(1, &[2, NULL_ID], &[count(2)]);
+        let rows = drain(store.finish(identity_ranks(2, 3)).unwrap());
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].metrics[0].value, MetricValue::Long(3));
+
+        let mut plain = RowStore::new(false, vec![AggregatorKind::LongSum], dir.path());
+        for t in [3, 1, 2, 1] {
+            plain.add(t, &[1], &[count(t)]);
+            plain.spill(&|_, x, y| x.cmp(&y)).unwrap();
+        }
+        let rows = drain(plain.finish(identity_ranks(1, 2)).unwrap());
+        let times: Vec<i64> = rows.iter().map(|r| r.time).collect();
+        assert_eq!(times, [1, 1, 2, 3], "no rollup: every row kept, in order");
+    }
+
+    #[test]
+    fn rows_sort_by_value_rank_not_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = RowStore::new(true, vec![AggregatorKind::Count], dir.path());
+        store.add(0, &[1], &[count(1)]);
+        store.add(0, &[2], &[count(1)]);
+        // Value of id 2 sorts before id 1.
+        let rows = drain(store.finish(vec![vec![0, 2, 1]]).unwrap());
+        assert_eq!(rows[0].dims[0], 2);
+    }
+}
