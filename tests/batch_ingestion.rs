@@ -181,6 +181,21 @@ async fn wikipedia_legacy_spec_over_gzipped_rows() {
         ["rowStats"]["buildSegments"];
     assert_eq!(stats["processed"], in_interval.len() as u64);
     assert_eq!(stats["thrownAway"], (total - in_interval.len()) as u64);
+    // The spec's maxRowsInMemory (25000) is below the 49,000 rows: the peon spilled sorted runs
+    // to disk and merged them, and the rows above are still each there once.
+    let log = cluster.client.log(&id).await.unwrap().unwrap_or_default();
+    let spilled = log
+        .lines()
+        .find_map(|l| {
+            l.split("; ")
+                .nth(1)?
+                .strip_suffix(" sorted run(s) spilled to disk")
+        })
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(
+        spilled.is_some_and(|n| n >= 1),
+        "no spill in the log:\n{log}"
+    );
 }
 
 fn index_task(data_source: &str, input_source: Value, input_format: Value, schema: Value) -> Value {
@@ -250,6 +265,19 @@ async fn csv_tsv_filters_and_schemaless_discovery() {
         json!({"dimensionsSpec": {"dimensions": ["page", {"type": "long", "name": "n"}]},
                "transformSpec": {"filter": filter}}),
     );
+    // Expression transforms over CSV (every field a string, as in Druid): arithmetic reads
+    // numeric strings, `+` with a string concatenates, and the filter sees transformed fields.
+    let transform_task = index_task(
+        "transform_ds",
+        json!({"type": "local", "baseDir": dir.display().to_string(), "filter": "*.csv"}),
+        json!({"type": "csv", "findColumnsFromHeader": true}),
+        json!({"dimensionsSpec": {"dimensions": ["label", {"type": "long", "name": "n10"}]},
+               "transformSpec": {
+                   "transforms": [
+                       {"type": "expression", "name": "label", "expression": "concat(page, '-', n)"},
+                       {"type": "expression", "name": "n10", "expression": "n * 10 + 1"}],
+                   "filter": {"type": "bound", "dimension": "n10", "lower": "40", "ordering": "numeric"}}}),
+    );
     // Schemaless: no dimensions listed, every field but the timestamp becomes one.
     let schemaless = "{\"ts\":\"2024-03-01T00:00:00Z\",\"a\":\"1\"}\n{\"ts\":\"2024-03-01T00:01:00Z\",\"b\":\"2\",\"c\":\"x\"}\n";
     let schemaless_task = index_task(
@@ -273,6 +301,28 @@ async fn csv_tsv_filters_and_schemaless_discovery() {
         json!({"dimensionsSpec": {"dimensions": ["page"]}}),
     );
 
+    // What cannot run is refused at submission, naming the field.
+    let unsupported = index_task(
+        "bad_ds",
+        json!({"type": "inline", "data": inline}),
+        json!({"type": "json"}),
+        json!({"transformSpec": {"transforms": [
+            {"type": "expression", "name": "x", "expression": "lower(page)"}]}}),
+    );
+    let r = cluster
+        .client
+        .post("/task", unsupported.to_string())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body
+            .contains("spec.dataSchema.transformSpec.transforms[0].expression")
+            && r.body.contains("[lower] is not supported"),
+        "{}",
+        r.body
+    );
+
     let mut ids = Vec::new();
     for t in [
         &csv_task,
@@ -280,6 +330,7 @@ async fn csv_tsv_filters_and_schemaless_discovery() {
         &filter_task,
         &schemaless_task,
         &http_task,
+        &transform_task,
     ] {
         ids.push(cluster.client.submit(t).await.unwrap());
     }
@@ -342,6 +393,24 @@ async fn csv_tsv_filters_and_schemaless_discovery() {
 
     let http_got = segment_rows(&used_segments(&cluster.client, "http_ds").await);
     assert_eq!(http_got.len(), 25, "every row of the downloaded .gz file");
+
+    let mut transformed: Vec<(String, i64)> =
+        segment_rows(&used_segments(&cluster.client, "transform_ds").await)
+            .iter()
+            .map(|r| {
+                (
+                    r["label"].as_str().unwrap().into(),
+                    r["n10"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+    transformed.sort();
+    let expected: Vec<(String, i64)> = csv_rows
+        .iter()
+        .map(|(_, p, n)| (format!("{p}-{n}"), n * 10 + 1))
+        .filter(|(_, n10)| *n10 >= 40)
+        .collect();
+    assert_eq!(transformed, expected);
 
     let segs = used_segments(&cluster.client, "schemaless_ds").await;
     assert_eq!(segs[0]["dimensions"], "a,b,c");

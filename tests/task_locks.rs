@@ -177,13 +177,19 @@ async fn parse_errors_crashes_overwrite_and_append() {
         "{status}"
     );
     assert!(used_segments(c, "errs").await.is_empty());
+    // The failed task's report still has the counts it reached: the 5 good rows, then the third
+    // error stopped it.
+    let failed =
+        &report(c, &s).await["ingestionStatsAndErrors"]["payload"]["rowStats"]["buildSegments"];
+    assert_eq!(failed["processed"], 5, "{failed}");
+    assert_eq!(failed["unparseable"], 3, "{failed}");
     // Fewer: SUCCESS, with the counts in the report.
     let lenient = inline_index_task(
         "lenient",
         "errs",
         DAY,
         &data,
-        json!({"maxParseExceptions": 3, "logParseExceptions": true}),
+        json!({"maxParseExceptions": 3, "logParseExceptions": true, "maxSavedParseExceptions": 2}),
         json!({}),
     );
     let l = c.submit(&lenient).await.unwrap();
@@ -195,6 +201,14 @@ async fn parse_errors_crashes_overwrite_and_append() {
         &report(c, &l).await["ingestionStatsAndErrors"]["payload"]["rowStats"]["buildSegments"];
     assert_eq!(stats["processed"], 5);
     assert_eq!(stats["unparseable"], 3);
+    let saved = &report(c, &l).await["ingestionStatsAndErrors"]["payload"]["unparseableEvents"]
+        ["buildSegments"];
+    let saved = saved.as_array().expect("saved parse errors");
+    assert_eq!(saved.len(), 2, "maxSavedParseExceptions of them");
+    assert!(saved[0]["details"][0]
+        .as_str()
+        .unwrap()
+        .contains("invalid JSON"));
     assert_eq!(segment_rows(&used_segments(c, "errs").await).len(), 5);
 
     // A peon killed after writing its files but before publishing leaves no segments.

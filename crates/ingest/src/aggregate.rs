@@ -53,13 +53,21 @@ mod tests {
         combine(AggregatorKind::LongMin, &mut t, m(MetricValue::Long(3), 20));
         assert_eq!(t.value, MetricValue::Long(3));
         let mut f = m(MetricValue::Long(5), 10);
-        combine(AggregatorKind::LongFirst, &mut f, m(MetricValue::Long(7), 5));
+        combine(
+            AggregatorKind::LongFirst,
+            &mut f,
+            m(MetricValue::Long(7), 5),
+        );
         assert_eq!(f.value, MetricValue::Long(7), "earlier row wins for first");
         let mut l = m(MetricValue::Long(5), 10);
         combine(AggregatorKind::LongLast, &mut l, m(MetricValue::Long(9), 5));
         assert_eq!(l.value, MetricValue::Long(5), "later row wins for last");
         let mut d = m(MetricValue::Double(1.5), 0);
-        combine(AggregatorKind::DoubleMax, &mut d, m(MetricValue::Double(2.5), 0));
+        combine(
+            AggregatorKind::DoubleMax,
+            &mut d,
+            m(MetricValue::Double(2.5), 0),
+        );
         assert_eq!(d.value, MetricValue::Double(2.5));
         let mut s = m(MetricValue::Long(1), 0);
         combine(AggregatorKind::Count, &mut s, m(MetricValue::Long(1), 0));

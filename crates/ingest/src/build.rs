@@ -41,12 +41,13 @@ pub struct Built {
 }
 
 /// Reads `inputs` in order, using `work_dir` for spills and segment files. `on_parse_error`
-/// hears each unusable record (for `logParseExceptions`).
+/// hears each unusable record with the row stats so far (for `logParseExceptions`, the report's
+/// `unparseableEvents`, and the counts of a build that fails).
 pub fn build(
     spec: &IngestionSpec,
     inputs: &[Input],
     work_dir: &Path,
-    on_parse_error: &mut dyn FnMut(&str),
+    on_parse_error: &mut dyn FnMut(&str, RowStats),
 ) -> Result<Built, BuildError> {
     let local = |e: std::io::Error| BuildError::Local(e.to_string());
     let spill_dir = work_dir.join("spill");
@@ -92,7 +93,10 @@ pub fn build(
             let errors = builder.stats.unparseable + builder.stats.processed_with_error;
             if errors > errors_before {
                 let why = problem.unwrap_or_else(|| "a field could not be read as its type".into());
-                on_parse_error(&format!("{} line {line_no}: {why}", input.describe()));
+                on_parse_error(
+                    &format!("{} line {line_no}: {why}", input.describe()),
+                    builder.stats,
+                );
                 if errors > max {
                     return Err(BuildError::TooManyParseExceptions(max));
                 }
@@ -166,14 +170,13 @@ not json
             &spec(None),
             &[Input::Inline(DATA.into())],
             dir.path(),
-            &mut |e| errors.push(e.to_string()),
+            &mut |e, _| errors.push(e.to_string()),
         )
         .unwrap();
         assert_eq!(built.partitions.len(), 2);
         assert_eq!(built.partitions[0].rows, 1, "two rows rolled into one");
-        let rows =
-            crate::segment::read_parquet(std::fs::read(&built.partitions[0].path).unwrap())
-                .unwrap();
+        let rows = crate::segment::read_parquet(std::fs::read(&built.partitions[0].path).unwrap())
+            .unwrap();
         assert_eq!(rows[0]["n"], 3);
         assert_eq!(rows[0]["count"], 2);
         assert_eq!(
@@ -196,14 +199,14 @@ not json
             &spec(Some(2)),
             &[Input::Inline(DATA.into())],
             dir.path(),
-            &mut |_| {},
+            &mut |_, _| {},
         );
         assert_eq!(r.unwrap_err(), BuildError::TooManyParseExceptions(2));
         assert!(build(
             &spec(Some(3)),
             &[Input::Inline(DATA.into())],
             dir.path(),
-            &mut |_| {}
+            &mut |_, _| {}
         )
         .is_ok());
     }

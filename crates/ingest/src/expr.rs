@@ -443,7 +443,11 @@ mod tests {
         assert_eq!(eval("added / 4.0", row.clone()), Cell::Double(2.5));
         assert_eq!(eval("2 ^ 3 ^ 2", row.clone()), Cell::Long(512));
         assert_eq!(eval("-added % 3", row.clone()), Cell::Long(-1));
-        assert_eq!(eval("n * 2", row.clone()), Cell::Long(14), "numeric strings");
+        assert_eq!(
+            eval("n * 2", row.clone()),
+            Cell::Long(14),
+            "numeric strings"
+        );
         assert_eq!(eval("added / 0", row.clone()), Cell::Null);
         assert_eq!(eval("missing + 1", row.clone()), Cell::Null);
         assert_eq!(eval("added > deleted && !(added == 3)", row), Cell::Long(1));
@@ -472,7 +476,9 @@ mod tests {
             .contains("function [lower] is not supported"));
         assert!(parse("(a + 1", &mut n).unwrap_err().contains("not closed"));
         assert!(parse("a +", &mut n).unwrap_err().contains("ends too soon"));
-        assert!(parse("a b", &mut n).unwrap_err().contains("after a complete"));
+        assert!(parse("a b", &mut n)
+            .unwrap_err()
+            .contains("after a complete"));
         assert!(parse("a # b", &mut n)
             .unwrap_err()
             .contains("unexpected character"));

@@ -162,6 +162,9 @@ mod tests {
         closed.register("page");
         let row = read(&mut t, &mut closed, "2018-01-01\t\"quoted\"").unwrap();
         assert_eq!(row["page"], "\"quoted\"", "no quoting in TSV");
-        assert!(row.get("time").is_none(), "columns nothing reads are skipped");
+        assert!(
+            row.get("time").is_none(),
+            "columns nothing reads are skipped"
+        );
     }
 }

@@ -55,7 +55,9 @@ impl<'a> Cell<'a> {
             Cell::Long(l) => Some(*l),
             Cell::Str(s) => {
                 let s = s.trim();
-                s.parse().ok().or_else(|| s.parse::<f64>().ok().map(|d| d as i64))
+                s.parse()
+                    .ok()
+                    .or_else(|| s.parse::<f64>().ok().map(|d| d as i64))
             }
             other => other.as_f64().map(|d| d as i64),
         }

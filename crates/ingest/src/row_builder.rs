@@ -146,8 +146,11 @@ impl RowBuilder {
     pub fn add(&mut self, record: &mut Record) -> io::Result<Result<(), String>> {
         if !self.transforms.is_empty() {
             // Every transform reads the input as it came, then all are set.
-            let values: Vec<Cell<'static>> =
-                self.transforms.iter().map(|(_, e)| e.eval(record)).collect();
+            let values: Vec<Cell<'static>> = self
+                .transforms
+                .iter()
+                .map(|(_, e)| e.eval(record))
+                .collect();
             for ((slot, _), v) in self.transforms.iter().zip(values) {
                 record.set(*slot, v);
             }
@@ -239,7 +242,12 @@ impl RowBuilder {
         if had_error {
             self.stats.processed_with_error += 1;
         }
-        let time = self.spec.granularity.query.truncate(time).timestamp_millis();
+        let time = self
+            .spec
+            .granularity
+            .query
+            .truncate(time)
+            .timestamp_millis();
         // Spill before going past the limit, not on reaching it: input that fits exactly is
         // never written out and read back.
         if self.store.in_memory() as u64 >= self.spec.tuning.max_rows_in_memory {
@@ -319,7 +327,10 @@ fn matches(filter: &Filter, record: &Record, fields: &Fields) -> bool {
         let cell = fields.slot(dim).map_or(&Cell::Missing, |s| record.get(s));
         match cell {
             Cell::Missing | Cell::Null => vec![None],
-            Cell::List(items) => items.iter().map(|c| c.text().map(Cow::into_owned)).collect(),
+            Cell::List(items) => items
+                .iter()
+                .map(|c| c.text().map(Cow::into_owned))
+                .collect(),
             c => vec![c.text().map(Cow::into_owned)],
         }
     };

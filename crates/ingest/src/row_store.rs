@@ -39,7 +39,10 @@ impl Row {
 pub type Ranks = [Vec<u32>];
 
 fn trimmed(dims: &[u32]) -> &[u32] {
-    let end = dims.iter().rposition(|&id| id != NULL_ID).map_or(0, |i| i + 1);
+    let end = dims
+        .iter()
+        .rposition(|&id| id != NULL_ID)
+        .map_or(0, |i| i + 1);
     &dims[..end]
 }
 
@@ -134,7 +137,8 @@ impl RowStore {
         match found {
             Some(&i) => {
                 let row = &mut rows[i as usize];
-                for ((kind, cur), new) in aggregators.iter().zip(row.metrics.iter_mut()).zip(metrics)
+                for ((kind, cur), new) in
+                    aggregators.iter().zip(row.metrics.iter_mut()).zip(metrics)
                 {
                     combine(*kind, cur, *new);
                 }
@@ -182,9 +186,7 @@ impl RowStore {
     /// Every row, sorted by time then dimension values, rolled up across runs.
     pub fn finish(mut self, ranks: Vec<Vec<u32>>) -> io::Result<SortedRows> {
         let ranks: Rc<Ranks> = ranks.into();
-        let memory = self.take_sorted(&|d, x, y| {
-            ranks[d][x as usize].cmp(&ranks[d][y as usize])
-        });
+        let memory = self.take_sorted(&|d, x, y| ranks[d][x as usize].cmp(&ranks[d][y as usize]));
         let mut sources: Vec<Source> = self
             .runs
             .drain(..)
@@ -408,9 +410,7 @@ mod tests {
         for i in 0..1000i64 {
             let (time, dims) = (i % 7, vec![(i % 3) as u32, (i % 5) as u32]);
             store.add(time, &dims, &[count(1)]);
-            *expected
-                .entry((time, trimmed(&dims).to_vec()))
-                .or_default() += 1;
+            *expected.entry((time, trimmed(&dims).to_vec())).or_default() += 1;
             if store.in_memory() >= 20 {
                 store.spill(&|_, x, y| x.cmp(&y)).unwrap();
             }

@@ -21,7 +21,7 @@ use parquet::file::properties::WriterProperties;
 use serde_json::{json, Map, Value};
 
 use crate::aggregate::MetricValue;
-use crate::dictionary::{DimValue, Dictionary};
+use crate::dictionary::{Dictionary, DimValue};
 use crate::row_store::Row;
 use crate::spec::{Aggregator, AggregatorKind, Dimension, ValueType};
 
@@ -141,7 +141,8 @@ impl<'a> SegmentWriter<'a> {
                 .set_compression(Compression::SNAPPY)
                 .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
                 .build();
-            let writer = ArrowWriter::try_new(File::create(&path)?, self.schema.clone(), Some(props))?;
+            let writer =
+                ArrowWriter::try_new(File::create(&path)?, self.schema.clone(), Some(props))?;
             self.open = Some(Open {
                 start_ms: interval.start.timestamp_millis(),
                 end_ms: interval.end.timestamp_millis(),
@@ -383,14 +384,22 @@ mod tests {
         }];
         let dir = tempfile::tempdir().unwrap();
         let mut w = SegmentWriter::new(dir.path(), Granularity::Day, 2, &dims, &dicts, &metrics);
-        w.push(row(t("2020-01-01T01:00Z"), vec![ab, seven], 1.5)).unwrap();
+        w.push(row(t("2020-01-01T01:00Z"), vec![ab, seven], 1.5))
+            .unwrap();
         w.push(row(t("2020-01-01T02:00Z"), vec![c], 2.0)).unwrap();
         w.push(row(t("2020-01-01T03:00Z"), vec![], 3.0)).unwrap();
-        w.push(row(t("2020-01-02T00:00Z"), vec![c, seven], 4.0)).unwrap();
+        w.push(row(t("2020-01-02T00:00Z"), vec![c, seven], 4.0))
+            .unwrap();
         let parts = w.finish().unwrap();
         let shape: Vec<(String, u32, u64)> = parts
             .iter()
-            .map(|p| (p.interval.to_string()[..10].to_string(), p.partition_num, p.rows))
+            .map(|p| {
+                (
+                    p.interval.to_string()[..10].to_string(),
+                    p.partition_num,
+                    p.rows,
+                )
+            })
             .collect();
         assert_eq!(
             shape,

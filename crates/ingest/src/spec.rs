@@ -171,6 +171,8 @@ pub struct Tuning {
     pub max_total_rows: u64,
     pub max_rows_in_memory: u64,
     pub max_parse_exceptions: u64,
+    /// How many parse errors the report lists (`unparseableEvents`); Druid's default is 0.
+    pub max_saved_parse_exceptions: u64,
     pub log_parse_exceptions: bool,
 }
 
@@ -332,6 +334,11 @@ impl IngestionSpec {
                 "spec.tuningConfig.maxParseExceptions",
                 t("maxParseExceptions"),
                 u64::MAX,
+            )?,
+            max_saved_parse_exceptions: unsigned(
+                "spec.tuningConfig.maxSavedParseExceptions",
+                t("maxSavedParseExceptions"),
+                0,
             )?,
             log_parse_exceptions: t("logParseExceptions")
                 .and_then(Value::as_bool)
@@ -846,7 +853,8 @@ mod tests {
                 "is required",
             ),
         ] {
-            t["spec"]["dataSchema"]["transformSpec"] = serde_json::json!({ "transforms": transforms });
+            t["spec"]["dataSchema"]["transformSpec"] =
+                serde_json::json!({ "transforms": transforms });
             let e = IngestionSpec::from_task(&t).unwrap_err();
             assert_eq!(e.field, field);
             assert!(e.message.contains(says), "{e}");

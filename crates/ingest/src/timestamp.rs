@@ -163,7 +163,9 @@ mod tests {
             "2018-01-01T01:01:35.000Z"
         );
         assert_eq!(
-            iso(spec("posix").extract(&Cell::from_json(&json!("1514768495"))).unwrap()),
+            iso(spec("posix")
+                .extract(&Cell::from_json(&json!("1514768495")))
+                .unwrap()),
             "2018-01-01T01:01:35.000Z"
         );
         assert_eq!(
@@ -200,7 +202,10 @@ mod tests {
 
     #[test]
     fn missing_and_bad_values() {
-        assert!(spec("iso").extract(&Cell::Missing).unwrap_err().contains("missing"));
+        assert!(spec("iso")
+            .extract(&Cell::Missing)
+            .unwrap_err()
+            .contains("missing"));
         assert!(spec("iso")
             .extract(&Cell::from_json(&json!("yesterday")))
             .unwrap_err()

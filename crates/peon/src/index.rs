@@ -28,6 +28,8 @@ struct Progress {
     state: &'static str,
     stats: RowStats,
     segments: usize,
+    /// Parse errors kept for the report (up to `maxSavedParseExceptions`).
+    unparseable: Vec<Value>,
 }
 
 pub fn run(task: &Task, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
@@ -35,6 +37,7 @@ pub fn run(task: &Task, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
         state: "NOT_STARTED",
         stats: RowStats::default(),
         segments: 0,
+        unparseable: Vec::new(),
     };
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -88,10 +91,21 @@ async fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result
             .join(", ")
     );
     let log_errors = spec.tuning.log_parse_exceptions;
+    let keep = spec.tuning.max_saved_parse_exceptions as usize;
     // CPU-bound and blocking, which is fine: nothing else runs on this one-thread runtime.
-    let built = build(&spec, &inputs, &task_dir.join("work"), &mut |e| {
+    let built = build(&spec, &inputs, &task_dir.join("work"), &mut |e, stats| {
         if log_errors {
             println!("parse exception: {e}");
+        }
+        // A build that fails on too many errors still reports the counts it reached.
+        progress.stats = stats;
+        if progress.unparseable.len() < keep {
+            progress.unparseable.push(json!({
+                "details": [e],
+                "timeOfExceptionMillis": std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+            }));
         }
     });
     let built = match built {
@@ -101,8 +115,7 @@ async fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result
     progress.stats = built.stats;
     println!(
         "read {} input row(s) in {} ms: {:?}; {} sorted run(s) spilled to disk",
-        built.stats.processed + built.stats.thrown_away
-            + built.stats.unparseable,
+        built.stats.processed + built.stats.thrown_away + built.stats.unparseable,
         built.read_ms,
         built.stats,
         built.spills
@@ -331,7 +344,11 @@ fn write_report(
             "taskId": task.id,
             "payload": {
                 "ingestionState": progress.state,
-                "unparseableEvents": {},
+                "unparseableEvents": if progress.unparseable.is_empty() {
+                    json!({})
+                } else {
+                    json!({"buildSegments": progress.unparseable})
+                },
                 "rowStats": {
                     "determinePartitions": zeros,
                     "buildSegments": progress.stats,

@@ -110,16 +110,8 @@ async fn run(
             },
         };
         sessions.mark_unchanged();
-        let outcome = participate(
-            &client,
-            &dir,
-            &id,
-            &tx,
-            &joins,
-            &mut control,
-            &mut sessions,
-        )
-        .await;
+        let outcome =
+            participate(&client, &dir, &id, &tx, &joins, &mut control, &mut sessions).await;
         tx.send_replace(LatchState::Unknown);
         match outcome {
             Outcome::Left => return,
