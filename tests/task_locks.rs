@@ -313,3 +313,75 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A streaming publish through the action API, as an `index_kafka` task will make it: segments
+/// and offsets commit together, only from the stored offsets; a replica repeating a committed
+/// publish succeeds without writing twice; a stale start is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn stream_offsets_commit_with_their_segments() {
+    let cluster = Cluster::start(ClusterSpec::workers(&[1])).await;
+    let c = &cluster.client;
+    let holder =
+        json!({"type": "noop", "id": "streamer", "runTime": 60_000, "dataSource": "events"});
+    c.submit(&holder).await.unwrap();
+    c.wait_running("streamer", TIMEOUT).await.unwrap();
+    let act = |action: Value| {
+        let body = json!({"task": holder, "action": action}).to_string();
+        async move {
+            let r = c.post("/action", body).await.unwrap();
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.json()["result"].clone()
+        }
+    };
+    let hour = "2024-01-01T00:00:00.000Z/2024-01-01T01:00:00.000Z";
+    let lock = act(json!({"type": "lockAcquire", "lockType": "EXCLUSIVE", "interval": hour, "timeoutMs": 10_000})).await;
+    let version = lock["version"].as_str().unwrap().to_string();
+    let segment = |partition: u32| {
+        json!({"dataSource": "events", "interval": hour, "version": version,
+               "loadSpec": {"type": "local", "path": format!("/deep/{partition}")},
+               "dimensions": "page", "metrics": "count",
+               "shardSpec": {"type": "numbered", "partitionNum": partition, "partitions": 0},
+               "binaryVersion": 9, "size": 1})
+    };
+    let offsets = |kind: &str, o: i64| {
+        json!({"type": "kafka", "partitions": {"type": kind, "stream": "events",
+               "partitionSequenceNumberMap": {"0": o}}})
+    };
+    let publish = |partition: u32, start: i64, end: i64| {
+        act(
+            json!({"type": "segmentTransactionalInsert", "segments": [segment(partition)],
+                   "startMetadata": offsets("start", start), "endMetadata": offsets("end", end)}),
+        )
+    };
+
+    let first = publish(0, 0, 100).await;
+    assert_eq!(first["success"], true, "{first}");
+    // The replica of that sequence publishes the same segment from the same start: it lost the
+    // race, its segment is there, so it succeeds.
+    let replica = publish(0, 0, 100).await;
+    assert_eq!(replica["success"], true, "{replica}");
+    // A new segment claiming to start from offset 0 again would duplicate rows: refused.
+    let stale = publish(1, 0, 100).await;
+    assert_eq!(stale["success"], false, "{stale}");
+    assert!(
+        stale["errorMsg"].as_str().unwrap().contains("do not match"),
+        "{stale}"
+    );
+    // From where the stored offsets are, it goes in.
+    let next = publish(1, 100, 180).await;
+    assert_eq!(next["success"], true, "{next}");
+    assert_eq!(used_segments(c, "events").await.len(), 2);
+    // Half the offset pair is a bad request, not a silent publish.
+    let r = c
+        .post(
+            "/action",
+            json!({"task": holder, "action": {"type": "segmentTransactionalInsert",
+                   "segments": [segment(2)], "startMetadata": offsets("start", 180)}})
+            .to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(used_segments(c, "events").await.len(), 2);
+    c.shutdown("streamer").await.unwrap();
+}

@@ -9,6 +9,7 @@ pub mod interval;
 pub mod lock;
 pub mod segment;
 pub mod status;
+pub mod stream_offsets;
 pub mod task;
 pub mod task_logs;
 pub mod time;

@@ -14,5 +14,6 @@ mod task_storage;
 pub use config_storage::{AuditInfo, AuditRecord};
 pub use error::MetadataError;
 pub use pending_segment_storage::{allocation_key, PendingSegment};
+pub use segment_storage::{OffsetCommit, PublishOutcome};
 pub use sql::{redact, Backend, MetadataStore};
 pub use task_storage::{CompleteTaskFilter, TaskInfo, TaskRow};

@@ -546,3 +546,124 @@ async fn locks_and_segments_postgres() {
 async fn locks_and_segments_mysql() {
     locks_and_segments_conformance(TestDb::mysql().await).await;
 }
+
+/// Streaming publishes: segments and offsets land together, only from where the stored offsets
+/// are; a replica repeating a publish is refused without writing; a deposed leader writes
+/// nothing; reset replaces or deletes.
+async fn offsets_conformance(db: TestDb) {
+    use drover_core::interval::Interval;
+    use drover_core::segment::{numbered_shard_spec, DataSegment};
+    use drover_core::stream_offsets::StreamOffsets;
+    use drover_metadata::{OffsetCommit, PublishOutcome};
+    let leader = db
+        .store
+        .claim_leadership("http://leader:8090")
+        .await
+        .unwrap();
+    let offsets = |pairs: &[(&str, i64)]| StreamOffsets {
+        kind: "kafka".into(),
+        stream: "events".into(),
+        offsets: pairs.iter().map(|(p, o)| (p.to_string(), *o)).collect(),
+    };
+    let segment = |hour: u32, partition: u32| DataSegment {
+        data_source: "events".into(),
+        interval: Interval::parse(&format!(
+            "2024-01-01T{hour:02}:00Z/2024-01-01T{:02}:00Z",
+            hour + 1
+        ))
+        .unwrap(),
+        version: "v1".into(),
+        load_spec: serde_json::json!({"type":"local","path":format!("/deep/{hour}/{partition}")}),
+        dimensions: "page".into(),
+        metrics: "count".into(),
+        shard_spec: numbered_shard_spec(partition),
+        binary_version: 9,
+        size: 1,
+        identifier: String::new(),
+    };
+    let commit = |start: &[(&str, i64)], end: &[(&str, i64)]| OffsetCommit {
+        key: "events".into(),
+        start: offsets(start),
+        end: offsets(end),
+    };
+    let used = || async { db.store.used_segments("events", None).await.unwrap().len() };
+
+    // First publish: nothing stored yet.
+    let r = leader
+        .publish_segments_with_offsets(&[segment(0, 0)], &[], &commit(&[("0", 0)], &[("0", 100)]))
+        .await
+        .unwrap();
+    assert_eq!(r, PublishOutcome::Published);
+    // Another task group's partition joins.
+    let r = leader
+        .publish_segments_with_offsets(&[segment(0, 1)], &[], &commit(&[("1", 0)], &[("1", 50)]))
+        .await
+        .unwrap();
+    assert_eq!(r, PublishOutcome::Published);
+    assert_eq!(
+        db.store.stream_offsets("events").await.unwrap(),
+        Some(offsets(&[("0", 100), ("1", 50)]))
+    );
+    // A replica of the first publish comes late: its start is behind, nothing is written.
+    let r = leader
+        .publish_segments_with_offsets(&[segment(1, 0)], &[], &commit(&[("0", 0)], &[("0", 100)]))
+        .await
+        .unwrap();
+    assert!(matches!(r, PublishOutcome::OffsetsMismatch(_)), "{r:?}");
+    assert_eq!(used().await, 2, "no rows without their offsets");
+    // The next sequence continues from the stored offsets.
+    let r = leader
+        .publish_segments_with_offsets(&[segment(1, 0)], &[], &commit(&[("0", 100)], &[("0", 180)]))
+        .await
+        .unwrap();
+    assert_eq!(r, PublishOutcome::Published);
+    assert_eq!(used().await, 3);
+    // A publish whose segments cannot go in leaves the offsets where they were.
+    let r = leader
+        .publish_segments_with_offsets(&[segment(1, 0)], &[], &commit(&[("0", 180)], &[("0", 200)]))
+        .await;
+    assert!(r.is_err(), "a duplicate segment id fails the publish");
+    assert_eq!(
+        db.store.stream_offsets("events").await.unwrap(),
+        Some(offsets(&[("0", 180), ("1", 50)]))
+    );
+    // Reset: replace, then delete.
+    leader
+        .reset_stream_offsets("events", Some(&offsets(&[("0", 5)])))
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.stream_offsets("events").await.unwrap(),
+        Some(offsets(&[("0", 5)]))
+    );
+    leader.reset_stream_offsets("events", None).await.unwrap();
+    assert_eq!(db.store.stream_offsets("events").await.unwrap(), None);
+    // A deposed leader moves no offsets.
+    let _newer = db
+        .store
+        .claim_leadership("http://other:8090")
+        .await
+        .unwrap();
+    let r = leader
+        .publish_segments_with_offsets(&[segment(2, 0)], &[], &commit(&[("0", 0)], &[("0", 9)]))
+        .await;
+    assert!(matches!(r, Err(MetadataError::Fenced { .. })), "{r:?}");
+    assert_eq!(db.store.stream_offsets("events").await.unwrap(), None);
+    assert_eq!(used().await, 3);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn offsets_sqlite() {
+    offsets_conformance(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn offsets_postgres() {
+    offsets_conformance(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn offsets_mysql() {
+    offsets_conformance(TestDb::mysql().await).await;
+}

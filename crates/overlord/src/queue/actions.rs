@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use drover_core::interval::{parse_instant, Interval};
 use drover_core::lock::LockType;
 use drover_core::segment::{numbered_shard_spec, DataSegment};
+use drover_core::stream_offsets::StreamOffsets;
 use drover_core::TaskId;
-use drover_metadata::PendingSegment;
+use drover_metadata::{OffsetCommit, PendingSegment, PublishOutcome};
 use serde_json::{json, Value};
 
 use super::{bounded, ActionOutcome, QueueError, TaskQueue};
@@ -94,17 +95,32 @@ impl TaskQueue {
                 start_metadata,
                 end_metadata,
             } => {
-                if start_metadata.is_some() || end_metadata.is_some() {
-                    return Err(QueueError::Action(
-                        "startMetadata/endMetadata (stream offsets) are not supported yet".into(),
-                    ));
-                }
+                let commit = match (start_metadata, end_metadata) {
+                    (None, None) => None,
+                    (Some(start), Some(end)) => {
+                        let read = |field: &str, v: &Value| {
+                            StreamOffsets::from_metadata(v)
+                                .map_err(|e| QueueError::Action(format!("[{field}]: {e}")))
+                        };
+                        Some(OffsetCommit {
+                            key: data_source.clone(),
+                            start: read("startMetadata", &start)?,
+                            end: read("endMetadata", &end)?,
+                        })
+                    }
+                    _ => {
+                        return Err(QueueError::Action(
+                            "[startMetadata] and [endMetadata] go together".into(),
+                        ))
+                    }
+                };
                 let extra: Vec<String> = segments_to_be_overwritten
                     .unwrap_or_default()
                     .iter()
                     .map(DataSegment::id)
                     .collect();
-                self.publish(&id, &data_source, segments, extra).await
+                self.publish(&id, &data_source, segments, extra, commit)
+                    .await
             }
             TaskAction::SegmentListUsed {
                 data_source: ds,
@@ -203,6 +219,7 @@ impl TaskQueue {
         data_source: &str,
         segments: Vec<DataSegment>,
         extra_overwritten: Vec<String>,
+        commit: Option<OffsetCommit>,
     ) -> Result<ActionOutcome, QueueError> {
         let failure = |msg: String| {
             Ok(ActionOutcome::Done(json!({
@@ -234,8 +251,34 @@ impl TaskQueue {
         let new_ids: BTreeSet<String> = segments.iter().map(DataSegment::id).collect();
         overwritten.retain(|o| !new_ids.contains(o));
         let overwritten: Vec<String> = overwritten.into_iter().collect();
-        match bounded(self.store.publish_segments(&segments, &overwritten)).await {
-            Ok(()) => {
+        let outcome = match &commit {
+            None => bounded(self.store.publish_segments(&segments, &overwritten))
+                .await
+                .map(|()| PublishOutcome::Published),
+            Some(c) => {
+                bounded(
+                    self.store
+                        .publish_segments_with_offsets(&segments, &overwritten, c),
+                )
+                .await
+            }
+        };
+        let already: BTreeSet<String> = used.iter().map(DataSegment::id).collect();
+        match outcome {
+            // A replica that lost the race to publish the same sequence: its identical segments
+            // are there, with their offsets, so it has succeeded too.
+            Ok(PublishOutcome::OffsetsMismatch(_))
+                if !new_ids.is_empty() && new_ids.iter().all(|n| already.contains(n)) =>
+            {
+                Ok(ActionOutcome::Done(json!({
+                    "segments": segments, "success": true, "errorMsg": null
+                })))
+            }
+            Ok(PublishOutcome::OffsetsMismatch(why)) => {
+                tracing::warn!(task = %id, reason = %why, "publish refused: offsets do not match");
+                failure(why)
+            }
+            Ok(PublishOutcome::Published) => {
                 tracing::info!(task = %id, segments = segments.len(), overwritten = overwritten.len(), "segments published");
                 let published: Vec<DataSegment> = segments
                     .into_iter()
@@ -251,7 +294,6 @@ impl TaskQueue {
             Err(e @ QueueError::Fenced(_)) => Err(e),
             Err(e) => {
                 // A retried publish whose first attempt landed: every segment is there already.
-                let already: BTreeSet<String> = used.iter().map(DataSegment::id).collect();
                 if new_ids.iter().all(|n| already.contains(n)) {
                     return Ok(ActionOutcome::Done(json!({
                         "segments": segments, "success": true, "errorMsg": null
