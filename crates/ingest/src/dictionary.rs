@@ -96,11 +96,7 @@ fn hash_with(hasher: &DefaultHashBuilder, p: ProbeOwned) -> u64 {
             1u8.hash(&mut h);
             s.hash(&mut h);
         }
-        ProbeOwned::Multi(items) => {
-            2u8.hash(&mut h);
-            items.len().hash(&mut h);
-            items.iter().for_each(|s| (**s).hash(&mut h));
-        }
+        ProbeOwned::Multi(items) => hash_list(&mut h, items.iter().map(|s| &**s)),
         ProbeOwned::Long(l) => {
             3u8.hash(&mut h);
             l.hash(&mut h);
@@ -113,16 +109,23 @@ fn hash_with(hasher: &DefaultHashBuilder, p: ProbeOwned) -> u64 {
     h.finish()
 }
 
+/// A list of values, hashed the same whichever slice holds them.
+fn hash_list<'s>(h: &mut impl Hasher, items: impl ExactSizeIterator<Item = &'s str>) {
+    2u8.hash(h);
+    items.len().hash(h);
+    items.for_each(|s| s.hash(h));
+}
+
 fn hash_probe(hasher: &DefaultHashBuilder, p: &Probe) -> u64 {
     match p {
         Probe::Null => hash_with(hasher, ProbeOwned::Null),
         Probe::Str(s) => hash_with(hasher, ProbeOwned::Str(s)),
         Probe::Long(l) => hash_with(hasher, ProbeOwned::Long(*l)),
         Probe::Double(d) => hash_with(hasher, ProbeOwned::Double(*d)),
-        // Rare: hash as the stored form would.
         Probe::Multi(items) => {
-            let boxed: Vec<Box<str>> = items.iter().map(|s| Box::from(&**s)).collect();
-            hash_with(hasher, ProbeOwned::Multi(&boxed))
+            let mut h = hasher.build_hasher();
+            hash_list(&mut h, items.iter().map(|s| &**s));
+            h.finish()
         }
     }
 }

@@ -212,12 +212,10 @@ impl<'a> Record<'a> {
         }
         .deserialize(&mut de)
         .and_then(|()| de.end())
-        .map_err(|e| {
-            if e.to_string().starts_with("not an object") {
-                "the line is JSON but not an object".to_string()
-            } else {
-                format!("invalid JSON: {e}")
-            }
+        .map_err(|e| match e.classify() {
+            // Well-formed JSON of another type than the object asked for.
+            serde_json::error::Category::Data => "the line is JSON but not an object".to_string(),
+            _ => format!("invalid JSON: {e}"),
         })
     }
 
@@ -247,7 +245,7 @@ where
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
+        d.deserialize_map(self)
     }
 }
 
@@ -274,29 +272,6 @@ where
             }
         }
         Ok(())
-    }
-
-    // Anything but an object: a clear error rather than serde's "invalid type".
-    fn visit_seq<S: SeqAccess<'de>>(self, _: S) -> Result<(), S::Error> {
-        Err(de::Error::custom("not an object"))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(E::custom("not an object"))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Err(E::custom("not an object"))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Err(E::custom("not an object"))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(E::custom("not an object"))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(E::custom("not an object"))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Err(E::custom("not an object"))
     }
 }
 

@@ -11,7 +11,7 @@ use crate::dictionary::{Dictionary, Probe, NULL_ID};
 use crate::expr::Expr;
 use crate::record::{Cell, Fields, Record};
 use crate::row_store::{RowStore, SortedRows};
-use crate::spec::{Aggregator, AggregatorKind, Dimension, Filter, IngestionSpec, ValueType};
+use crate::spec::{AggregatorKind, Dimension, Filter, IngestionSpec, ValueType};
 
 /// Druid's row stats (`ingestionStatsAndErrors.rowStats.buildSegments`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -125,10 +125,6 @@ impl RowBuilder {
     /// The dimensions so far (grows with schemaless discovery).
     pub fn dimensions(&self) -> Vec<Dimension> {
         self.columns.iter().map(|c| c.dimension.clone()).collect()
-    }
-
-    pub fn metrics(&self) -> &[Aggregator] {
-        &self.spec.metrics
     }
 
     /// Sorted runs spilled to disk so far.
@@ -323,23 +319,25 @@ impl RowBuilder {
 }
 
 fn matches(filter: &Filter, record: &Record, fields: &Fields) -> bool {
-    let values = |dim: &str| -> Vec<Option<String>> {
+    // Borrowed from the record: no copy of a value per row and filter.
+    let values = |dim: &str| -> Vec<Option<Cow<str>>> {
         let cell = fields.slot(dim).map_or(&Cell::Missing, |s| record.get(s));
         match cell {
             Cell::Missing | Cell::Null => vec![None],
-            Cell::List(items) => items
-                .iter()
-                .map(|c| c.text().map(Cow::into_owned))
-                .collect(),
-            c => vec![c.text().map(Cow::into_owned)],
+            Cell::List(items) => items.iter().map(Cell::text).collect(),
+            c => vec![c.text()],
         }
     };
     match filter {
-        Filter::Selector { dimension, value } => values(dimension).iter().any(|v| v == value),
+        Filter::Selector { dimension, value } => values(dimension)
+            .iter()
+            .any(|v| v.as_deref() == value.as_deref()),
         Filter::In {
             dimension,
             values: wanted,
-        } => values(dimension).iter().any(|v| wanted.contains(v)),
+        } => values(dimension)
+            .iter()
+            .any(|v| wanted.iter().any(|w| w.as_deref() == v.as_deref())),
         Filter::Bound {
             dimension,
             lower,

@@ -65,10 +65,9 @@ fn order_by(a_time: i64, a: &[u32], b_time: i64, b: &[u32], dim: DimOrder) -> Or
     })
 }
 
-fn order(a_time: i64, a: &[u32], b_time: i64, b: &[u32], ranks: &Ranks) -> Ordering {
-    order_by(a_time, a, b_time, b, &|d, x, y| {
-        ranks[d][x as usize].cmp(&ranks[d][y as usize])
-    })
+/// How two ids of dimension `d` sort by their ranks.
+fn by_rank(ranks: &Ranks, d: usize, x: u32, y: u32) -> Ordering {
+    ranks[d][x as usize].cmp(&ranks[d][y as usize])
 }
 
 pub struct RowStore {
@@ -186,7 +185,7 @@ impl RowStore {
     /// Every row, sorted by time then dimension values, rolled up across runs.
     pub fn finish(mut self, ranks: Vec<Vec<u32>>) -> io::Result<SortedRows> {
         let ranks: Rc<Ranks> = ranks.into();
-        let memory = self.take_sorted(&|d, x, y| ranks[d][x as usize].cmp(&ranks[d][y as usize]));
+        let memory = self.take_sorted(&|d, x, y| by_rank(&ranks, d, x, y));
         let mut sources: Vec<Source> = self
             .runs
             .drain(..)
@@ -235,12 +234,12 @@ struct Head {
 
 impl Head {
     fn cmp_rows(&self, other: &Head) -> Ordering {
-        order(
+        order_by(
             self.row.time,
             &self.row.dims,
             other.row.time,
             &other.row.dims,
-            &self.ranks,
+            &|d, x, y| by_rank(&self.ranks, d, x, y),
         )
     }
 }

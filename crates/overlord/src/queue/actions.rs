@@ -263,12 +263,17 @@ impl TaskQueue {
                 .await
             }
         };
-        let already: BTreeSet<String> = used.iter().map(DataSegment::id).collect();
+        // Whether every segment of this publish was already there before it: looked at only
+        // when the publish did not go through.
+        let all_there_already = || {
+            let already: BTreeSet<String> = used.iter().map(DataSegment::id).collect();
+            new_ids.iter().all(|n| already.contains(n))
+        };
         match outcome {
             // A replica that lost the race to publish the same sequence: its identical segments
             // are there, with their offsets, so it has succeeded too.
             Ok(PublishOutcome::OffsetsMismatch(_))
-                if !new_ids.is_empty() && new_ids.iter().all(|n| already.contains(n)) =>
+                if !new_ids.is_empty() && all_there_already() =>
             {
                 Ok(ActionOutcome::Done(json!({
                     "segments": segments, "success": true, "errorMsg": null
@@ -294,7 +299,7 @@ impl TaskQueue {
             Err(e @ QueueError::Fenced(_)) => Err(e),
             Err(e) => {
                 // A retried publish whose first attempt landed: every segment is there already.
-                if new_ids.iter().all(|n| already.contains(n)) {
+                if all_there_already() {
                     return Ok(ActionOutcome::Done(json!({
                         "segments": segments, "success": true, "errorMsg": null
                     })));
