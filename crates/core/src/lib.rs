@@ -7,6 +7,7 @@ pub mod granularity;
 pub mod ids;
 pub mod interval;
 pub mod lock;
+pub mod period;
 pub mod segment;
 pub mod status;
 pub mod stream_offsets;

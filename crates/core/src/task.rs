@@ -9,14 +9,13 @@ use crate::ids::{validate_id, IdError, TaskId};
 
 /// Task types Druid has that Drover does not run yet: named so the error says so.
 const NOT_YET_SUPPORTED: &[&str] = &[
-    "index_kafka",
     "index_kinesis",
     "compact",
     "kill",
     "index_hadoop",
     "single_phase_sub_task",
 ];
-const SUPPORTED: &[&str] = &["noop", "index", "index_parallel"];
+const SUPPORTED: &[&str] = &["noop", "index", "index_parallel", "index_kafka"];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TaskSpecError {
@@ -96,6 +95,9 @@ pub enum TaskKind {
     /// `index` and `index_parallel`: the ingestion spec stays in the payload; `drover-ingest`
     /// validates and reads it (the overlord at submission, the peon when running).
     Index,
+    /// `index_kafka`: reads its partitions between start and end offsets (`drover-kafka` reads
+    /// the ioConfig, `drover-ingest` the schema).
+    Kafka,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -142,6 +144,10 @@ impl Task {
             "index" | "index_parallel" => obj
                 .get("spec")
                 .and_then(|s| s.get("dataSchema"))
+                .and_then(|d| d.get("dataSource"))
+                .cloned(),
+            "index_kafka" => obj
+                .get("dataSchema")
                 .and_then(|d| d.get("dataSource"))
                 .cloned(),
             _ => None,
@@ -194,6 +200,7 @@ impl Task {
         let kind = match task_type.as_str() {
             "noop" => TaskKind::Noop(parse_noop(&obj)?),
             "index" | "index_parallel" => TaskKind::Index,
+            "index_kafka" => TaskKind::Kafka,
             _ => unreachable!("checked against SUPPORTED above"),
         };
 
@@ -359,8 +366,8 @@ mod tests {
             .to_string()
             .contains("[bogus]"));
         assert_eq!(
-            parse(r#"{"type":"index_kafka"}"#),
-            Err(TaskSpecError::UnsupportedType("index_kafka".into()))
+            parse(r#"{"type":"index_kinesis"}"#),
+            Err(TaskSpecError::UnsupportedType("index_kinesis".into()))
         );
         assert!(matches!(
             parse(r#"{"type":"index","spec":{}}"#),

@@ -107,9 +107,29 @@ pub fn build(
     let started = Instant::now();
     let stats = builder.stats;
     let spills = builder.spills();
+    let (partitions, dimensions) = write_segment_files(spec, builder, &segment_dir)?;
+    Ok(Built {
+        partitions,
+        dimensions,
+        stats,
+        spills,
+        read_ms,
+        write_ms: started.elapsed().as_millis(),
+    })
+}
+
+/// Merges what `builder` holds (and spilled) into Parquet files in `segment_dir`, cut by
+/// `segmentGranularity` and `maxRowsPerSegment`; also says the segments' dimensions.
+pub fn write_segment_files(
+    spec: &IngestionSpec,
+    builder: RowBuilder,
+    segment_dir: &Path,
+) -> Result<(Vec<WrittenPartition>, Vec<Dimension>), BuildError> {
+    let local = |e: std::io::Error| BuildError::Local(e.to_string());
+    std::fs::create_dir_all(segment_dir).map_err(local)?;
     let finished = builder.finish().map_err(local)?;
     let mut writer = SegmentWriter::new(
-        &segment_dir,
+        segment_dir,
         spec.granularity.segment,
         spec.tuning.max_rows_per_segment,
         &finished.dimensions,
@@ -125,14 +145,7 @@ pub fn build(
     let partitions = writer
         .finish()
         .map_err(|e| BuildError::Local(e.to_string()))?;
-    Ok(Built {
-        partitions,
-        dimensions: finished.dimensions,
-        stats,
-        spills,
-        read_ms,
-        write_ms: started.elapsed().as_millis(),
-    })
+    Ok((partitions, finished.dimensions))
 }
 
 #[cfg(test)]

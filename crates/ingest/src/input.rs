@@ -51,6 +51,7 @@ pub fn resolve(source: &InputSource) -> Result<Vec<Input>, String> {
     match source {
         InputSource::Inline { data } => Ok(vec![Input::Inline(data.clone())]),
         InputSource::Http { .. } => Err("http inputs must be downloaded first".into()),
+        InputSource::Stream => Err("a streaming task has no batch input".into()),
         InputSource::Local {
             base_dir,
             filter,

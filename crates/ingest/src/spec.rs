@@ -119,6 +119,8 @@ pub enum InputSource {
     Http {
         uris: Vec<String>,
     },
+    /// A streaming task's records come from its stream, not from an input source.
+    Stream,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,6 +233,16 @@ impl IngestionSpec {
     /// Reads the `spec` of an `index` or `index_parallel` task (also accepted at the top level,
     /// as very old Druid specs put it).
     pub fn from_task(task: &Value) -> Result<IngestionSpec, SpecError> {
+        IngestionSpec::parse(task, false)
+    }
+
+    /// Reads a streaming task (`index_kafka`: the parts at the top level, no input source; the
+    /// records come from the stream).
+    pub fn from_stream_task(task: &Value) -> Result<IngestionSpec, SpecError> {
+        IngestionSpec::parse(task, true)
+    }
+
+    fn parse(task: &Value, stream: bool) -> Result<IngestionSpec, SpecError> {
         let spec = match task.get("spec") {
             Some(s) => object("spec", Some(s))?,
             None => object("spec", Some(task))?,
@@ -280,6 +292,7 @@ impl IngestionSpec {
             };
 
         let input_source = match (io.get("inputSource"), io.get("firehose")) {
+            _ if stream => InputSource::Stream,
             (Some(s), _) => parse_input_source("spec.ioConfig.inputSource", s)?,
             (None, Some(f)) => parse_input_source("spec.ioConfig.firehose", f)?,
             (None, None) => return Err(err("spec.ioConfig.inputSource", "is required")),
@@ -328,7 +341,8 @@ impl IngestionSpec {
             max_rows_in_memory: unsigned(
                 "spec.tuningConfig.maxRowsInMemory",
                 t("maxRowsInMemory"),
-                1_000_000,
+                // Druid's streaming default is smaller: a stream task holds rows while it reads.
+                if stream { 150_000 } else { 1_000_000 },
             )?,
             max_parse_exceptions: unsigned(
                 "spec.tuningConfig.maxParseExceptions",

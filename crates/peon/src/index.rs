@@ -14,6 +14,7 @@ use drover_core::{Task, TaskStatus};
 use drover_ingest::build::{build, Built};
 use drover_ingest::input::{resolve, Input};
 use drover_ingest::row_builder::RowStats;
+use drover_ingest::segment::WrittenPartition;
 use drover_ingest::spec::InputSource;
 use drover_ingest::IngestionSpec;
 use serde_json::{json, Value};
@@ -24,12 +25,12 @@ use crate::overlord_client::OverlordClient;
 /// Druid's `taskLockTimeout` default.
 const DEFAULT_LOCK_TIMEOUT_MS: u64 = 300_000;
 
-struct Progress {
-    state: &'static str,
-    stats: RowStats,
-    segments: usize,
+pub(crate) struct Progress {
+    pub state: &'static str,
+    pub stats: RowStats,
+    pub segments: usize,
     /// Parse errors kept for the report (up to `maxSavedParseExceptions`).
-    unparseable: Vec<Value>,
+    pub unparseable: Vec<Value>,
 }
 
 pub fn run(task: &Task, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
@@ -182,36 +183,7 @@ async fn write_segments(
     let mut out = Vec::new();
     for p in &built.partitions {
         let (version, partition_num) = if spec.append_to_existing {
-            let allocated = overlord
-                .submit(json!({
-                    "type": "segmentAllocate",
-                    "dataSource": spec.data_source,
-                    "timestamp": to_iso(p.interval.start),
-                    "queryGranularity": spec.granularity.query,
-                    "preferredSegmentGranularity": spec.granularity.segment,
-                    "sequenceName": task.id.as_str(),
-                    "previousSegmentId": previous,
-                    "skipSegmentLineageCheck": false,
-                }))
-                .await?;
-            if allocated.is_null() {
-                return Err(format!(
-                    "could not allocate a segment for [{}]: the interval is locked by another task",
-                    p.interval
-                ));
-            }
-            let version = allocated["version"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let num = allocated["shardSpec"]["partitionNum"].as_u64().unwrap_or(0) as u32;
-            previous = Some(drover_core::segment::segment_id(
-                &spec.data_source,
-                &p.interval,
-                &version,
-                num,
-            ));
-            (version, num)
+            allocate(overlord, spec, &p.interval, task.id.as_str(), &mut previous).await?
         } else {
             let lock = match locks.iter().find(|l| l.interval.encloses(&p.interval)) {
                 Some(l) => l.clone(),
@@ -229,40 +201,109 @@ async fn write_segments(
             }
             (lock.version, p.partition_num)
         };
-        let bytes = std::fs::read(&p.path)
-            .map_err(|e| format!("cannot read segment file {}: {e}", p.path.display()))?;
-        let size = bytes.len() as u64;
-        let key = format!(
-            "{}/{}_{}/{}/{}/{}.parquet",
-            spec.data_source,
-            path_safe(&to_iso(p.interval.start)),
-            path_safe(&to_iso(p.interval.end)),
-            path_safe(&version),
-            partition_num,
-            task.id
+        out.push(
+            upload(
+                task,
+                spec,
+                p,
+                version,
+                partition_num,
+                &dimensions,
+                &metrics,
+                deep,
+            )
+            .await?,
         );
-        let load_spec = deep.put(&key, bytes).await?;
-        std::fs::remove_file(&p.path).ok();
-        let segment = DataSegment {
-            data_source: spec.data_source.clone(),
-            interval: p.interval,
-            version,
-            load_spec,
-            dimensions: dimensions.join(","),
-            metrics: metrics.join(","),
-            shard_spec: numbered_shard_spec(partition_num),
-            binary_version: 9,
-            size,
-            identifier: String::new(),
-        };
-        println!(
-            "wrote segment {} ({} rows, {size} bytes)",
-            segment.id(),
-            p.rows
-        );
-        out.push(segment);
     }
     Ok(out)
+}
+
+/// `segmentAllocate` for the bucket of `interval` in `sequence`, after `previous` (which becomes
+/// the allocated id): the same sequence, previous id and bucket always get the same segment, so
+/// replicas of a streaming task agree. Returns (version, partition number).
+pub(crate) async fn allocate(
+    overlord: &OverlordClient,
+    spec: &IngestionSpec,
+    interval: &Interval,
+    sequence: &str,
+    previous: &mut Option<String>,
+) -> Result<(String, u32), String> {
+    let allocated = overlord
+        .submit(json!({
+            "type": "segmentAllocate",
+            "dataSource": spec.data_source,
+            "timestamp": to_iso(interval.start),
+            "queryGranularity": spec.granularity.query,
+            "preferredSegmentGranularity": spec.granularity.segment,
+            "sequenceName": sequence,
+            "previousSegmentId": previous,
+            "skipSegmentLineageCheck": false,
+        }))
+        .await?;
+    if allocated.is_null() {
+        return Err(format!(
+            "could not allocate a segment for [{interval}]: the interval is locked by another task"
+        ));
+    }
+    let version = allocated["version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let num = allocated["shardSpec"]["partitionNum"].as_u64().unwrap_or(0) as u32;
+    *previous = Some(drover_core::segment::segment_id(
+        &spec.data_source,
+        interval,
+        &version,
+        num,
+    ));
+    Ok((version, num))
+}
+
+/// Puts one segment file in deep storage (under a key that names the task, so replicas writing
+/// the same segment never clobber each other) and describes it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn upload(
+    task: &Task,
+    spec: &IngestionSpec,
+    p: &WrittenPartition,
+    version: String,
+    partition_num: u32,
+    dimensions: &[String],
+    metrics: &[String],
+    deep: &DeepStorage,
+) -> Result<DataSegment, String> {
+    let bytes = std::fs::read(&p.path)
+        .map_err(|e| format!("cannot read segment file {}: {e}", p.path.display()))?;
+    let size = bytes.len() as u64;
+    let key = format!(
+        "{}/{}_{}/{}/{}/{}.parquet",
+        spec.data_source,
+        path_safe(&to_iso(p.interval.start)),
+        path_safe(&to_iso(p.interval.end)),
+        path_safe(&version),
+        partition_num,
+        task.id
+    );
+    let load_spec = deep.put(&key, bytes).await?;
+    std::fs::remove_file(&p.path).ok();
+    let segment = DataSegment {
+        data_source: spec.data_source.clone(),
+        interval: p.interval,
+        version,
+        load_spec,
+        dimensions: dimensions.join(","),
+        metrics: metrics.join(","),
+        shard_spec: numbered_shard_spec(partition_num),
+        binary_version: 9,
+        size,
+        identifier: String::new(),
+    };
+    println!(
+        "wrote segment {} ({} rows, {size} bytes)",
+        segment.id(),
+        p.rows
+    );
+    Ok(segment)
 }
 
 async fn acquire(
@@ -284,7 +325,7 @@ async fn acquire(
 }
 
 /// The process's high-water resident set size (`VmHWM`), for the log and the benchmark.
-fn peak_rss_kb() -> Option<u64> {
+pub(crate) fn peak_rss_kb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
@@ -331,7 +372,7 @@ async fn download(uris: &[String], dir: &Path) -> Result<Vec<Input>, String> {
     Ok(out)
 }
 
-fn write_report(
+pub(crate) fn write_report(
     task: &Task,
     attempt_dir: &Path,
     progress: &Progress,

@@ -10,6 +10,7 @@
 
 mod deep_storage;
 mod index;
+mod kafka;
 mod lock;
 mod noop;
 mod overlord_client;
@@ -80,6 +81,7 @@ fn run(task_dir: &Path, attempt: &str) -> Result<(), String> {
             }
         },
         TaskKind::Index => index::run(&task, task_dir, &task_dir.join("attempt").join(attempt)),
+        TaskKind::Kafka => kafka::run(&task, task_dir, &task_dir.join("attempt").join(attempt)),
     };
     let status = status.with_duration(started.elapsed().as_millis() as i64);
     write_status(&task_dir.join("attempt").join(attempt), &status)?;

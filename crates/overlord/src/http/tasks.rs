@@ -58,6 +58,11 @@ pub async fn submit(
         drover_ingest::IngestionSpec::from_task(task.payload())
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     }
+    if task.kind == TaskKind::Kafka {
+        drover_ingest::IngestionSpec::from_stream_task(task.payload())
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        drover_kafka::KafkaTaskIo::from_task(task.payload()).map_err(ApiError::BadRequest)?;
+    }
     let id = task.id.clone();
     s.leader()?.queue.add(task).await.inspect_err(|e| {
         if matches!(e, crate::queue::QueueError::Fenced(_)) {

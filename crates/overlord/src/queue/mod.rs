@@ -164,7 +164,8 @@ impl Queued {
                     )
                 })
                 .map_err(|e| e.to_string()),
-            TaskKind::Noop(_) => Ok(Vec::new()),
+            // A streaming task locks each segment as it allocates it (Druid's isReady: true).
+            TaskKind::Noop(_) | TaskKind::Kafka => Ok(Vec::new()),
         };
         Queued {
             task: Arc::new(task),
@@ -477,7 +478,7 @@ enum Readiness {
 /// moment it was queued.
 fn is_ready(task: &Task, added: Instant) -> Readiness {
     match &task.kind {
-        TaskKind::Index => Readiness::Ready,
+        TaskKind::Index | TaskKind::Kafka => Readiness::Ready,
         TaskKind::Noop(spec) => match spec.is_ready_result {
             IsReadyResult::Exception => {
                 Readiness::Failed("isReady failed: isReadyResult is EXCEPTION".into())

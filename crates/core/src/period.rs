@@ -1,0 +1,97 @@
+//! ISO-8601 durations as Druid's Joda `Period` reads them in supervisor specs (`PT1H`, `PT30S`,
+//! `P1D`, `PT0.5S`, `P2147483647D`). Years and months have no fixed length, so they are refused
+//! rather than guessed.
+
+use std::time::Duration;
+
+/// Parses `PnW`, `PnDTnHnMnS` (any part optional, seconds may be fractional).
+pub fn parse_period(s: &str) -> Result<Duration, String> {
+    let bad = || format!("[{s}] is not an ISO-8601 period such as PT1H, PT30S or P1D");
+    let rest = s.strip_prefix('P').ok_or_else(bad)?;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let (date, time) = match rest.split_once('T') {
+        Some((d, t)) if !t.is_empty() => (d, Some(t)),
+        Some(_) => return Err(bad()),
+        None => (rest, None),
+    };
+    let mut secs = 0f64;
+    let mut parts = 0;
+    let mut add = |text: &str, units: &[(char, f64)]| -> Result<(), String> {
+        let mut number = String::new();
+        for c in text.chars() {
+            if c.is_ascii_digit() || c == '.' || c == ',' {
+                number.push(if c == ',' { '.' } else { c });
+                continue;
+            }
+            let Some((_, scale)) = units.iter().find(|(u, _)| *u == c) else {
+                return Err(if c == 'Y' || c == 'M' {
+                    format!("[{s}]: years and months have no fixed length; use days, hours, minutes or seconds")
+                } else {
+                    bad()
+                });
+            };
+            let n: f64 = number.parse().map_err(|_| bad())?;
+            secs += n * scale;
+            parts += 1;
+            number.clear();
+        }
+        if number.is_empty() {
+            Ok(())
+        } else {
+            Err(bad())
+        }
+    };
+    add(date, &[('W', 604_800.0), ('D', 86_400.0)])?;
+    if let Some(t) = time {
+        add(t, &[('H', 3_600.0), ('M', 60.0), ('S', 1.0)])?;
+    }
+    if parts == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(secs.min(u64::MAX as f64 / 2.0)))
+}
+
+/// The shortest ISO-8601 text for `d` (whole seconds where possible).
+pub fn format_period(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        format!("PT{}S", ms / 1000)
+    } else {
+        format!("PT{}.{:03}S", ms / 1000, ms % 1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_periods_supervisor_specs_use() {
+        assert_eq!(parse_period("PT1H").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_period("PT10M").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_period("PT0.5S").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_period("P1DT1M").unwrap(), Duration::from_secs(86_460));
+        assert_eq!(parse_period("P2W").unwrap(), Duration::from_secs(1_209_600));
+        assert!(parse_period("P2147483647D").unwrap() > Duration::from_secs(1 << 40));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_fixed_period() {
+        for bad in ["", "P", "PT", "1H", "PT1X", "P1M", "P1Y", "PTH", "PT1"] {
+            assert!(parse_period(bad).is_err(), "{bad}");
+        }
+        assert!(parse_period("P1M").unwrap_err().contains("months"));
+    }
+
+    #[test]
+    fn formats_round_trip() {
+        assert_eq!(format_period(Duration::from_secs(5)), "PT5S");
+        assert_eq!(format_period(Duration::from_millis(1500)), "PT1.500S");
+        assert_eq!(
+            parse_period(&format_period(Duration::from_millis(1500))).unwrap(),
+            Duration::from_millis(1500)
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! Kafka ingestion (reference §12): supervisor specs, the `index_kafka` task JSON, the pure
+//! decisions of a supervisor's run loop, and the librdkafka client both the supervisor and the
+//! tasks use.
+
+pub mod client;
+pub mod spec;
+pub mod task;
+
+pub use spec::{KafkaSupervisorSpec, SpecError};
+pub use task::{KafkaTaskIo, Offsets};

@@ -1,0 +1,352 @@
+//! `index_kafka` tasks (reference §4.6, §12.5): the JSON the supervisor creates, the base sequence
+//! name that lets a restarted supervisor recognise its own tasks, and the reading of a task's
+//! `ioConfig` that the peon and the supervisor's discovery share.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use drover_core::time::{parse_iso, to_iso};
+use rand::Rng;
+use serde_json::{json, Map, Value};
+use sha1::{Digest, Sha1};
+
+use crate::spec::KafkaSupervisorSpec;
+
+/// Kafka partition → offset (Kafka offsets are "next to read"; end offsets are exclusive).
+pub type Offsets = BTreeMap<i32, i64>;
+
+/// "Read until told otherwise": the end offset a reading task starts with.
+pub const END_OF_STREAM: i64 = i64::MAX;
+
+/// All tasks of a data source's supervisor share this group id, hence their locks.
+pub fn task_group_id(data_source: &str) -> String {
+    format!("index_kafka_{data_source}")
+}
+
+/// JSON with every object's keys sorted, as Druid's sorting mapper writes it.
+fn sorted_json(v: &Value) -> String {
+    fn sort(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                Value::Object(keys.into_iter().map(|k| (k.clone(), sort(&m[k]))).collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sort).collect()),
+            other => other.clone(),
+        }
+    }
+    sort(v).to_string()
+}
+
+/// Druid's `generateSequenceName`: the same schema, tuning, start offsets and message-time bounds
+/// always give the same name, so the tasks of a group (and a restarted supervisor) agree on it.
+pub fn base_sequence_name(
+    spec: &KafkaSupervisorSpec,
+    start: &Offsets,
+    minimum_message_time: Option<DateTime<Utc>>,
+    maximum_message_time: Option<DateTime<Utc>>,
+) -> String {
+    let offsets: Vec<String> = start.iter().map(|(p, o)| format!("{p}({o})")).collect();
+    let millis =
+        |t: Option<DateTime<Utc>>| t.map_or(String::new(), |t| t.timestamp_millis().to_string());
+    let mut hasher = Sha1::new();
+    hasher.update(sorted_json(&spec.data_schema));
+    hasher.update(sorted_json(&spec.tuning_config));
+    hasher.update(offsets.join("+"));
+    hasher.update(millis(minimum_message_time));
+    hasher.update(millis(maximum_message_time));
+    let hex: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("index_kafka_{}_{}", spec.data_source, &hex[..15])
+}
+
+/// Eight random lowercase letters, as Druid's task id suffixes.
+fn random_suffix() -> String {
+    let mut rng = rand::rng();
+    (0..8)
+        .map(|_| rng.random_range(b'a'..=b'z') as char)
+        .collect()
+}
+
+fn offsets_json(o: &Offsets) -> Value {
+    Value::Object(o.iter().map(|(p, v)| (p.to_string(), json!(v))).collect())
+}
+
+fn sequence_numbers(kind: &str, topic: &str, o: &Offsets) -> Value {
+    let mut v = json!({
+        "type": kind, "stream": topic, "topic": topic,
+        "partitionSequenceNumberMap": offsets_json(o), "partitionOffsetMap": offsets_json(o),
+    });
+    if kind == "start" {
+        v["exclusivePartitions"] = json!([]);
+    }
+    v
+}
+
+/// What a supervisor decides for one task of a task group.
+pub struct NewTask<'a> {
+    pub spec: &'a KafkaSupervisorSpec,
+    pub group: u32,
+    pub base_sequence_name: &'a str,
+    pub start: &'a Offsets,
+    /// Sequence id → that sequence's start offsets (Druid's `checkpoints` context).
+    pub checkpoints: &'a BTreeMap<u32, Offsets>,
+    pub minimum_message_time: Option<DateTime<Utc>>,
+    pub maximum_message_time: Option<DateTime<Utc>>,
+}
+
+impl NewTask<'_> {
+    /// The task JSON, as `POST /druid/indexer/v1/task` would take it.
+    pub fn to_json(&self) -> Value {
+        let spec = self.spec;
+        let topic = &spec.io.topic;
+        let end: Offsets = self.start.keys().map(|p| (*p, END_OF_STREAM)).collect();
+        let mut io = json!({
+            "type": "kafka",
+            "taskGroupId": self.group,
+            "baseSequenceName": self.base_sequence_name,
+            "startSequenceNumbers": sequence_numbers("start", topic, self.start),
+            "endSequenceNumbers": sequence_numbers("end", topic, &end),
+            "consumerProperties": spec.io.consumer_properties,
+            "pollTimeout": spec.io.poll_timeout_ms,
+            "useTransaction": true,
+            "minimumMessageTime": self.minimum_message_time.map(to_iso),
+            "maximumMessageTime": self.maximum_message_time.map(to_iso),
+            "multiTopic": false,
+            "topic": topic,
+        });
+        if let Some(f) = &spec.io.input_format {
+            io["inputFormat"] = f.clone();
+        }
+        let checkpoints: Map<String, Value> = self
+            .checkpoints
+            .iter()
+            .map(|(s, o)| (s.to_string(), offsets_json(o)))
+            .collect();
+        let mut context = spec.context.clone();
+        context.insert(
+            "checkpoints".into(),
+            json!(Value::Object(checkpoints).to_string()),
+        );
+        context.insert("IS_INCREMENTAL_HANDOFF_SUPPORTED".into(), json!(true));
+        json!({
+            "type": "index_kafka",
+            "id": format!("{}_{}", self.base_sequence_name, random_suffix()),
+            "groupId": task_group_id(&spec.data_source),
+            "resource": {"availabilityGroup": self.base_sequence_name, "requiredCapacity": 1},
+            "dataSource": spec.data_source,
+            "dataSchema": spec.data_schema,
+            "tuningConfig": spec.tuning_config,
+            "ioConfig": io,
+            "context": context,
+        })
+    }
+}
+
+/// An `index_kafka` task's `ioConfig` and `checkpoints`, read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaTaskIo {
+    pub topic: String,
+    pub task_group_id: u32,
+    pub base_sequence_name: String,
+    pub start: Offsets,
+    pub end: Offsets,
+    pub consumer_properties: BTreeMap<String, String>,
+    pub poll_timeout_ms: u64,
+    pub minimum_message_time: Option<DateTime<Utc>>,
+    pub maximum_message_time: Option<DateTime<Utc>>,
+    /// Sequence id → start offsets; at least sequence 0 (the task's start).
+    pub checkpoints: BTreeMap<u32, Offsets>,
+}
+
+fn read_offsets(name: &str, v: Option<&Value>) -> Result<(String, Offsets), String> {
+    let v = v.ok_or_else(|| format!("[ioConfig.{name}] is required"))?;
+    let stream = v
+        .get("stream")
+        .or_else(|| v.get("topic"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("[ioConfig.{name}.stream] is required"))?
+        .to_string();
+    let map = v
+        .get("partitionSequenceNumberMap")
+        .or_else(|| v.get("partitionOffsetMap"))
+        .and_then(Value::as_object)
+        .ok_or_else(|| format!("[ioConfig.{name}.partitionSequenceNumberMap] is required"))?;
+    Ok((stream, parse_offset_map(&format!("ioConfig.{name}"), map)?))
+}
+
+/// `{"0": 12, "1": 40}` → offsets, naming `what` in errors.
+pub fn parse_offset_map(what: &str, map: &Map<String, Value>) -> Result<Offsets, String> {
+    let mut out = Offsets::new();
+    for (p, o) in map {
+        let partition: i32 = p
+            .parse()
+            .ok()
+            .filter(|p| *p >= 0)
+            .ok_or_else(|| format!("[{what}]: partition [{p}] is not a partition number"))?;
+        let offset = o.as_i64().filter(|o| *o >= 0).ok_or_else(|| {
+            format!("[{what}]: offset of partition [{p}] must be a non-negative number")
+        })?;
+        out.insert(partition, offset);
+    }
+    Ok(out)
+}
+
+impl KafkaTaskIo {
+    pub fn from_task(task: &Value) -> Result<KafkaTaskIo, String> {
+        let io = task
+            .get("ioConfig")
+            .and_then(Value::as_object)
+            .ok_or("[ioConfig] is required")?;
+        // Older tasks say startPartitions/endPartitions.
+        let (topic, start) = read_offsets(
+            "startSequenceNumbers",
+            io.get("startSequenceNumbers")
+                .or_else(|| io.get("startPartitions")),
+        )?;
+        let (end_topic, end) = read_offsets(
+            "endSequenceNumbers",
+            io.get("endSequenceNumbers")
+                .or_else(|| io.get("endPartitions")),
+        )?;
+        if end_topic != topic {
+            return Err(format!(
+                "[ioConfig]: start offsets are for topic [{topic}], end offsets for [{end_topic}]"
+            ));
+        }
+        if start.keys().ne(end.keys()) {
+            return Err("[ioConfig]: start and end offsets must name the same partitions".into());
+        }
+        if start.is_empty() {
+            return Err("[ioConfig.startSequenceNumbers]: no partitions to read".into());
+        }
+        let base_sequence_name = io
+            .get("baseSequenceName")
+            .and_then(Value::as_str)
+            .ok_or("[ioConfig.baseSequenceName] is required")?
+            .to_string();
+        let mut consumer_properties = BTreeMap::new();
+        for (k, v) in io
+            .get("consumerProperties")
+            .and_then(Value::as_object)
+            .ok_or("[ioConfig.consumerProperties] is required")?
+        {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            consumer_properties.insert(k.clone(), text);
+        }
+        let time = |k: &str| -> Result<Option<DateTime<Utc>>, String> {
+            match io.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => parse_iso(s)
+                    .map(Some)
+                    .ok_or_else(|| format!("[ioConfig.{k}] must be an ISO-8601 instant")),
+                Some(Value::Number(n)) => {
+                    Ok(n.as_i64().and_then(DateTime::<Utc>::from_timestamp_millis))
+                }
+                Some(_) => Err(format!("[ioConfig.{k}] must be an ISO-8601 instant")),
+            }
+        };
+        let mut checkpoints = BTreeMap::new();
+        if let Some(text) = task
+            .get("context")
+            .and_then(|c| c.get("checkpoints"))
+            .and_then(Value::as_str)
+        {
+            let parsed: Map<String, Value> = serde_json::from_str(text)
+                .map_err(|e| format!("[context.checkpoints] is not a JSON object: {e}"))?;
+            for (seq, offsets) in parsed {
+                let id: u32 = seq
+                    .parse()
+                    .map_err(|_| format!("[context.checkpoints]: [{seq}] is not a sequence id"))?;
+                let map = offsets
+                    .as_object()
+                    .ok_or("[context.checkpoints]: each checkpoint must be an object")?;
+                checkpoints.insert(id, parse_offset_map("context.checkpoints", map)?);
+            }
+        }
+        if checkpoints.is_empty() {
+            checkpoints.insert(0, start.clone());
+        }
+        Ok(KafkaTaskIo {
+            topic,
+            task_group_id: io.get("taskGroupId").and_then(Value::as_u64).unwrap_or(0) as u32,
+            base_sequence_name,
+            start,
+            end,
+            consumer_properties,
+            poll_timeout_ms: io.get("pollTimeout").and_then(Value::as_u64).unwrap_or(100),
+            minimum_message_time: time("minimumMessageTime")?,
+            maximum_message_time: time("maximumMessageTime")?,
+            checkpoints,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> KafkaSupervisorSpec {
+        KafkaSupervisorSpec::from_value(&json!({"type":"kafka","spec":{
+            "dataSchema":{"dataSource":"ds","timestampSpec":{"column":"ts"},
+                "dimensionsSpec":{"dimensions":["a"]},
+                "granularitySpec":{"segmentGranularity":"HOUR","queryGranularity":"NONE","rollup":false}},
+            "ioConfig":{"topic":"t","inputFormat":{"type":"json"},
+                "consumerProperties":{"bootstrap.servers":"localhost:9092"}},
+            "tuningConfig":{"type":"kafka"}}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn sequence_names_depend_on_config_and_offsets_only() {
+        let s = spec();
+        let a: Offsets = [(0, 5), (2, 7)].into();
+        let name = base_sequence_name(&s, &a, None, None);
+        assert!(name.starts_with("index_kafka_ds_"), "{name}");
+        assert_eq!(name.len(), "index_kafka_ds_".len() + 15);
+        assert_eq!(name, base_sequence_name(&s.clone(), &a, None, None));
+        assert_ne!(
+            name,
+            base_sequence_name(&s, &[(0, 6), (2, 7)].into(), None, None)
+        );
+        let mut other = s.clone();
+        other.data_schema["granularitySpec"]["segmentGranularity"] = json!("DAY");
+        assert_ne!(name, base_sequence_name(&other, &a, None, None));
+    }
+
+    #[test]
+    fn task_json_reads_back() {
+        let s = spec();
+        let start: Offsets = [(0, 5), (2, 7)].into();
+        let checkpoints = [(0, start.clone())].into();
+        let base = base_sequence_name(&s, &start, None, None);
+        let t = NewTask {
+            spec: &s,
+            group: 1,
+            base_sequence_name: &base,
+            start: &start,
+            checkpoints: &checkpoints,
+            minimum_message_time: None,
+            maximum_message_time: Some(parse_iso("2024-01-01T00:00:00Z").unwrap()),
+        }
+        .to_json();
+        assert_eq!(t["groupId"], "index_kafka_ds");
+        assert_eq!(t["resource"]["availabilityGroup"], base.as_str());
+        assert!(t["id"].as_str().unwrap().starts_with(&format!("{base}_")));
+        let io = KafkaTaskIo::from_task(&t).unwrap();
+        assert_eq!(io.start, start);
+        assert_eq!(io.end, [(0, END_OF_STREAM), (2, END_OF_STREAM)].into());
+        assert_eq!(io.task_group_id, 1);
+        assert_eq!(io.checkpoints, checkpoints);
+        assert_eq!(io.base_sequence_name, base);
+        assert!(io.maximum_message_time.is_some());
+        drover_core::Task::from_value(t).expect("the queue accepts it");
+    }
+}

@@ -1,0 +1,247 @@
+//! The streaming task chat API (reference §10.2), base `/druid/worker/v1/chat/{taskId}`: what
+//! the supervisor uses to pause a task, read its offsets, set its end offsets and stop it.
+//! Reads come from the reader's snapshot; changes are messages to the reader.
+
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use drover_kafka::Offsets;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::{oneshot, watch};
+
+use super::reader::{Control, Snapshot, Status};
+
+#[derive(Clone)]
+pub struct ChatState {
+    pub task_id: String,
+    pub controls: Sender<Control>,
+    pub snapshot: watch::Receiver<Snapshot>,
+}
+
+pub fn router(state: ChatState) -> Router {
+    let base = "/druid/worker/v1/chat/{id}";
+    Router::new()
+        .route(&format!("{base}/status"), get(status))
+        .route(&format!("{base}/offsets/current"), get(current))
+        .route(&format!("{base}/offsets/end"), get(end).post(set_end))
+        .route(&format!("{base}/pause"), post(pause))
+        .route(&format!("{base}/resume"), post(resume))
+        .route(&format!("{base}/stop"), post(stop))
+        .route(&format!("{base}/checkpoints"), get(checkpoints))
+        .route(&format!("{base}/time/start"), get(start_time))
+        .route(&format!("{base}/rowStats"), get(row_stats))
+        .route(&format!("{base}/liveReports"), get(live_reports))
+        .route(
+            &format!("{base}/unparseableEvents"),
+            get(|| async { Json(json!([])) }),
+        )
+        .route("/status/health", get(|| async { Json(true) }))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+/// The snapshot, if `id` is this task.
+fn snap(s: &ChatState, id: &str) -> Result<Snapshot, Response> {
+    if id != s.task_id {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("Can't find chatHandler for handler[{id}]"),
+        ));
+    }
+    Ok(s.snapshot.borrow().clone())
+}
+
+async fn status(State(s): State<ChatState>, Path(id): Path<String>) -> Response {
+    match snap(&s, &id) {
+        Ok(snap) => Json(snap.status).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn current(State(s): State<ChatState>, Path(id): Path<String>) -> Response {
+    match snap(&s, &id) {
+        Ok(snap) => Json(snap.current).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn end(State(s): State<ChatState>, Path(id): Path<String>) -> Response {
+    match snap(&s, &id) {
+        Ok(snap) => Json(snap.sequences.last().end.clone()).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn checkpoints(State(s): State<ChatState>, Path(id): Path<String>) -> Response {
+    match snap(&s, &id) {
+        Ok(snap) => {
+            let map: serde_json::Map<String, Value> = snap
+                .sequences
+                .all()
+                .iter()
+                .map(|q| (q.id.to_string(), json!(q.start)))
+                .collect();
+            Json(map).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+async fn start_time(State(s): State<ChatState>, Path(id): Path<String>) -> Response {
+    match snap(&s, &id) {
+        Ok(snap) => Json(snap.start_time).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn row_stats(State(s): State<ChatState>, Path(id): Path<String>) -> Response {
+    match snap(&s, &id) {
+        Ok(snap) => Json(json!({
+            "movingAverages": {"buildSegments": {}},
+            "totals": {"buildSegments": snap.stats},
+        }))
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn live_reports(State(s): State<ChatState>, Path(id): Path<String>) -> Response {
+    match snap(&s, &id) {
+        Ok(snap) => Json(json!({"ingestionStatsAndErrors": {
+            "type": "ingestionStatsAndErrors", "taskId": id,
+            "payload": {"ingestionState": "BUILD_SEGMENTS", "unparseableEvents": {},
+                "rowStats": {"buildSegments": snap.stats}, "errorMsg": null}}}))
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn pause(State(s): State<ChatState>, Path(id): Path<String>) -> Response {
+    let snapshot = match snap(&s, &id) {
+        Ok(snap) => snap,
+        Err(r) => return r,
+    };
+    if !matches!(snapshot.status, Status::Reading | Status::Paused) {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "Can't pause, task is not in a pausable state (state: [{}])",
+                serde_json::to_value(snapshot.status)
+                    .unwrap_or_default()
+                    .as_str()
+                    .unwrap_or("?")
+            ),
+        );
+    }
+    let (tx, rx) = oneshot::channel();
+    if s.controls.send(Control::Pause(tx)).is_err() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the task is no longer reading",
+        );
+    }
+    match tokio::time::timeout(Duration::from_secs(2), rx).await {
+        Ok(Ok(offsets)) => Json(offsets).into_response(),
+        Ok(Err(_)) => error(
+            StatusCode::CONFLICT,
+            "Can't pause, task is not in a pausable state",
+        ),
+        Err(_) => (
+            StatusCode::ACCEPTED,
+            "Request accepted but task has not yet paused",
+        )
+            .into_response(),
+    }
+}
+
+async fn resume(State(s): State<ChatState>, Path(id): Path<String>) -> Response {
+    if let Err(r) = snap(&s, &id) {
+        return r;
+    }
+    let (tx, rx) = oneshot::channel();
+    if s.controls.send(Control::Resume(tx)).is_err() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the task is no longer reading",
+        );
+    }
+    match tokio::time::timeout(Duration::from_secs(5), rx).await {
+        Ok(Ok(())) => StatusCode::OK.into_response(),
+        _ => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the task did not resume within 5 s",
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct Finish {
+    finish: Option<bool>,
+}
+
+async fn set_end(
+    State(s): State<ChatState>,
+    Path(id): Path<String>,
+    Query(q): Query<Finish>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = snap(&s, &id) {
+        return r;
+    }
+    let end: Offsets = match serde_json::from_slice::<Option<serde_json::Map<String, Value>>>(&body)
+    {
+        Ok(Some(map)) => match drover_kafka::task::parse_offset_map("body", &map) {
+            Ok(o) => o,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        },
+        Ok(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Request body must contain a map of { partition:endOffset }",
+            )
+        }
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not an offset map: {e}"),
+            )
+        }
+    };
+    let (tx, rx) = oneshot::channel();
+    let msg = Control::SetEndOffsets {
+        end,
+        finish: q.finish.unwrap_or(true),
+        reply: tx,
+    };
+    if s.controls.send(msg).is_err() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the task is no longer reading",
+        );
+    }
+    match tokio::time::timeout(Duration::from_secs(10), rx).await {
+        Ok(Ok(Ok(end))) => Json(end).into_response(),
+        Ok(Ok(Err(e))) => error(StatusCode::BAD_REQUEST, e),
+        _ => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the task did not answer within 10 s",
+        ),
+    }
+}
+
+async fn stop(State(s): State<ChatState>, Path(id): Path<String>) -> Response {
+    if let Err(r) = snap(&s, &id) {
+        return r;
+    }
+    s.controls.send(Control::Stop).ok();
+    StatusCode::OK.into_response()
+}

@@ -1,0 +1,158 @@
+//! The `index_kafka` task (reference §4.6, §10.2, §12.5–12.6): reads its partitions from its
+//! start offsets (assigned, no consumer group, `read_committed`), parses and rolls up with the
+//! batch ingestion code, and publishes each sequence with its offsets. The chat API runs on a
+//! small runtime beside the reading loop, on `DROVER_PEON_PORT`.
+
+mod chat;
+mod publish;
+mod reader;
+mod sequences;
+
+use std::path::Path;
+
+use drover_core::time::now_iso;
+use drover_core::{Task, TaskStatus};
+use drover_ingest::row_builder::RowStats;
+use drover_ingest::IngestionSpec;
+use drover_kafka::KafkaTaskIo;
+use rdkafka::consumer::BaseConsumer;
+use tokio::sync::watch;
+
+use crate::deep_storage::DeepStorage;
+use crate::index::{write_report, Progress};
+use crate::overlord_client::OverlordClient;
+
+use self::reader::{Outcome, Reader, Snapshot, Status};
+use self::sequences::Sequences;
+
+pub fn run(task: &Task, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
+    let mut progress = Progress {
+        state: "NOT_STARTED",
+        stats: RowStats::default(),
+        segments: 0,
+        unparseable: Vec::new(),
+    };
+    let result = ingest(task, task_dir, &mut progress);
+    let error = result.as_ref().err().cloned();
+    if let Err(e) = write_report(task, attempt_dir, &progress, error.as_deref()) {
+        eprintln!("cannot write report.json: {e}");
+    }
+    match result {
+        Ok(()) => {
+            println!(
+                "index_kafka task {} done: {} segment(s); rows: {:?}",
+                task.id, progress.segments, progress.stats
+            );
+            TaskStatus::success(task.id.clone())
+        }
+        Err(e) => {
+            println!("index_kafka task {} failed: {e}", task.id);
+            TaskStatus::failure(task.id.clone(), e)
+        }
+    }
+}
+
+fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result<(), String> {
+    let spec = IngestionSpec::from_stream_task(task.payload()).map_err(|e| e.to_string())?;
+    let io = KafkaTaskIo::from_task(task.payload())?;
+    let persist = task_dir.join("persist");
+    std::fs::create_dir_all(&persist)
+        .map_err(|e| format!("cannot create {}: {e}", persist.display()))?;
+    let sequences_file = persist.join("sequences.json");
+    let sequences = match Sequences::load(&sequences_file)? {
+        Some(s) => {
+            println!(
+                "restored: resuming from the sequences saved in {}",
+                sequences_file.display()
+            );
+            s
+        }
+        None => Sequences::new(&io.checkpoints, &io.end),
+    };
+
+    let mut config = drover_kafka::client::consumer_config(&io.consumer_properties);
+    // Never skip silently past data that is gone: an out-of-range offset is an error.
+    config.set("auto.offset.reset", "error");
+    let consumer: BaseConsumer = config
+        .create()
+        .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let overlord = OverlordClient::from_env(task.payload().clone())?;
+    let deep = DeepStorage::from_location(
+        &std::env::var("DROVER_DEEP_STORAGE").unwrap_or_else(|_| "var/druid/segments".into()),
+    )?;
+
+    let (snapshot_tx, snapshot_rx) = watch::channel(Snapshot {
+        status: Status::NotStarted,
+        current: sequences.read_from(),
+        sequences: sequences.clone(),
+        stats: RowStats::default(),
+        start_time: now_iso(),
+    });
+    let (controls_tx, controls_rx) = std::sync::mpsc::channel();
+    match std::env::var("DROVER_PEON_PORT")
+        .ok()
+        .and_then(|p| p.parse::<u16>().ok())
+    {
+        Some(port) => {
+            let listener = rt
+                .block_on(tokio::net::TcpListener::bind(("0.0.0.0", port)))
+                .map_err(|e| format!("cannot listen on port {port} for the chat API: {e}"))?;
+            let app = chat::router(chat::ChatState {
+                task_id: task.id.to_string(),
+                controls: controls_tx,
+                snapshot: snapshot_rx,
+            });
+            rt.spawn(async move { axum::serve(listener, app).await });
+            println!("chat API on port {port}");
+        }
+        None => {
+            println!("DROVER_PEON_PORT is not set: no chat API, the task reads to its end offsets")
+        }
+    }
+
+    progress.state = "BUILD_SEGMENTS";
+    let reader = Reader::new(
+        task.clone(),
+        io,
+        spec,
+        consumer,
+        sequences,
+        sequences_file,
+        task_dir.join("work"),
+        controls_rx,
+        snapshot_tx,
+        publish::Publisher {
+            rt: rt.handle().clone(),
+            overlord,
+            deep,
+        },
+    );
+    let result = reader.run();
+    let (outcome, stats, unparseable) = match result {
+        Ok(r) => r,
+        Err((e, stats, unparseable)) => {
+            progress.stats = stats;
+            progress.unparseable = unparseable;
+            return Err(e);
+        }
+    };
+    progress.stats = stats;
+    progress.unparseable = unparseable;
+    match outcome {
+        Outcome::Published { segments } => progress.segments = segments,
+        Outcome::Stopped => println!(
+            "stopped before publishing; nothing of this task's open sequences is published"
+        ),
+    }
+    progress.state = "COMPLETED";
+    println!("peak RSS {} kB", crate::index::peak_rss_kb().unwrap_or(0));
+    // The chat server stops with the runtime.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(())
+}

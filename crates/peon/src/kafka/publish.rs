@@ -1,0 +1,98 @@
+//! Publishing one sequence: merge its rows into segment files, allocate each segment under the
+//! sequence's name (so replicas get the same ids), upload them, then one
+//! `segmentTransactionalInsert` with the sequence's start and end offsets — the segments and the
+//! offset advance commit together or not at all (reference §11.1). A sequence without rows still
+//! commits its offsets.
+
+use std::path::Path;
+
+use drover_core::Task;
+use drover_ingest::build::write_segment_files;
+use drover_ingest::row_builder::RowBuilder;
+use drover_ingest::IngestionSpec;
+use drover_kafka::{KafkaTaskIo, Offsets};
+use serde_json::{json, Value};
+use tokio::runtime::Handle;
+
+use super::sequences::Sequence;
+use crate::deep_storage::DeepStorage;
+use crate::index::{allocate, upload};
+use crate::overlord_client::OverlordClient;
+
+pub struct Publisher {
+    pub rt: Handle,
+    pub overlord: OverlordClient,
+    pub deep: DeepStorage,
+}
+
+fn metadata(kind: &str, topic: &str, offsets: &Offsets) -> Value {
+    let map: serde_json::Map<String, Value> = offsets
+        .iter()
+        .map(|(p, o)| (p.to_string(), json!(o)))
+        .collect();
+    let mut partitions = json!({
+        "type": kind, "stream": topic, "topic": topic,
+        "partitionSequenceNumberMap": map, "partitionOffsetMap": map,
+    });
+    if kind == "start" {
+        partitions["exclusivePartitions"] = json!([]);
+    }
+    json!({"type": "kafka", "partitions": partitions})
+}
+
+impl Publisher {
+    /// Returns how many segments the sequence published.
+    pub fn publish(
+        &self,
+        task: &Task,
+        spec: &IngestionSpec,
+        io: &KafkaTaskIo,
+        seq: &Sequence,
+        builder: Option<RowBuilder>,
+        dir: &Path,
+    ) -> Result<usize, String> {
+        let (partitions, dimensions) = match builder {
+            Some(b) => {
+                write_segment_files(spec, b, &dir.join("segments")).map_err(|e| e.to_string())?
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        let dimensions: Vec<String> = dimensions.into_iter().map(|d| d.name).collect();
+        let metrics: Vec<String> = spec.metrics.iter().map(|m| m.name.clone()).collect();
+        let sequence_name = format!("{}_{}", io.base_sequence_name, seq.id);
+        self.rt.block_on(async {
+            let mut previous = None;
+            let mut segments = Vec::new();
+            for p in &partitions {
+                let (version, num) =
+                    allocate(&self.overlord, spec, &p.interval, &sequence_name, &mut previous).await?;
+                segments.push(upload(task, spec, p, version, num, &dimensions, &metrics, &self.deep).await?);
+            }
+            let result = self
+                .overlord
+                .submit(json!({
+                    "type": "segmentTransactionalInsert",
+                    "segments": segments,
+                    "startMetadata": metadata("start", &io.topic, &seq.start),
+                    "endMetadata": metadata("end", &io.topic, &seq.end),
+                }))
+                .await?;
+            if result.get("success").and_then(Value::as_bool) != Some(true) {
+                return Err(format!(
+                    "Transaction failure publishing segments of sequence [{sequence_name}], aborting: {}",
+                    result
+                        .get("errorMsg")
+                        .and_then(Value::as_str)
+                        .unwrap_or("no reason given")
+                ));
+            }
+            println!(
+                "published sequence [{sequence_name}]: {} segment(s), offsets {:?} → {:?}",
+                segments.len(),
+                seq.start,
+                seq.end
+            );
+            Ok(segments.len())
+        })
+    }
+}

@@ -1,0 +1,445 @@
+//! The reading loop of an `index_kafka` task, on its own thread: it owns the consumer, the
+//! sequences, the current offsets and one row builder per open sequence. The chat API reaches it
+//! only through `Control` messages (and reads the snapshot it publishes), so no lock is held
+//! while it reads, parses or publishes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use drover_core::interval::Interval;
+use drover_core::Task;
+use drover_ingest::format::RecordReader;
+use drover_ingest::record::Record;
+use drover_ingest::row_builder::{RowBuilder, RowStats};
+use drover_ingest::IngestionSpec;
+use drover_kafka::{KafkaTaskIo, Offsets};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use tokio::sync::{oneshot, watch};
+
+use super::publish::Publisher;
+use super::sequences::{Sequences, SetEnd};
+
+/// Druid's `SeekableStreamIndexTaskRunner.Status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    NotStarted,
+    Starting,
+    Reading,
+    Paused,
+    Publishing,
+}
+
+/// What the chat API sees.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub status: Status,
+    pub current: Offsets,
+    pub sequences: Sequences,
+    pub stats: RowStats,
+    pub start_time: String,
+}
+
+pub enum Control {
+    /// Reply: the current offsets, once paused.
+    Pause(oneshot::Sender<Offsets>),
+    Resume(oneshot::Sender<()>),
+    SetEndOffsets {
+        end: Offsets,
+        finish: bool,
+        reply: oneshot::Sender<Result<Offsets, String>>,
+    },
+    /// Stop reading and end without publishing (a replica has published, or the supervisor is
+    /// done with this task).
+    Stop,
+}
+
+/// How the reading ended.
+pub enum Outcome {
+    /// Every sequence was read and published.
+    Published { segments: usize },
+    /// Stopped on request.
+    Stopped,
+}
+
+/// How often the snapshot is refreshed while messages flow.
+const SNAPSHOT_EVERY: Duration = Duration::from_millis(100);
+
+pub struct Reader {
+    pub task: Task,
+    pub io: KafkaTaskIo,
+    pub spec: IngestionSpec,
+    /// Taken by the reading loop (the messages it polls borrow it).
+    consumer: Option<BaseConsumer>,
+    pub sequences: Sequences,
+    pub sequences_file: PathBuf,
+    pub work_dir: PathBuf,
+    pub controls: Receiver<Control>,
+    pub snapshot: watch::Sender<Snapshot>,
+    pub publisher: Publisher,
+    /// Parse errors kept for the report.
+    pub unparseable: Vec<Value>,
+    pub current: Offsets,
+    builders: BTreeMap<u32, RowBuilder>,
+    /// Counts of the sequences already published.
+    stats_done: RowStats,
+    status: Status,
+    segments: usize,
+}
+
+fn add_stats(a: &mut RowStats, b: &RowStats) {
+    a.processed += b.processed;
+    a.processed_with_error += b.processed_with_error;
+    a.thrown_away += b.thrown_away;
+    a.unparseable += b.unparseable;
+}
+
+impl Reader {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        task: Task,
+        io: KafkaTaskIo,
+        mut spec: IngestionSpec,
+        consumer: BaseConsumer,
+        sequences: Sequences,
+        sequences_file: PathBuf,
+        work_dir: PathBuf,
+        controls: Receiver<Control>,
+        snapshot: watch::Sender<Snapshot>,
+        publisher: Publisher,
+    ) -> Reader {
+        // Late and early messages (minimumMessageTime / maximumMessageTime, both inclusive) are
+        // thrown away like rows outside the schema's intervals.
+        if io.minimum_message_time.is_some() || io.maximum_message_time.is_some() {
+            let start = io
+                .minimum_message_time
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+            let end = io
+                .maximum_message_time
+                .map_or(chrono::DateTime::<chrono::Utc>::MAX_UTC, |t| {
+                    t + chrono::Duration::milliseconds(1)
+                });
+            if let Ok(window) = Interval::new(start, end) {
+                spec.granularity.intervals = vec![window];
+            }
+        }
+        let current = sequences.read_from();
+        Reader {
+            task,
+            io,
+            spec,
+            consumer: Some(consumer),
+            sequences,
+            sequences_file,
+            work_dir,
+            controls,
+            snapshot,
+            publisher,
+            unparseable: Vec::new(),
+            current,
+            builders: BTreeMap::new(),
+            stats_done: RowStats::default(),
+            status: Status::Starting,
+            segments: 0,
+        }
+    }
+
+    pub fn stats(&self) -> RowStats {
+        let mut total = self.stats_done;
+        for b in self.builders.values() {
+            add_stats(&mut total, &b.stats);
+        }
+        total
+    }
+
+    fn publish_snapshot(&self) {
+        self.snapshot.send_modify(|s| {
+            s.status = self.status;
+            s.current.clone_from(&self.current);
+            s.sequences = self.sequences.clone();
+            s.stats = self.stats();
+        });
+    }
+
+    fn assign(&self, consumer: &BaseConsumer) -> Result<(), String> {
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in &self.current {
+            tpl.add_partition_offset(&self.io.topic, *p, Offset::Offset(*o))
+                .map_err(|e| format!("cannot assign partition {p}: {e}"))?;
+        }
+        consumer
+            .assign(&tpl)
+            .map_err(|e| format!("cannot assign the task's partitions: {e}"))
+    }
+
+    /// Reads until every sequence is published or a stop is asked for.
+    pub fn run(
+        mut self,
+    ) -> Result<(Outcome, RowStats, Vec<Value>), (String, RowStats, Vec<Value>)> {
+        match self.read() {
+            Ok(o) => Ok((o, self.stats(), std::mem::take(&mut self.unparseable))),
+            Err(e) => Err((e, self.stats(), std::mem::take(&mut self.unparseable))),
+        }
+    }
+
+    fn read(&mut self) -> Result<Outcome, String> {
+        let consumer = self.consumer.take().expect("read runs once");
+        self.assign(&consumer)?;
+        println!(
+            "reading topic [{}] from offsets {:?}; sequences {:?}",
+            self.io.topic,
+            self.current,
+            self.sequences.all()
+        );
+        self.status = Status::Reading;
+        self.publish_snapshot();
+        let poll = Duration::from_millis(self.io.poll_timeout_ms.clamp(1, 1000));
+        let mut records = RecordReader::new(self.spec.input_format.clone());
+        let mut last_snapshot = Instant::now();
+        let mut since_check = 0u32;
+        loop {
+            // Controls first: a pause must not wait behind a stream of messages.
+            loop {
+                let waiting = self.status == Status::Paused;
+                let control = if waiting {
+                    match self.controls.recv_timeout(Duration::from_millis(100)) {
+                        Ok(c) => c,
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        Err(RecvTimeoutError::Disconnected) => return Ok(Outcome::Stopped),
+                    }
+                } else {
+                    match self.controls.try_recv() {
+                        Ok(c) => c,
+                        Err(_) => break,
+                    }
+                };
+                if self.control(control)? {
+                    return Ok(Outcome::Stopped);
+                }
+            }
+            if since_check >= 4096 || last_snapshot.elapsed() >= SNAPSHOT_EVERY {
+                since_check = 0;
+                if let Some(done) = self.publish_ready()? {
+                    return Ok(done);
+                }
+                self.publish_snapshot();
+                last_snapshot = Instant::now();
+            }
+            match consumer.poll(poll) {
+                None => {
+                    self.catch_up_positions(&consumer);
+                    since_check = u32::MAX;
+                }
+                Some(Err(e)) => return Err(describe(&e, &self.io.topic)),
+                Some(Ok(m)) => {
+                    since_check += 1;
+                    let (p, o) = (m.partition(), m.offset());
+                    if self.current.get(&p).is_some_and(|c| o < *c) {
+                        continue;
+                    }
+                    let Some(index) = self.sequences.route(p, o) else {
+                        // Past the end of the last sequence: this partition is done.
+                        let end = self.sequences.last().end[&p];
+                        self.current.insert(p, end);
+                        continue;
+                    };
+                    self.current.insert(p, o + 1);
+                    let seq_id = self.sequences.all()[index].id;
+                    self.add(seq_id, m.payload(), &mut records)?;
+                }
+            }
+        }
+    }
+
+    /// Applies one control message; `true` means stop.
+    fn control(&mut self, control: Control) -> Result<bool, String> {
+        match control {
+            Control::Pause(reply) => {
+                if matches!(self.status, Status::Reading | Status::Paused) {
+                    self.status = Status::Paused;
+                    self.publish_snapshot();
+                    reply.send(self.current.clone()).ok();
+                }
+            }
+            Control::Resume(reply) => {
+                if self.status == Status::Paused {
+                    self.status = Status::Reading;
+                    self.publish_snapshot();
+                }
+                reply.send(()).ok();
+            }
+            Control::SetEndOffsets { end, finish, reply } => {
+                if self.status != Status::Paused {
+                    reply
+                        .send(Err(
+                            "Task must be paused before changing the end offsets".into()
+                        ))
+                        .ok();
+                    return Ok(false);
+                }
+                match self.sequences.set_end_offsets(&end, finish, &self.current) {
+                    Ok(SetEnd::Duplicate) => {
+                        reply.send(Ok(end)).ok();
+                    }
+                    Ok(SetEnd::Set(end)) => {
+                        self.sequences.save(&self.sequences_file)?;
+                        println!(
+                            "end offsets set to {end:?} ({})",
+                            if finish { "final" } else { "checkpoint" }
+                        );
+                        reply.send(Ok(end)).ok();
+                    }
+                    Err(e) => {
+                        reply.send(Err(e)).ok();
+                        return Ok(false);
+                    }
+                }
+                // Druid resumes the task once its end offsets are set.
+                self.status = Status::Reading;
+                self.publish_snapshot();
+            }
+            Control::Stop => {
+                println!("stop requested: ending without publishing");
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// A partition with gaps (transaction markers) may never deliver the message just before its
+    /// end offset; the consumer's position says how far it really is.
+    fn catch_up_positions(&mut self, consumer: &BaseConsumer) {
+        let Ok(positions) = consumer.position() else {
+            return;
+        };
+        let last_end = self.sequences.last().end.clone();
+        for e in positions.elements() {
+            if let Offset::Offset(pos) = e.offset() {
+                let p = e.partition();
+                if let (Some(c), Some(end)) = (self.current.get(&p).copied(), last_end.get(&p)) {
+                    if pos > c {
+                        self.current.insert(p, pos.min(*end));
+                    }
+                }
+            }
+        }
+    }
+
+    fn add(
+        &mut self,
+        seq_id: u32,
+        payload: Option<&[u8]>,
+        records: &mut RecordReader,
+    ) -> Result<(), String> {
+        if !self.builders.contains_key(&seq_id) {
+            let dir = self
+                .work_dir
+                .join(format!("sequence-{seq_id}"))
+                .join("spill");
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let b = RowBuilder::new(&self.spec, &dir)?;
+            self.builders.insert(seq_id, b);
+        }
+        let builder = self.builders.get_mut(&seq_id).expect("inserted above");
+        let errors_before = builder.stats.unparseable + builder.stats.processed_with_error;
+        let problem = match payload.map(std::str::from_utf8) {
+            None => {
+                builder.stats.thrown_away += 1;
+                None
+            }
+            Some(Err(_)) => {
+                builder.unparseable();
+                Some("the message is not valid UTF-8".to_string())
+            }
+            Some(Ok(text)) => {
+                let mut record = Record::new(builder.fields());
+                match records.read(text, builder.fields(), &mut record) {
+                    Err(e) => {
+                        builder.unparseable();
+                        Some(e)
+                    }
+                    Ok(false) => None,
+                    Ok(true) => builder
+                        .add(&mut record)
+                        .map_err(|e| format!("cannot spill rows to disk: {e}"))?
+                        .err(),
+                }
+            }
+        };
+        let errors = builder.stats.unparseable + builder.stats.processed_with_error;
+        if errors > errors_before {
+            let why = problem.unwrap_or_else(|| "a field could not be read as its type".into());
+            if self.spec.tuning.log_parse_exceptions {
+                println!("parse exception: {why}");
+            }
+            if (self.unparseable.len() as u64) < self.spec.tuning.max_saved_parse_exceptions {
+                self.unparseable.push(json!({
+                    "details": [why],
+                    "timeOfExceptionMillis": chrono::Utc::now().timestamp_millis(),
+                }));
+            }
+            let stats = self.stats();
+            if stats.unparseable + stats.processed_with_error
+                > self.spec.tuning.max_parse_exceptions
+            {
+                return Err(format!(
+                    "Max parse exceptions[{}] exceeded",
+                    self.spec.tuning.max_parse_exceptions
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes every closed sequence that has been read to its end, in order; when the last
+    /// one is done, the task is.
+    fn publish_ready(&mut self) -> Result<Option<Outcome>, String> {
+        for index in self.sequences.ready_to_publish(&self.current) {
+            let last = self.sequences.is_finished() && index + 1 == self.sequences.all().len();
+            if last {
+                self.status = Status::Publishing;
+                self.publish_snapshot();
+            }
+            let seq = self.sequences.all()[index].clone();
+            let builder = self.builders.remove(&seq.id);
+            if let Some(b) = &builder {
+                add_stats(&mut self.stats_done, &b.stats);
+            }
+            let dir = self.work_dir.join(format!("sequence-{}", seq.id));
+            self.segments += self
+                .publisher
+                .publish(&self.task, &self.spec, &self.io, &seq, builder, &dir)?;
+            std::fs::remove_dir_all(&dir).ok();
+            self.sequences.mark_published(index);
+            self.sequences.save(&self.sequences_file)?;
+        }
+        if self.sequences.is_finished() && self.sequences.all().iter().all(|s| s.published) {
+            return Ok(Some(Outcome::Published {
+                segments: self.segments,
+            }));
+        }
+        Ok(None)
+    }
+}
+
+fn describe(e: &KafkaError, topic: &str) -> String {
+    let text = e.to_string();
+    if text.contains("OffsetOutOfRange")
+        || text.contains("out of range")
+        || text.contains("AutoOffsetReset")
+    {
+        format!(
+            "an offset of topic [{topic}] is out of range (the data is gone from Kafka or the \
+             offsets were never there): {text}; reset the supervisor or its offsets"
+        )
+    } else {
+        format!("reading topic [{topic}] failed: {text}")
+    }
+}
