@@ -9,6 +9,7 @@ mod pending_segment_storage;
 mod schema;
 mod segment_storage;
 mod sql;
+mod supervisor_storage;
 mod task_storage;
 
 pub use config_storage::{AuditInfo, AuditRecord};
@@ -16,4 +17,5 @@ pub use error::MetadataError;
 pub use pending_segment_storage::{allocation_key, PendingSegment};
 pub use segment_storage::{OffsetCommit, PublishOutcome};
 pub use sql::{redact, Backend, MetadataStore};
+pub use supervisor_storage::SupervisorVersion;
 pub use task_storage::{CompleteTaskFilter, TaskInfo, TaskRow};

@@ -667,3 +667,61 @@ async fn offsets_postgres() {
 async fn offsets_mysql() {
     offsets_conformance(TestDb::mysql().await).await;
 }
+
+/// Supervisor specs: append-only versions, newest first; the newest of each id wins; a deposed
+/// leader appends nothing.
+async fn supervisors_conformance(db: TestDb) {
+    let leader = db
+        .store
+        .claim_leadership("http://leader:8090")
+        .await
+        .unwrap();
+    leader
+        .insert_supervisor("wiki", "2024-01-01T00:00:00.000Z", br#"{"v":1}"#)
+        .await
+        .unwrap();
+    leader
+        .insert_supervisor("other", "2024-01-01T00:00:01.000Z", br#"{"v":2}"#)
+        .await
+        .unwrap();
+    leader
+        .insert_supervisor("wiki", "2024-01-01T00:00:02.000Z", br#"{"v":3}"#)
+        .await
+        .unwrap();
+    let history = leader.supervisor_history(Some("wiki")).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].payload, br#"{"v":3}"#.to_vec());
+    assert_eq!(history[1].created_date, "2024-01-01T00:00:00.000Z");
+    let latest = leader.latest_supervisors().await.unwrap();
+    assert_eq!(latest.len(), 2);
+    assert!(latest
+        .iter()
+        .any(|v| v.spec_id == "wiki" && v.payload == br#"{"v":3}"#.to_vec()));
+    assert!(leader.supervisor_history(Some("nope")).await.unwrap().is_empty());
+
+    let _newer = db
+        .store
+        .claim_leadership("http://newer:8090")
+        .await
+        .unwrap();
+    assert!(leader
+        .insert_supervisor("wiki", "2024-01-01T00:00:03.000Z", b"{}")
+        .await
+        .is_err());
+    assert_eq!(leader.supervisor_history(Some("wiki")).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn supervisors_sqlite() {
+    supervisors_conformance(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn supervisors_postgres() {
+    supervisors_conformance(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn supervisors_mysql() {
+    supervisors_conformance(TestDb::mysql().await).await;
+}

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::queue::{self, QueueConfig, QueueHandle};
 use crate::runner::select::{Selection, WorkerBehaviorConfig, WORKER_CONFIG_KEY};
 use crate::runner::{self, RunnerConfig, RunnerHandle};
+use crate::supervisor::{self, SupervisorContext, SupervisorManager};
 
 /// What runs while this overlord leads.
 pub struct LeaderServices {
@@ -22,6 +23,7 @@ pub struct LeaderServices {
     pub store: MetadataStore,
     pub queue: QueueHandle,
     pub runner: RunnerHandle,
+    pub supervisors: SupervisorManager,
     pub epoch: i64,
     /// The latch term these services were started in.
     term: u64,
@@ -193,11 +195,21 @@ impl Manager {
             stop.clone(),
             self.fenced.clone(),
         );
-        tracing::info!(epoch, "leading: task queue and runner started");
+        let supervisors = supervisor::start(
+            SupervisorContext {
+                store: store.clone(),
+                queue: queue.clone(),
+                runner: runner.clone(),
+                http: reqwest::Client::new(),
+            },
+            stop.clone(),
+        );
+        tracing::info!(epoch, "leading: task queue, runner and supervisors started");
         self.services.send_replace(Some(Arc::new(LeaderServices {
             store,
             queue,
             runner,
+            supervisors,
             epoch,
             term,
             stop,

@@ -9,6 +9,7 @@ pub mod leader;
 pub mod lockbox;
 pub mod queue;
 pub mod runner;
+pub mod supervisor;
 
 use anyhow::Context;
 use drover_core::task_logs::FileTaskLogs;

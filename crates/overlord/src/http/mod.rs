@@ -4,6 +4,7 @@ mod actions;
 mod error;
 mod redirect;
 mod segments;
+mod supervisors;
 mod tasks;
 mod workers;
 
@@ -76,6 +77,22 @@ pub fn router(state: AppState) -> Router {
         .route("/worker/{host}/disable", post(workers::disable))
         .route("/totalWorkerCapacity", get(workers::total_capacity))
         .route("/action", post(actions::action))
+        .route("/supervisor", get(supervisors::list).post(supervisors::submit))
+        .route("/supervisor/history", get(supervisors::history))
+        .route("/supervisor/suspendAll", post(supervisors::suspend_all))
+        .route("/supervisor/resumeAll", post(supervisors::resume_all))
+        .route("/supervisor/terminateAll", post(supervisors::terminate_all))
+        .route("/supervisor/{id}", get(supervisors::get_spec))
+        .route("/supervisor/{id}/status", get(supervisors::status))
+        .route("/supervisor/{id}/health", get(supervisors::health))
+        .route("/supervisor/{id}/stats", get(supervisors::stats))
+        .route("/supervisor/{id}/history", get(supervisors::history_of))
+        .route("/supervisor/{id}/suspend", post(supervisors::suspend))
+        .route("/supervisor/{id}/resume", post(supervisors::resume))
+        .route("/supervisor/{id}/terminate", post(supervisors::terminate))
+        .route("/supervisor/{id}/shutdown", post(supervisors::terminate))
+        .route("/supervisor/{id}/reset", post(supervisors::reset))
+        .route("/supervisor/{id}/resetOffsets", post(supervisors::reset_offsets))
         .route("/leader", get(leader))
         .route("/isLeader", get(is_leader));
     Router::new()

@@ -211,6 +211,20 @@ impl TaskQueue {
         Ok(ActionOutcome::Done(to_json(&segment)))
     }
 
+    /// Whether the stored offsets are at or past `commit`'s end on every partition it names.
+    async fn offsets_already_past(&self, commit: Option<&OffsetCommit>) -> bool {
+        let Some(c) = commit else { return false };
+        match bounded(self.store.stream_offsets(&c.key)).await {
+            Ok(Some(stored)) => {
+                stored.stream == c.end.stream
+                    && c.end.offsets.iter().all(|(p, end)| {
+                        stored.offsets.get(p).is_some_and(|s| s >= end)
+                    })
+            }
+            _ => false,
+        }
+    }
+
     /// `segmentTransactionalInsert`: the task's locks must cover every segment, un-revoked and
     /// exclusive; then the segments go in and what they overshadow goes out, in one transaction.
     async fn publish(
@@ -277,6 +291,15 @@ impl TaskQueue {
             {
                 Ok(ActionOutcome::Done(json!({
                     "segments": segments, "success": true, "errorMsg": null
+                })))
+            }
+            // The same for a sequence without rows: no segments, and the stored offsets have
+            // already moved past where it ends.
+            Ok(PublishOutcome::OffsetsMismatch(_))
+                if new_ids.is_empty() && self.offsets_already_past(commit.as_ref()).await =>
+            {
+                Ok(ActionOutcome::Done(json!({
+                    "segments": [], "success": true, "errorMsg": null
                 })))
             }
             Ok(PublishOutcome::OffsetsMismatch(why)) => {

@@ -1,0 +1,964 @@
+//! One Kafka supervisor: a tokio task that owns the supervisor's state, fed by notices (a run on
+//! every `period`, reset, status, graceful stop). Each run follows Druid's `runInternal`
+//! (reference §12.4): partitions from Kafka, discover this supervisor's tasks, update their
+//! status, stop groups whose `taskDuration` is over, watch publishing groups, replace failed
+//! tasks, create missing ones. Decisions about offsets are the pure functions of `groups`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use drover_core::stream_offsets::StreamOffsets;
+use drover_core::time::{now_iso, parse_iso, to_iso};
+use drover_core::{Task, TaskId, TaskState};
+use drover_kafka::client::StreamClient;
+use drover_kafka::task::{base_sequence_name, task_group_id, NewTask, END_OF_STREAM};
+use drover_kafka::{KafkaSupervisorSpec, KafkaTaskIo, Offsets};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::groups::{group_of, lag, max_offsets, start_offsets, StartFrom};
+use super::health::Health;
+use super::SupervisorContext;
+
+pub enum Notice {
+    Run,
+    /// `None`: forget every stored offset; `Some`: store these for their partitions.
+    Reset(Option<StreamOffsets>, oneshot::Sender<Result<(), String>>),
+    Status(oneshot::Sender<Value>),
+    /// `(state, detailedState, healthy)`.
+    State(oneshot::Sender<(String, String, bool)>),
+    Stats(oneshot::Sender<Value>),
+    /// Tell every reading task to finish and publish, then stop supervising.
+    GracefulStop(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub struct SupervisorHandle {
+    pub spec: Arc<KafkaSupervisorSpec>,
+    tx: mpsc::UnboundedSender<Notice>,
+}
+
+impl SupervisorHandle {
+    pub fn notify(&self, n: Notice) -> bool {
+        self.tx.send(n).is_ok()
+    }
+
+    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Notice) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).ok()?;
+        rx.await.ok()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct TaskData {
+    status: TaskState,
+    location: Option<String>,
+    start_time: Option<DateTime<Utc>>,
+    current: Offsets,
+    counted: bool,
+}
+
+#[derive(Debug, Clone)]
+struct TaskGroup {
+    id: u32,
+    start: Offsets,
+    checkpoints: BTreeMap<u32, Offsets>,
+    base_sequence_name: String,
+    minimum_message_time: Option<DateTime<Utc>>,
+    maximum_message_time: Option<DateTime<Utc>>,
+    tasks: BTreeMap<TaskId, TaskData>,
+    created: DateTime<Utc>,
+    completion_deadline: Option<Instant>,
+}
+
+impl TaskGroup {
+    fn start_time(&self) -> DateTime<Utc> {
+        self.tasks
+            .values()
+            .filter_map(|t| t.start_time)
+            .min()
+            .unwrap_or(self.created)
+    }
+}
+
+fn new_task_data() -> TaskData {
+    TaskData {
+        status: TaskState::Running,
+        location: None,
+        start_time: None,
+        current: Offsets::new(),
+        counted: false,
+    }
+}
+
+pub fn start(
+    spec: KafkaSupervisorSpec,
+    ctx: SupervisorContext,
+    stop: tokio_util::sync::CancellationToken,
+) -> SupervisorHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let spec = Arc::new(spec);
+    let supervisor = KafkaSupervisor {
+        spec: spec.clone(),
+        ctx,
+        client: None,
+        partitions: Vec::new(),
+        partition_groups: BTreeMap::new(),
+        reading: BTreeMap::new(),
+        pending: BTreeMap::new(),
+        latest: Offsets::new(),
+        offsets_updated: None,
+        last_offset_fetch: None,
+        health: Health::new(),
+        stopping: false,
+    };
+    tokio::spawn(stop.run_until_cancelled_owned(supervisor.run(rx, tx.clone())));
+    SupervisorHandle { spec, tx }
+}
+
+struct KafkaSupervisor {
+    spec: Arc<KafkaSupervisorSpec>,
+    ctx: SupervisorContext,
+    client: Option<Arc<StreamClient>>,
+    partitions: Vec<i32>,
+    /// Group → its partitions and where each starts next.
+    partition_groups: BTreeMap<u32, BTreeMap<i32, StartFrom>>,
+    reading: BTreeMap<u32, TaskGroup>,
+    /// Groups that stopped reading and are publishing, oldest first.
+    pending: BTreeMap<u32, Vec<TaskGroup>>,
+    latest: Offsets,
+    offsets_updated: Option<DateTime<Utc>>,
+    last_offset_fetch: Option<Instant>,
+    health: Health,
+    stopping: bool,
+}
+
+enum Chat {
+    Ok(Value),
+    /// 202: accepted, not done yet.
+    Later,
+    Failed(String),
+}
+
+impl KafkaSupervisor {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Notice>, tx: mpsc::UnboundedSender<Notice>) {
+        tracing::info!(supervisor = %self.spec.id, suspended = self.spec.suspended, "supervisor started");
+        let period = self.spec.io.period;
+        let start_delay = self.spec.io.start_delay;
+        tokio::spawn(async move {
+            tokio::time::sleep(start_delay).await;
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                if tx.send(Notice::Run).is_err() {
+                    return;
+                }
+            }
+        });
+        while let Some(notice) = rx.recv().await {
+            match notice {
+                Notice::Run => {
+                    // Runs queued while one was going on collapse into one.
+                    while let Ok(Notice::Run) = rx.try_recv() {}
+                    self.run_once().await;
+                }
+                Notice::Reset(offsets, reply) => {
+                    reply.send(self.reset(offsets).await).ok();
+                }
+                Notice::Status(reply) => {
+                    reply.send(self.report()).ok();
+                }
+                Notice::State(reply) => {
+                    reply
+                        .send((
+                            self.health.state().name().to_string(),
+                            self.health.detailed().to_string(),
+                            self.health.state().healthy(),
+                        ))
+                        .ok();
+                }
+                Notice::Stats(reply) => {
+                    reply.send(self.stats().await).ok();
+                }
+                Notice::GracefulStop(reply) => {
+                    self.stopping = true;
+                    self.health.stopping();
+                    let deadline = self.spec.tuning.shutdown_timeout;
+                    if tokio::time::timeout(deadline, self.run_once()).await.is_err() {
+                        tracing::warn!(supervisor = %self.spec.id, "graceful stop did not finish in shutdownTimeout");
+                    }
+                    reply.send(()).ok();
+                    break;
+                }
+            }
+        }
+        tracing::info!(supervisor = %self.spec.id, "supervisor stopped");
+    }
+
+    async fn run_once(&mut self) {
+        let started = Instant::now();
+        if let Err(e) = self.update_partitions().await {
+            tracing::warn!(supervisor = %self.spec.id, error = %e, "cannot read partitions from Kafka");
+            self.health.error(Utc::now(), "StreamException", e, true);
+            self.health.run_finished(self.spec.suspended);
+            return;
+        }
+        self.health.connected();
+        let steps = async {
+            self.discover_tasks().await?;
+            self.update_task_status().await?;
+            self.check_task_duration().await?;
+            self.check_pending_completion().await?;
+            self.check_current_task_state();
+            if !self.spec.suspended && !self.stopping {
+                self.create_new_tasks().await?;
+            }
+            Ok::<(), String>(())
+        };
+        if let Err(e) = steps.await {
+            tracing::warn!(supervisor = %self.spec.id, error = %e, "supervisor run failed");
+            self.health.error(Utc::now(), "SupervisorException", e, false);
+        }
+        self.health.run_finished(self.spec.suspended);
+        tracing::debug!(supervisor = %self.spec.id, ms = started.elapsed().as_millis() as u64, "run done");
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&StreamClient) -> Result<T, String> + Send + 'static,
+    ) -> Result<T, String> {
+        let client = match &self.client {
+            Some(c) => c.clone(),
+            None => {
+                let props = self.spec.io.consumer_properties.clone();
+                let timeout = self.spec.tuning.http_timeout;
+                let c = tokio::task::spawn_blocking(move || StreamClient::new(&props, timeout))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.0)?;
+                let c = Arc::new(c);
+                self.client = Some(c.clone());
+                c
+            }
+        };
+        tokio::task::spawn_blocking(move || f(&client))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    fn task_count(&self) -> u32 {
+        self.spec.effective_task_count(self.partitions.len())
+    }
+
+    async fn update_partitions(&mut self) -> Result<(), String> {
+        let topic = self.spec.io.topic.clone();
+        let partitions = self
+            .blocking(move |c| c.partitions(&topic).map_err(|e| e.0))
+            .await?;
+        if partitions != self.partitions {
+            tracing::info!(supervisor = %self.spec.id, ?partitions, "partitions of the topic");
+            self.partitions = partitions;
+        }
+        let count = self.task_count();
+        for p in self.partitions.clone() {
+            let g = group_of(p, count);
+            let known = self.partition_groups.values().any(|m| m.contains_key(&p));
+            if !known {
+                self.partition_groups.entry(g).or_default().insert(p, StartFrom::NotSet);
+            }
+        }
+        let due = self
+            .last_offset_fetch
+            .is_none_or(|t| t.elapsed() >= self.spec.tuning.offset_fetch_period);
+        if due {
+            self.fetch_latest().await?;
+        }
+        Ok(())
+    }
+
+    async fn fetch_latest(&mut self) -> Result<(Offsets, Offsets), String> {
+        let topic = self.spec.io.topic.clone();
+        let parts = self.partitions.clone();
+        let (earliest, latest) = self
+            .blocking(move |c| c.watermarks(&topic, &parts).map_err(|e| e.0))
+            .await?;
+        self.latest = latest.clone();
+        self.offsets_updated = Some(Utc::now());
+        self.last_offset_fetch = Some(Instant::now());
+        Ok((earliest, latest))
+    }
+
+    /// Where the runner says a task runs: `host:port` of its chat API.
+    async fn locations(&self) -> BTreeMap<TaskId, String> {
+        let Some(snapshot) = self.ctx.runner.snapshot().await else {
+            return BTreeMap::new();
+        };
+        snapshot
+            .tasks
+            .into_iter()
+            .filter_map(|t| {
+                let host = t.location.host?;
+                (t.location.port > 0).then(|| (t.id, format!("{host}:{}", t.location.port)))
+            })
+            .collect()
+    }
+
+    async fn chat(&self, location: &str, id: &TaskId, post: bool, path: &str, body: Option<Value>) -> Chat {
+        let url = format!("http://{location}/druid/worker/v1/chat/{id}/{path}");
+        let req = if post {
+            self.ctx.http.post(&url)
+        } else {
+            self.ctx.http.get(&url)
+        };
+        let req = req.timeout(self.spec.tuning.http_timeout);
+        let req = match body {
+            Some(b) => req.json(&b),
+            None => req,
+        };
+        match req.send().await {
+            Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => Chat::Later,
+            Ok(r) if r.status().is_success() => {
+                let text = r.text().await.unwrap_or_default();
+                Chat::Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+            }
+            Ok(r) => {
+                let status = r.status();
+                Chat::Failed(format!("{status}: {}", r.text().await.unwrap_or_default()))
+            }
+            Err(e) => Chat::Failed(e.to_string()),
+        }
+    }
+
+    fn known_task(&self, id: &TaskId) -> bool {
+        self.reading.values().any(|g| g.tasks.contains_key(id))
+            || self.pending.values().flatten().any(|g| g.tasks.contains_key(id))
+    }
+
+    async fn kill(&self, id: &TaskId, why: &str) {
+        tracing::info!(supervisor = %self.spec.id, task = %id, reason = why, "killing task");
+        if let Err(e) = self.ctx.queue.shutdown(id.clone(), why).await {
+            tracing::warn!(task = %id, error = %e, "cannot shut the task down");
+        }
+    }
+
+    fn current_name(&self, io: &KafkaTaskIo) -> String {
+        base_sequence_name(&self.spec, &io.start, io.minimum_message_time, io.maximum_message_time)
+    }
+
+    /// Adopts the active `index_kafka` tasks of this data source that this supervisor does not
+    /// know yet (after a restart, a failover or a replaced spec).
+    async fn discover_tasks(&mut self) -> Result<(), String> {
+        let rows = self.ctx.store.active_tasks().await.map_err(|e| e.to_string())?;
+        let group_id = task_group_id(&self.spec.data_source);
+        let locations = self.locations().await;
+        for row in rows {
+            let task = row.task;
+            if task.task_type != "index_kafka"
+                || task.data_source != self.spec.data_source
+                || task.group_id != group_id
+                || self.known_task(&task.id)
+            {
+                continue;
+            }
+            let io = match KafkaTaskIo::from_task(task.payload()) {
+                Ok(io) => io,
+                Err(e) => {
+                    self.kill(&task.id, &format!("unreadable ioConfig: {e}")).await;
+                    continue;
+                }
+            };
+            let location = locations.get(&task.id).cloned();
+            // A task that already has final end offsets is finishing: let it publish.
+            let mut finishing = false;
+            let mut checkpoints = io.checkpoints.clone();
+            if let Some(loc) = &location {
+                if let Chat::Ok(Value::String(s)) = self.chat(loc, &task.id, false, "status", None).await {
+                    finishing |= s == "PUBLISHING";
+                }
+                if let Chat::Ok(end) = self.chat(loc, &task.id, false, "offsets/end", None).await {
+                    if let Some(m) = end.as_object() {
+                        if let Ok(end) = drover_kafka::task::parse_offset_map("offsets/end", m) {
+                            finishing |= end.values().all(|o| *o != END_OF_STREAM);
+                        }
+                    }
+                }
+                if let Chat::Ok(Value::Object(m)) = self.chat(loc, &task.id, false, "checkpoints", None).await {
+                    let parsed: Option<BTreeMap<u32, Offsets>> = m
+                        .iter()
+                        .map(|(k, v)| {
+                            Some((
+                                k.parse().ok()?,
+                                drover_kafka::task::parse_offset_map("checkpoints", v.as_object()?).ok()?,
+                            ))
+                        })
+                        .collect();
+                    if let Some(c) = parsed.filter(|c| !c.is_empty()) {
+                        checkpoints = c;
+                    }
+                }
+            }
+            let mut data = new_task_data();
+            data.location = location;
+            let group = || TaskGroup {
+                id: io.task_group_id,
+                start: io.start.clone(),
+                checkpoints: checkpoints.clone(),
+                base_sequence_name: io.base_sequence_name.clone(),
+                minimum_message_time: io.minimum_message_time,
+                maximum_message_time: io.maximum_message_time,
+                tasks: BTreeMap::new(),
+                created: Utc::now(),
+                completion_deadline: Some(Instant::now() + self.spec.io.completion_timeout),
+            };
+            if finishing {
+                tracing::info!(supervisor = %self.spec.id, task = %task.id, "discovered a publishing task");
+                let list = self.pending.entry(io.task_group_id).or_default();
+                match list.iter_mut().find(|g| g.base_sequence_name == io.base_sequence_name) {
+                    Some(g) => {
+                        g.tasks.insert(task.id.clone(), data);
+                    }
+                    None => {
+                        let mut g = group();
+                        g.tasks.insert(task.id.clone(), data);
+                        list.push(g);
+                    }
+                }
+                continue;
+            }
+            if io.base_sequence_name != self.current_name(&io) {
+                self.kill(&task.id, "its configuration is not the supervisor's current one").await;
+                continue;
+            }
+            match self.reading.get_mut(&io.task_group_id) {
+                Some(g) if g.base_sequence_name == io.base_sequence_name => {
+                    g.tasks.insert(task.id.clone(), data);
+                }
+                Some(_) => {
+                    self.kill(&task.id, "another task group reads these partitions").await;
+                }
+                None => {
+                    tracing::info!(supervisor = %self.spec.id, task = %task.id, group = io.task_group_id, "discovered a reading task");
+                    let mut g = group();
+                    g.completion_deadline = None;
+                    g.tasks.insert(task.id.clone(), data);
+                    self.reading.insert(io.task_group_id, g);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn all_task_ids(&self) -> Vec<TaskId> {
+        self.reading
+            .values()
+            .chain(self.pending.values().flatten())
+            .flat_map(|g| g.tasks.keys().cloned())
+            .collect()
+    }
+
+    async fn update_task_status(&mut self) -> Result<(), String> {
+        let ids = self.all_task_ids();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let statuses: BTreeMap<TaskId, TaskState> = self
+            .ctx
+            .store
+            .get_statuses(&ids)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|s| (s.id, s.status))
+            .collect();
+        let locations = self.locations().await;
+        let mut queries = Vec::new();
+        let mut finished = Vec::new();
+        for g in self.reading.values_mut().chain(self.pending.values_mut().flatten()) {
+            for (id, t) in g.tasks.iter_mut() {
+                if let Some(s) = statuses.get(id) {
+                    t.status = *s;
+                }
+                if t.status.is_complete() && !t.counted {
+                    t.counted = true;
+                    finished.push(t.status == TaskState::Success);
+                }
+                if let Some(l) = locations.get(id) {
+                    t.location = Some(l.clone());
+                }
+                if t.status == TaskState::Running {
+                    if let Some(l) = &t.location {
+                        queries.push((id.clone(), l.clone(), t.start_time.is_none()));
+                    }
+                }
+            }
+        }
+        for success in finished {
+            self.health.task_finished(success);
+        }
+        // Start times and current offsets, asked of all running tasks at once.
+        let this = &*self;
+        let answers = futures::future::join_all(queries.iter().map(|(id, loc, need_start)| async move {
+            let start = if *need_start {
+                match this.chat(loc, id, false, "time/start", None).await {
+                    Chat::Ok(Value::String(s)) => parse_iso(&s),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            let current = match this.chat(loc, id, false, "offsets/current", None).await {
+                Chat::Ok(Value::Object(m)) => drover_kafka::task::parse_offset_map("offsets", &m).ok(),
+                _ => None,
+            };
+            (id.clone(), start, current)
+        }))
+        .await;
+        for (id, start, current) in answers {
+            for g in self.reading.values_mut().chain(self.pending.values_mut().flatten()) {
+                if let Some(t) = g.tasks.get_mut(&id) {
+                    if start.is_some() {
+                        t.start_time = start;
+                    }
+                    if let Some(c) = &current {
+                        t.current = c.clone();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn check_task_duration(&mut self) -> Result<(), String> {
+        let now = Utc::now();
+        let duration = chrono::Duration::from_std(self.spec.io.task_duration).unwrap_or(chrono::Duration::MAX);
+        let due: Vec<u32> = self
+            .reading
+            .iter()
+            .filter(|(g, group)| {
+                let finishing = self.spec.suspended || self.stopping;
+                let expired = now - group.start_time() >= duration;
+                // A group waits for the ones before it to publish, so offsets commit in order.
+                let earlier = self.pending.get(g).is_some_and(|l| !l.is_empty());
+                (finishing || expired) && (!earlier || self.stopping)
+            })
+            .map(|(g, _)| *g)
+            .collect();
+        for g in due {
+            self.finish_group(g).await;
+        }
+        Ok(())
+    }
+
+    /// Druid's `checkpointTaskGroup(finalize=true)`: pause every replica, end at the furthest
+    /// offsets any reached, and let them publish while a new group reads on from there.
+    async fn finish_group(&mut self, g: u32) {
+        let Some(mut group) = self.reading.remove(&g) else {
+            return;
+        };
+        tracing::info!(supervisor = %self.spec.id, group = g, "task group reached its duration; finishing it");
+        if group.tasks.values().any(|t| t.status == TaskState::Success) {
+            for (id, t) in &group.tasks {
+                if t.status == TaskState::Running {
+                    self.stop_task(id, t.location.as_deref()).await;
+                }
+            }
+            self.set_not_set(g);
+            return;
+        }
+        let mut alive = Vec::new();
+        for (id, t) in &group.tasks {
+            match (&t.status, &t.location) {
+                (TaskState::Running, Some(loc)) => alive.push((id.clone(), loc.clone())),
+                (TaskState::Running, None) => self.kill(id, "the task group is finishing and this task never started").await,
+                _ => {}
+            }
+        }
+        let retries = self.spec.tuning.chat_retries.max(1);
+        let this = &*self;
+        let paused = futures::future::join_all(alive.iter().map(|(id, loc)| async move {
+            for _ in 0..=retries {
+                match this.chat(loc, id, true, "pause", None).await {
+                    Chat::Ok(v) => {
+                        return v
+                            .as_object()
+                            .and_then(|m| drover_kafka::task::parse_offset_map("pause", m).ok())
+                    }
+                    Chat::Later => tokio::time::sleep(Duration::from_millis(500)).await,
+                    Chat::Failed(e) => {
+                        tracing::warn!(task = %id, error = %e, "pause failed");
+                        return None;
+                    }
+                }
+            }
+            None
+        }))
+        .await;
+        let mut responders = Vec::new();
+        for ((id, loc), offsets) in alive.into_iter().zip(paused) {
+            match offsets {
+                Some(o) => responders.push((id, loc, o)),
+                None => self.kill(&id, "the task did not pause").await,
+            }
+        }
+        if responders.is_empty() {
+            tracing::warn!(supervisor = %self.spec.id, group = g, "no task of the group could be paused; its partitions start again from the stored offsets");
+            for id in group.tasks.keys() {
+                self.kill(id, "its task group failed").await;
+            }
+            self.set_not_set(g);
+            return;
+        }
+        let end = max_offsets(responders.iter().map(|(_, _, o)| o));
+        let body = json!(end);
+        let this = &*self;
+        let set = futures::future::join_all(responders.iter().map(|(id, loc, _)| {
+            let body = body.clone();
+            async move { this.chat(loc, id, true, "offsets/end?finish=true", Some(body)).await }
+        }))
+        .await;
+        let mut any = false;
+        for ((id, _, _), r) in responders.iter().zip(set) {
+            match r {
+                Chat::Ok(_) => any = true,
+                Chat::Later | Chat::Failed(_) => self.kill(id, "the task did not take its end offsets").await,
+            }
+        }
+        if !any {
+            self.set_not_set(g);
+            return;
+        }
+        tracing::info!(supervisor = %self.spec.id, group = g, ?end, "task group publishing");
+        group.completion_deadline = Some(Instant::now() + self.spec.io.completion_timeout);
+        if let Some(parts) = self.partition_groups.get_mut(&g) {
+            for (p, from) in parts.iter_mut() {
+                if let Some(o) = end.get(p) {
+                    *from = StartFrom::Known(*o);
+                }
+            }
+        }
+        self.pending.entry(g).or_default().push(group);
+    }
+
+    async fn stop_task(&self, id: &TaskId, location: Option<&str>) {
+        let stopped = match location {
+            Some(loc) => matches!(self.chat(loc, id, true, "stop", None).await, Chat::Ok(_)),
+            None => false,
+        };
+        if !stopped {
+            self.kill(id, "a replica has already published").await;
+        }
+    }
+
+    fn set_not_set(&mut self, g: u32) {
+        if let Some(parts) = self.partition_groups.get_mut(&g) {
+            for from in parts.values_mut() {
+                *from = StartFrom::NotSet;
+            }
+        }
+    }
+
+    async fn check_pending_completion(&mut self) -> Result<(), String> {
+        let groups: Vec<u32> = self.pending.keys().copied().collect();
+        for g in groups {
+            let list = self.pending.remove(&g).unwrap_or_default();
+            let mut kept = Vec::new();
+            let mut failed_from: Option<usize> = None;
+            for (i, group) in list.iter().enumerate() {
+                if failed_from.is_some() {
+                    break;
+                }
+                if group.tasks.values().any(|t| t.status == TaskState::Success) {
+                    for (id, t) in &group.tasks {
+                        if t.status == TaskState::Running {
+                            self.stop_task(id, t.location.as_deref()).await;
+                        }
+                    }
+                    continue;
+                }
+                let all_failed = group.tasks.values().all(|t| t.status == TaskState::Failed);
+                let late = group.completion_deadline.is_some_and(|d| Instant::now() > d);
+                if all_failed || late {
+                    failed_from = Some(i);
+                    break;
+                }
+                kept.push(group.clone());
+            }
+            if let Some(i) = failed_from {
+                tracing::warn!(supervisor = %self.spec.id, group = g, "a publishing task group failed or ran past completionTimeout; its partitions start again from the stored offsets");
+                self.health.error(
+                    Utc::now(),
+                    "TaskGroupFailure",
+                    format!("task group {g} did not publish; reading again from the stored offsets"),
+                    false,
+                );
+                for group in &list[i..] {
+                    for (id, t) in &group.tasks {
+                        if t.status == TaskState::Running {
+                            self.kill(id, "its task group did not publish in time").await;
+                        }
+                    }
+                }
+                if let Some(reading) = self.reading.remove(&g) {
+                    for id in reading.tasks.keys() {
+                        self.kill(id, "an earlier task group of its partitions failed").await;
+                    }
+                }
+                self.set_not_set(g);
+            }
+            if !kept.is_empty() {
+                self.pending.insert(g, kept);
+            }
+        }
+        Ok(())
+    }
+
+    /// Failed reading tasks leave their group; `create_new_tasks` puts replicas back.
+    fn check_current_task_state(&mut self) {
+        let mut emptied = Vec::new();
+        for (g, group) in self.reading.iter_mut() {
+            group.tasks.retain(|id, t| {
+                if t.status == TaskState::Failed {
+                    tracing::warn!(task = %id, group = *g, "reading task failed; it will be replaced");
+                }
+                t.status != TaskState::Failed
+            });
+            if group.tasks.values().any(|t| t.status == TaskState::Success) {
+                emptied.push(*g);
+            }
+        }
+        for g in emptied {
+            self.reading.remove(&g);
+            self.set_not_set(g);
+        }
+    }
+
+    async fn create_new_tasks(&mut self) -> Result<(), String> {
+        let count = self.task_count();
+        let missing: Vec<u32> = (0..count).filter(|g| !self.reading.contains_key(g)).collect();
+        if !missing.is_empty() {
+            let (earliest, latest) = self.fetch_latest().await?;
+            let stored = self
+                .ctx
+                .store
+                .stream_offsets(&self.spec.data_source)
+                .await
+                .map_err(|e| e.to_string())?
+                .filter(|s| s.stream == self.spec.io.topic);
+            for g in missing {
+                let Some(parts) = self.partition_groups.get(&g) else {
+                    continue;
+                };
+                let start = match start_offsets(
+                    parts,
+                    stored.as_ref(),
+                    &earliest,
+                    &latest,
+                    self.spec.io.use_earliest_offset,
+                    self.spec.tuning.reset_offset_automatically,
+                ) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(supervisor = %self.spec.id, group = g, error = %e, "cannot start a task group");
+                        self.health.error(Utc::now(), "OffsetOutOfRangeException", e, false);
+                        continue;
+                    }
+                };
+                let now = Utc::now();
+                let minimum = match (self.spec.io.late_message_rejection_period, self.spec.io.late_message_rejection_start) {
+                    (Some(p), _) => chrono::Duration::from_std(p).ok().map(|p| now - p),
+                    (None, Some(t)) => Some(t),
+                    _ => None,
+                };
+                let maximum = self.spec.io.early_message_rejection_period.and_then(|p| {
+                    Some(now + chrono::Duration::from_std(self.spec.io.task_duration + p).ok()?)
+                });
+                let name = base_sequence_name(&self.spec, &start, minimum, maximum);
+                tracing::info!(supervisor = %self.spec.id, group = g, ?start, "new task group");
+                self.reading.insert(
+                    g,
+                    TaskGroup {
+                        id: g,
+                        checkpoints: [(0, start.clone())].into(),
+                        start,
+                        base_sequence_name: name,
+                        minimum_message_time: minimum,
+                        maximum_message_time: maximum,
+                        tasks: BTreeMap::new(),
+                        created: now,
+                        completion_deadline: None,
+                    },
+                );
+            }
+        }
+        let replicas = self.spec.io.replicas as usize;
+        let mut created = Vec::new();
+        for group in self.reading.values() {
+            for _ in group.tasks.len()..replicas {
+                let json = NewTask {
+                    spec: &self.spec,
+                    group: group.id,
+                    base_sequence_name: &group.base_sequence_name,
+                    start: &group.start,
+                    checkpoints: &group.checkpoints,
+                    minimum_message_time: group.minimum_message_time,
+                    maximum_message_time: group.maximum_message_time,
+                }
+                .to_json();
+                let task = Task::from_value(json).map_err(|e| format!("cannot build a task: {e}"))?;
+                created.push((group.id, task));
+            }
+        }
+        for (g, task) in created {
+            let id = task.id.clone();
+            self.ctx.queue.add(task).await.map_err(|e| format!("cannot submit task [{id}]: {e}"))?;
+            tracing::info!(supervisor = %self.spec.id, task = %id, group = g, "created task");
+            if let Some(group) = self.reading.get_mut(&g) {
+                group.tasks.insert(id, new_task_data());
+            }
+        }
+        Ok(())
+    }
+
+    async fn reset(&mut self, offsets: Option<StreamOffsets>) -> Result<(), String> {
+        let ds = self.spec.data_source.clone();
+        match offsets {
+            None => {
+                self.ctx.store.reset_stream_offsets(&ds, None).await.map_err(|e| e.to_string())?;
+                let reading = std::mem::take(&mut self.reading);
+                for group in reading.values() {
+                    for id in group.tasks.keys() {
+                        self.kill(id, "the supervisor was reset").await;
+                    }
+                }
+                for g in self.partition_groups.keys().copied().collect::<Vec<_>>() {
+                    self.set_not_set(g);
+                }
+                tracing::warn!(supervisor = %self.spec.id, "reset: stored offsets cleared, reading tasks stopped");
+            }
+            Some(given) => {
+                if given.stream != self.spec.io.topic {
+                    return Err(format!(
+                        "the offsets are for stream [{}], this supervisor reads [{}]",
+                        given.stream, self.spec.io.topic
+                    ));
+                }
+                let mut stored = self
+                    .ctx
+                    .store
+                    .stream_offsets(&ds)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .filter(|s| s.stream == given.stream)
+                    .unwrap_or_else(|| StreamOffsets {
+                        kind: "kafka".into(),
+                        stream: given.stream.clone(),
+                        offsets: BTreeMap::new(),
+                    });
+                stored.offsets.extend(given.offsets.clone());
+                self.ctx
+                    .store
+                    .reset_stream_offsets(&ds, Some(&stored))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let touched: BTreeSet<i32> = given.offsets.keys().filter_map(|p| p.parse().ok()).collect();
+                let groups: Vec<u32> = self
+                    .partition_groups
+                    .iter()
+                    .filter(|(_, parts)| parts.keys().any(|p| touched.contains(p)))
+                    .map(|(g, _)| *g)
+                    .collect();
+                for g in groups {
+                    if let Some(group) = self.reading.remove(&g) {
+                        for id in group.tasks.keys() {
+                            self.kill(id, "the supervisor's offsets were reset").await;
+                        }
+                    }
+                    self.set_not_set(g);
+                }
+                tracing::warn!(supervisor = %self.spec.id, offsets = ?given.offsets, "offsets reset");
+            }
+        }
+        Ok(())
+    }
+
+    fn task_report(&self, id: &TaskId, g: &TaskGroup, t: &TaskData, kind: &str) -> Value {
+        let remaining = (g.start_time() + chrono::Duration::from_std(self.spec.io.task_duration).unwrap_or_default()
+            - Utc::now())
+        .num_seconds()
+        .max(0);
+        let (lag_per, _) = lag(&self.latest, &t.current);
+        json!({
+            "id": id,
+            "startingOffsets": g.start,
+            "startTime": t.start_time.map(to_iso),
+            "remainingSeconds": remaining,
+            "type": kind,
+            "currentOffsets": t.current,
+            "lag": if kind == "ACTIVE" { json!(lag_per) } else { Value::Null },
+        })
+    }
+
+    fn report(&self) -> Value {
+        let mut active = Vec::new();
+        let mut current = Offsets::new();
+        for g in self.reading.values() {
+            for (id, t) in &g.tasks {
+                active.push(self.task_report(id, g, t, "ACTIVE"));
+                for (p, o) in &t.current {
+                    let e = current.entry(*p).or_insert(*o);
+                    *e = (*e).max(*o);
+                }
+            }
+        }
+        let publishing: Vec<Value> = self
+            .pending
+            .values()
+            .flatten()
+            .flat_map(|g| g.tasks.iter().map(move |(id, t)| (g, id, t)))
+            .map(|(g, id, t)| self.task_report(id, g, t, "PUBLISHING"))
+            .collect();
+        let (minimum_lag, aggregate) = lag(&self.latest, &current);
+        json!({
+            "id": self.spec.id,
+            "generationTime": now_iso(),
+            "payload": {
+                "dataSource": self.spec.data_source,
+                "stream": self.spec.io.topic,
+                "partitions": self.partitions.len(),
+                "replicas": self.spec.io.replicas,
+                "durationSeconds": self.spec.io.task_duration.as_secs(),
+                "activeTasks": active,
+                "publishingTasks": publishing,
+                "latestOffsets": self.latest,
+                "minimumLag": minimum_lag,
+                "aggregateLag": aggregate,
+                "offsetsLastUpdated": self.offsets_updated.map(to_iso),
+                "suspended": self.spec.suspended,
+                "healthy": self.health.state().healthy(),
+                "state": self.health.state().name(),
+                "detailedState": self.health.detailed(),
+                "recentErrors": self.health.recent_errors(),
+            }
+        })
+    }
+
+    /// `/stats`: group → task → the task's row stats, asked of each running task.
+    async fn stats(&self) -> Value {
+        let mut out = serde_json::Map::new();
+        for (g, group) in &self.reading {
+            let mut tasks = serde_json::Map::new();
+            for (id, t) in &group.tasks {
+                if let Some(loc) = &t.location {
+                    if let Chat::Ok(v) = self.chat(loc, id, false, "rowStats", None).await {
+                        tasks.insert(id.to_string(), v);
+                    }
+                }
+            }
+            out.insert(g.to_string(), Value::Object(tasks));
+        }
+        Value::Object(out)
+    }
+}

@@ -1,0 +1,474 @@
+//! Kafka supervisors end to end: librdkafka's mock cluster as the broker (real Kafka protocol on
+//! local ports), real ZooKeeper, overlord and middle managers, peons consuming from the mock.
+//! Every event carries a unique id; duplicates and losses are counted from the published
+//! segments themselves, and the committed offsets are read from `druid_dataSource`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use drover_scenarios::{segment_rows, tutorial_file, used_segments, Cluster, ClusterSpec};
+use rdkafka::config::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde_json::{json, Value};
+
+const TOPIC: &str = "events";
+
+struct Kafka {
+    mock: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    producer: BaseProducer,
+    next_id: u64,
+}
+
+impl Kafka {
+    fn start(partitions: i32) -> Kafka {
+        let mock = MockCluster::new(1).expect("the mock Kafka cluster starts");
+        mock.create_topic(TOPIC, partitions, 1).unwrap();
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", mock.bootstrap_servers())
+            .set("linger.ms", "5")
+            .create()
+            .unwrap();
+        Kafka {
+            mock,
+            producer,
+            next_id: 0,
+        }
+    }
+
+    fn servers(&self) -> String {
+        self.mock.bootstrap_servers()
+    }
+
+    /// Produces `n` events with fresh ids, spread over the partitions by key.
+    fn produce(&mut self, n: u64) {
+        for _ in 0..n {
+            let id = self.next_id;
+            self.next_id += 1;
+            let payload = json!({
+                "ts": drover_core_now(),
+                "id": format!("e{id}"),
+                "page": format!("p{}", id % 7),
+                "n": 1,
+            })
+            .to_string();
+            let key = id.to_string();
+            loop {
+                match self
+                    .producer
+                    .send(BaseRecord::to(TOPIC).key(&key).payload(&payload))
+                {
+                    Ok(()) => break,
+                    Err((_, _)) => {
+                        self.producer.poll(Duration::from_millis(10));
+                    }
+                }
+            }
+            self.producer.poll(Duration::ZERO);
+        }
+        self.producer.flush(Duration::from_secs(10)).unwrap();
+    }
+}
+
+fn drover_core_now() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let secs = ms / 1000;
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    let days = secs / 86_400;
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if mo <= 2 { 1 } else { 0 };
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{:03}Z", ms % 1000)
+}
+
+fn supervisor_spec(servers: &str, task_count: u32, replicas: u32, duration: &str) -> Value {
+    json!({
+        "type": "kafka",
+        "spec": {
+            "dataSchema": {
+                "dataSource": "events",
+                "timestampSpec": {"column": "ts", "format": "iso"},
+                "dimensionsSpec": {"dimensions": ["id", "page"]},
+                "metricsSpec": [{"type": "longSum", "name": "n", "fieldName": "n"}],
+                "granularitySpec": {"segmentGranularity": "HOUR", "queryGranularity": "NONE", "rollup": false}
+            },
+            "ioConfig": {
+                "topic": TOPIC,
+                "inputFormat": {"type": "json"},
+                "consumerProperties": {"bootstrap.servers": servers},
+                "taskCount": task_count,
+                "replicas": replicas,
+                "taskDuration": duration,
+                "startDelay": "PT0S",
+                "period": "PT1S",
+                "useEarliestOffset": true,
+                "completionTimeout": "PT90S"
+            },
+            "tuningConfig": {"type": "kafka", "offsetFetchPeriod": "PT5S"}
+        }
+    })
+}
+
+/// Ids in the published segments, with how often each appears.
+async fn published_ids(cluster: &Cluster, data_source: &str) -> BTreeMap<String, u32> {
+    let segments = used_segments(&cluster.client, data_source).await;
+    let mut ids = BTreeMap::new();
+    for row in segment_rows(&segments) {
+        let id = row["id"].as_str().unwrap_or_default().to_string();
+        *ids.entry(id).or_insert(0) += 1;
+    }
+    ids
+}
+
+/// Waits until `expected` distinct ids are published; fails the test after `timeout`.
+async fn wait_published(cluster: &Cluster, expected: usize, timeout: Duration) -> BTreeMap<String, u32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let ids = published_ids(cluster, "events").await;
+        if ids.len() >= expected {
+            return ids;
+        }
+        if Instant::now() > deadline {
+            let status = cluster.client.get("/supervisor/events/status").await.unwrap();
+            cluster.fail(format!(
+                "only {} of {expected} events published in {timeout:?}; supervisor: {}",
+                ids.len(),
+                status.body
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn assert_exactly_once(ids: &BTreeMap<String, u32>, produced: u64) {
+    let doubled: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(doubled.is_empty(), "events published more than once: {doubled:?}");
+    let missing: Vec<String> = (0..produced)
+        .map(|i| format!("e{i}"))
+        .filter(|id| !ids.contains_key(id))
+        .take(5)
+        .collect();
+    assert!(missing.is_empty(), "events never published: {missing:?}");
+    assert_eq!(ids.len() as u64, produced, "unexpected ids in the segments");
+}
+
+/// The offsets committed in `druid_dataSource` for the data source.
+async fn committed_offsets(cluster: &Cluster) -> BTreeMap<String, i64> {
+    use sqlx::Row;
+    let url = format!("sqlite://{}?mode=ro", cluster.dir.join("metadata.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let row = sqlx::query("SELECT commit_metadata_payload FROM druid_dataSource WHERE dataSource = ?")
+        .bind("events")
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let Some(row) = row else {
+        return BTreeMap::new();
+    };
+    let bytes: Vec<u8> = row.get(0);
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    v["partitions"]["partitionSequenceNumberMap"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(p, o)| (p.clone(), o.as_i64().unwrap()))
+        .collect()
+}
+
+fn latest_offsets(kafka: &Kafka, partitions: i32) -> BTreeMap<String, i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka.servers())
+        .set("group.id", "test-offsets")
+        .create()
+        .unwrap();
+    (0..partitions)
+        .map(|p| {
+            let (_, hi) = c.fetch_watermarks(TOPIC, p, Duration::from_secs(10)).unwrap();
+            (p.to_string(), hi)
+        })
+        .collect()
+}
+
+async fn completed_kafka_tasks(cluster: &Cluster) -> Vec<Value> {
+    cluster
+        .client
+        .tasks("state=complete&datasource=events")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t["type"] == "index_kafka")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exactly_once_through_rollovers_with_replicas() {
+    let mut kafka = Kafka::start(3);
+    let cluster = Cluster::start(ClusterSpec::workers(&[6, 6])).await;
+    let r = cluster
+        .client
+        .post("/supervisor", supervisor_spec(&kafka.servers(), 2, 2, "PT4S").to_string())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["id"], "events");
+
+    // 20,000 events over about ten seconds, while tasks roll over.
+    for _ in 0..10 {
+        kafka.produce(2_000);
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+    let ids = wait_published(&cluster, 20_000, Duration::from_secs(120)).await;
+    assert_exactly_once(&ids, 20_000);
+
+    // At least two rollovers: two groups finished at least twice each.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = completed_kafka_tasks(&cluster).await;
+        let succeeded = done.iter().filter(|t| t["statusCode"] == "SUCCESS").count();
+        if succeeded >= 8 {
+            break;
+        }
+        if Instant::now() > deadline {
+            cluster.fail(format!("fewer than two rollovers: {done:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Committed offsets catch up with the end of the topic.
+    let latest = latest_offsets(&kafka, 3);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while committed_offsets(&cluster).await != latest {
+        if Instant::now() > deadline {
+            cluster.fail(format!(
+                "committed offsets {:?} never reached the topic's end {latest:?}",
+                committed_offsets(&cluster).await
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // The status report names the stream, partitions and lag from the mock's offsets.
+    let status = cluster.client.get("/supervisor/events/status").await.unwrap();
+    assert_eq!(status.status, 200, "{}", status.body);
+    let payload = &status.json()["payload"];
+    assert_eq!(payload["stream"], TOPIC);
+    assert_eq!(payload["partitions"], 3);
+    assert_eq!(payload["replicas"], 2);
+    assert_eq!(payload["state"], "RUNNING", "{payload}");
+    assert_eq!(payload["healthy"], true);
+    for (p, o) in &latest {
+        assert_eq!(payload["latestOffsets"][p], *o, "{payload}");
+    }
+    let health = cluster.client.get("/supervisor/events/health").await.unwrap();
+    assert_eq!(health.status, 200);
+    assert_eq!(cluster.client.get("/supervisor").await.unwrap().json(), json!(["events"]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn suspend_resume_and_reset() {
+    let mut kafka = Kafka::start(2);
+    let cluster = Cluster::start(ClusterSpec::workers(&[4])).await;
+    let r = cluster
+        .client
+        .post("/supervisor", supervisor_spec(&kafka.servers(), 1, 1, "PT30S").to_string())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    kafka.produce(1_000);
+
+    // Suspend: the reading task publishes what it read and no new task starts.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = cluster.client.post("/supervisor/events/suspend", "{}").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["suspended"], true);
+    let again = cluster.client.post("/supervisor/events/suspend", "{}").await.unwrap();
+    assert_eq!(again.status, 400, "{}", again.body);
+    let ids = wait_published(&cluster, 1_000, Duration::from_secs(60)).await;
+    assert_exactly_once(&ids, 1_000);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let running = cluster.client.tasks("state=running&datasource=events").await.unwrap();
+        let pending = cluster.client.tasks("state=pending&datasource=events").await.unwrap();
+        if running.is_empty() && pending.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            cluster.fail(format!("tasks still active after suspend: {running:?} {pending:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    kafka.produce(500);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(cluster.client.tasks("state=running&datasource=events").await.unwrap().is_empty());
+    let status = cluster.client.get("/supervisor/events/status").await.unwrap().json();
+    assert_eq!(status["payload"]["state"], "SUSPENDED", "{status}");
+
+    // Resume: reading continues from the stored offsets, nothing lost or doubled.
+    let r = cluster.client.post("/supervisor/events/resume", "{}").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    kafka.produce(500);
+    let r = cluster.client.post("/supervisor/events/suspend", "{}").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ids = wait_published(&cluster, 2_000, Duration::from_secs(60)).await;
+    assert_exactly_once(&ids, 2_000);
+
+    // Reset: the stored offsets go, and reading starts again from the earliest offset, so
+    // every event is read a second time (Druid's documented effect of a reset).
+    let r = cluster.client.post("/supervisor/events/reset", "{}").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(committed_offsets(&cluster).await.is_empty(), "reset leaves no offsets");
+    let r = cluster.client.post("/supervisor/events/resume", "{}").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = cluster.client.post("/supervisor/events/suspend", "{}").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ids = published_ids(&cluster, "events").await;
+        if ids.values().all(|n| *n == 2) && ids.len() == 2_000 {
+            break;
+        }
+        if Instant::now() > deadline {
+            cluster.fail("after a reset every event should be read again from the earliest offset");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // History holds every version, newest first; terminate writes a tombstone.
+    let history = cluster.client.get("/supervisor/events/history").await.unwrap().json();
+    assert!(history.as_array().unwrap().len() >= 5, "{history}");
+    assert_eq!(history[0]["spec"]["suspended"], true);
+    let r = cluster.client.post("/supervisor/events/terminate", "{}").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let gone = cluster.client.get("/supervisor/events").await.unwrap();
+    assert_eq!(gone.status, 404, "{}", gone.body);
+    assert_eq!(gone.json()["error"], "[events] does not exist");
+    let history = cluster.client.get("/supervisor/history").await.unwrap().json();
+    assert_eq!(history["events"][0]["spec"]["type"], "NoopSupervisorSpec");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tutorial_spec_is_accepted_and_ingests() {
+    let kafka = {
+        let mock = MockCluster::new(1).unwrap();
+        mock.create_topic("wikipedia", 1, 1).unwrap();
+        mock
+    };
+    let cluster = Cluster::start(ClusterSpec::workers(&[2, 2])).await;
+    let mut spec: Value = serde_json::from_str(&tutorial_file("wikipedia-kafka-supervisor.json")).unwrap();
+    spec["ioConfig"]["consumerProperties"]["bootstrap.servers"] = json!(kafka.bootstrap_servers());
+    let r = cluster.client.post("/supervisor", spec.to_string()).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["id"], "wikipedia");
+    let stored = cluster.client.get("/supervisor/wikipedia").await.unwrap().json();
+    assert_eq!(stored["spec"]["ioConfig"]["replicas"], 2);
+
+    // The tutorial reads from the latest offset: produce once its two replicas run.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let running = cluster.client.tasks("state=running&datasource=wikipedia").await.unwrap();
+        if running.len() == 2 {
+            break;
+        }
+        if Instant::now() > deadline {
+            cluster.fail(format!("the tutorial supervisor did not start two replicas: {running:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap_servers())
+        .create()
+        .unwrap();
+    let lines = [
+        r##"{"time":"2015-09-12T00:46:58.771Z","channel":"#en.wikipedia","page":"Talk:Oswald Tilghman","user":"GELongstreet","added":36,"deleted":0,"delta":36}"##,
+        r##"{"time":"2015-09-12T00:47:00.496Z","channel":"#ca.wikipedia","page":"Israel Ballet","user":"Jlcbot","added":17,"deleted":0,"delta":17}"##,
+        r##"{"time":"2015-09-12T00:47:05.474Z","channel":"#en.wikipedia","page":"Peremptory norm","user":"60.225.66.142","added":0,"deleted":5,"delta":-5}"##,
+    ];
+    for l in lines {
+        producer.send(BaseRecord::<(), str>::to("wikipedia").payload(l)).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    // Suspending makes the replicas publish now rather than after the tutorial's ten minutes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = cluster.client.get("/supervisor/wikipedia/stats").await.unwrap().json();
+        let processed: u64 = stats
+            .as_object()
+            .into_iter()
+            .flat_map(|g| g.values())
+            .flat_map(|t| t.as_object().into_iter().flat_map(|m| m.values()))
+            .map(|s| s["totals"]["buildSegments"]["processed"].as_u64().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        if processed == 3 {
+            break;
+        }
+        if Instant::now() > deadline {
+            cluster.fail(format!("the replicas did not read the three events: {stats}"));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let r = cluster.client.post("/supervisor/wikipedia/suspend", "{}").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let segments = used_segments(&cluster.client, "wikipedia").await;
+        if !segments.is_empty() {
+            let rows = segment_rows(&segments);
+            assert_eq!(rows.len(), 3, "{rows:?}");
+            assert_eq!(segments[0]["interval"], "2015-09-12T00:00:00.000Z/2015-09-13T00:00:00.000Z");
+            break;
+        }
+        if Instant::now() > deadline {
+            cluster.fail("the tutorial supervisor published nothing");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_supervisor_specs_are_refused_naming_the_field() {
+    let cluster = Cluster::start(ClusterSpec::workers(&[1])).await;
+    let cases = [
+        (json!({"type": "kinesis", "spec": {}}), "[kinesis] is not supported"),
+        (json!({"spec": {}}), "no [type]"),
+        (
+            json!({"type": "kafka", "spec": {"dataSchema": {"dataSource": "x"}, "ioConfig": {"topic": "t"}}}),
+            "spec.ioConfig.consumerProperties",
+        ),
+        (
+            json!({"type": "kafka", "spec": {"dataSchema": {"dataSource": "../x"},
+                "ioConfig": {"topic": "t", "consumerProperties": {"bootstrap.servers": "h:1"}}}}),
+            "spec.dataSchema.dataSource",
+        ),
+    ];
+    for (spec, expected) in cases {
+        let r = cluster.client.post("/supervisor", spec.to_string()).await.unwrap();
+        assert_eq!(r.status, 400, "{spec}: {}", r.body);
+        assert!(r.body.contains(expected), "{spec}: {}", r.body);
+    }
+    for path in ["/supervisor/nope", "/supervisor/nope/status"] {
+        let r = cluster.client.get(path).await.unwrap();
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+        assert_eq!(r.json()["error"], "[nope] does not exist");
+    }
+    let r = cluster.client.post("/supervisor/nope/suspend", "{}").await.unwrap();
+    assert_eq!(r.status, 404);
+    let r = cluster
+        .client
+        .post("/supervisor/nope/resetOffsets", json!({"type": "kafka"}).to_string())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+}
