@@ -88,7 +88,10 @@ fn drover_core_now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let mo = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if mo <= 2 { 1 } else { 0 };
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{:03}Z", ms % 1000)
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{:03}Z",
+        ms % 1000
+    )
 }
 
 fn supervisor_spec(servers: &str, task_count: u32, replicas: u32, duration: &str) -> Value {
@@ -131,7 +134,11 @@ async fn published_ids(cluster: &Cluster, data_source: &str) -> BTreeMap<String,
 }
 
 /// Waits until `expected` distinct ids are published; fails the test after `timeout`.
-async fn wait_published(cluster: &Cluster, expected: usize, timeout: Duration) -> BTreeMap<String, u32> {
+async fn wait_published(
+    cluster: &Cluster,
+    expected: usize,
+    timeout: Duration,
+) -> BTreeMap<String, u32> {
     let deadline = Instant::now() + timeout;
     loop {
         let ids = published_ids(cluster, "events").await;
@@ -139,7 +146,11 @@ async fn wait_published(cluster: &Cluster, expected: usize, timeout: Duration) -
             return ids;
         }
         if Instant::now() > deadline {
-            let status = cluster.client.get("/supervisor/events/status").await.unwrap();
+            let status = cluster
+                .client
+                .get("/supervisor/events/status")
+                .await
+                .unwrap();
             cluster.fail(format!(
                 "only {} of {expected} events published in {timeout:?}; supervisor: {}",
                 ids.len(),
@@ -152,7 +163,10 @@ async fn wait_published(cluster: &Cluster, expected: usize, timeout: Duration) -
 
 fn assert_exactly_once(ids: &BTreeMap<String, u32>, produced: u64) {
     let doubled: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).take(5).collect();
-    assert!(doubled.is_empty(), "events published more than once: {doubled:?}");
+    assert!(
+        doubled.is_empty(),
+        "events published more than once: {doubled:?}"
+    );
     let missing: Vec<String> = (0..produced)
         .map(|i| format!("e{i}"))
         .filter(|id| !ids.contains_key(id))
@@ -165,13 +179,17 @@ fn assert_exactly_once(ids: &BTreeMap<String, u32>, produced: u64) {
 /// The offsets committed in `druid_dataSource` for the data source.
 async fn committed_offsets(cluster: &Cluster) -> BTreeMap<String, i64> {
     use sqlx::Row;
-    let url = format!("sqlite://{}?mode=ro", cluster.dir.join("metadata.db").display());
+    let url = format!(
+        "sqlite://{}?mode=ro",
+        cluster.dir.join("metadata.db").display()
+    );
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let row = sqlx::query("SELECT commit_metadata_payload FROM druid_dataSource WHERE dataSource = ?")
-        .bind("events")
-        .fetch_optional(&pool)
-        .await
-        .unwrap();
+    let row =
+        sqlx::query("SELECT commit_metadata_payload FROM druid_dataSource WHERE dataSource = ?")
+            .bind("events")
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
     pool.close().await;
     let Some(row) = row else {
         return BTreeMap::new();
@@ -195,16 +213,50 @@ fn latest_offsets(kafka: &Kafka, partitions: i32) -> BTreeMap<String, i64> {
         .unwrap();
     (0..partitions)
         .map(|p| {
-            let (_, hi) = c.fetch_watermarks(TOPIC, p, Duration::from_secs(10)).unwrap();
+            let (_, hi) = c
+                .fetch_watermarks(TOPIC, p, Duration::from_secs(10))
+                .unwrap();
             (p.to_string(), hi)
         })
         .collect()
 }
 
+/// Waits until every reading task has read to the end of the topic (per the status report and
+/// the mock cluster's offsets).
+async fn wait_caught_up(cluster: &Cluster, kafka: &Kafka, partitions: i32) {
+    let latest = latest_offsets(kafka, partitions);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = cluster
+            .client
+            .get("/supervisor/events/status")
+            .await
+            .unwrap()
+            .json();
+        let active = status["payload"]["activeTasks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let caught_up = !active.is_empty()
+            && active.iter().all(|t| {
+                latest
+                    .iter()
+                    .all(|(p, o)| t["currentOffsets"][p].as_i64() == Some(*o))
+            });
+        if caught_up {
+            return;
+        }
+        if Instant::now() > deadline {
+            cluster.fail(format!("reading tasks never reached {latest:?}: {status}"));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 async fn completed_kafka_tasks(cluster: &Cluster) -> Vec<Value> {
     cluster
         .client
-        .tasks("state=complete&datasource=events")
+        .tasks("?state=complete&datasource=events")
         .await
         .unwrap()
         .into_iter()
@@ -218,7 +270,10 @@ async fn exactly_once_through_rollovers_with_replicas() {
     let cluster = Cluster::start(ClusterSpec::workers(&[6, 6])).await;
     let r = cluster
         .client
-        .post("/supervisor", supervisor_spec(&kafka.servers(), 2, 2, "PT4S").to_string())
+        .post(
+            "/supervisor",
+            supervisor_spec(&kafka.servers(), 2, 2, "PT4S").to_string(),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
@@ -259,7 +314,11 @@ async fn exactly_once_through_rollovers_with_replicas() {
     }
 
     // The status report names the stream, partitions and lag from the mock's offsets.
-    let status = cluster.client.get("/supervisor/events/status").await.unwrap();
+    let status = cluster
+        .client
+        .get("/supervisor/events/status")
+        .await
+        .unwrap();
     assert_eq!(status.status, 200, "{}", status.body);
     let payload = &status.json()["payload"];
     assert_eq!(payload["stream"], TOPIC);
@@ -270,9 +329,16 @@ async fn exactly_once_through_rollovers_with_replicas() {
     for (p, o) in &latest {
         assert_eq!(payload["latestOffsets"][p], *o, "{payload}");
     }
-    let health = cluster.client.get("/supervisor/events/health").await.unwrap();
+    let health = cluster
+        .client
+        .get("/supervisor/events/health")
+        .await
+        .unwrap();
     assert_eq!(health.status, 200);
-    assert_eq!(cluster.client.get("/supervisor").await.unwrap().json(), json!(["events"]));
+    assert_eq!(
+        cluster.client.get("/supervisor").await.unwrap().json(),
+        json!(["events"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -281,7 +347,10 @@ async fn suspend_resume_and_reset() {
     let cluster = Cluster::start(ClusterSpec::workers(&[4])).await;
     let r = cluster
         .client
-        .post("/supervisor", supervisor_spec(&kafka.servers(), 1, 1, "PT30S").to_string())
+        .post(
+            "/supervisor",
+            supervisor_spec(&kafka.servers(), 1, 1, "PT30S").to_string(),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
@@ -289,48 +358,101 @@ async fn suspend_resume_and_reset() {
 
     // Suspend: the reading task publishes what it read and no new task starts.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let r = cluster.client.post("/supervisor/events/suspend", "{}").await.unwrap();
+    let r = cluster
+        .client
+        .post("/supervisor/events/suspend", "{}")
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["suspended"], true);
-    let again = cluster.client.post("/supervisor/events/suspend", "{}").await.unwrap();
+    let again = cluster
+        .client
+        .post("/supervisor/events/suspend", "{}")
+        .await
+        .unwrap();
     assert_eq!(again.status, 400, "{}", again.body);
     let ids = wait_published(&cluster, 1_000, Duration::from_secs(60)).await;
     assert_exactly_once(&ids, 1_000);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let running = cluster.client.tasks("state=running&datasource=events").await.unwrap();
-        let pending = cluster.client.tasks("state=pending&datasource=events").await.unwrap();
+        let running = cluster
+            .client
+            .tasks("?state=running&datasource=events")
+            .await
+            .unwrap();
+        let pending = cluster
+            .client
+            .tasks("?state=pending&datasource=events")
+            .await
+            .unwrap();
         if running.is_empty() && pending.is_empty() {
             break;
         }
         if Instant::now() > deadline {
-            cluster.fail(format!("tasks still active after suspend: {running:?} {pending:?}"));
+            cluster.fail(format!(
+                "tasks still active after suspend: {running:?} {pending:?}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     kafka.produce(500);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(cluster.client.tasks("state=running&datasource=events").await.unwrap().is_empty());
-    let status = cluster.client.get("/supervisor/events/status").await.unwrap().json();
+    assert!(cluster
+        .client
+        .tasks("?state=running&datasource=events")
+        .await
+        .unwrap()
+        .is_empty());
+    let status = cluster
+        .client
+        .get("/supervisor/events/status")
+        .await
+        .unwrap()
+        .json();
     assert_eq!(status["payload"]["state"], "SUSPENDED", "{status}");
 
     // Resume: reading continues from the stored offsets, nothing lost or doubled.
-    let r = cluster.client.post("/supervisor/events/resume", "{}").await.unwrap();
+    let r = cluster
+        .client
+        .post("/supervisor/events/resume", "{}")
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     kafka.produce(500);
-    let r = cluster.client.post("/supervisor/events/suspend", "{}").await.unwrap();
+    wait_caught_up(&cluster, &kafka, 2).await;
+    let r = cluster
+        .client
+        .post("/supervisor/events/suspend", "{}")
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     let ids = wait_published(&cluster, 2_000, Duration::from_secs(60)).await;
     assert_exactly_once(&ids, 2_000);
 
     // Reset: the stored offsets go, and reading starts again from the earliest offset, so
     // every event is read a second time (Druid's documented effect of a reset).
-    let r = cluster.client.post("/supervisor/events/reset", "{}").await.unwrap();
+    let r = cluster
+        .client
+        .post("/supervisor/events/reset", "{}")
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(committed_offsets(&cluster).await.is_empty(), "reset leaves no offsets");
-    let r = cluster.client.post("/supervisor/events/resume", "{}").await.unwrap();
+    assert!(
+        committed_offsets(&cluster).await.is_empty(),
+        "reset leaves no offsets"
+    );
+    let r = cluster
+        .client
+        .post("/supervisor/events/resume", "{}")
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = cluster.client.post("/supervisor/events/suspend", "{}").await.unwrap();
+    wait_caught_up(&cluster, &kafka, 2).await;
+    let r = cluster
+        .client
+        .post("/supervisor/events/suspend", "{}")
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -345,15 +467,29 @@ async fn suspend_resume_and_reset() {
     }
 
     // History holds every version, newest first; terminate writes a tombstone.
-    let history = cluster.client.get("/supervisor/events/history").await.unwrap().json();
+    let history = cluster
+        .client
+        .get("/supervisor/events/history")
+        .await
+        .unwrap()
+        .json();
     assert!(history.as_array().unwrap().len() >= 5, "{history}");
     assert_eq!(history[0]["spec"]["suspended"], true);
-    let r = cluster.client.post("/supervisor/events/terminate", "{}").await.unwrap();
+    let r = cluster
+        .client
+        .post("/supervisor/events/terminate", "{}")
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     let gone = cluster.client.get("/supervisor/events").await.unwrap();
     assert_eq!(gone.status, 404, "{}", gone.body);
     assert_eq!(gone.json()["error"], "[events] does not exist");
-    let history = cluster.client.get("/supervisor/history").await.unwrap().json();
+    let history = cluster
+        .client
+        .get("/supervisor/history")
+        .await
+        .unwrap()
+        .json();
     assert_eq!(history["events"][0]["spec"]["type"], "NoopSupervisorSpec");
 }
 
@@ -365,23 +501,39 @@ async fn the_tutorial_spec_is_accepted_and_ingests() {
         mock
     };
     let cluster = Cluster::start(ClusterSpec::workers(&[2, 2])).await;
-    let mut spec: Value = serde_json::from_str(&tutorial_file("wikipedia-kafka-supervisor.json")).unwrap();
+    let mut spec: Value =
+        serde_json::from_str(&tutorial_file("wikipedia-kafka-supervisor.json")).unwrap();
     spec["ioConfig"]["consumerProperties"]["bootstrap.servers"] = json!(kafka.bootstrap_servers());
-    let r = cluster.client.post("/supervisor", spec.to_string()).await.unwrap();
+    let r = cluster
+        .client
+        .post("/supervisor", spec.to_string())
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["id"], "wikipedia");
-    let stored = cluster.client.get("/supervisor/wikipedia").await.unwrap().json();
+    let stored = cluster
+        .client
+        .get("/supervisor/wikipedia")
+        .await
+        .unwrap()
+        .json();
     assert_eq!(stored["spec"]["ioConfig"]["replicas"], 2);
 
     // The tutorial reads from the latest offset: produce once its two replicas run.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let running = cluster.client.tasks("state=running&datasource=wikipedia").await.unwrap();
+        let running = cluster
+            .client
+            .tasks("?state=running&datasource=wikipedia")
+            .await
+            .unwrap();
         if running.len() == 2 {
             break;
         }
         if Instant::now() > deadline {
-            cluster.fail(format!("the tutorial supervisor did not start two replicas: {running:?}"));
+            cluster.fail(format!(
+                "the tutorial supervisor did not start two replicas: {running:?}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -396,30 +548,47 @@ async fn the_tutorial_spec_is_accepted_and_ingests() {
         r##"{"time":"2015-09-12T00:47:05.474Z","channel":"#en.wikipedia","page":"Peremptory norm","user":"60.225.66.142","added":0,"deleted":5,"delta":-5}"##,
     ];
     for l in lines {
-        producer.send(BaseRecord::<(), str>::to("wikipedia").payload(l)).unwrap();
+        producer
+            .send(BaseRecord::<(), str>::to("wikipedia").payload(l))
+            .unwrap();
     }
     producer.flush(Duration::from_secs(10)).unwrap();
     // Suspending makes the replicas publish now rather than after the tutorial's ten minutes.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let stats = cluster.client.get("/supervisor/wikipedia/stats").await.unwrap().json();
+        let stats = cluster
+            .client
+            .get("/supervisor/wikipedia/stats")
+            .await
+            .unwrap()
+            .json();
         let processed: u64 = stats
             .as_object()
             .into_iter()
             .flat_map(|g| g.values())
             .flat_map(|t| t.as_object().into_iter().flat_map(|m| m.values()))
-            .map(|s| s["totals"]["buildSegments"]["processed"].as_u64().unwrap_or(0))
+            .map(|s| {
+                s["totals"]["buildSegments"]["processed"]
+                    .as_u64()
+                    .unwrap_or(0)
+            })
             .max()
             .unwrap_or(0);
         if processed == 3 {
             break;
         }
         if Instant::now() > deadline {
-            cluster.fail(format!("the replicas did not read the three events: {stats}"));
+            cluster.fail(format!(
+                "the replicas did not read the three events: {stats}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let r = cluster.client.post("/supervisor/wikipedia/suspend", "{}").await.unwrap();
+    let r = cluster
+        .client
+        .post("/supervisor/wikipedia/suspend", "{}")
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -427,7 +596,10 @@ async fn the_tutorial_spec_is_accepted_and_ingests() {
         if !segments.is_empty() {
             let rows = segment_rows(&segments);
             assert_eq!(rows.len(), 3, "{rows:?}");
-            assert_eq!(segments[0]["interval"], "2015-09-12T00:00:00.000Z/2015-09-13T00:00:00.000Z");
+            assert_eq!(
+                segments[0]["interval"],
+                "2015-09-12T00:00:00.000Z/2015-09-13T00:00:00.000Z"
+            );
             break;
         }
         if Instant::now() > deadline {
@@ -441,7 +613,10 @@ async fn the_tutorial_spec_is_accepted_and_ingests() {
 async fn bad_supervisor_specs_are_refused_naming_the_field() {
     let cluster = Cluster::start(ClusterSpec::workers(&[1])).await;
     let cases = [
-        (json!({"type": "kinesis", "spec": {}}), "[kinesis] is not supported"),
+        (
+            json!({"type": "kinesis", "spec": {}}),
+            "[kinesis] is not supported",
+        ),
         (json!({"spec": {}}), "no [type]"),
         (
             json!({"type": "kafka", "spec": {"dataSchema": {"dataSource": "x"}, "ioConfig": {"topic": "t"}}}),
@@ -454,7 +629,11 @@ async fn bad_supervisor_specs_are_refused_naming_the_field() {
         ),
     ];
     for (spec, expected) in cases {
-        let r = cluster.client.post("/supervisor", spec.to_string()).await.unwrap();
+        let r = cluster
+            .client
+            .post("/supervisor", spec.to_string())
+            .await
+            .unwrap();
         assert_eq!(r.status, 400, "{spec}: {}", r.body);
         assert!(r.body.contains(expected), "{spec}: {}", r.body);
     }
@@ -463,11 +642,18 @@ async fn bad_supervisor_specs_are_refused_naming_the_field() {
         assert_eq!(r.status, 404, "{path}: {}", r.body);
         assert_eq!(r.json()["error"], "[nope] does not exist");
     }
-    let r = cluster.client.post("/supervisor/nope/suspend", "{}").await.unwrap();
+    let r = cluster
+        .client
+        .post("/supervisor/nope/suspend", "{}")
+        .await
+        .unwrap();
     assert_eq!(r.status, 404);
     let r = cluster
         .client
-        .post("/supervisor/nope/resetOffsets", json!({"type": "kafka"}).to_string())
+        .post(
+            "/supervisor/nope/resetOffsets",
+            json!({"type": "kafka"}).to_string(),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 404);

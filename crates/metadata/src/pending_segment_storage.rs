@@ -135,6 +135,30 @@ impl MetadataStore {
             Err(e) => Err(e.into()),
         }
     }
+
+    /// Forgets the allocations of `data_source` whose sequence names start with `prefix`, so a
+    /// stream re-read after a reset allocates new segments instead of finding the published
+    /// ones. Fenced. Returns how many went.
+    pub async fn delete_pending_segments(
+        &self,
+        data_source: &str,
+        prefix: &str,
+    ) -> Result<u64, MetadataError> {
+        let q = self.backend.sql(&format!(
+            "DELETE FROM druid_pendingSegments WHERE dataSource = ? AND sequence_name LIKE ?{}",
+            self.fence_clause()
+        ));
+        let query = sqlx::query(&q).bind(data_source).bind(format!("{prefix}%"));
+        let deleted = self
+            .with_fence(query)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            self.check_fence().await?;
+        }
+        Ok(deleted)
+    }
 }
 
 fn decode(row: &sqlx::any::AnyRow) -> Result<PendingSegment, MetadataError> {

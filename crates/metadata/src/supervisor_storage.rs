@@ -31,7 +31,13 @@ impl MetadataStore {
             .bind(spec_id)
             .bind(created_date)
             .bind(payload.to_vec());
-        if self.with_fence(q).execute(&self.pool).await?.rows_affected() == 0 {
+        if self
+            .with_fence(q)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            == 0
+        {
             self.check_fence().await?;
             return Err(MetadataError::corrupt(format!(
                 "supervisor [{spec_id}] was not written"

@@ -697,7 +697,11 @@ async fn supervisors_conformance(db: TestDb) {
     assert!(latest
         .iter()
         .any(|v| v.spec_id == "wiki" && v.payload == br#"{"v":3}"#.to_vec()));
-    assert!(leader.supervisor_history(Some("nope")).await.unwrap().is_empty());
+    assert!(leader
+        .supervisor_history(Some("nope"))
+        .await
+        .unwrap()
+        .is_empty());
 
     let _newer = db
         .store
@@ -708,7 +712,10 @@ async fn supervisors_conformance(db: TestDb) {
         .insert_supervisor("wiki", "2024-01-01T00:00:03.000Z", b"{}")
         .await
         .is_err());
-    assert_eq!(leader.supervisor_history(Some("wiki")).await.unwrap().len(), 2);
+    assert_eq!(
+        leader.supervisor_history(Some("wiki")).await.unwrap().len(),
+        2
+    );
 }
 
 #[tokio::test]

@@ -77,7 +77,10 @@ pub fn router(state: AppState) -> Router {
         .route("/worker/{host}/disable", post(workers::disable))
         .route("/totalWorkerCapacity", get(workers::total_capacity))
         .route("/action", post(actions::action))
-        .route("/supervisor", get(supervisors::list).post(supervisors::submit))
+        .route(
+            "/supervisor",
+            get(supervisors::list).post(supervisors::submit),
+        )
         .route("/supervisor/history", get(supervisors::history))
         .route("/supervisor/suspendAll", post(supervisors::suspend_all))
         .route("/supervisor/resumeAll", post(supervisors::resume_all))
@@ -92,7 +95,10 @@ pub fn router(state: AppState) -> Router {
         .route("/supervisor/{id}/terminate", post(supervisors::terminate))
         .route("/supervisor/{id}/shutdown", post(supervisors::terminate))
         .route("/supervisor/{id}/reset", post(supervisors::reset))
-        .route("/supervisor/{id}/resetOffsets", post(supervisors::reset_offsets))
+        .route(
+            "/supervisor/{id}/resetOffsets",
+            post(supervisors::reset_offsets),
+        )
         .route("/leader", get(leader))
         .route("/isLeader", get(is_leader));
     Router::new()

@@ -44,7 +44,8 @@ pub async fn submit(State(s): State<AppState>, body: Bytes) -> Result<Response, 
             "the request body is empty; expected a supervisor spec".into(),
         ));
     }
-    let spec = KafkaSupervisorSpec::from_json_bytes(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let spec = KafkaSupervisorSpec::from_json_bytes(&body)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let id = spec.id.clone();
     manager(&s)?.submit(spec).await?;
     Ok(Json(json!({ "id": id })).into_response())
@@ -73,7 +74,8 @@ pub async fn list(
     let mut out = Vec::new();
     for h in &all {
         let (state, detailed, healthy) = state_of(h).await;
-        let mut v = json!({"id": h.spec.id, "state": state, "detailedState": detailed, "healthy": healthy});
+        let mut v =
+            json!({"id": h.spec.id, "state": state, "detailedState": detailed, "healthy": healthy});
         if full {
             v["spec"] = h.spec.payload.clone();
         }
@@ -88,11 +90,17 @@ pub async fn list(
     Ok(Json(out).into_response())
 }
 
-pub async fn get_spec(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get_spec(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     Ok(Json(handle(&s, &id).await?.spec.payload.clone()).into_response())
 }
 
-pub async fn status(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn status(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let h = handle(&s, &id).await?;
     let report = h
         .ask(Notice::Status)
@@ -101,29 +109,50 @@ pub async fn status(State(s): State<AppState>, Path(id): Path<String>) -> Result
     Ok(Json(report).into_response())
 }
 
-pub async fn health(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn health(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let h = manager(&s)?.get(&id).await?.ok_or_else(|| {
-        ApiError::NotFound(json!({"error": format!("[{id}] does not exist or health check not implemented")}))
+        ApiError::NotFound(
+            json!({"error": format!("[{id}] does not exist or health check not implemented")}),
+        )
     })?;
     let (_, _, healthy) = state_of(&h).await;
-    let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     Ok((code, Json(json!({ "healthy": healthy }))).into_response())
 }
 
-pub async fn stats(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn stats(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let h = handle(&s, &id).await?;
     Ok(Json(h.ask(Notice::Stats).await.unwrap_or_else(|| json!({}))).into_response())
 }
 
-pub async fn suspend(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn suspend(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     Ok(Json(manager(&s)?.set_suspended(&id, true).await?).into_response())
 }
 
-pub async fn resume(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn resume(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     Ok(Json(manager(&s)?.set_suspended(&id, false).await?).into_response())
 }
 
-pub async fn terminate(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn terminate(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     manager(&s)?.terminate(&id).await?;
     Ok(Json(json!({ "id": id })).into_response())
 }
@@ -167,22 +196,32 @@ pub async fn history(State(s): State<AppState>) -> Result<Response, ApiError> {
     let services = s.leader()?;
     let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for v in services.store.supervisor_history(None).await? {
-        out.entry(v.spec_id.clone()).or_default().push(versioned(&v));
+        out.entry(v.spec_id.clone())
+            .or_default()
+            .push(versioned(&v));
     }
     Ok(Json(out).into_response())
 }
 
-pub async fn history_of(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn history_of(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let services = s.leader()?;
     let versions = services.store.supervisor_history(Some(&id)).await?;
     if versions.is_empty() {
-        return Err(ApiError::NotFound(json!({"error": format!("No history for [{id}].")})));
+        return Err(ApiError::NotFound(
+            json!({"error": format!("No history for [{id}].")}),
+        ));
     }
     Ok(Json(versions.iter().map(versioned).collect::<Vec<_>>()).into_response())
 }
 
 /// `POST /{id}/reset`: forget the stored offsets and restart reading per `useEarliestOffset`.
-pub async fn reset(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn reset(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let h = handle(&s, &id).await?;
     h.ask(|r| Notice::Reset(None, r))
         .await

@@ -217,9 +217,10 @@ impl TaskQueue {
         match bounded(self.store.stream_offsets(&c.key)).await {
             Ok(Some(stored)) => {
                 stored.stream == c.end.stream
-                    && c.end.offsets.iter().all(|(p, end)| {
-                        stored.offsets.get(p).is_some_and(|s| s >= end)
-                    })
+                    && c.end
+                        .offsets
+                        .iter()
+                        .all(|(p, end)| stored.offsets.get(p).is_some_and(|s| s >= end))
             }
             _ => false,
         }

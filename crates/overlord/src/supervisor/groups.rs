@@ -33,7 +33,11 @@ pub fn start_offsets(
 ) -> Result<Offsets, String> {
     let mut out = Offsets::new();
     for (p, from) in partitions {
-        let default = if use_earliest { earliest.get(p) } else { latest.get(p) };
+        let default = if use_earliest {
+            earliest.get(p)
+        } else {
+            latest.get(p)
+        };
         let offset = match from {
             StartFrom::Known(o) => *o,
             StartFrom::NotSet => match stored.and_then(|s| s.offsets.get(&p.to_string())) {

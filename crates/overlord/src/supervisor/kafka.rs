@@ -144,7 +144,11 @@ enum Chat {
 }
 
 impl KafkaSupervisor {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Notice>, tx: mpsc::UnboundedSender<Notice>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Notice>,
+        tx: mpsc::UnboundedSender<Notice>,
+    ) {
         tracing::info!(supervisor = %self.spec.id, suspended = self.spec.suspended, "supervisor started");
         let period = self.spec.io.period;
         let start_delay = self.spec.io.start_delay;
@@ -187,7 +191,10 @@ impl KafkaSupervisor {
                     self.stopping = true;
                     self.health.stopping();
                     let deadline = self.spec.tuning.shutdown_timeout;
-                    if tokio::time::timeout(deadline, self.run_once()).await.is_err() {
+                    if tokio::time::timeout(deadline, self.run_once())
+                        .await
+                        .is_err()
+                    {
                         tracing::warn!(supervisor = %self.spec.id, "graceful stop did not finish in shutdownTimeout");
                     }
                     reply.send(()).ok();
@@ -220,7 +227,8 @@ impl KafkaSupervisor {
         };
         if let Err(e) = steps.await {
             tracing::warn!(supervisor = %self.spec.id, error = %e, "supervisor run failed");
-            self.health.error(Utc::now(), "SupervisorException", e, false);
+            self.health
+                .error(Utc::now(), "SupervisorException", e, false);
         }
         self.health.run_finished(self.spec.suspended);
         tracing::debug!(supervisor = %self.spec.id, ms = started.elapsed().as_millis() as u64, "run done");
@@ -267,7 +275,10 @@ impl KafkaSupervisor {
             let g = group_of(p, count);
             let known = self.partition_groups.values().any(|m| m.contains_key(&p));
             if !known {
-                self.partition_groups.entry(g).or_default().insert(p, StartFrom::NotSet);
+                self.partition_groups
+                    .entry(g)
+                    .or_default()
+                    .insert(p, StartFrom::NotSet);
             }
         }
         let due = self
@@ -306,7 +317,14 @@ impl KafkaSupervisor {
             .collect()
     }
 
-    async fn chat(&self, location: &str, id: &TaskId, post: bool, path: &str, body: Option<Value>) -> Chat {
+    async fn chat(
+        &self,
+        location: &str,
+        id: &TaskId,
+        post: bool,
+        path: &str,
+        body: Option<Value>,
+    ) -> Chat {
         let url = format!("http://{location}/druid/worker/v1/chat/{id}/{path}");
         let req = if post {
             self.ctx.http.post(&url)
@@ -334,7 +352,11 @@ impl KafkaSupervisor {
 
     fn known_task(&self, id: &TaskId) -> bool {
         self.reading.values().any(|g| g.tasks.contains_key(id))
-            || self.pending.values().flatten().any(|g| g.tasks.contains_key(id))
+            || self
+                .pending
+                .values()
+                .flatten()
+                .any(|g| g.tasks.contains_key(id))
     }
 
     async fn kill(&self, id: &TaskId, why: &str) {
@@ -345,13 +367,23 @@ impl KafkaSupervisor {
     }
 
     fn current_name(&self, io: &KafkaTaskIo) -> String {
-        base_sequence_name(&self.spec, &io.start, io.minimum_message_time, io.maximum_message_time)
+        base_sequence_name(
+            &self.spec,
+            &io.start,
+            io.minimum_message_time,
+            io.maximum_message_time,
+        )
     }
 
     /// Adopts the active `index_kafka` tasks of this data source that this supervisor does not
     /// know yet (after a restart, a failover or a replaced spec).
     async fn discover_tasks(&mut self) -> Result<(), String> {
-        let rows = self.ctx.store.active_tasks().await.map_err(|e| e.to_string())?;
+        let rows = self
+            .ctx
+            .store
+            .active_tasks()
+            .await
+            .map_err(|e| e.to_string())?;
         let group_id = task_group_id(&self.spec.data_source);
         let locations = self.locations().await;
         for row in rows {
@@ -366,7 +398,8 @@ impl KafkaSupervisor {
             let io = match KafkaTaskIo::from_task(task.payload()) {
                 Ok(io) => io,
                 Err(e) => {
-                    self.kill(&task.id, &format!("unreadable ioConfig: {e}")).await;
+                    self.kill(&task.id, &format!("unreadable ioConfig: {e}"))
+                        .await;
                     continue;
                 }
             };
@@ -375,7 +408,9 @@ impl KafkaSupervisor {
             let mut finishing = false;
             let mut checkpoints = io.checkpoints.clone();
             if let Some(loc) = &location {
-                if let Chat::Ok(Value::String(s)) = self.chat(loc, &task.id, false, "status", None).await {
+                if let Chat::Ok(Value::String(s)) =
+                    self.chat(loc, &task.id, false, "status", None).await
+                {
                     finishing |= s == "PUBLISHING";
                 }
                 if let Chat::Ok(end) = self.chat(loc, &task.id, false, "offsets/end", None).await {
@@ -385,13 +420,16 @@ impl KafkaSupervisor {
                         }
                     }
                 }
-                if let Chat::Ok(Value::Object(m)) = self.chat(loc, &task.id, false, "checkpoints", None).await {
+                if let Chat::Ok(Value::Object(m)) =
+                    self.chat(loc, &task.id, false, "checkpoints", None).await
+                {
                     let parsed: Option<BTreeMap<u32, Offsets>> = m
                         .iter()
                         .map(|(k, v)| {
                             Some((
                                 k.parse().ok()?,
-                                drover_kafka::task::parse_offset_map("checkpoints", v.as_object()?).ok()?,
+                                drover_kafka::task::parse_offset_map("checkpoints", v.as_object()?)
+                                    .ok()?,
                             ))
                         })
                         .collect();
@@ -416,7 +454,10 @@ impl KafkaSupervisor {
             if finishing {
                 tracing::info!(supervisor = %self.spec.id, task = %task.id, "discovered a publishing task");
                 let list = self.pending.entry(io.task_group_id).or_default();
-                match list.iter_mut().find(|g| g.base_sequence_name == io.base_sequence_name) {
+                match list
+                    .iter_mut()
+                    .find(|g| g.base_sequence_name == io.base_sequence_name)
+                {
                     Some(g) => {
                         g.tasks.insert(task.id.clone(), data);
                     }
@@ -429,7 +470,11 @@ impl KafkaSupervisor {
                 continue;
             }
             if io.base_sequence_name != self.current_name(&io) {
-                self.kill(&task.id, "its configuration is not the supervisor's current one").await;
+                self.kill(
+                    &task.id,
+                    "its configuration is not the supervisor's current one",
+                )
+                .await;
                 continue;
             }
             match self.reading.get_mut(&io.task_group_id) {
@@ -437,7 +482,8 @@ impl KafkaSupervisor {
                     g.tasks.insert(task.id.clone(), data);
                 }
                 Some(_) => {
-                    self.kill(&task.id, "another task group reads these partitions").await;
+                    self.kill(&task.id, "another task group reads these partitions")
+                        .await;
                 }
                 None => {
                     tracing::info!(supervisor = %self.spec.id, task = %task.id, group = io.task_group_id, "discovered a reading task");
@@ -476,7 +522,11 @@ impl KafkaSupervisor {
         let locations = self.locations().await;
         let mut queries = Vec::new();
         let mut finished = Vec::new();
-        for g in self.reading.values_mut().chain(self.pending.values_mut().flatten()) {
+        for g in self
+            .reading
+            .values_mut()
+            .chain(self.pending.values_mut().flatten())
+        {
             for (id, t) in g.tasks.iter_mut() {
                 if let Some(s) = statuses.get(id) {
                     t.status = *s;
@@ -500,24 +550,31 @@ impl KafkaSupervisor {
         }
         // Start times and current offsets, asked of all running tasks at once.
         let this = &*self;
-        let answers = futures::future::join_all(queries.iter().map(|(id, loc, need_start)| async move {
-            let start = if *need_start {
-                match this.chat(loc, id, false, "time/start", None).await {
-                    Chat::Ok(Value::String(s)) => parse_iso(&s),
+        let answers =
+            futures::future::join_all(queries.iter().map(|(id, loc, need_start)| async move {
+                let start = if *need_start {
+                    match this.chat(loc, id, false, "time/start", None).await {
+                        Chat::Ok(Value::String(s)) => parse_iso(&s),
+                        _ => None,
+                    }
+                } else {
+                    None
+                };
+                let current = match this.chat(loc, id, false, "offsets/current", None).await {
+                    Chat::Ok(Value::Object(m)) => {
+                        drover_kafka::task::parse_offset_map("offsets", &m).ok()
+                    }
                     _ => None,
-                }
-            } else {
-                None
-            };
-            let current = match this.chat(loc, id, false, "offsets/current", None).await {
-                Chat::Ok(Value::Object(m)) => drover_kafka::task::parse_offset_map("offsets", &m).ok(),
-                _ => None,
-            };
-            (id.clone(), start, current)
-        }))
-        .await;
+                };
+                (id.clone(), start, current)
+            }))
+            .await;
         for (id, start, current) in answers {
-            for g in self.reading.values_mut().chain(self.pending.values_mut().flatten()) {
+            for g in self
+                .reading
+                .values_mut()
+                .chain(self.pending.values_mut().flatten())
+            {
                 if let Some(t) = g.tasks.get_mut(&id) {
                     if start.is_some() {
                         t.start_time = start;
@@ -533,7 +590,8 @@ impl KafkaSupervisor {
 
     async fn check_task_duration(&mut self) -> Result<(), String> {
         let now = Utc::now();
-        let duration = chrono::Duration::from_std(self.spec.io.task_duration).unwrap_or(chrono::Duration::MAX);
+        let duration =
+            chrono::Duration::from_std(self.spec.io.task_duration).unwrap_or(chrono::Duration::MAX);
         let due: Vec<u32> = self
             .reading
             .iter()
@@ -572,7 +630,13 @@ impl KafkaSupervisor {
         for (id, t) in &group.tasks {
             match (&t.status, &t.location) {
                 (TaskState::Running, Some(loc)) => alive.push((id.clone(), loc.clone())),
-                (TaskState::Running, None) => self.kill(id, "the task group is finishing and this task never started").await,
+                (TaskState::Running, None) => {
+                    self.kill(
+                        id,
+                        "the task group is finishing and this task never started",
+                    )
+                    .await
+                }
                 _ => {}
             }
         }
@@ -616,14 +680,19 @@ impl KafkaSupervisor {
         let this = &*self;
         let set = futures::future::join_all(responders.iter().map(|(id, loc, _)| {
             let body = body.clone();
-            async move { this.chat(loc, id, true, "offsets/end?finish=true", Some(body)).await }
+            async move {
+                this.chat(loc, id, true, "offsets/end?finish=true", Some(body))
+                    .await
+            }
         }))
         .await;
         let mut any = false;
         for ((id, _, _), r) in responders.iter().zip(set) {
             match r {
                 Chat::Ok(_) => any = true,
-                Chat::Later | Chat::Failed(_) => self.kill(id, "the task did not take its end offsets").await,
+                Chat::Later | Chat::Failed(_) => {
+                    self.kill(id, "the task did not take its end offsets").await
+                }
             }
         }
         if !any {
@@ -679,7 +748,9 @@ impl KafkaSupervisor {
                     continue;
                 }
                 let all_failed = group.tasks.values().all(|t| t.status == TaskState::Failed);
-                let late = group.completion_deadline.is_some_and(|d| Instant::now() > d);
+                let late = group
+                    .completion_deadline
+                    .is_some_and(|d| Instant::now() > d);
                 if all_failed || late {
                     failed_from = Some(i);
                     break;
@@ -691,19 +762,23 @@ impl KafkaSupervisor {
                 self.health.error(
                     Utc::now(),
                     "TaskGroupFailure",
-                    format!("task group {g} did not publish; reading again from the stored offsets"),
+                    format!(
+                        "task group {g} did not publish; reading again from the stored offsets"
+                    ),
                     false,
                 );
                 for group in &list[i..] {
                     for (id, t) in &group.tasks {
                         if t.status == TaskState::Running {
-                            self.kill(id, "its task group did not publish in time").await;
+                            self.kill(id, "its task group did not publish in time")
+                                .await;
                         }
                     }
                 }
                 if let Some(reading) = self.reading.remove(&g) {
                     for id in reading.tasks.keys() {
-                        self.kill(id, "an earlier task group of its partitions failed").await;
+                        self.kill(id, "an earlier task group of its partitions failed")
+                            .await;
                     }
                 }
                 self.set_not_set(g);
@@ -737,7 +812,9 @@ impl KafkaSupervisor {
 
     async fn create_new_tasks(&mut self) -> Result<(), String> {
         let count = self.task_count();
-        let missing: Vec<u32> = (0..count).filter(|g| !self.reading.contains_key(g)).collect();
+        let missing: Vec<u32> = (0..count)
+            .filter(|g| !self.reading.contains_key(g))
+            .collect();
         if !missing.is_empty() {
             let (earliest, latest) = self.fetch_latest().await?;
             let stored = self
@@ -762,12 +839,16 @@ impl KafkaSupervisor {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::error!(supervisor = %self.spec.id, group = g, error = %e, "cannot start a task group");
-                        self.health.error(Utc::now(), "OffsetOutOfRangeException", e, false);
+                        self.health
+                            .error(Utc::now(), "OffsetOutOfRangeException", e, false);
                         continue;
                     }
                 };
                 let now = Utc::now();
-                let minimum = match (self.spec.io.late_message_rejection_period, self.spec.io.late_message_rejection_start) {
+                let minimum = match (
+                    self.spec.io.late_message_rejection_period,
+                    self.spec.io.late_message_rejection_start,
+                ) {
                     (Some(p), _) => chrono::Duration::from_std(p).ok().map(|p| now - p),
                     (None, Some(t)) => Some(t),
                     _ => None,
@@ -807,13 +888,18 @@ impl KafkaSupervisor {
                     maximum_message_time: group.maximum_message_time,
                 }
                 .to_json();
-                let task = Task::from_value(json).map_err(|e| format!("cannot build a task: {e}"))?;
+                let task =
+                    Task::from_value(json).map_err(|e| format!("cannot build a task: {e}"))?;
                 created.push((group.id, task));
             }
         }
         for (g, task) in created {
             let id = task.id.clone();
-            self.ctx.queue.add(task).await.map_err(|e| format!("cannot submit task [{id}]: {e}"))?;
+            self.ctx
+                .queue
+                .add(task)
+                .await
+                .map_err(|e| format!("cannot submit task [{id}]: {e}"))?;
             tracing::info!(supervisor = %self.spec.id, task = %id, group = g, "created task");
             if let Some(group) = self.reading.get_mut(&g) {
                 group.tasks.insert(id, new_task_data());
@@ -824,9 +910,21 @@ impl KafkaSupervisor {
 
     async fn reset(&mut self, offsets: Option<StreamOffsets>) -> Result<(), String> {
         let ds = self.spec.data_source.clone();
+        // Reading again from offsets already published would otherwise find their published
+        // segment ids in the allocations (the same sequence names come back).
+        let prefix = format!("index_kafka_{ds}_");
+        self.ctx
+            .store
+            .delete_pending_segments(&ds, &prefix)
+            .await
+            .map_err(|e| e.to_string())?;
         match offsets {
             None => {
-                self.ctx.store.reset_stream_offsets(&ds, None).await.map_err(|e| e.to_string())?;
+                self.ctx
+                    .store
+                    .reset_stream_offsets(&ds, None)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let reading = std::mem::take(&mut self.reading);
                 for group in reading.values() {
                     for id in group.tasks.keys() {
@@ -863,7 +961,11 @@ impl KafkaSupervisor {
                     .reset_stream_offsets(&ds, Some(&stored))
                     .await
                     .map_err(|e| e.to_string())?;
-                let touched: BTreeSet<i32> = given.offsets.keys().filter_map(|p| p.parse().ok()).collect();
+                let touched: BTreeSet<i32> = given
+                    .offsets
+                    .keys()
+                    .filter_map(|p| p.parse().ok())
+                    .collect();
                 let groups: Vec<u32> = self
                     .partition_groups
                     .iter()
@@ -885,7 +987,8 @@ impl KafkaSupervisor {
     }
 
     fn task_report(&self, id: &TaskId, g: &TaskGroup, t: &TaskData, kind: &str) -> Value {
-        let remaining = (g.start_time() + chrono::Duration::from_std(self.spec.io.task_duration).unwrap_or_default()
+        let remaining = (g.start_time()
+            + chrono::Duration::from_std(self.spec.io.task_duration).unwrap_or_default()
             - Utc::now())
         .num_seconds()
         .max(0);

@@ -41,8 +41,15 @@ pub enum SupervisorError {
 }
 
 enum ManagerMsg {
-    Submit(KafkaSupervisorSpec, oneshot::Sender<Result<(), SupervisorError>>),
-    SetSuspended(String, bool, oneshot::Sender<Result<Value, SupervisorError>>),
+    Submit(
+        KafkaSupervisorSpec,
+        oneshot::Sender<Result<(), SupervisorError>>,
+    ),
+    SetSuspended(
+        String,
+        bool,
+        oneshot::Sender<Result<Value, SupervisorError>>,
+    ),
     Terminate(String, oneshot::Sender<Result<(), SupervisorError>>),
     Get(String, oneshot::Sender<Option<SupervisorHandle>>),
     List(oneshot::Sender<Vec<SupervisorHandle>>),
@@ -54,9 +61,15 @@ pub struct SupervisorManager {
 }
 
 impl SupervisorManager {
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> ManagerMsg) -> Result<T, SupervisorError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> ManagerMsg,
+    ) -> Result<T, SupervisorError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(make(tx)).await.map_err(|_| SupervisorError::Stopped)?;
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| SupervisorError::Stopped)?;
         rx.await.map_err(|_| SupervisorError::Stopped)
     }
 
@@ -67,11 +80,13 @@ impl SupervisorManager {
 
     /// Suspends or resumes; returns the updated spec.
     pub async fn set_suspended(&self, id: &str, suspended: bool) -> Result<Value, SupervisorError> {
-        self.ask(|r| ManagerMsg::SetSuspended(id.to_string(), suspended, r)).await?
+        self.ask(|r| ManagerMsg::SetSuspended(id.to_string(), suspended, r))
+            .await?
     }
 
     pub async fn terminate(&self, id: &str) -> Result<(), SupervisorError> {
-        self.ask(|r| ManagerMsg::Terminate(id.to_string(), r)).await?
+        self.ask(|r| ManagerMsg::Terminate(id.to_string(), r))
+            .await?
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<SupervisorHandle>, SupervisorError> {
@@ -117,10 +132,12 @@ impl Manager {
                 ManagerMsg::SetSuspended(id, suspended, reply) => {
                     let r = match self.running.get(&id).map(|h| h.spec.clone()) {
                         None => Err(SupervisorError::NotFound(id)),
-                        Some(s) if s.suspended == suspended => Err(SupervisorError::BadRequest(format!(
-                            "[{id}] is already {}",
-                            if suspended { "suspended" } else { "running" }
-                        ))),
+                        Some(s) if s.suspended == suspended => {
+                            Err(SupervisorError::BadRequest(format!(
+                                "[{id}] is already {}",
+                                if suspended { "suspended" } else { "running" }
+                            )))
+                        }
                         Some(s) => {
                             let new = s.with_suspended(suspended);
                             let payload = new.payload.clone();
@@ -185,13 +202,20 @@ impl Manager {
                 }
             }
         }
-        tracing::info!(count = self.running.len(), "supervisors started from storage");
+        tracing::info!(
+            count = self.running.len(),
+            "supervisors started from storage"
+        );
     }
 
     async fn store_version(&self, id: &str, payload: &Value) -> Result<(), SupervisorError> {
         self.ctx
             .store
-            .insert_supervisor(id, &drover_core::time::now_iso(), payload.to_string().as_bytes())
+            .insert_supervisor(
+                id,
+                &drover_core::time::now_iso(),
+                payload.to_string().as_bytes(),
+            )
             .await
             .map_err(|e| SupervisorError::Storage(e.to_string()))
     }
