@@ -53,16 +53,6 @@ pub fn parse_period(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs.min(u64::MAX as f64 / 2.0)))
 }
 
-/// The shortest ISO-8601 text for `d` (whole seconds where possible).
-pub fn format_period(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms % 1000 == 0 {
-        format!("PT{}S", ms / 1000)
-    } else {
-        format!("PT{}.{:03}S", ms / 1000, ms % 1000)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,15 +73,5 @@ mod tests {
             assert!(parse_period(bad).is_err(), "{bad}");
         }
         assert!(parse_period("P1M").unwrap_err().contains("months"));
-    }
-
-    #[test]
-    fn formats_round_trip() {
-        assert_eq!(format_period(Duration::from_secs(5)), "PT5S");
-        assert_eq!(format_period(Duration::from_millis(1500)), "PT1.500S");
-        assert_eq!(
-            parse_period(&format_period(Duration::from_millis(1500))).unwrap(),
-            Duration::from_millis(1500)
-        );
     }
 }

@@ -78,10 +78,7 @@ impl StreamClient {
             .find(|t| t.name() == topic)
             .ok_or_else(|| StreamError(format!("topic [{topic}] is not known to the brokers")))?;
         if let Some(e) = t.error() {
-            return Err(StreamError(format!(
-                "topic [{topic}]: {:?}",
-                rdkafka::types::RDKafkaRespErr::from(e)
-            )));
+            return Err(StreamError(format!("topic [{topic}]: {e:?}")));
         }
         let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
         ids.sort_unstable();

@@ -135,13 +135,14 @@ impl Health {
         } else {
             State::Running
         };
-        self.state = if self.failed_runs >= THRESHOLD {
+        // Unhealthy past the failure threshold, and until as many successes in a row.
+        self.state = if self.failed_runs >= THRESHOLD
+            || (self.state == State::UnhealthySupervisor && self.good_runs < THRESHOLD)
+        {
             State::UnhealthySupervisor
-        } else if self.state == State::UnhealthySupervisor && self.good_runs < THRESHOLD {
-            State::UnhealthySupervisor
-        } else if self.failed_tasks >= THRESHOLD {
-            State::UnhealthyTasks
-        } else if self.state == State::UnhealthyTasks && self.good_tasks < THRESHOLD {
+        } else if self.failed_tasks >= THRESHOLD
+            || (self.state == State::UnhealthyTasks && self.good_tasks < THRESHOLD)
+        {
             State::UnhealthyTasks
         } else if self.first_run_done {
             steady

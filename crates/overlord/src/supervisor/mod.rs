@@ -42,7 +42,7 @@ pub enum SupervisorError {
 
 enum ManagerMsg {
     Submit(
-        KafkaSupervisorSpec,
+        Box<KafkaSupervisorSpec>,
         oneshot::Sender<Result<(), SupervisorError>>,
     ),
     SetSuspended(
@@ -75,7 +75,7 @@ impl SupervisorManager {
 
     /// Creates the supervisor, or replaces a running one with this spec.
     pub async fn submit(&self, spec: KafkaSupervisorSpec) -> Result<(), SupervisorError> {
-        self.ask(|r| ManagerMsg::Submit(spec, r)).await?
+        self.ask(|r| ManagerMsg::Submit(Box::new(spec), r)).await?
     }
 
     /// Suspends or resumes; returns the updated spec.
@@ -127,7 +127,7 @@ impl Manager {
         while let Some(msg) = rx.recv().await {
             match msg {
                 ManagerMsg::Submit(spec, reply) => {
-                    reply.send(self.submit(spec).await).ok();
+                    reply.send(self.submit(*spec).await).ok();
                 }
                 ManagerMsg::SetSuspended(id, suspended, reply) => {
                     let r = match self.running.get(&id).map(|h| h.spec.clone()) {

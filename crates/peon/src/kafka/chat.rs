@@ -50,12 +50,12 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// The snapshot, if `id` is this task.
-fn snap(s: &ChatState, id: &str) -> Result<Snapshot, Response> {
+fn snap(s: &ChatState, id: &str) -> Result<Snapshot, Box<Response>> {
     if id != s.task_id {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::NOT_FOUND,
             format!("Can't find chatHandler for handler[{id}]"),
-        ));
+        )));
     }
     Ok(s.snapshot.borrow().clone())
 }
@@ -63,21 +63,21 @@ fn snap(s: &ChatState, id: &str) -> Result<Snapshot, Response> {
 async fn status(State(s): State<ChatState>, Path(id): Path<String>) -> Response {
     match snap(&s, &id) {
         Ok(snap) => Json(snap.status).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
 async fn current(State(s): State<ChatState>, Path(id): Path<String>) -> Response {
     match snap(&s, &id) {
         Ok(snap) => Json(snap.current).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
 async fn end(State(s): State<ChatState>, Path(id): Path<String>) -> Response {
     match snap(&s, &id) {
         Ok(snap) => Json(snap.sequences.last().end.clone()).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -92,14 +92,14 @@ async fn checkpoints(State(s): State<ChatState>, Path(id): Path<String>) -> Resp
                 .collect();
             Json(map).into_response()
         }
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
 async fn start_time(State(s): State<ChatState>, Path(id): Path<String>) -> Response {
     match snap(&s, &id) {
         Ok(snap) => Json(snap.start_time).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -110,7 +110,7 @@ async fn row_stats(State(s): State<ChatState>, Path(id): Path<String>) -> Respon
             "totals": {"buildSegments": snap.stats},
         }))
         .into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -121,14 +121,14 @@ async fn live_reports(State(s): State<ChatState>, Path(id): Path<String>) -> Res
             "payload": {"ingestionState": "BUILD_SEGMENTS", "unparseableEvents": {},
                 "rowStats": {"buildSegments": snap.stats}, "errorMsg": null}}}))
         .into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
 async fn pause(State(s): State<ChatState>, Path(id): Path<String>) -> Response {
     let snapshot = match snap(&s, &id) {
         Ok(snap) => snap,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !matches!(snapshot.status, Status::Reading | Status::Paused) {
         return error(
@@ -165,7 +165,7 @@ async fn pause(State(s): State<ChatState>, Path(id): Path<String>) -> Response {
 
 async fn resume(State(s): State<ChatState>, Path(id): Path<String>) -> Response {
     if let Err(r) = snap(&s, &id) {
-        return r;
+        return *r;
     }
     let (tx, rx) = oneshot::channel();
     if s.controls.send(Control::Resume(tx)).is_err() {
@@ -195,7 +195,7 @@ async fn set_end(
     body: axum::body::Bytes,
 ) -> Response {
     if let Err(r) = snap(&s, &id) {
-        return r;
+        return *r;
     }
     let end: Offsets = match serde_json::from_slice::<Option<serde_json::Map<String, Value>>>(&body)
     {
@@ -240,7 +240,7 @@ async fn set_end(
 
 async fn stop(State(s): State<ChatState>, Path(id): Path<String>) -> Response {
     if let Err(r) = snap(&s, &id) {
-        return r;
+        return *r;
     }
     s.controls.send(Control::Stop).ok();
     StatusCode::OK.into_response()

@@ -133,18 +133,10 @@ fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result<(), S
             deep,
         },
     );
-    let result = reader.run();
-    let (outcome, stats, unparseable) = match result {
-        Ok(r) => r,
-        Err((e, stats, unparseable)) => {
-            progress.stats = stats;
-            progress.unparseable = unparseable;
-            return Err(e);
-        }
-    };
+    let (result, (stats, unparseable)) = reader.run();
     progress.stats = stats;
     progress.unparseable = unparseable;
-    match outcome {
+    match result? {
         Outcome::Published { segments } => progress.segments = segments,
         Outcome::Stopped => println!(
             "stopped before publishing; nothing of this task's open sequences is published"

@@ -68,6 +68,9 @@ pub enum Outcome {
     Stopped,
 }
 
+/// Row counts and the parse errors kept for the report.
+pub type Counts = (RowStats, Vec<Value>);
+
 /// How often the snapshot is refreshed while messages flow.
 const SNAPSHOT_EVERY: Duration = Duration::from_millis(100);
 
@@ -179,13 +182,12 @@ impl Reader {
     }
 
     /// Reads until every sequence is published or a stop is asked for.
-    pub fn run(
-        mut self,
-    ) -> Result<(Outcome, RowStats, Vec<Value>), (String, RowStats, Vec<Value>)> {
-        match self.read() {
-            Ok(o) => Ok((o, self.stats(), std::mem::take(&mut self.unparseable))),
-            Err(e) => Err((e, self.stats(), std::mem::take(&mut self.unparseable))),
-        }
+    pub fn run(mut self) -> (Result<Outcome, String>, Counts) {
+        let result = self.read();
+        (
+            result,
+            (self.stats(), std::mem::take(&mut self.unparseable)),
+        )
     }
 
     fn read(&mut self) -> Result<Outcome, String> {

@@ -104,9 +104,7 @@ impl Sequences {
             .iter()
             .enumerate()
             .filter(|(i, s)| {
-                !s.published
-                    && !(open_last && *i + 1 == self.list.len())
-                    && reached(current, &s.end)
+                !(s.published || open_last && *i + 1 == self.list.len()) && reached(current, &s.end)
             })
             .map(|(i, _)| i)
             .collect()
