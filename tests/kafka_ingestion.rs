@@ -658,3 +658,103 @@ async fn bad_supervisor_specs_are_refused_naming_the_field() {
         .unwrap();
     assert_eq!(r.status, 404);
 }
+
+/// A running `index_kafka` task of the data source and its peon's pid (from its log).
+async fn a_reading_peon(cluster: &Cluster) -> (String, i32) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let running = cluster
+            .client
+            .tasks("?state=running&datasource=events")
+            .await
+            .unwrap();
+        for t in running {
+            let id = t["id"].as_str().unwrap().to_string();
+            if let Ok(Some(log)) = cluster.client.log(&id).await {
+                if log.contains("chat API on port") {
+                    if let Some(pid) = drover_scenarios::log_facts(&log).pid {
+                        return (id, pid);
+                    }
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            cluster.fail("no index_kafka peon came up");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exactly_once_through_peon_middle_manager_and_overlord_crashes() {
+    let mut kafka = Kafka::start(3);
+    let mut cluster = Cluster::start(
+        ClusterSpec::workers(&[4, 4, 4]).overlord_args(&["--task-cleanup-timeout", "3s"]),
+    )
+    .await;
+    let r = cluster
+        .client
+        .post(
+            "/supervisor",
+            supervisor_spec(&kafka.servers(), 2, 1, "PT6S").to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // kill -9 of a peon that is reading: its task fails, a replacement reads its offsets again.
+    kafka.produce(2_000);
+    let (task, pid) = a_reading_peon(&cluster).await;
+    kafka.produce(1_000);
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let status = cluster
+        .client
+        .wait_complete(&task, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(status["statusCode"], "FAILED", "{status}");
+    kafka.produce(1_000);
+
+    // kill -9 of a middle manager: its peons go with it; after the cleanup timeout their tasks
+    // fail and the supervisor starts them elsewhere.
+    let (_, pid) = a_reading_peon(&cluster).await;
+    let victim = cluster
+        .middle_managers
+        .iter_mut()
+        .find(|mm| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .and_then(|r| r.split_whitespace().nth(1))
+                        .map(String::from)
+                })
+                .and_then(|ppid| ppid.parse::<u32>().ok())
+                == mm.process.pid()
+        })
+        .expect("the peon's parent is one of the middle managers");
+    victim.process.kill9();
+    kafka.produce(1_000);
+
+    // The overlord restarts (kill -9): the supervisor comes back from druid_supervisors and
+    // adopts the tasks that are still running.
+    cluster.restart_overlord().await;
+    kafka.produce(1_000);
+
+    let ids = wait_published(&cluster, 6_000, Duration::from_secs(180)).await;
+    assert_exactly_once(&ids, 6_000);
+    let latest = latest_offsets(&kafka, 3);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while committed_offsets(&cluster).await != latest {
+        if Instant::now() > deadline {
+            cluster.fail(format!(
+                "committed offsets {:?} never reached the topic's end {latest:?}",
+                committed_offsets(&cluster).await
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Nothing published twice even after everything settled.
+    assert_exactly_once(&published_ids(&cluster, "events").await, 6_000);
+}
