@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rand::Rng;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -15,13 +14,10 @@ use crate::task::Offsets;
 /// Consumer configuration: the user's properties, with Druid's fixed settings around them.
 pub fn consumer_config(properties: &BTreeMap<String, String>) -> ClientConfig {
     let mut config = ClientConfig::new();
-    let group: String = {
-        let mut rng = rand::rng();
-        (0..8)
-            .map(|_| rng.random_range(b'a'..=b'z') as char)
-            .collect()
-    };
-    config.set("group.id", format!("kafka-supervisor-{group}"));
+    config.set(
+        "group.id",
+        format!("kafka-supervisor-{}", crate::task::random_suffix()),
+    );
     config.set("isolation.level", "read_committed");
     config.set("metadata.max.age.ms", "10000");
     for (k, v) in properties {

@@ -64,8 +64,8 @@ pub fn base_sequence_name(
     format!("index_kafka_{}_{}", spec.data_source, &hex[..15])
 }
 
-/// Eight random lowercase letters, as Druid's task id suffixes.
-fn random_suffix() -> String {
+/// Eight random lowercase letters, as Druid's task id and consumer group suffixes.
+pub(crate) fn random_suffix() -> String {
     let mut rng = rand::rng();
     (0..8)
         .map(|_| rng.random_range(b'a'..=b'z') as char)
@@ -76,7 +76,8 @@ fn offsets_json(o: &Offsets) -> Value {
     Value::Object(o.iter().map(|(p, v)| (p.to_string(), json!(v))).collect())
 }
 
-fn sequence_numbers(kind: &str, topic: &str, o: &Offsets) -> Value {
+/// Druid's `start` / `end` sequence numbers JSON (also the `partitions` of commit metadata).
+pub fn sequence_numbers(kind: &str, topic: &str, o: &Offsets) -> Value {
     let mut v = json!({
         "type": kind, "stream": topic, "topic": topic,
         "partitionSequenceNumberMap": offsets_json(o), "partitionOffsetMap": offsets_json(o),

@@ -10,6 +10,7 @@ use drover_core::Task;
 use drover_ingest::build::write_segment_files;
 use drover_ingest::row_builder::RowBuilder;
 use drover_ingest::IngestionSpec;
+use drover_kafka::task::sequence_numbers;
 use drover_kafka::{KafkaTaskIo, Offsets};
 use serde_json::{json, Value};
 use tokio::runtime::Handle;
@@ -25,19 +26,9 @@ pub struct Publisher {
     pub deep: DeepStorage,
 }
 
+/// Druid's `kafka` commit metadata for a sequence's start or end.
 fn metadata(kind: &str, topic: &str, offsets: &Offsets) -> Value {
-    let map: serde_json::Map<String, Value> = offsets
-        .iter()
-        .map(|(p, o)| (p.to_string(), json!(o)))
-        .collect();
-    let mut partitions = json!({
-        "type": kind, "stream": topic, "topic": topic,
-        "partitionSequenceNumberMap": map, "partitionOffsetMap": map,
-    });
-    if kind == "start" {
-        partitions["exclusivePartitions"] = json!([]);
-    }
-    json!({"type": "kafka", "partitions": partitions})
+    json!({"type": "kafka", "partitions": sequence_numbers(kind, topic, offsets)})
 }
 
 impl Publisher {
