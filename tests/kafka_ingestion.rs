@@ -113,32 +113,62 @@ async fn published_ids(cluster: &Cluster, data_source: &str) -> BTreeMap<String,
     ids
 }
 
+/// Asks `check` until it answers `Ok`; after `timeout` fails the test with its last `Err`.
+async fn poll_until<T>(
+    cluster: &Cluster,
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(why) if Instant::now() > deadline => {
+                cluster.fail(format!("still not so after {timeout:?}: {why}"))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
+}
+
 /// Waits until `expected` distinct ids are published; fails the test after `timeout`.
 async fn wait_published(
     cluster: &Cluster,
     expected: usize,
     timeout: Duration,
 ) -> BTreeMap<String, u32> {
-    let deadline = Instant::now() + timeout;
-    loop {
+    poll_until(cluster, timeout, async || {
         let ids = published_ids(cluster, "events").await;
         if ids.len() >= expected {
-            return ids;
+            return Ok(ids);
         }
-        if Instant::now() > deadline {
-            let status = cluster
-                .client
-                .get("/supervisor/events/status")
-                .await
-                .unwrap();
-            cluster.fail(format!(
-                "only {} of {expected} events published in {timeout:?}; supervisor: {}",
-                ids.len(),
-                status.body
-            ));
+        let status = cluster
+            .client
+            .get("/supervisor/events/status")
+            .await
+            .unwrap();
+        Err(format!(
+            "only {} of {expected} events published; supervisor: {}",
+            ids.len(),
+            status.body
+        ))
+    })
+    .await
+}
+
+/// Waits until `druid_dataSource` holds the topic's end offsets.
+async fn wait_committed_to_end(cluster: &Cluster, kafka: &Kafka, partitions: i32) {
+    let latest = latest_offsets(kafka, partitions);
+    poll_until(cluster, Duration::from_secs(60), async || {
+        let committed = committed_offsets(cluster).await;
+        if committed == latest {
+            return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        Err(format!(
+            "committed offsets {committed:?} never reached the topic's end {latest:?}"
+        ))
+    })
+    .await
 }
 
 fn assert_exactly_once(ids: &BTreeMap<String, u32>, produced: u64) {
@@ -205,8 +235,7 @@ fn latest_offsets(kafka: &Kafka, partitions: i32) -> BTreeMap<String, i64> {
 /// the mock cluster's offsets).
 async fn wait_caught_up(cluster: &Cluster, kafka: &Kafka, partitions: i32) {
     let latest = latest_offsets(kafka, partitions);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    poll_until(cluster, Duration::from_secs(60), async || {
         let status = cluster
             .client
             .get("/supervisor/events/status")
@@ -224,13 +253,11 @@ async fn wait_caught_up(cluster: &Cluster, kafka: &Kafka, partitions: i32) {
                     .all(|(p, o)| t["currentOffsets"][p].as_i64() == Some(*o))
             });
         if caught_up {
-            return;
+            return Ok(());
         }
-        if Instant::now() > deadline {
-            cluster.fail(format!("reading tasks never reached {latest:?}: {status}"));
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+        Err(format!("reading tasks never reached {latest:?}: {status}"))
+    })
+    .await
 }
 
 async fn completed_kafka_tasks(cluster: &Cluster) -> Vec<Value> {
@@ -268,30 +295,18 @@ async fn exactly_once_through_rollovers_with_replicas() {
     assert_exactly_once(&ids, 20_000);
 
     // At least two rollovers: two groups finished at least twice each.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    poll_until(&cluster, Duration::from_secs(60), async || {
         let done = completed_kafka_tasks(&cluster).await;
         let succeeded = done.iter().filter(|t| t["statusCode"] == "SUCCESS").count();
         if succeeded >= 8 {
-            break;
+            return Ok(());
         }
-        if Instant::now() > deadline {
-            cluster.fail(format!("fewer than two rollovers: {done:?}"));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        Err(format!("fewer than two rollovers: {done:?}"))
+    })
+    .await;
     // Committed offsets catch up with the end of the topic.
+    wait_committed_to_end(&cluster, &kafka, 3).await;
     let latest = latest_offsets(&kafka, 3);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while committed_offsets(&cluster).await != latest {
-        if Instant::now() > deadline {
-            cluster.fail(format!(
-                "committed offsets {:?} never reached the topic's end {latest:?}",
-                committed_offsets(&cluster).await
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 
     // The status report names the stream, partitions and lag from the mock's offsets.
     let status = cluster
@@ -353,8 +368,7 @@ async fn suspend_resume_and_reset() {
     assert_eq!(again.status, 400, "{}", again.body);
     let ids = wait_published(&cluster, 1_000, Duration::from_secs(60)).await;
     assert_exactly_once(&ids, 1_000);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    poll_until(&cluster, Duration::from_secs(30), async || {
         let running = cluster
             .client
             .tasks("?state=running&datasource=events")
@@ -366,15 +380,13 @@ async fn suspend_resume_and_reset() {
             .await
             .unwrap();
         if running.is_empty() && pending.is_empty() {
-            break;
+            return Ok(());
         }
-        if Instant::now() > deadline {
-            cluster.fail(format!(
-                "tasks still active after suspend: {running:?} {pending:?}"
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+        Err(format!(
+            "tasks still active after suspend: {running:?} {pending:?}"
+        ))
+    })
+    .await;
     kafka.produce(500);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(cluster
@@ -434,17 +446,14 @@ async fn suspend_resume_and_reset() {
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    poll_until(&cluster, Duration::from_secs(60), async || {
         let ids = published_ids(&cluster, "events").await;
         if ids.values().all(|n| *n == 2) && ids.len() == 2_000 {
-            break;
+            return Ok(());
         }
-        if Instant::now() > deadline {
-            cluster.fail("after a reset every event should be read again from the earliest offset");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        Err("after a reset every event should be read again from the earliest offset".into())
+    })
+    .await;
 
     // History holds every version, newest first; terminate writes a tombstone.
     let history = cluster
@@ -500,23 +509,20 @@ async fn the_tutorial_spec_is_accepted_and_ingests() {
     assert_eq!(stored["spec"]["ioConfig"]["replicas"], 2);
 
     // The tutorial reads from the latest offset: produce once its two replicas run.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    poll_until(&cluster, Duration::from_secs(60), async || {
         let running = cluster
             .client
             .tasks("?state=running&datasource=wikipedia")
             .await
             .unwrap();
         if running.len() == 2 {
-            break;
+            return Ok(());
         }
-        if Instant::now() > deadline {
-            cluster.fail(format!(
-                "the tutorial supervisor did not start two replicas: {running:?}"
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+        Err(format!(
+            "the tutorial supervisor did not start two replicas: {running:?}"
+        ))
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", kafka.bootstrap_servers())
@@ -534,8 +540,7 @@ async fn the_tutorial_spec_is_accepted_and_ingests() {
     }
     producer.flush(Duration::from_secs(10)).unwrap();
     // Suspending makes the replicas publish now rather than after the tutorial's ten minutes.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    poll_until(&cluster, Duration::from_secs(30), async || {
         let stats = cluster
             .client
             .get("/supervisor/wikipedia/stats")
@@ -555,38 +560,33 @@ async fn the_tutorial_spec_is_accepted_and_ingests() {
             .max()
             .unwrap_or(0);
         if processed == 3 {
-            break;
+            return Ok(());
         }
-        if Instant::now() > deadline {
-            cluster.fail(format!(
-                "the replicas did not read the three events: {stats}"
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+        Err(format!(
+            "the replicas did not read the three events: {stats}"
+        ))
+    })
+    .await;
     let r = cluster
         .client
         .post("/supervisor/wikipedia/suspend", "{}")
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let segments = poll_until(&cluster, Duration::from_secs(60), async || {
         let segments = used_segments(&cluster.client, "wikipedia").await;
-        if !segments.is_empty() {
-            let rows = segment_rows(&segments);
-            assert_eq!(rows.len(), 3, "{rows:?}");
-            assert_eq!(
-                segments[0]["interval"],
-                "2015-09-12T00:00:00.000Z/2015-09-13T00:00:00.000Z"
-            );
-            break;
+        if segments.is_empty() {
+            return Err("the tutorial supervisor published nothing".to_string());
         }
-        if Instant::now() > deadline {
-            cluster.fail("the tutorial supervisor published nothing");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        Ok(segments)
+    })
+    .await;
+    let rows = segment_rows(&segments);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(
+        segments[0]["interval"],
+        "2015-09-12T00:00:00.000Z/2015-09-13T00:00:00.000Z"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -641,8 +641,7 @@ async fn bad_supervisor_specs_are_refused_naming_the_field() {
 
 /// A running `index_kafka` task of the data source and its peon's pid (from its log).
 async fn a_reading_peon(cluster: &Cluster) -> (String, i32) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    poll_until(cluster, Duration::from_secs(60), async || {
         let running = cluster
             .client
             .tasks("?state=running&datasource=events")
@@ -653,16 +652,14 @@ async fn a_reading_peon(cluster: &Cluster) -> (String, i32) {
             if let Ok(Some(log)) = cluster.client.log(&id).await {
                 if log.contains("chat API on port") {
                     if let Some(pid) = drover_scenarios::log_facts(&log).pid {
-                        return (id, pid);
+                        return Ok((id, pid));
                     }
                 }
             }
         }
-        if Instant::now() > deadline {
-            cluster.fail("no index_kafka peon came up");
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+        Err("no index_kafka peon came up".to_string())
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -724,17 +721,7 @@ async fn exactly_once_through_peon_middle_manager_and_overlord_crashes() {
 
     let ids = wait_published(&cluster, 6_000, Duration::from_secs(180)).await;
     assert_exactly_once(&ids, 6_000);
-    let latest = latest_offsets(&kafka, 3);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while committed_offsets(&cluster).await != latest {
-        if Instant::now() > deadline {
-            cluster.fail(format!(
-                "committed offsets {:?} never reached the topic's end {latest:?}",
-                committed_offsets(&cluster).await
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_committed_to_end(&cluster, &kafka, 3).await;
     // Nothing published twice even after everything settled.
     assert_exactly_once(&published_ids(&cluster, "events").await, 6_000);
 }

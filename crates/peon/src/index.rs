@@ -33,35 +33,51 @@ pub(crate) struct Progress {
     pub unparseable: Vec<Value>,
 }
 
+impl Progress {
+    pub(crate) fn new() -> Progress {
+        Progress {
+            state: "NOT_STARTED",
+            stats: RowStats::default(),
+            segments: 0,
+            unparseable: Vec::new(),
+        }
+    }
+
+    /// Writes the report whatever happened, and turns the outcome into the task's status.
+    pub(crate) fn conclude(
+        &self,
+        task: &Task,
+        attempt_dir: &Path,
+        result: Result<(), String>,
+    ) -> TaskStatus {
+        let error = result.as_ref().err().cloned();
+        if let Err(e) = write_report(task, attempt_dir, self, error.as_deref()) {
+            eprintln!("cannot write report.json: {e}");
+        }
+        match result {
+            Ok(()) => {
+                println!(
+                    "{} task {} published {} segment(s); rows: {:?}",
+                    task.task_type, task.id, self.segments, self.stats
+                );
+                TaskStatus::success(task.id.clone())
+            }
+            Err(e) => {
+                println!("{} task {} failed: {e}", task.task_type, task.id);
+                TaskStatus::failure(task.id.clone(), e)
+            }
+        }
+    }
+}
+
 pub fn run(task: &Task, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
-    let mut progress = Progress {
-        state: "NOT_STARTED",
-        stats: RowStats::default(),
-        segments: 0,
-        unparseable: Vec::new(),
-    };
+    let mut progress = Progress::new();
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))
         .and_then(|rt| rt.block_on(ingest(task, task_dir, &mut progress)));
-    let error = result.as_ref().err().cloned();
-    if let Err(e) = write_report(task, attempt_dir, &progress, error.as_deref()) {
-        eprintln!("cannot write report.json: {e}");
-    }
-    match result {
-        Ok(()) => {
-            println!(
-                "index task {} published {} segments; rows: {:?}",
-                task.id, progress.segments, progress.stats
-            );
-            TaskStatus::success(task.id.clone())
-        }
-        Err(e) => {
-            println!("index task {} failed: {e}", task.id);
-            TaskStatus::failure(task.id.clone(), e)
-        }
-    }
+    progress.conclude(task, attempt_dir, result)
 }
 
 fn context_u64(task: &Task, key: &str) -> Option<u64> {
@@ -372,7 +388,7 @@ async fn download(uris: &[String], dir: &Path) -> Result<Vec<Input>, String> {
     Ok(out)
 }
 
-pub(crate) fn write_report(
+fn write_report(
     task: &Task,
     attempt_dir: &Path,
     progress: &Progress,

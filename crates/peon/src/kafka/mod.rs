@@ -19,37 +19,16 @@ use rdkafka::consumer::BaseConsumer;
 use tokio::sync::watch;
 
 use crate::deep_storage::DeepStorage;
-use crate::index::{write_report, Progress};
+use crate::index::Progress;
 use crate::overlord_client::OverlordClient;
 
 use self::reader::{Outcome, Reader, Snapshot, Status};
 use self::sequences::Sequences;
 
 pub fn run(task: &Task, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
-    let mut progress = Progress {
-        state: "NOT_STARTED",
-        stats: RowStats::default(),
-        segments: 0,
-        unparseable: Vec::new(),
-    };
+    let mut progress = Progress::new();
     let result = ingest(task, task_dir, &mut progress);
-    let error = result.as_ref().err().cloned();
-    if let Err(e) = write_report(task, attempt_dir, &progress, error.as_deref()) {
-        eprintln!("cannot write report.json: {e}");
-    }
-    match result {
-        Ok(()) => {
-            println!(
-                "index_kafka task {} done: {} segment(s); rows: {:?}",
-                task.id, progress.segments, progress.stats
-            );
-            TaskStatus::success(task.id.clone())
-        }
-        Err(e) => {
-            println!("index_kafka task {} failed: {e}", task.id);
-            TaskStatus::failure(task.id.clone(), e)
-        }
-    }
+    progress.conclude(task, attempt_dir, result)
 }
 
 fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result<(), String> {
