@@ -725,3 +725,91 @@ async fn exactly_once_through_peon_middle_manager_and_overlord_crashes() {
     // Nothing published twice even after everything settled.
     assert_exactly_once(&published_ids(&cluster, "events").await, 6_000);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tasks_ask_for_checkpoints_and_publish_while_they_read() {
+    let mut kafka = Kafka::start(2);
+    let cluster = Cluster::start(ClusterSpec::workers(&[4, 4])).await;
+    // An hour-long task: everything published before it ends comes from checkpoints.
+    let mut spec = supervisor_spec(&kafka.servers(), 1, 2, "PT1H");
+    spec["spec"]["tuningConfig"]["maxRowsPerSegment"] = json!(1000);
+    let r = cluster
+        .client
+        .post("/supervisor", spec.to_string())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    for _ in 0..8 {
+        kafka.produce(500);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Sequences of about 1,000 rows are published while both replicas keep reading.
+    poll_until(&cluster, Duration::from_secs(90), async || {
+        let committed: i64 = committed_offsets(&cluster).await.values().sum();
+        if committed >= 3_000 {
+            return Ok(());
+        }
+        Err(format!("only {committed} offsets committed by checkpoints"))
+    })
+    .await;
+    let done = completed_kafka_tasks(&cluster).await;
+    if let Some(t) = done.first() {
+        let log = cluster
+            .client
+            .log(t["id"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        let id = t["id"].as_str().unwrap();
+        let report = cluster
+            .client
+            .get(&format!("/task/{id}/reports"))
+            .await
+            .unwrap()
+            .body;
+        panic!(
+            "the tasks should still be reading, but {t} ended; its log:\n{log}\nreport: {report}"
+        );
+    }
+    let running = cluster
+        .client
+        .tasks("?state=running&datasource=events")
+        .await
+        .unwrap();
+    assert_eq!(running.len(), 2, "{running:?}");
+    let log = cluster
+        .client
+        .log(running[0]["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        log.contains("maxRowsPerSegment 1000") || log.contains("end offsets set to"),
+        "no checkpoint in the task's log:\n{log}"
+    );
+    let status = cluster
+        .client
+        .get("/supervisor/events/status")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(status["payload"]["healthy"], true, "{status}");
+
+    // Suspending publishes the rest: every event exactly once, offsets at the end.
+    let r = cluster
+        .client
+        .post("/supervisor/events/suspend", "{}")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ids = wait_published(&cluster, 4_000, Duration::from_secs(60)).await;
+    assert_exactly_once(&ids, 4_000);
+    wait_committed_to_end(&cluster, &kafka, 2).await;
+    let segments = used_segments(&cluster.client, "events").await;
+    assert!(
+        segments.len() >= 4,
+        "checkpoints should have published several sequences: {} segment(s)",
+        segments.len()
+    );
+}

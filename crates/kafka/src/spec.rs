@@ -349,6 +349,12 @@ impl KafkaSupervisorSpec {
                 Duration::from_secs(80),
             )?,
         };
+        // Read by the tasks; checked here so a bad value is a 400, not failing tasks.
+        period(
+            &tn("intermediateHandoffPeriod"),
+            tuning.get("intermediateHandoffPeriod"),
+            None,
+        )?;
         let mut tuning_config = tuning.clone();
         tuning_config.insert("type".into(), json!("kafka"));
         let tuning_config = Value::Object(tuning_config);

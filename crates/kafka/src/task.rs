@@ -137,6 +137,7 @@ impl NewTask<'_> {
         json!({
             "type": "index_kafka",
             "id": format!("{}_{}", self.base_sequence_name, random_suffix()),
+            "supervisorId": spec.id,
             "groupId": task_group_id(&spec.data_source),
             "resource": {"availabilityGroup": self.base_sequence_name, "requiredCapacity": 1},
             "dataSource": spec.data_source,
@@ -162,6 +163,11 @@ pub struct KafkaTaskIo {
     pub maximum_message_time: Option<DateTime<Utc>>,
     /// Sequence id → start offsets; at least sequence 0 (the task's start).
     pub checkpoints: BTreeMap<u32, Offsets>,
+    /// The supervisor that asks for checkpoints (the task's `supervisorId`, else its data source).
+    pub supervisor_id: String,
+    /// `tuningConfig.intermediateHandoffPeriod`: how long a sequence reads before the task asks
+    /// for a checkpoint; `None` for never (Druid's default, `P2147483647D`, is as good as never).
+    pub intermediate_handoff_period: Option<std::time::Duration>,
 }
 
 fn read_offsets(name: &str, v: Option<&Value>) -> Result<(String, Offsets), String> {
@@ -275,6 +281,29 @@ impl KafkaTaskIo {
         if checkpoints.is_empty() {
             checkpoints.insert(0, start.clone());
         }
+        let supervisor_id = ["supervisorId", "dataSource"]
+            .iter()
+            .find_map(|k| task.get(*k).and_then(Value::as_str))
+            .or_else(|| {
+                task.pointer("/dataSchema/dataSource")
+                    .and_then(Value::as_str)
+            })
+            .unwrap_or_default()
+            .to_string();
+        let intermediate_handoff_period = match task
+            .pointer("/tuningConfig/intermediateHandoffPeriod")
+        {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(
+                drover_core::period::parse_period(s)
+                    .map_err(|e| format!("[tuningConfig.intermediateHandoffPeriod]: {e}"))?,
+            ),
+            Some(_) => {
+                return Err(
+                    "[tuningConfig.intermediateHandoffPeriod] must be an ISO-8601 period".into(),
+                )
+            }
+        };
         Ok(KafkaTaskIo {
             topic,
             task_group_id: io.get("taskGroupId").and_then(Value::as_u64).unwrap_or(0) as u32,
@@ -286,6 +315,8 @@ impl KafkaTaskIo {
             minimum_message_time: time("minimumMessageTime")?,
             maximum_message_time: time("maximumMessageTime")?,
             checkpoints,
+            supervisor_id,
+            intermediate_handoff_period,
         })
     }
 }

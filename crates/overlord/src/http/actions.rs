@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use drover_core::stream_offsets::StreamOffsets;
 use drover_core::TaskId;
 use serde_json::{json, Value};
 
@@ -14,11 +15,50 @@ use super::{ApiError, AppState};
 use crate::actions::{ActionHolder, TaskAction};
 use crate::queue::ActionOutcome;
 
+/// `checkPointDataSourceMetadata` (reference §12.6): a reading task asks its supervisor to close
+/// its open sequence. The answer is whether the supervisor took the request; the checkpoint
+/// itself reaches the task as `POST /offsets/end?finish=false`.
+async fn checkpoint(s: &AppState, raw: &Value) -> Result<Response, ApiError> {
+    let bad = |why: &str| ApiError::BadRequest(format!("invalid task action: {why}"));
+    let task = raw
+        .pointer("/task/id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("[task.id] is required"))?;
+    let task = TaskId::new(task).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let action = &raw["action"];
+    let supervisor = action
+        .get("supervisorId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("[action.supervisorId] is required"))?;
+    let group = action
+        .get("taskGroupId")
+        .and_then(Value::as_u64)
+        .and_then(|g| u32::try_from(g).ok())
+        .ok_or_else(|| bad("[action.taskGroupId] must be a task group number"))?;
+    let metadata = action
+        .get("checkpointMetadata")
+        .or_else(|| action.get("previousCheckPoint"))
+        .ok_or_else(|| bad("[action.checkpointMetadata] is required"))?;
+    let start = StreamOffsets::from_metadata(metadata)
+        .map_err(|e| bad(&format!("[action.checkpointMetadata]: {e}")))?;
+    let accepted = s
+        .leader()?
+        .supervisors
+        .checkpoint(supervisor, task, group, start)
+        .await?;
+    Ok(Json(json!({ "result": accepted })).into_response())
+}
+
 /// Druid's `taskLockTimeout` default (5 minutes).
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub async fn action(State(s): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let holder: ActionHolder = serde_json::from_slice(&body)
+    let raw: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid task action: {e}")))?;
+    if raw.pointer("/action/type").and_then(Value::as_str) == Some("checkPointDataSourceMetadata") {
+        return checkpoint(&s, &raw).await;
+    }
+    let holder: ActionHolder = serde_json::from_value(raw)
         .map_err(|e| ApiError::BadRequest(format!("invalid task action: {e}")))?;
     let id = holder
         .task

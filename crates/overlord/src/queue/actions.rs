@@ -157,14 +157,8 @@ impl TaskQueue {
         sequence: &str,
         previous: &str,
     ) -> Result<ActionOutcome, QueueError> {
-        if let Some(p) = bounded(
-            self.store
-                .find_pending_segment(ds, sequence, previous, &bucket),
-        )
-        .await?
-        {
-            return Ok(ActionOutcome::Done(to_json(&p)));
-        }
+        // The lock comes first, even when the segment was allocated before (by a replica, or by
+        // this sequence's earlier reader): whoever publishes it must hold a lock covering it.
         let lock = match self
             .lockbox
             .locks_of(id)
@@ -182,6 +176,14 @@ impl TaskQueue {
                 }
             }
         };
+        if let Some(p) = bounded(
+            self.store
+                .find_pending_segment(ds, sequence, previous, &bucket),
+        )
+        .await?
+        {
+            return Ok(ActionOutcome::Done(to_json(&p)));
+        }
         let used = bounded(self.store.used_segments(ds, Some(&bucket))).await?;
         let pending = bounded(self.store.pending_segments(ds, &bucket)).await?;
         let (version, partition) =

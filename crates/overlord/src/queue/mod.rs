@@ -12,7 +12,7 @@ use drover_core::{IsReadyResult, Task, TaskId, TaskKind, TaskStatus};
 use drover_metadata::{MetadataError, MetadataStore};
 use indexmap::IndexMap;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
 mod actions;
 mod locks;
@@ -84,6 +84,8 @@ pub struct QueueHandle {
     tx: mpsc::Sender<QueueMsg>,
     /// Signalled whenever a lock is let go, for `lockAcquire` requests waiting on one.
     lock_released: Arc<Notify>,
+    /// Every terminal status once stored, for supervisors that react to their tasks ending.
+    completed: broadcast::Sender<TaskStatus>,
 }
 
 impl QueueHandle {
@@ -132,6 +134,12 @@ impl QueueHandle {
 
     pub fn lock_released(&self) -> Arc<Notify> {
         self.lock_released.clone()
+    }
+
+    /// Terminal statuses from now on, as they are stored. A slow listener misses some (and is
+    /// told it lagged); supervisors also look at their tasks on every period.
+    pub fn completions(&self) -> broadcast::Receiver<TaskStatus> {
+        self.completed.subscribe()
     }
 }
 
@@ -190,6 +198,7 @@ struct TaskQueue {
     fenced: mpsc::UnboundedSender<()>,
     lockbox: Lockbox,
     lock_released: Arc<Notify>,
+    completed: broadcast::Sender<TaskStatus>,
 }
 
 pub fn start(
@@ -202,7 +211,9 @@ pub fn start(
 ) -> QueueHandle {
     let (tx, rx) = mpsc::channel(1024);
     let lock_released = Arc::new(Notify::new());
+    let (completed, _) = broadcast::channel(256);
     let queue = TaskQueue {
+        completed: completed.clone(),
         lockbox: Lockbox::new(),
         lock_released: lock_released.clone(),
         config,
@@ -215,7 +226,11 @@ pub fn start(
         fenced,
     };
     tokio::spawn(stop.run_until_cancelled_owned(queue.run(rx, runner_events)));
-    QueueHandle { tx, lock_released }
+    QueueHandle {
+        tx,
+        lock_released,
+        completed,
+    }
 }
 
 async fn bounded<T>(
@@ -366,6 +381,8 @@ impl TaskQueue {
     }
 
     fn after_persist(&self, status: &TaskStatus, from_runner: bool) {
+        // No listener is not an error.
+        self.completed.send(status.clone()).ok();
         if from_runner {
             self.runner.cleanup(status.id.clone());
         } else {

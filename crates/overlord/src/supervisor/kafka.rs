@@ -24,6 +24,14 @@ use super::SupervisorContext;
 
 pub enum Notice {
     Run,
+    /// A task reached a terminal status; a run follows if it is one of ours.
+    TaskEnded(TaskId),
+    /// A reading task asks to close its open sequence, which started at `start`.
+    Checkpoint {
+        task: TaskId,
+        group: u32,
+        start: Offsets,
+    },
     /// `None`: forget every stored offset; `Some`: store these for their partitions.
     Reset(Option<StreamOffsets>, oneshot::Sender<Result<(), String>>),
     Status(oneshot::Sender<Value>),
@@ -152,22 +160,65 @@ impl KafkaSupervisor {
         tracing::info!(supervisor = %self.spec.id, suspended = self.spec.suspended, "supervisor started");
         let period = self.spec.io.period;
         let start_delay = self.spec.io.start_delay;
+        let ticks = tx.clone();
         tokio::spawn(async move {
             tokio::time::sleep(start_delay).await;
             let mut tick = tokio::time::interval(period);
             loop {
                 tick.tick().await;
-                if tx.send(Notice::Run).is_err() {
+                if ticks.send(Notice::Run).is_err() {
                     return;
                 }
             }
         });
-        while let Some(notice) = rx.recv().await {
+        // Druid's task-status listener: a task that ends (a kill -9'd peon, a failed publish)
+        // is handled now rather than on the next period.
+        let mut completions = self.ctx.queue.completions();
+        tokio::spawn(async move {
+            loop {
+                match completions.recv().await {
+                    Ok(status) => {
+                        if tx.send(Notice::TaskEnded(status.id)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if tx.send(Notice::Run).is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        // Notices taken out of the channel while collapsing runs, handled next.
+        let mut deferred = std::collections::VecDeque::new();
+        loop {
+            let notice = match deferred.pop_front() {
+                Some(n) => n,
+                None => match rx.recv().await {
+                    Some(n) => n,
+                    None => break,
+                },
+            };
             match notice {
-                Notice::Run => {
-                    // Runs queued while one was going on collapse into one.
-                    while let Ok(Notice::Run) = rx.try_recv() {}
+                Notice::Run | Notice::TaskEnded(_) => {
+                    if let Notice::TaskEnded(id) = &notice {
+                        if !self.known_task(id) {
+                            continue;
+                        }
+                    }
+                    // Runs queued while one was going on collapse into one; anything else
+                    // waits its turn.
+                    while let Ok(n) = rx.try_recv() {
+                        if !matches!(n, Notice::Run | Notice::TaskEnded(_)) {
+                            deferred.push_back(n);
+                        }
+                    }
                     self.run_once().await;
+                }
+                Notice::Checkpoint { task, group, start } => {
+                    self.checkpoint(&task, group, &start).await;
                 }
                 Notice::Reset(offsets, reply) => {
                     reply.send(self.reset(offsets).await).ok();
@@ -610,6 +661,54 @@ impl KafkaSupervisor {
         Ok(())
     }
 
+    /// Druid's `checkpoint` notice: the group's replicas close their open sequence at the
+    /// furthest offsets any of them reached and read on in a new one. A request for a sequence
+    /// already closed (another replica asked first) is a no-op.
+    async fn checkpoint(&mut self, task: &TaskId, g: u32, start: &Offsets) {
+        // The asking task may be newer than the last run: learn where the group's tasks are.
+        if let Err(e) = self.update_task_status().await {
+            tracing::warn!(supervisor = %self.spec.id, error = %e, "cannot update task status before a checkpoint");
+        }
+        let Some(group) = self.reading.get(&g) else {
+            tracing::info!(supervisor = %self.spec.id, %task, group = g, "checkpoint for a group that is not reading; ignored");
+            return;
+        };
+        let Some((&last_id, last_start)) = group.checkpoints.last_key_value() else {
+            return;
+        };
+        if last_start != start {
+            if group.checkpoints.values().any(|o| o == start) {
+                tracing::debug!(supervisor = %self.spec.id, %task, group = g, "sequence already checkpointed");
+            } else {
+                let why = format!(
+                    "task [{task}] asked for a checkpoint of a sequence starting at {start:?}, which                      is not one of group {g}'s sequences {:?}",
+                    group.checkpoints
+                );
+                tracing::warn!(supervisor = %self.spec.id, "{why}");
+                self.health
+                    .error(Utc::now(), "CheckpointException", why, false);
+            }
+            return;
+        }
+        tracing::info!(supervisor = %self.spec.id, %task, group = g, sequence = last_id, "checkpointing the task group");
+        let group = group.clone();
+        match self.end_sequence(&group, false).await {
+            Some(end) => {
+                if let Some(group) = self.reading.get_mut(&g) {
+                    group.checkpoints.insert(last_id + 1, end);
+                }
+            }
+            None => {
+                tracing::warn!(supervisor = %self.spec.id, group = g, "no task of the group took the checkpoint; its partitions start again from the stored offsets");
+                self.reading.remove(&g);
+                for id in group.tasks.keys() {
+                    self.kill(id, "its task group failed to checkpoint").await;
+                }
+                self.set_not_set(g);
+            }
+        }
+    }
+
     /// Druid's `checkpointTaskGroup(finalize=true)`: pause every replica, end at the furthest
     /// offsets any reached, and let them publish while a new group reads on from there.
     async fn finish_group(&mut self, g: u32) {
@@ -626,6 +725,31 @@ impl KafkaSupervisor {
             self.set_not_set(g);
             return;
         }
+        let Some(end) = self.end_sequence(&group, true).await else {
+            tracing::warn!(supervisor = %self.spec.id, group = g, "no task of the group took its end offsets; its partitions start again from the stored offsets");
+            for id in group.tasks.keys() {
+                self.kill(id, "its task group failed").await;
+            }
+            self.set_not_set(g);
+            return;
+        };
+        tracing::info!(supervisor = %self.spec.id, group = g, ?end, "task group publishing");
+        group.completion_deadline = Some(Instant::now() + self.spec.io.completion_timeout);
+        if let Some(parts) = self.partition_groups.get_mut(&g) {
+            for (p, from) in parts.iter_mut() {
+                if let Some(o) = end.get(p) {
+                    *from = StartFrom::Known(*o);
+                }
+            }
+        }
+        self.pending.entry(g).or_default().push(group);
+    }
+
+    /// Pauses the group's running tasks, then ends their open sequence at the per-partition
+    /// maximum of their offsets: `finish` makes it their last sequence (they publish and exit),
+    /// else a new one starts there. Tasks that do not answer are killed. The end offsets, if at
+    /// least one task took them.
+    async fn end_sequence(&self, group: &TaskGroup, finish: bool) -> Option<Offsets> {
         let mut alive = Vec::new();
         for (id, t) in &group.tasks {
             match (&t.status, &t.location) {
@@ -633,7 +757,7 @@ impl KafkaSupervisor {
                 (TaskState::Running, None) => {
                     self.kill(
                         id,
-                        "the task group is finishing and this task never started",
+                        "its task group is ending a sequence and this task never started",
                     )
                     .await
                 }
@@ -641,7 +765,7 @@ impl KafkaSupervisor {
             }
         }
         let retries = self.spec.tuning.chat_retries.max(1);
-        let this = &*self;
+        let this = self;
         let paused = futures::future::join_all(alive.iter().map(|(id, loc)| async move {
             for _ in 0..=retries {
                 match this.chat(loc, id, true, "pause", None).await {
@@ -668,22 +792,14 @@ impl KafkaSupervisor {
             }
         }
         if responders.is_empty() {
-            tracing::warn!(supervisor = %self.spec.id, group = g, "no task of the group could be paused; its partitions start again from the stored offsets");
-            for id in group.tasks.keys() {
-                self.kill(id, "its task group failed").await;
-            }
-            self.set_not_set(g);
-            return;
+            return None;
         }
         let end = max_offsets(responders.iter().map(|(_, _, o)| o));
         let body = json!(end);
-        let this = &*self;
+        let path = format!("offsets/end?finish={finish}");
         let set = futures::future::join_all(responders.iter().map(|(id, loc, _)| {
-            let body = body.clone();
-            async move {
-                this.chat(loc, id, true, "offsets/end?finish=true", Some(body))
-                    .await
-            }
+            let (body, path) = (body.clone(), &path);
+            async move { this.chat(loc, id, true, path, Some(body)).await }
         }))
         .await;
         let mut any = false;
@@ -695,20 +811,7 @@ impl KafkaSupervisor {
                 }
             }
         }
-        if !any {
-            self.set_not_set(g);
-            return;
-        }
-        tracing::info!(supervisor = %self.spec.id, group = g, ?end, "task group publishing");
-        group.completion_deadline = Some(Instant::now() + self.spec.io.completion_timeout);
-        if let Some(parts) = self.partition_groups.get_mut(&g) {
-            for (p, from) in parts.iter_mut() {
-                if let Some(o) = end.get(p) {
-                    *from = StartFrom::Known(*o);
-                }
-            }
-        }
-        self.pending.entry(g).or_default().push(group);
+        any.then_some(end)
     }
 
     async fn stop_task(&self, id: &TaskId, location: Option<&str>) {

@@ -8,11 +8,13 @@ mod health;
 pub mod kafka;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use drover_core::stream_offsets::StreamOffsets;
 use drover_kafka::KafkaSupervisorSpec;
 use drover_metadata::MetadataStore;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use self::kafka::{Notice, SupervisorHandle};
@@ -51,13 +53,17 @@ enum ManagerMsg {
         oneshot::Sender<Result<Value, SupervisorError>>,
     ),
     Terminate(String, oneshot::Sender<Result<(), SupervisorError>>),
-    Get(String, oneshot::Sender<Option<SupervisorHandle>>),
-    List(oneshot::Sender<Vec<SupervisorHandle>>),
 }
+
+type Running = Arc<BTreeMap<String, SupervisorHandle>>;
 
 #[derive(Clone)]
 pub struct SupervisorManager {
     tx: mpsc::Sender<ManagerMsg>,
+    /// The running supervisors as the manager last left them. Lookups read this instead of
+    /// queueing behind the manager, which may be waiting for a supervisor that is waiting for a
+    /// task that is asking for a checkpoint.
+    running: watch::Receiver<Running>,
 }
 
 impl SupervisorManager {
@@ -90,11 +96,54 @@ impl SupervisorManager {
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<SupervisorHandle>, SupervisorError> {
-        self.ask(|r| ManagerMsg::Get(id.to_string(), r)).await
+        Ok(self.running.borrow().get(id).cloned())
+    }
+
+    /// A task's `checkPointDataSourceMetadata`: queues a checkpoint notice on its supervisor.
+    /// `false` when there is no such supervisor (the task then fails, as in Druid).
+    pub async fn checkpoint(
+        &self,
+        supervisor: &str,
+        task: drover_core::TaskId,
+        group: u32,
+        start: StreamOffsets,
+    ) -> Result<bool, SupervisorError> {
+        // By supervisor id, else by data source (tasks created before `supervisorId` existed).
+        let found = {
+            let running = self.running.borrow();
+            running.get(supervisor).cloned().or_else(|| {
+                running
+                    .values()
+                    .find(|h| h.spec.data_source == supervisor)
+                    .cloned()
+            })
+        };
+        let Some(h) = found else {
+            tracing::warn!(supervisor, %task, "checkpoint asked of a supervisor that is not running");
+            return Ok(false);
+        };
+        if start.stream != h.spec.io.topic {
+            tracing::warn!(supervisor, %task, stream = %start.stream, "checkpoint for another topic");
+            return Ok(false);
+        }
+        let mut offsets = drover_kafka::Offsets::new();
+        for (p, o) in &start.offsets {
+            let Ok(p) = p.parse::<i32>() else {
+                return Err(SupervisorError::BadRequest(format!(
+                    "[action.checkpointMetadata]: partition [{p}] is not a partition number"
+                )));
+            };
+            offsets.insert(p, *o);
+        }
+        Ok(h.notify(Notice::Checkpoint {
+            task,
+            group,
+            start: offsets,
+        }))
     }
 
     pub async fn list(&self) -> Result<Vec<SupervisorHandle>, SupervisorError> {
-        self.ask(ManagerMsg::List).await
+        Ok(self.running.borrow().values().cloned().collect())
     }
 }
 
@@ -106,24 +155,28 @@ fn tombstone(id: &str, data_source: &str) -> Value {
 /// Starts the manager and every supervisor whose newest stored spec is not a tombstone.
 pub fn start(ctx: SupervisorContext, stop: CancellationToken) -> SupervisorManager {
     let (tx, rx) = mpsc::channel(64);
+    let (published, running) = watch::channel(Running::default());
     let manager = Manager {
         ctx,
         stop: stop.clone(),
         running: BTreeMap::new(),
+        published,
     };
     tokio::spawn(stop.run_until_cancelled_owned(manager.run(rx)));
-    SupervisorManager { tx }
+    SupervisorManager { tx, running }
 }
 
 struct Manager {
     ctx: SupervisorContext,
     stop: CancellationToken,
     running: BTreeMap<String, SupervisorHandle>,
+    published: watch::Sender<Running>,
 }
 
 impl Manager {
     async fn run(mut self, mut rx: mpsc::Receiver<ManagerMsg>) {
         self.load().await;
+        self.publish();
         while let Some(msg) = rx.recv().await {
             match msg {
                 ManagerMsg::Submit(spec, reply) => {
@@ -165,14 +218,13 @@ impl Manager {
                     };
                     reply.send(r).ok();
                 }
-                ManagerMsg::Get(id, reply) => {
-                    reply.send(self.running.get(&id).cloned()).ok();
-                }
-                ManagerMsg::List(reply) => {
-                    reply.send(self.running.values().cloned().collect()).ok();
-                }
             }
+            self.publish();
         }
+    }
+
+    fn publish(&self) {
+        self.published.send_replace(Arc::new(self.running.clone()));
     }
 
     async fn load(&mut self) {

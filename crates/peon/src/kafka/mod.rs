@@ -4,6 +4,7 @@
 //! small runtime beside the reading loop, on `DROVER_PEON_PORT`.
 
 mod chat;
+mod handoff;
 mod publish;
 mod reader;
 mod sequences;

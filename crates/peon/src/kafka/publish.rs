@@ -42,6 +42,7 @@ impl Publisher {
         builder: Option<RowBuilder>,
         dir: &Path,
     ) -> Result<usize, String> {
+        let started = std::time::Instant::now();
         let (partitions, dimensions) = match builder {
             Some(b) => {
                 write_segment_files(spec, b, &dir.join("segments")).map_err(|e| e.to_string())?
@@ -78,10 +79,11 @@ impl Publisher {
                 ));
             }
             println!(
-                "published sequence [{sequence_name}]: {} segment(s), offsets {:?} → {:?}",
+                "published sequence [{sequence_name}]: {} segment(s), offsets {:?} → {:?}, in {} ms",
                 segments.len(),
                 seq.start,
-                seq.end
+                seq.end,
+                started.elapsed().as_millis()
             );
             Ok(segments.len())
         })

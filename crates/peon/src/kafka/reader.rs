@@ -14,6 +14,7 @@ use drover_ingest::format::RecordReader;
 use drover_ingest::record::Record;
 use drover_ingest::row_builder::{RowBuilder, RowStats};
 use drover_ingest::IngestionSpec;
+use drover_kafka::task::sequence_numbers;
 use drover_kafka::{KafkaTaskIo, Offsets};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -22,8 +23,10 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
 
+use super::handoff::{checkpoint_reason, Held, Limits};
 use super::publish::Publisher;
 use super::sequences::{Sequences, SetEnd};
+use crate::index::thread_cpu_time;
 
 /// Druid's `SeekableStreamIndexTaskRunner.Status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -94,6 +97,15 @@ pub struct Reader {
     stats_done: RowStats,
     status: Status,
     segments: usize,
+    /// When the first message arrived and the reading thread's CPU time then, for the read
+    /// rate the log reports.
+    first_message: Option<(Instant, Duration)>,
+    /// Messages taken from Kafka (including the ones thrown away).
+    messages: u64,
+    /// The open sequence a checkpoint was asked for (once per sequence).
+    checkpoint_asked: Option<u32>,
+    /// When the open sequence started reading, for `intermediateHandoffPeriod`.
+    sequence_started: Instant,
 }
 
 fn add_stats(a: &mut RowStats, b: &RowStats) {
@@ -150,6 +162,10 @@ impl Reader {
             stats_done: RowStats::default(),
             status: Status::Starting,
             segments: 0,
+            first_message: None,
+            messages: 0,
+            checkpoint_asked: None,
+            sequence_started: Instant::now(),
         }
     }
 
@@ -225,10 +241,17 @@ impl Reader {
                     return Ok(Outcome::Stopped);
                 }
             }
-            if since_check >= 4096 || last_snapshot.elapsed() >= SNAPSHOT_EVERY {
+            // The clock is read every 256 messages only: at several hundred thousand messages a
+            // second, reading it for each one costs a few percent.
+            if since_check >= 4096
+                || (since_check.is_multiple_of(256) && last_snapshot.elapsed() >= SNAPSHOT_EVERY)
+            {
                 since_check = 0;
                 if let Some(done) = self.publish_ready()? {
                     return Ok(done);
+                }
+                if let Some(why) = self.checkpoint_due() {
+                    self.ask_for_checkpoint(&why)?;
                 }
                 self.publish_snapshot();
                 last_snapshot = Instant::now();
@@ -252,6 +275,9 @@ impl Reader {
                         continue;
                     };
                     self.current.insert(p, o + 1);
+                    self.first_message
+                        .get_or_insert_with(|| (Instant::now(), thread_cpu_time()));
+                    self.messages += 1;
                     let seq_id = self.sequences.all()[index].id;
                     self.add(seq_id, m.payload(), &mut records)?;
                 }
@@ -291,6 +317,9 @@ impl Reader {
                     }
                     Ok(SetEnd::Set(end)) => {
                         self.sequences.save(&self.sequences_file)?;
+                        if !finish {
+                            self.sequence_started = Instant::now();
+                        }
                         println!(
                             "end offsets set to {end:?} ({})",
                             if finish { "final" } else { "checkpoint" }
@@ -312,6 +341,67 @@ impl Reader {
             }
         }
         Ok(false)
+    }
+
+    /// Whether the open sequence should be checkpointed now (see `handoff`), and why.
+    fn checkpoint_due(&self) -> Option<String> {
+        let open = self.sequences.last();
+        if self.status != Status::Reading
+            || self.sequences.is_finished()
+            || self.checkpoint_asked == Some(open.id)
+        {
+            return None;
+        }
+        let rows = |b: &RowBuilder| b.stats.processed + b.stats.processed_with_error;
+        let held = Held {
+            rows_in_open: self.builders.get(&open.id).map_or(0, rows),
+            rows_total: self.builders.values().map(rows).sum(),
+            open_for: self.sequence_started.elapsed(),
+        };
+        checkpoint_reason(
+            held,
+            Limits {
+                max_rows_per_segment: self.spec.tuning.max_rows_per_segment,
+                max_total_rows: self.spec.tuning.max_total_rows,
+                intermediate_handoff_period: self.io.intermediate_handoff_period,
+            },
+        )
+    }
+
+    /// Pauses and asks the supervisor (through the overlord) to checkpoint the open sequence; the
+    /// supervisor pauses every replica, sets the same end offsets on all of them with
+    /// `finish=false`, which resumes them.
+    fn ask_for_checkpoint(&mut self, why: &str) -> Result<(), String> {
+        let open = self.sequences.last().clone();
+        self.checkpoint_asked = Some(open.id);
+        self.status = Status::Paused;
+        self.publish_snapshot();
+        println!(
+            "sequence {} {why}: paused, asking supervisor [{}] for a checkpoint",
+            open.id, self.io.supervisor_id
+        );
+        let start = json!({"type": "kafka", "partitions": sequence_numbers("start", &self.io.topic, &open.start)});
+        let action = json!({
+            "type": "checkPointDataSourceMetadata",
+            "supervisorId": self.io.supervisor_id,
+            "taskGroupId": self.io.task_group_id,
+            "checkpointMetadata": start,
+            // Older overlords read these.
+            "previousCheckPoint": start,
+            "currentCheckPoint": {"type": "kafka", "partitions": sequence_numbers("start", &self.io.topic, &self.current)},
+            "sequenceName": "dummy",
+        });
+        let result = self
+            .publisher
+            .rt
+            .block_on(self.publisher.overlord.submit(action))?;
+        if result != Value::Bool(true) {
+            return Err(format!(
+                "Checkpoint request with sequences [{:?}] failed, dying",
+                self.sequences.all()
+            ));
+        }
+        Ok(())
     }
 
     /// A partition with gaps (transaction markers) may never deliver the message just before its
@@ -410,6 +500,16 @@ impl Reader {
                 self.publish_snapshot();
             }
             let seq = self.sequences.all()[index].clone();
+            if let Some((first, cpu)) = self.first_message {
+                println!(
+                    "sequence {} read to its end: {} message(s) in {} ms since the first message, \
+                     {} ms of CPU on the reading thread",
+                    seq.id,
+                    self.messages,
+                    first.elapsed().as_millis(),
+                    thread_cpu_time().saturating_sub(cpu).as_millis()
+                );
+            }
             let builder = self.builders.remove(&seq.id);
             if let Some(b) = &builder {
                 add_stats(&mut self.stats_done, &b.stats);
