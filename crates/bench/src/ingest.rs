@@ -17,7 +17,8 @@ const COUNTRIES: [(&str, &str); 4] = [
     ("JP", "Japan"),
 ];
 
-fn row(i: usize) -> Value {
+/// One wikipedia-like row: the 19 fields of Druid's wikiticker sample.
+pub fn row(i: usize) -> Value {
     let (iso, country) = COUNTRIES[i % 4];
     json!({
         "time": format!("2015-09-12T{:02}:{:02}:{:02}.{:03}Z", (i / 3600) % 24, (i / 60) % 60, i % 60, i % 1000),
@@ -33,8 +34,10 @@ fn row(i: usize) -> Value {
     })
 }
 
-fn task(id: &str, dir: &str, rollup: bool, max_rows_in_memory: Option<u64>) -> Value {
-    let (dimensions, metrics, query) = if rollup {
+/// Rollup off: every field (3 typed long). Rollup on: 5 dimensions, hourly, count + 3 longSums.
+/// Returns the dimensions, the metrics and the query granularity.
+pub fn dimensions_and_metrics(rollup: bool) -> (Value, Value, &'static str) {
+    if rollup {
         (
             json!(["channel", "countryIsoCode", "isRobot", "namespace", "page"]),
             json!([{"type": "count", "name": "count"},
@@ -53,7 +56,11 @@ fn task(id: &str, dir: &str, rollup: bool, max_rows_in_memory: Option<u64>) -> V
             json!([]),
             "none",
         )
-    };
+    }
+}
+
+fn task(id: &str, dir: &str, rollup: bool, max_rows_in_memory: Option<u64>) -> Value {
+    let (dimensions, metrics, query) = dimensions_and_metrics(rollup);
     json!({"type": "index", "id": id, "spec": {
         "dataSchema": {"dataSource": id, "timestampSpec": {"column": "time", "format": "iso"},
             "dimensionsSpec": {"dimensions": dimensions}, "metricsSpec": metrics,
@@ -64,7 +71,8 @@ fn task(id: &str, dir: &str, rollup: bool, max_rows_in_memory: Option<u64>) -> V
         "tuningConfig": {"type": "index", "maxRowsInMemory": max_rows_in_memory}}})
 }
 
-fn number_before(log: &str, line_start: &str, unit: &str) -> Option<u64> {
+/// The number just before the word `unit` on the first log line containing `line_start`.
+pub fn number_before(log: &str, line_start: &str, unit: &str) -> Option<u64> {
     let line = log.lines().find(|l| l.contains(line_start))?;
     let words: Vec<&str> = line.split_whitespace().collect();
     let at = words

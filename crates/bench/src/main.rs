@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 mod failover;
 mod ingest;
+mod kafka;
 
 use clap::Parser;
 use drover_testkit::{bin_dir, Cluster, ClusterSpec, MiddleManagerSpec, ZooKeeper};
@@ -36,6 +37,10 @@ struct Args {
     /// Measure batch ingestion instead: this many generated rows, rollup off and on.
     #[arg(long)]
     ingest: Option<usize>,
+    /// Measure Kafka ingestion instead: one task over this many messages (rollup off and on),
+    /// produce → publish latency, and the replacement of a killed task.
+    #[arg(long)]
+    kafka: Option<usize>,
     /// taskCleanupTimeout for the failover run.
     #[arg(long, default_value = "5s")]
     cleanup_timeout: String,
@@ -79,6 +84,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(rows) = args.ingest {
         return ingest::run(rows).await;
+    }
+    if let Some(messages) = args.kafka {
+        return kafka::run(messages).await;
     }
     let zk_dir = tempfile::Builder::new()
         .prefix("drover-bench-zk-")
