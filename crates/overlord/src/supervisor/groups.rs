@@ -86,12 +86,60 @@ pub fn lag(latest: &Offsets, current: &Offsets) -> (Offsets, i64) {
     (per, total)
 }
 
+/// What a task's checkpoint request means for its group (reference §12.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckpointRequest {
+    /// The request is for the group's open sequence: close it; the next one gets this id.
+    Close { next_sequence: u32 },
+    /// The request is for a sequence already closed (a replica asked first): nothing to do.
+    AlreadyClosed,
+    /// No sequence of the group starts there.
+    Unknown,
+}
+
+/// Compares the start offsets a task gives for its open sequence with the group's sequences
+/// (sequence id → start offsets).
+pub fn checkpoint_request(
+    checkpoints: &BTreeMap<u32, Offsets>,
+    start: &Offsets,
+) -> CheckpointRequest {
+    match checkpoints.last_key_value() {
+        Some((id, open)) if open == start => CheckpointRequest::Close {
+            next_sequence: id + 1,
+        },
+        _ if checkpoints.values().any(|o| o == start) => CheckpointRequest::AlreadyClosed,
+        _ => CheckpointRequest::Unknown,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn o(pairs: &[(i32, i64)]) -> Offsets {
         pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn checkpoint_requests_close_only_the_open_sequence() {
+        let checkpoints: BTreeMap<u32, Offsets> =
+            [(0, o(&[(0, 0), (1, 0)])), (1, o(&[(0, 10), (1, 12)]))].into();
+        assert_eq!(
+            checkpoint_request(&checkpoints, &o(&[(0, 10), (1, 12)])),
+            CheckpointRequest::Close { next_sequence: 2 }
+        );
+        assert_eq!(
+            checkpoint_request(&checkpoints, &o(&[(0, 0), (1, 0)])),
+            CheckpointRequest::AlreadyClosed
+        );
+        assert_eq!(
+            checkpoint_request(&checkpoints, &o(&[(0, 10), (1, 11)])),
+            CheckpointRequest::Unknown
+        );
+        assert_eq!(
+            checkpoint_request(&BTreeMap::new(), &o(&[(0, 0)])),
+            CheckpointRequest::Unknown
+        );
     }
 
     #[test]

@@ -18,7 +18,9 @@ use drover_kafka::{KafkaSupervisorSpec, KafkaTaskIo, Offsets};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::groups::{group_of, lag, max_offsets, start_offsets, StartFrom};
+use super::groups::{
+    checkpoint_request, group_of, lag, max_offsets, start_offsets, CheckpointRequest, StartFrom,
+};
 use super::health::Health;
 use super::SupervisorContext;
 
@@ -665,37 +667,50 @@ impl KafkaSupervisor {
     /// furthest offsets any of them reached and read on in a new one. A request for a sequence
     /// already closed (another replica asked first) is a no-op.
     async fn checkpoint(&mut self, task: &TaskId, g: u32, start: &Offsets) {
-        // The asking task may be newer than the last run: learn where the group's tasks are.
+        // The asking task may be newer than the last run (or this supervisor just took over):
+        // adopt it and learn where the group's tasks are.
+        if !self.known_task(task) {
+            if let Err(e) = self.discover_tasks().await {
+                tracing::warn!(supervisor = %self.spec.id, error = %e, "cannot discover tasks before a checkpoint");
+            }
+        }
         if let Err(e) = self.update_task_status().await {
             tracing::warn!(supervisor = %self.spec.id, error = %e, "cannot update task status before a checkpoint");
         }
-        let Some(group) = self.reading.get(&g) else {
-            tracing::info!(supervisor = %self.spec.id, %task, group = g, "checkpoint for a group that is not reading; ignored");
+        // A group that has finished reading (or was replaced) since the task asked: its end
+        // offsets are already set, which ends the task's wait as well.
+        let Some(group) = self
+            .reading
+            .get(&g)
+            .filter(|group| group.tasks.contains_key(task))
+        else {
+            tracing::info!(supervisor = %self.spec.id, %task, group = g, "checkpoint from a task that is not reading in this group; ignored");
             return;
         };
-        let Some((&last_id, last_start)) = group.checkpoints.last_key_value() else {
-            return;
-        };
-        if last_start != start {
-            if group.checkpoints.values().any(|o| o == start) {
+        let next_sequence = match checkpoint_request(&group.checkpoints, start) {
+            CheckpointRequest::Close { next_sequence } => next_sequence,
+            CheckpointRequest::AlreadyClosed => {
                 tracing::debug!(supervisor = %self.spec.id, %task, group = g, "sequence already checkpointed");
-            } else {
+                return;
+            }
+            CheckpointRequest::Unknown => {
                 let why = format!(
-                    "task [{task}] asked for a checkpoint of a sequence starting at {start:?}, which                      is not one of group {g}'s sequences {:?}",
+                    "task [{task}] asked for a checkpoint of a sequence starting at {start:?}, which \
+                     is not one of group {g}'s sequences {:?}",
                     group.checkpoints
                 );
                 tracing::warn!(supervisor = %self.spec.id, "{why}");
                 self.health
                     .error(Utc::now(), "CheckpointException", why, false);
+                return;
             }
-            return;
-        }
-        tracing::info!(supervisor = %self.spec.id, %task, group = g, sequence = last_id, "checkpointing the task group");
+        };
+        tracing::info!(supervisor = %self.spec.id, %task, group = g, sequence = next_sequence - 1, "checkpointing the task group");
         let group = group.clone();
         match self.end_sequence(&group, false).await {
             Some(end) => {
                 if let Some(group) = self.reading.get_mut(&g) {
-                    group.checkpoints.insert(last_id + 1, end);
+                    group.checkpoints.insert(next_sequence, end);
                 }
             }
             None => {
