@@ -24,6 +24,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
 use crate::ingest::{dimensions_and_metrics, number_before, row};
+use crate::percentile;
 
 type Mock = MockCluster<'static, rdkafka::producer::DefaultProducerContext>;
 
@@ -275,13 +276,12 @@ async fn wait_for<T>(
 
 fn print_summary(name: &str, mut values: Vec<f64>) {
     values.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let at = |p: f64| values[((values.len() as f64 - 1.0) * p).round() as usize];
     println!(
         "{name:<44} median {:>6.2} s   p90 {:>6.2} s   min {:>6.2} s   max {:>6.2} s   (n={})",
-        at(0.5),
-        at(0.9),
-        values[0],
-        values[values.len() - 1],
+        percentile(&values, 0.5),
+        percentile(&values, 0.9),
+        percentile(&values, 0.0),
+        percentile(&values, 1.0),
         values.len()
     );
 }
