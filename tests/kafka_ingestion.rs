@@ -102,6 +102,17 @@ fn supervisor_spec(servers: &str, task_count: u32, replicas: u32, duration: &str
     })
 }
 
+/// POSTs a supervisor spec, which must be accepted; returns the answer's JSON.
+async fn submit_supervisor(cluster: &Cluster, spec: &Value) -> Value {
+    let r = cluster
+        .client
+        .post("/supervisor", spec.to_string())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
 /// Ids in the published segments, with how often each appears.
 async fn published_ids(cluster: &Cluster, data_source: &str) -> BTreeMap<String, u32> {
     let segments = used_segments(&cluster.client, data_source).await;
@@ -275,16 +286,8 @@ async fn completed_kafka_tasks(cluster: &Cluster) -> Vec<Value> {
 async fn exactly_once_through_rollovers_with_replicas() {
     let mut kafka = Kafka::start(3);
     let cluster = Cluster::start(ClusterSpec::workers(&[6, 6])).await;
-    let r = cluster
-        .client
-        .post(
-            "/supervisor",
-            supervisor_spec(&kafka.servers(), 2, 2, "PT4S").to_string(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.json()["id"], "events");
+    let r = submit_supervisor(&cluster, &supervisor_spec(&kafka.servers(), 2, 2, "PT4S")).await;
+    assert_eq!(r["id"], "events");
 
     // 20,000 events over about ten seconds, while tasks roll over.
     for _ in 0..10 {
@@ -340,15 +343,7 @@ async fn exactly_once_through_rollovers_with_replicas() {
 async fn suspend_resume_and_reset() {
     let mut kafka = Kafka::start(2);
     let cluster = Cluster::start(ClusterSpec::workers(&[4])).await;
-    let r = cluster
-        .client
-        .post(
-            "/supervisor",
-            supervisor_spec(&kafka.servers(), 1, 1, "PT30S").to_string(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    submit_supervisor(&cluster, &supervisor_spec(&kafka.servers(), 1, 1, "PT30S")).await;
     kafka.produce(1_000);
 
     // Suspend: the reading task publishes what it read and no new task starts.
@@ -493,13 +488,8 @@ async fn the_tutorial_spec_is_accepted_and_ingests() {
     let mut spec: Value =
         serde_json::from_str(&tutorial_file("wikipedia-kafka-supervisor.json")).unwrap();
     spec["ioConfig"]["consumerProperties"]["bootstrap.servers"] = json!(kafka.bootstrap_servers());
-    let r = cluster
-        .client
-        .post("/supervisor", spec.to_string())
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.json()["id"], "wikipedia");
+    let r = submit_supervisor(&cluster, &spec).await;
+    assert_eq!(r["id"], "wikipedia");
     let stored = cluster
         .client
         .get("/supervisor/wikipedia")
@@ -669,15 +659,7 @@ async fn exactly_once_through_peon_middle_manager_and_overlord_crashes() {
         ClusterSpec::workers(&[4, 4, 4]).overlord_args(&["--task-cleanup-timeout", "3s"]),
     )
     .await;
-    let r = cluster
-        .client
-        .post(
-            "/supervisor",
-            supervisor_spec(&kafka.servers(), 2, 1, "PT6S").to_string(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    submit_supervisor(&cluster, &supervisor_spec(&kafka.servers(), 2, 1, "PT6S")).await;
 
     // kill -9 of a peon that is reading: its task fails, a replacement reads its offsets again.
     kafka.produce(2_000);
@@ -733,12 +715,7 @@ async fn tasks_ask_for_checkpoints_and_publish_while_they_read() {
     // An hour-long task: everything published before it ends comes from checkpoints.
     let mut spec = supervisor_spec(&kafka.servers(), 1, 2, "PT1H");
     spec["spec"]["tuningConfig"]["maxRowsPerSegment"] = json!(1000);
-    let r = cluster
-        .client
-        .post("/supervisor", spec.to_string())
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    submit_supervisor(&cluster, &spec).await;
     for _ in 0..8 {
         kafka.produce(500);
         tokio::time::sleep(Duration::from_millis(500)).await;
