@@ -4,8 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use drover_testkit::{Cluster, ClusterSpec, ZooKeeper};
+use drover_testkit::{Cluster, ClusterSpec};
 use serde_json::json;
+
+use crate::own_cluster;
 
 const ROUNDS: usize = 3;
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -41,24 +43,20 @@ fn report(name: &str, times: &[Duration]) {
 }
 
 pub async fn run(cleanup_timeout: &str) -> anyhow::Result<()> {
-    let zk_dir = tempfile::Builder::new()
-        .prefix("drover-bench-zk-")
-        .tempdir()?;
-    let zk = ZooKeeper::start(zk_dir.path().to_path_buf());
-    let mut cluster = Cluster::start(ClusterSpec {
+    let mut own = own_cluster(ClusterSpec {
         overlords: 3,
-        zk_connect: Some(zk.connect_string()),
         ..ClusterSpec::workers(&[3, 3, 3])
             .overlord_args(&["--task-cleanup-timeout", cleanup_timeout])
     })
-    .await;
+    .await?;
+    let cluster = &mut own.cluster;
 
     let mut kill_times = Vec::new();
     for round in 0..ROUNDS {
         let leader = cluster.wait_for_leader(PATIENCE).await;
         cluster.overlords[leader].process.kill9();
         let killed = Instant::now();
-        until_accepting(&cluster, leader, &format!("after_kill_{round}")).await?;
+        until_accepting(cluster, leader, &format!("after_kill_{round}")).await?;
         kill_times.push(killed.elapsed());
         cluster.overlords[leader].process.restart();
         cluster.overlords[leader]
@@ -84,7 +82,7 @@ pub async fn run(cleanup_timeout: &str) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         term_times.push(signalled.elapsed());
-        until_accepting(&cluster, leader, &format!("after_term_{round}")).await?;
+        until_accepting(cluster, leader, &format!("after_term_{round}")).await?;
         term_accept_times.push(signalled.elapsed());
         cluster.overlords[leader]
             .process
@@ -131,7 +129,6 @@ pub async fn run(cleanup_timeout: &str) -> anyhow::Result<()> {
         &term_accept_times,
     );
     report("middle manager kill -9 -> its task FAILED", &mm_times);
-    drop(cluster);
-    drop(zk);
+    drop(own);
     Ok(())
 }

@@ -6,8 +6,10 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use drover_testkit::{Cluster, ClusterSpec, ZooKeeper};
+use drover_testkit::ClusterSpec;
 use serde_json::{json, Value};
+
+use crate::own_cluster;
 
 const CHANNELS: [&str; 7] = ["en", "de", "fr", "ja", "ru", "it", "es"];
 const COUNTRIES: [(&str, &str); 4] = [
@@ -82,15 +84,8 @@ pub fn number_before(log: &str, line_start: &str, unit: &str) -> Option<u64> {
 }
 
 pub async fn run(rows: usize) -> anyhow::Result<()> {
-    let zk_dir = tempfile::Builder::new()
-        .prefix("drover-bench-zk-")
-        .tempdir()?;
-    let zk = ZooKeeper::start(zk_dir.path().to_path_buf());
-    let cluster = Cluster::start(ClusterSpec {
-        zk_connect: Some(zk.connect_string()),
-        ..ClusterSpec::workers(&[1])
-    })
-    .await;
+    let own = own_cluster(ClusterSpec::workers(&[1])).await?;
+    let cluster = &own.cluster;
     let data_dir = cluster.dir.join("bench-data");
     std::fs::create_dir_all(&data_dir)?;
     let started = Instant::now();
@@ -158,7 +153,6 @@ pub async fn run(rows: usize) -> anyhow::Result<()> {
             size as f64 / 1e6,
         );
     }
-    drop(cluster);
-    drop(zk);
+    drop(own);
     Ok(())
 }

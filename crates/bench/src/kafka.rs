@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use drover_metadata::MetadataStore;
-use drover_testkit::{ApiClient, Cluster, ClusterSpec, ZooKeeper};
+use drover_testkit::{ApiClient, Cluster, ClusterSpec};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -24,7 +24,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
 use crate::ingest::{dimensions_and_metrics, number_before, row};
-use crate::percentile;
+use crate::{own_cluster, percentile};
 
 type Mock = MockCluster<'static, rdkafka::producer::DefaultProducerContext>;
 
@@ -103,28 +103,20 @@ fn live_event(i: usize) -> String {
 }
 
 pub async fn run(messages: usize) -> anyhow::Result<()> {
-    let zk_dir = tempfile::Builder::new()
-        .prefix("drover-bench-zk-")
-        .tempdir()?;
-    let zk = ZooKeeper::start(zk_dir.path().to_path_buf());
-    let cluster = Cluster::start(ClusterSpec {
-        zk_connect: Some(zk.connect_string()),
-        ..ClusterSpec::workers(&[2])
-    })
-    .await;
+    let own = own_cluster(ClusterSpec::workers(&[2])).await?;
+    let cluster = &own.cluster;
     let mock: Mock = MockCluster::new(1)?;
     let servers = mock.bootstrap_servers();
 
-    throughput(&cluster, &mock, messages).await?;
+    throughput(cluster, &mock, messages).await?;
     let store = MetadataStore::connect(&format!(
         "sqlite://{}",
         cluster.dir.join("metadata.db").display()
     ))
     .await?;
-    produce_to_publish(&cluster, &mock, &store, &servers).await?;
-    replace_killed_task(&cluster, &mock, &servers).await?;
-    drop(cluster);
-    drop(zk);
+    produce_to_publish(cluster, &mock, &store, &servers).await?;
+    replace_killed_task(cluster, &mock, &servers).await?;
+    drop(own);
     Ok(())
 }
 

@@ -10,7 +10,7 @@ mod ingest;
 mod kafka;
 
 use clap::Parser;
-use drover_testkit::{bin_dir, Cluster, ClusterSpec, MiddleManagerSpec, ZooKeeper};
+use drover_testkit::{bin_dir, Cluster, ClusterSpec, ZooKeeper};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -44,6 +44,31 @@ struct Args {
     /// taskCleanupTimeout for the failover run.
     #[arg(long, default_value = "5s")]
     cleanup_timeout: String,
+}
+
+/// A cluster on a ZooKeeper of its own, so nothing else shares it while it is measured. Fields
+/// drop in order: the cluster's processes stop before ZooKeeper, and its directory goes last.
+pub struct OwnCluster {
+    pub cluster: Cluster,
+    _zk: ZooKeeper,
+    _zk_dir: tempfile::TempDir,
+}
+
+pub async fn own_cluster(spec: ClusterSpec) -> anyhow::Result<OwnCluster> {
+    let zk_dir = tempfile::Builder::new()
+        .prefix("drover-bench-zk-")
+        .tempdir()?;
+    let zk = ZooKeeper::start(zk_dir.path().to_path_buf());
+    let cluster = Cluster::start(ClusterSpec {
+        zk_connect: Some(zk.connect_string()),
+        ..spec
+    })
+    .await;
+    Ok(OwnCluster {
+        cluster,
+        _zk: zk,
+        _zk_dir: zk_dir,
+    })
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -88,19 +113,8 @@ async fn main() -> anyhow::Result<()> {
     if let Some(messages) = args.kafka {
         return kafka::run(messages).await;
     }
-    let zk_dir = tempfile::Builder::new()
-        .prefix("drover-bench-zk-")
-        .tempdir()?;
-    let zk = ZooKeeper::start(zk_dir.path().to_path_buf());
-    let cluster = Cluster::start(ClusterSpec {
-        middle_managers: vec![
-            MiddleManagerSpec::with_capacity(args.capacity),
-            MiddleManagerSpec::with_capacity(args.capacity),
-        ],
-        zk_connect: Some(zk.connect_string()),
-        ..Default::default()
-    })
-    .await;
+    let own = own_cluster(ClusterSpec::workers(&[args.capacity, args.capacity])).await?;
+    let cluster = &own.cluster;
     let c = cluster.client.clone();
 
     // 1. Latency, one task at a time.
@@ -228,7 +242,7 @@ async fn main() -> anyhow::Result<()> {
             proc_status_kb(pid, "VmHWM:").unwrap_or(0) as f64 / 1024.0
         );
     }
-    drop(cluster);
+    drop(own);
 
     // 4. A noop peon on its own: spawn -> exit, and its peak RSS.
     peon_runs(args.peon_runs)?;
