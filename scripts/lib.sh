@@ -14,12 +14,14 @@ APT_UPDATED=0
 apt_install() {
     command -v apt-get >/dev/null || die "apt-get not found: install $* by hand (this script knows Debian and Ubuntu)"
     if [ "$APT_UPDATED" = 0 ]; then
-        log "apt-get update"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        # Another apt (unattended upgrades on a fresh machine) may hold the lock: wait for it
+        # instead of failing.
+        log "apt-get update (waits up to 10 minutes for another apt to finish)"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq
         APT_UPDATED=1
     fi
     log "installing $*"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@" >/dev/null
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

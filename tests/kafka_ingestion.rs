@@ -790,3 +790,64 @@ async fn tasks_ask_for_checkpoints_and_publish_while_they_read() {
         segments.len()
     );
 }
+
+/// A broker that goes down under reading tasks and comes back (librdkafka's mock broker refuses
+/// connections while down, as a restarting broker does): the tasks wait it out instead of
+/// failing, read on from where they were, and every event lands exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn reading_tasks_wait_out_a_broker_restart() {
+    let mut kafka = Kafka::start(2);
+    let cluster = Cluster::start(ClusterSpec::workers(&[4, 4])).await;
+    // Replicas 2: before the fix both replicas failed together on the first transport error.
+    submit_supervisor(&cluster, &supervisor_spec(&kafka.servers(), 1, 2, "PT1H")).await;
+    kafka.produce(1_000);
+    wait_caught_up(&cluster, &kafka, 2).await;
+    let readers: Vec<String> = cluster
+        .client
+        .tasks("?state=running&datasource=events")
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(readers.len(), 2, "two replicas read: {readers:?}");
+
+    // The only broker (id 1) goes down for a while, then comes back.
+    kafka.mock.broker_down(-1).unwrap();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    kafka.mock.broker_up(-1).unwrap();
+    kafka.produce(1_000);
+    wait_caught_up(&cluster, &kafka, 2).await;
+
+    // The same two tasks are still reading, none failed, and each said what it waited for.
+    let running: Vec<String> = cluster
+        .client
+        .tasks("?state=running&datasource=events")
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    for id in &readers {
+        assert!(running.contains(id), "{id} no longer runs: {running:?}");
+        let log = cluster.client.log(id).await.unwrap().unwrap_or_default();
+        assert!(
+            log.contains("cannot reach the Kafka brokers") && log.contains("reachable again"),
+            "{id} did not log the outage:\n{log}"
+        );
+    }
+    assert!(
+        completed_kafka_tasks(&cluster).await.is_empty(),
+        "a task ended during the outage"
+    );
+
+    let r = cluster
+        .client
+        .post("/supervisor/events/suspend", "{}")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ids = wait_published(&cluster, 2_000, Duration::from_secs(60)).await;
+    assert_exactly_once(&ids, 2_000);
+    wait_committed_to_end(&cluster, &kafka, 2).await;
+}

@@ -1,6 +1,6 @@
 //! Druid-compatible data types shared by every Drover process.
 //!
-//! Field names follow Druid's JSON exactly (see `shared/reference/druid-indexing-service.md`), so
+//! Field names follow Druid's JSON exactly (see docs/api.md), so
 //! that Druid's own specs, clients and ZooKeeper payloads work unchanged.
 
 pub mod granularity;

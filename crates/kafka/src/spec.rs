@@ -87,7 +87,7 @@ fn object<'a>(
     }
 }
 
-fn period(
+pub(crate) fn period(
     name: &str,
     v: Option<&Value>,
     default: Option<Duration>,
@@ -350,11 +350,9 @@ impl KafkaSupervisorSpec {
             )?,
         };
         // Read by the tasks; checked here so a bad value is a 400, not failing tasks.
-        period(
-            &tn("intermediateHandoffPeriod"),
-            tuning.get("intermediateHandoffPeriod"),
-            None,
-        )?;
+        for name in ["intermediateHandoffPeriod", "brokerOutageTimeout"] {
+            period(&tn(name), tuning.get(name), None)?;
+        }
         let mut tuning_config = tuning.clone();
         tuning_config.insert("type".into(), json!("kafka"));
         let tuning_config = Value::Object(tuning_config);

@@ -168,7 +168,15 @@ pub struct KafkaTaskIo {
     /// `tuningConfig.intermediateHandoffPeriod`: how long a sequence reads before the task asks
     /// for a checkpoint; `None` for never (Druid's default, `P2147483647D`, is as good as never).
     pub intermediate_handoff_period: Option<std::time::Duration>,
+    /// `tuningConfig.brokerOutageTimeout` (a Drover setting): how long the task waits out brokers
+    /// it cannot reach before it fails.
+    pub broker_outage_timeout: std::time::Duration,
 }
+
+/// How long a task reads on through an outage of every broker before it fails: long enough for
+/// a broker restart or a rolling upgrade, short enough that an operator sees a dead cluster.
+pub const DEFAULT_BROKER_OUTAGE_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_secs(10 * 60);
 
 fn read_offsets(name: &str, v: Option<&Value>) -> Result<(String, Offsets), String> {
     let v = v.ok_or_else(|| format!("[ioConfig.{name}] is required"))?;
@@ -290,20 +298,18 @@ impl KafkaTaskIo {
             })
             .unwrap_or_default()
             .to_string();
-        let intermediate_handoff_period = match task
-            .pointer("/tuningConfig/intermediateHandoffPeriod")
-        {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(
-                drover_core::period::parse_period(s)
-                    .map_err(|e| format!("[tuningConfig.intermediateHandoffPeriod]: {e}"))?,
-            ),
-            Some(_) => {
-                return Err(
-                    "[tuningConfig.intermediateHandoffPeriod] must be an ISO-8601 period".into(),
-                )
-            }
+        let tuning_period = |name: &str, default: Option<std::time::Duration>| {
+            crate::spec::period(
+                &format!("tuningConfig.{name}"),
+                task.pointer(&format!("/tuningConfig/{name}")),
+                default,
+            )
+            .map_err(|e| e.to_string())
         };
+        let intermediate_handoff_period = tuning_period("intermediateHandoffPeriod", None)?;
+        let broker_outage_timeout =
+            tuning_period("brokerOutageTimeout", Some(DEFAULT_BROKER_OUTAGE_TIMEOUT))?
+                .unwrap_or(DEFAULT_BROKER_OUTAGE_TIMEOUT);
         Ok(KafkaTaskIo {
             topic,
             task_group_id: io.get("taskGroupId").and_then(Value::as_u64).unwrap_or(0) as u32,
@@ -317,6 +323,7 @@ impl KafkaTaskIo {
             checkpoints,
             supervisor_id,
             intermediate_handoff_period,
+            broker_outage_timeout,
         })
     }
 }

@@ -52,6 +52,9 @@ pub struct OverlordConfig {
     pub max_percentage_blacklist_workers: u32,
     /// `equalDistribution` or `fillCapacity`.
     pub worker_select_strategy: SelectStrategy,
+    /// Largest task JSON handed to a worker through ZooKeeper (`druid.indexer.runner.maxZnodeBytes`);
+    /// a larger task is refused at `POST /task` with a 400.
+    pub max_znode_bytes: usize,
     /// `druid.indexer.runner.minWorkerVersion` (compared as a string).
     pub min_worker_version: String,
     /// Completed tasks listed when no interval is given (`druid.indexer.storage.recentlyFinishedThreshold`).
@@ -82,6 +85,7 @@ impl Default for OverlordConfig {
             worker_blacklist_backoff_time: Duration::from_secs(900),
             max_percentage_blacklist_workers: 20,
             worker_select_strategy: SelectStrategy::EqualDistribution,
+            max_znode_bytes: crate::runner::DEFAULT_MAX_ZNODE_BYTES,
             min_worker_version: "0".into(),
             recently_finished_threshold: Duration::from_secs(24 * 3600),
             log_json: false,
@@ -162,6 +166,9 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_OVERLORD_WORKER_SELECT_STRATEGY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker_select_strategy: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_MAX_ZNODE_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_znode_bytes: Option<usize>,
     #[arg(long, env = "DROVER_OVERLORD_MIN_WORKER_VERSION")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_worker_version: Option<String>,

@@ -60,6 +60,7 @@ pub async fn run(
                 max_retries_before_blacklist: config.max_retries_before_blacklist,
                 worker_blacklist_backoff_time: config.worker_blacklist_backoff_time,
                 max_percentage_blacklist_workers: config.max_percentage_blacklist_workers,
+                max_znode_bytes: config.max_znode_bytes,
             },
             queue: QueueConfig {
                 max_size: config.queue_max_size as usize,
@@ -79,6 +80,7 @@ pub async fn run(
             .connect_timeout(std::time::Duration::from_secs(5))
             .build()?,
         max_task_payload_bytes: config.max_task_payload_bytes,
+        max_znode_bytes: config.max_znode_bytes,
         recently_finished_threshold: config.recently_finished_threshold,
     });
     tracing::info!(

@@ -1,5 +1,6 @@
 //! `drover-segment <file.parquet>`: prints a segment file's rows, one JSON object per line.
 
+use std::io::{ErrorKind, Write};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -15,15 +16,25 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match drover_ingest::segment::read_parquet(bytes) {
-        Ok(rows) => {
-            for row in rows {
-                println!("{row}");
-            }
-            ExitCode::SUCCESS
-        }
+    let rows = match drover_ingest::segment::read_parquet(bytes) {
+        Ok(rows) => rows,
         Err(e) => {
             eprintln!("drover-segment: {} is not a readable segment: {e}", args[1]);
+            return ExitCode::from(1);
+        }
+    };
+    // Written by hand rather than with println!, which panics when the reader goes away
+    // (`drover-segment f.parquet | head`): a closed pipe just ends the output.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = rows
+        .iter()
+        .try_for_each(|row| writeln!(out, "{row}"))
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("drover-segment: cannot write the rows: {e}");
             ExitCode::from(1)
         }
     }

@@ -31,6 +31,8 @@ pub struct AppState {
     pub task_logs: FileTaskLogs,
     pub http: reqwest::Client,
     pub max_task_payload_bytes: usize,
+    /// What the runner can hand a worker through ZooKeeper; larger tasks get a 400 at submission.
+    pub max_znode_bytes: usize,
     pub recently_finished_threshold: Duration,
 }
 

@@ -52,6 +52,12 @@ pub async fn submit(
         }
     })?;
     let task = Task::from_json_bytes(&bytes).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // Refused now rather than failed later: the ZooKeeper runner could never hand it out.
+    if let Some(reason) =
+        crate::runner::znode_too_large(task.to_json_bytes().len(), s.max_znode_bytes)
+    {
+        return Err(ApiError::BadRequest(reason));
+    }
     if task.kind == TaskKind::Index {
         // The whole ingestion spec is checked now, so a bad one is a 400 naming the field, not
         // a task that fails later on a middle manager.

@@ -33,6 +33,23 @@ pub struct RunnerConfig {
     pub max_retries_before_blacklist: u32,
     pub worker_blacklist_backoff_time: Duration,
     pub max_percentage_blacklist_workers: u32,
+    /// Largest task JSON written into an assignment znode (`druid.indexer.runner.maxZnodeBytes`).
+    /// ZooKeeper drops the session of a client that writes more than its packet limit (1 MiB),
+    /// so a larger task is failed here instead of taking the overlord's session down.
+    pub max_znode_bytes: usize,
+}
+
+/// Druid's default `druid.indexer.runner.maxZnodeBytes`.
+pub const DEFAULT_MAX_ZNODE_BYTES: usize = 512 * 1024;
+
+/// Why a task cannot be handed to a worker through ZooKeeper, if it cannot.
+pub fn znode_too_large(task_json_len: usize, max_znode_bytes: usize) -> Option<String> {
+    (task_json_len > max_znode_bytes).then(|| {
+        format!(
+            "Task payload is {task_json_len} bytes, larger than the {max_znode_bytes} bytes a task \
+             may take in ZooKeeper (max_znode_bytes, Druid's druid.indexer.runner.maxZnodeBytes)"
+        )
+    })
 }
 
 /// What the runner tells the TaskQueue.

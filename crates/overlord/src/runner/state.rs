@@ -234,6 +234,25 @@ impl RunnerState {
     }
 
     fn on_run(&mut self, task: Arc<Task>) {
+        // Checked before anything else: writing it would cost the overlord its ZooKeeper session
+        // (and with it leadership) again and again, stopping every other task.
+        if let Some(reason) =
+            super::znode_too_large(task.to_json_bytes().len(), self.config.max_znode_bytes)
+        {
+            tracing::warn!(task = %task.id, %reason, "task cannot be assigned through ZooKeeper; failing it");
+            let status = TaskStatus::failure(task.id.clone(), reason);
+            self.tasks.insert(
+                task.id.clone(),
+                Entry {
+                    resource: task.resource.clone(),
+                    task: Some(task),
+                    place: Place::Complete { worker: None },
+                    status: status.clone(),
+                },
+            );
+            self.emit(status);
+            return;
+        }
         if let Some(e) = self.tasks.get_mut(&task.id) {
             // Known already (rediscovered from ZooKeeper, or a repeated call): keep its place.
             if e.task.is_none() {
@@ -864,6 +883,7 @@ mod tests {
             max_retries_before_blacklist: 5,
             worker_blacklist_backoff_time: Duration::from_secs(900),
             max_percentage_blacklist_workers: 20,
+            max_znode_bytes: 1000,
         };
         // Nothing listens there: spawned ZooKeeper writes fail quietly, decisions are what we test.
         let session = ZkSession::start("127.0.0.1:1".into(), Duration::from_secs(2));
@@ -916,6 +936,36 @@ mod tests {
     fn running_status(t: &str, port: i32) -> TaskAnnouncement {
         let st = TaskStatus::running(id(t)).with_location(TaskLocation::new("127.0.0.1", port));
         TaskAnnouncement::new(st, "noop", TaskResource::for_task(&id(t)), "none")
+    }
+
+    #[tokio::test]
+    async fn a_task_too_large_for_its_znode_fails_alone_and_others_are_assigned() {
+        let (mut r, mut events) = runner();
+        sync(&mut r, Instant::now(), vec![], vec![worker("a:1", 2)]);
+        let pad = "A".repeat(2000);
+        let big = Arc::new(
+            Task::from_json_bytes(
+                format!(r#"{{"type":"noop","id":"big","context":{{"pad":"{pad}"}}}}"#).as_bytes(),
+            )
+            .unwrap(),
+        );
+        r.on_run(big);
+        r.on_run(task("small"));
+        assert_eq!(place(&r, "big"), Place::Complete { worker: None });
+        assert!(matches!(place(&r, "small"), Place::Assigned { .. }));
+        let status = loop {
+            match events.recv().await {
+                Some(RunnerEvent::Status(status)) => break status,
+                Some(RunnerEvent::Ready) => continue,
+                None => panic!("the big task's failure is reported"),
+            }
+        };
+        assert_eq!(status.id, id("big"));
+        assert!(status.is_complete());
+        let reason = status.error_msg.unwrap_or_default();
+        assert!(reason.contains("max_znode_bytes"), "{reason}");
+        r.on_cleanup(id("big"));
+        assert!(!r.tasks.contains_key(&id("big")));
     }
 
     #[tokio::test]

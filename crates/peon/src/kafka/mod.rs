@@ -5,6 +5,7 @@
 
 mod chat;
 mod handoff;
+mod outage;
 mod publish;
 mod reader;
 mod sequences;

@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
 
 use super::handoff::{checkpoint_reason, Held, Limits};
+use super::outage::{is_transient, Outage, Verdict};
 use super::publish::Publisher;
 use super::sequences::{Sequences, SetEnd};
 use crate::index::thread_cpu_time;
@@ -106,6 +107,10 @@ pub struct Reader {
     checkpoint_asked: Option<u32>,
     /// When the open sequence started reading, for `intermediateHandoffPeriod`.
     sequence_started: Instant,
+    /// The brokers cannot be reached (see `outage`), and the last error said so.
+    outage: Option<(Outage, String)>,
+    /// When the brokers were last asked whether they are back.
+    outage_probed: Instant,
 }
 
 fn add_stats(a: &mut RowStats, b: &RowStats) {
@@ -166,6 +171,8 @@ impl Reader {
             messages: 0,
             checkpoint_asked: None,
             sequence_started: Instant::now(),
+            outage: None,
+            outage_probed: Instant::now(),
         }
     }
 
@@ -258,11 +265,19 @@ impl Reader {
             }
             match consumer.poll(poll) {
                 None => {
-                    self.catch_up_positions(&consumer);
+                    if self.outage.is_some() {
+                        self.probe_brokers(&consumer)?;
+                    } else {
+                        self.catch_up_positions(&consumer);
+                    }
                     since_check = u32::MAX;
                 }
+                Some(Err(e)) if is_transient(&e) => self.broker_trouble(&e)?,
                 Some(Err(e)) => return Err(describe(&e, &self.io.topic)),
                 Some(Ok(m)) => {
+                    if let Some((outage, _)) = self.outage.take() {
+                        println!("{}", outage.end(Instant::now()));
+                    }
                     since_check += 1;
                     let (p, o) = (m.partition(), m.offset());
                     if self.current.get(&p).is_some_and(|c| o < *c) {
@@ -402,6 +417,64 @@ impl Reader {
             ));
         }
         Ok(())
+    }
+
+    /// A transient consumer error: an outage begins, or goes on (and may have lasted too long).
+    fn broker_trouble(&mut self, e: &KafkaError) -> Result<(), String> {
+        let now = Instant::now();
+        let error = e.to_string();
+        match &mut self.outage {
+            None => {
+                let (outage, line) = Outage::begin(now, &error, self.io.broker_outage_timeout);
+                println!("{line}");
+                self.outage = Some((outage, error));
+                self.outage_probed = now;
+                Ok(())
+            }
+            Some((outage, last)) => {
+                let verdict = outage.check(now, Some(&error));
+                *last = error;
+                self.act_on(verdict)
+            }
+        }
+    }
+
+    /// During an outage, an empty poll says nothing about the brokers (an idle topic polls
+    /// empty too): once a second, ask the leader of a partition for its offsets. An answer ends
+    /// the outage.
+    fn probe_brokers(&mut self, consumer: &BaseConsumer) -> Result<(), String> {
+        let now = Instant::now();
+        if now.duration_since(self.outage_probed) < Duration::from_secs(1) {
+            let verdict = match &mut self.outage {
+                Some((outage, last)) => outage.check(now, Some(last.as_str())),
+                None => return Ok(()),
+            };
+            return self.act_on(verdict);
+        }
+        self.outage_probed = now;
+        let Some(&partition) = self.current.keys().next() else {
+            return Ok(());
+        };
+        match consumer.fetch_watermarks(&self.io.topic, partition, Duration::from_secs(1)) {
+            Ok(_) => {
+                if let Some((outage, _)) = self.outage.take() {
+                    println!("{}", outage.end(Instant::now()));
+                }
+                Ok(())
+            }
+            Err(e) => self.broker_trouble(&e),
+        }
+    }
+
+    fn act_on(&self, verdict: Verdict) -> Result<(), String> {
+        match verdict {
+            Verdict::Wait(None) => Ok(()),
+            Verdict::Wait(Some(line)) => {
+                println!("{line}");
+                Ok(())
+            }
+            Verdict::Fail(reason) => Err(reason),
+        }
     }
 
     /// A partition with gaps (transaction markers) may never deliver the message just before its
