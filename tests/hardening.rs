@@ -32,3 +32,226 @@ async fn a_task_too_large_for_zookeeper_is_refused_and_the_cluster_keeps_running
     }
     assert_eq!(cluster.leader().await, leader, "leadership moved");
 }
+
+/// Opens `n` connections that each send half a request's headers and then nothing.
+async fn half_sent_requests(addr: &str, n: usize) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /druid/indexer/v1/tasks HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    held
+}
+
+/// Whether the server has closed the connection (reads end of file, or a reset).
+async fn closed_by_server(s: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 512];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue, // a 408 or similar before the close
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Half-sent requests and a lying `Content-Length` cannot hold the API: past the connection
+/// limit new clients get a 503 at once, slow clients are cut off after the read timeouts, and
+/// the API answers again by itself. The servers raise their open-files limit at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_half_sent_connections_cannot_take_the_api_down() {
+    let cluster = Cluster::start(ClusterSpec::workers(&[1]).overlord_args(&[
+        "--max-connections",
+        "100",
+        "--header-read-timeout",
+        "2s",
+        "--body-read-timeout",
+        "2s",
+    ]))
+    .await;
+    let c = &cluster.client;
+    let addr = cluster.overlords[0]
+        .url
+        .trim_start_matches("http://")
+        .to_string();
+
+    // 150 half-sent requests: the first 100 take every slot, the rest are refused at once.
+    let started = Instant::now();
+    let mut held = half_sent_requests(&addr, 150).await;
+    // A new client (no pooled connection from before).
+    let r = ApiClient::new(&cluster.overlords[0].url)
+        .get("/tasks")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("max_connections"), "{}", r.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the refusal waited"
+    );
+
+    // Within the header timeout the slow clients are cut off, and the API serves again.
+    for s in held.iter_mut().take(10) {
+        assert!(closed_by_server(s).await, "a half-sent request was kept");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c.get("/tasks").await.unwrap();
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the API did not come back: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(held);
+
+    // A body shorter than its Content-Length: 408 after the body timeout, nothing stored.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(
+            b"POST /druid/indexer/v1/task HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 1000\r\n\r\n{\"type\":\"noop\",\"id\":\"liar\"",
+        )
+        .await
+        .unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer))
+            .await
+            .expect("the server answers a lying Content-Length")
+            .ok();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("body_read_timeout"), "{answer}");
+    }
+    assert_eq!(c.get("/task/liar/status").await.unwrap().status, 404);
+
+    // Both servers raised their soft open-files limit to the hard one.
+    let pids = [
+        cluster.overlords[0].process.pid(),
+        cluster.middle_managers[0].process.pid(),
+    ];
+    for pid in pids.into_iter().flatten() {
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap()
+            .to_string();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[3], fields[4], "soft limit not raised: {line}");
+    }
+}
+
+/// A fresh database on the PostgreSQL server the test command starts; its URL with `host`
+/// (host:port) in place of the server's own address, so it can go through a proxy.
+async fn fresh_postgres_database(host: &str) -> String {
+    use sqlx::{Connection, Executor};
+    sqlx::any::install_default_drivers();
+    let admin_url = std::env::var("DROVER_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://drover:drover@127.0.0.1:5432/postgres".into());
+    let mut admin = sqlx::AnyConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot reach PostgreSQL at {admin_url} ({e}); run the tests with scripts/test, \
+                 which starts it, or set DROVER_TEST_POSTGRES_URL"
+            )
+        });
+    let name = format!("drover_outage_{:08x}", rand::random::<u32>());
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    admin.close().await.ok();
+    let (scheme_and_user, _) = admin_url.rsplit_once('@').unwrap();
+    format!("{scheme_and_user}@{host}/{name}")
+}
+
+fn postgres_host() -> String {
+    let url = std::env::var("DROVER_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://drover:drover@127.0.0.1:5432/postgres".into());
+    let after_at = url.rsplit_once('@').unwrap().1;
+    after_at.split('/').next().unwrap().to_string()
+}
+
+/// During a metadata-store outage (PostgreSQL behind a link that stops passing bytes),
+/// `POST /task` answers 503 within `task_submit_timeout` and stores nothing, even once the store
+/// answers again; reads answer 503 too. A retry after the outage is stored once, and a second
+/// retry of the same id is a 400 "already exists".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submissions_during_a_metadata_outage_answer_503_and_store_nothing() {
+    let proxy = FreezableProxy::start(&postgres_host()).await;
+    let url = fresh_postgres_database(&proxy.addr).await;
+    let cluster = Cluster::start(ClusterSpec {
+        metadata_url: Some(url),
+        ..ClusterSpec::workers(&[2]).overlord_args(&[
+            "--task-submit-timeout",
+            "2s",
+            "--request-timeout",
+            "4s",
+        ])
+    })
+    .await;
+    let c = &cluster.client;
+    let before = c.submit(&noop("before", 0)).await.unwrap();
+    c.wait_complete(&before, Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    proxy.freeze();
+    let started = Instant::now();
+    let submissions = (0..5).map(|n| {
+        let c = c.clone();
+        async move {
+            let r = c
+                .post("/task", noop(&format!("during-{n}"), 0).to_string())
+                .await
+                .unwrap();
+            (r, started.elapsed())
+        }
+    });
+    let answers = futures::future::join_all(submissions).await;
+    for (r, took) in &answers {
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert!(r.body.contains("task_submit_timeout"), "{}", r.body);
+        assert!(took < &Duration::from_secs(4), "answered after {took:?}");
+    }
+    let r = c.get("/task/before/status").await.unwrap();
+    assert_eq!(r.status, 503, "{}", r.body);
+
+    // The store answers again; whatever the frozen link held reaches it now, and must not
+    // store any of the refused tasks.
+    proxy.thaw();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for n in 0..5 {
+        let r = c.get(&format!("/task/during-{n}/status")).await.unwrap();
+        assert_eq!(
+            r.status, 404,
+            "during-{n} was stored after its 503: {}",
+            r.body
+        );
+    }
+    // The client retries with the same id: stored once, runs once.
+    let again = c.submit(&noop("during-0", 0)).await.unwrap();
+    let status = c
+        .wait_complete(&again, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    let twice = c
+        .post("/task", noop("during-0", 0).to_string())
+        .await
+        .unwrap();
+    assert_eq!(twice.status, 400, "{}", twice.body);
+    assert!(twice.body.contains("already exists"), "{}", twice.body);
+}

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 mod ingestion;
 
 pub use drover_ingest::tutorial::tutorial_file;
-pub use drover_testkit::{ApiClient, Cluster, ClusterSpec, MiddleManagerSpec};
+pub use drover_testkit::{ApiClient, Cluster, ClusterSpec, FreezableProxy, MiddleManagerSpec};
 pub use ingestion::{inline_index_task, report, segment_rows, used_segments};
 
 pub fn noop(id: &str, run_time_ms: u64) -> Value {

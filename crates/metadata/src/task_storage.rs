@@ -65,6 +65,47 @@ impl MetadataStore {
         created_date: &str,
         status: &TaskStatus,
     ) -> Result<(), MetadataError> {
+        self.insert_task_by(task, created_date, status, None).await
+    }
+
+    /// `insert_task`, done by `deadline` or not at all: the insert runs in a transaction that is
+    /// committed only when it finished in time and rolled back otherwise, so a client told "not
+    /// stored" never finds its task running later. Only a commit whose answer is late leaves the
+    /// outcome open (`Deadline { maybe_stored: true }`).
+    pub async fn insert_task_by(
+        &self,
+        task: &Task,
+        created_date: &str,
+        status: &TaskStatus,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), MetadataError> {
+        let far = || tokio::time::Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600);
+        let deadline = deadline.unwrap_or_else(far);
+        let insert = async {
+            let mut tx = self.pool.begin().await?;
+            self.insert_task_in(&mut tx, task, created_date, status)
+                .await?;
+            Ok::<_, MetadataError>(tx)
+        };
+        // Dropping an unfinished transaction rolls it back.
+        let tx = tokio::time::timeout_at(deadline, insert)
+            .await
+            .map_err(|_| MetadataError::Deadline {
+                maybe_stored: false,
+            })??;
+        tokio::time::timeout_at(deadline, tx.commit())
+            .await
+            .map_err(|_| MetadataError::Deadline { maybe_stored: true })??;
+        Ok(())
+    }
+
+    async fn insert_task_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        task: &Task,
+        created_date: &str,
+        status: &TaskStatus,
+    ) -> Result<(), MetadataError> {
         const COLUMNS: &str =
             "id, created_date, datasource, payload, status_payload, active, type, group_id";
         // Fenced: insert only while this store's epoch is the current one.
@@ -86,7 +127,7 @@ impl MetadataStore {
             .bind(task.task_type.as_str())
             .bind(task.group_id.as_str());
         query = self.with_fence(query);
-        match query.execute(&self.pool).await {
+        match query.execute(&mut **tx).await {
             Ok(done) if done.rows_affected() == 0 => {
                 self.check_fence().await?;
                 Err(MetadataError::corrupt("task insert changed no row"))

@@ -45,6 +45,15 @@ pub struct MiddleManagerConfig {
     /// Deep storage for segment files (`druid.storage.storageDirectory`): a directory, or a URL
     /// such as `s3://bucket/prefix` (credentials from the usual `AWS_*` environment).
     pub deep_storage: String,
+    /// Most time a client may take to send a request's headers, and how long an idle
+    /// keep-alive connection is kept.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Most time a client may take to send a request's body.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// Most HTTP connections served at once; more are answered 503.
+    pub max_connections: usize,
     /// Logs as JSON lines.
     pub log_json: bool,
 }
@@ -54,6 +63,7 @@ impl Default for MiddleManagerConfig {
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get() as u32)
             .unwrap_or(2);
+        let limits = drover_service::http_server::ServerLimits::default();
         MiddleManagerConfig {
             host: "127.0.0.1".into(),
             port: 8091,
@@ -72,6 +82,9 @@ impl Default for MiddleManagerConfig {
             task_shutdown_timeout: Duration::from_secs(5),
             graceful_shutdown_timeout: Duration::from_secs(300),
             deep_storage: "var/druid/segments".into(),
+            header_read_timeout: limits.header_read_timeout,
+            body_read_timeout: limits.body_read_timeout,
+            max_connections: limits.max_connections,
             log_json: false,
         }
     }
@@ -152,9 +165,26 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_MM_LOG_JSON")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_json: Option<bool>,
+    #[arg(long, env = "DROVER_MM_HEADER_READ_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_read_timeout: Option<String>,
+    #[arg(long, env = "DROVER_MM_BODY_READ_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_read_timeout: Option<String>,
+    #[arg(long, env = "DROVER_MM_MAX_CONNECTIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
 }
 
 impl MiddleManagerConfig {
+    pub fn server_limits(&self) -> drover_service::http_server::ServerLimits {
+        drover_service::http_server::ServerLimits {
+            header_read_timeout: self.header_read_timeout,
+            body_read_timeout: self.body_read_timeout,
+            max_connections: self.max_connections,
+        }
+    }
+
     pub fn load(cli: &Cli) -> anyhow::Result<Self> {
         let config: Self =
             drover_service::load_config(Self::default(), cli.config.as_deref(), &cli.overrides)?;

@@ -112,12 +112,12 @@ pub async fn run(
     });
     tracing::info!(worker = %host, capacity = config.capacity, "middle manager listening on {}:{}", config.bind_address, config.port);
     let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
+    let limits = config.server_limits();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                http_stop_rx.await.ok();
-            })
-            .await
+        drover_service::http_server::serve(listener, app, limits, async {
+            http_stop_rx.await.ok();
+        })
+        .await
     });
 
     stop.await;

@@ -28,6 +28,13 @@ pub struct OverlordConfig {
     pub queue_max_size: u32,
     /// Largest task body accepted (`druid.indexer.queue.maxTaskPayloadSize`).
     pub max_task_payload_bytes: usize,
+    /// How long `POST /task` may take to store a task; past it the answer is 503 and nothing is
+    /// stored (Drover's own setting).
+    #[serde(with = "humantime_serde")]
+    pub task_submit_timeout: Duration,
+    /// Longest any request but a task action may take before it is answered 503.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
     /// How often the queue re-reads active tasks from storage (`druid.indexer.queue.storageSyncRate`).
     #[serde(with = "humantime_serde")]
     pub storage_sync_period: Duration,
@@ -60,11 +67,21 @@ pub struct OverlordConfig {
     /// Completed tasks listed when no interval is given (`druid.indexer.storage.recentlyFinishedThreshold`).
     #[serde(with = "humantime_serde")]
     pub recently_finished_threshold: Duration,
+    /// Most time a client may take to send a request's headers, and how long an idle
+    /// keep-alive connection is kept.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Most time a client may take to send a request's body.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// Most HTTP connections served at once; more are answered 503.
+    pub max_connections: usize,
     pub log_json: bool,
 }
 
 impl Default for OverlordConfig {
     fn default() -> Self {
+        let limits = drover_service::http_server::ServerLimits::default();
         OverlordConfig {
             host: "127.0.0.1".into(),
             port: 8090,
@@ -76,6 +93,8 @@ impl Default for OverlordConfig {
             task_log_dir: "var/task-logs".into(),
             queue_max_size: u32::MAX,
             max_task_payload_bytes: 60 * 1024 * 1024,
+            task_submit_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
             storage_sync_period: Duration::from_secs(60),
             task_assignment_timeout: Duration::from_secs(300),
             task_cleanup_timeout: Duration::from_secs(900),
@@ -88,6 +107,9 @@ impl Default for OverlordConfig {
             max_znode_bytes: crate::runner::DEFAULT_MAX_ZNODE_BYTES,
             min_worker_version: "0".into(),
             recently_finished_threshold: Duration::from_secs(24 * 3600),
+            header_read_timeout: limits.header_read_timeout,
+            body_read_timeout: limits.body_read_timeout,
+            max_connections: limits.max_connections,
             log_json: false,
         }
     }
@@ -139,6 +161,12 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_OVERLORD_MAX_TASK_PAYLOAD_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_task_payload_bytes: Option<usize>,
+    #[arg(long, env = "DROVER_OVERLORD_TASK_SUBMIT_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_submit_timeout: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_REQUEST_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<String>,
     #[arg(long, env = "DROVER_OVERLORD_STORAGE_SYNC_PERIOD")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_sync_period: Option<String>,
@@ -175,6 +203,15 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_OVERLORD_RECENTLY_FINISHED_THRESHOLD")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recently_finished_threshold: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_HEADER_READ_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_read_timeout: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_BODY_READ_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_read_timeout: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_MAX_CONNECTIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
     #[arg(long, env = "DROVER_OVERLORD_LOG_JSON")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_json: Option<bool>,
@@ -193,6 +230,14 @@ impl OverlordConfig {
 
     pub fn advertised_url(&self) -> String {
         format!("http://{}:{}", self.host, self.port)
+    }
+
+    pub fn server_limits(&self) -> drover_service::http_server::ServerLimits {
+        drover_service::http_server::ServerLimits {
+            header_read_timeout: self.header_read_timeout,
+            body_read_timeout: self.body_read_timeout,
+            max_connections: self.max_connections,
+        }
     }
 }
 

@@ -81,6 +81,8 @@ pub async fn run(
             .build()?,
         max_task_payload_bytes: config.max_task_payload_bytes,
         max_znode_bytes: config.max_znode_bytes,
+        task_submit_timeout: config.task_submit_timeout,
+        request_timeout: config.request_timeout,
         recently_finished_threshold: config.recently_finished_threshold,
     });
     tracing::info!(
@@ -89,11 +91,10 @@ pub async fn run(
         config.port,
         config.advertised_url()
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            stop.await;
-            leadership.shutdown().await;
-        })
-        .await?;
+    drover_service::http_server::serve(listener, app, config.server_limits(), async move {
+        stop.await;
+        leadership.shutdown().await;
+    })
+    .await?;
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! What every Drover server process shares: layered configuration, logging and signal handling.
 
+pub mod http_server;
+
 use std::path::Path;
 
 use figment::providers::{Format, Serialized, Toml};
@@ -54,5 +56,31 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received, stopping"),
         _ = int.recv() => tracing::info!("SIGINT received, stopping"),
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit, so connections, task logs and
+/// ZooKeeper sockets do not run out at the distribution's default of 1,024.
+pub fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let before = limit.rlim_cur;
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                tracing::debug!(
+                    before,
+                    after = limit.rlim_cur,
+                    "raised the open files limit"
+                );
+            }
+        }
     }
 }

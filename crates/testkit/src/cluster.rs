@@ -35,6 +35,8 @@ pub struct ClusterSpec {
     pub zk_connect: Option<String>,
     /// How many overlords (0 means 1); they elect a leader among themselves.
     pub overlords: usize,
+    /// The overlords' metadata store; a SQLite file in the cluster's directory when `None`.
+    pub metadata_url: Option<String>,
 }
 
 pub struct MiddleManager {
@@ -110,10 +112,11 @@ impl Cluster {
                 &task_log_dir,
             );
             // All overlords share one metadata store, as in production.
-            cmd.extend([
-                "--metadata-url".into(),
-                format!("sqlite://{}", dir.join("metadata.db").display()),
-            ]);
+            let metadata_url = spec
+                .metadata_url
+                .clone()
+                .unwrap_or_else(|| format!("sqlite://{}", dir.join("metadata.db").display()));
+            cmd.extend(["--metadata-url".into(), metadata_url]);
             cmd.extend(spec.overlord_args.iter().cloned());
             let process = ManagedProcess::start(
                 &format!("overlord-{n}"),

@@ -4,9 +4,11 @@
 mod client;
 mod cluster;
 mod process;
+mod proxy;
 mod zookeeper;
 
 pub use client::ApiClient;
 pub use cluster::{Cluster, ClusterSpec, MiddleManagerSpec, Overlord};
 pub use process::{bin_dir, free_port, ManagedProcess};
+pub use proxy::FreezableProxy;
 pub use zookeeper::ZooKeeper;

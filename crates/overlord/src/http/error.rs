@@ -19,6 +19,8 @@ pub enum ApiError {
     /// 404 with a plain-text body.
     NotFoundText(String),
     PayloadTooLarge(String),
+    /// 408: the client did not send its request in time.
+    RequestTimeout(String),
     TooManyRequests(String),
     Unavailable(String),
     Internal(String),
@@ -49,6 +51,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(body) => (StatusCode::NOT_FOUND, Json(body)).into_response(),
             ApiError::NotFoundText(m) => text(StatusCode::NOT_FOUND, m),
             ApiError::PayloadTooLarge(m) => json_error(StatusCode::PAYLOAD_TOO_LARGE, m),
+            ApiError::RequestTimeout(m) => json_error(StatusCode::REQUEST_TIMEOUT, m),
             ApiError::TooManyRequests(m) => json_error(StatusCode::TOO_MANY_REQUESTS, m),
             ApiError::Unavailable(m) => json_error(StatusCode::SERVICE_UNAVAILABLE, m),
             ApiError::Internal(m) => {
@@ -67,15 +70,18 @@ impl From<QueueError> for ApiError {
             }
             QueueError::Full { .. } => ApiError::TooManyRequests(e.to_string()),
             QueueError::Stopped | QueueError::Fenced(_) => ApiError::Unavailable(e.to_string()),
-            QueueError::Storage(_) | QueueError::StorageTimeout(_) => {
-                ApiError::Internal(e.to_string())
-            }
+            QueueError::StorageTimeout(_) => ApiError::Unavailable(e.to_string()),
+            QueueError::Storage(e) => e.into(),
         }
     }
 }
 
 impl From<drover_metadata::MetadataError> for ApiError {
     fn from(e: drover_metadata::MetadataError) -> Self {
-        ApiError::Internal(e.to_string())
+        if e.is_unavailable() {
+            ApiError::Unavailable(e.to_string())
+        } else {
+            ApiError::Internal(e.to_string())
+        }
     }
 }

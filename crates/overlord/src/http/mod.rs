@@ -33,6 +33,10 @@ pub struct AppState {
     pub max_task_payload_bytes: usize,
     /// What the runner can hand a worker through ZooKeeper; larger tasks get a 400 at submission.
     pub max_znode_bytes: usize,
+    /// How long `POST /task` may take to store a task before it answers 503 (and stores nothing).
+    pub task_submit_timeout: Duration,
+    /// Longest a request may take before it is answered 503 (task actions excepted).
+    pub request_timeout: Duration,
     pub recently_finished_threshold: Duration,
 }
 
@@ -116,10 +120,35 @@ pub fn router(state: AppState) -> Router {
         .route("/status/health", get(|| async { Json(true) }))
         .fallback(|| async { ApiError::NotFound(json!({ "error": "no such route" })) })
         .layer(axum::middleware::from_fn_with_state(
+            state.request_timeout,
+            answer_in_time,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             state.leadership.clone(),
             redirect::to_leader,
         ))
         .with_state(state)
+}
+
+/// A request that cannot be answered within `request_timeout` (a frozen metadata store or
+/// ZooKeeper) gets a 503 instead of holding its client. Task actions are left out: a
+/// `lockAcquire` waits for a lock as long as its own timeout says.
+async fn answer_in_time(
+    State(timeout): State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.uri().path() == "/druid/indexer/v1/action" {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Unavailable(format!(
+            "no answer within {timeout:?} (request_timeout): the metadata store or ZooKeeper may \
+             be unreachable"
+        ))
+        .into_response(),
+    }
 }
 
 /// The leader's URL, as text; 503 when no leader is known.

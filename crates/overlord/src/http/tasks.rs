@@ -22,6 +22,10 @@ const NO_LOG: &str =
 const NO_REPORTS: &str =
     "No task reports were found for this task. The task may not exist, or it may not have begun running yet.";
 
+/// How much longer than the queue's own deadline a submission waits for the queue's answer: the
+/// queue answers by its deadline unless it is busy with something else.
+const SUBMIT_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 fn task_id(raw: &str) -> Result<TaskId, ApiError> {
     TaskId::new(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
@@ -47,6 +51,8 @@ pub async fn submit(
     let bytes: Bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
         if e.to_string().contains("length limit") {
             too_large()
+        } else if drover_service::http_server::is_body_timeout(&e) {
+            ApiError::RequestTimeout(e.to_string())
         } else {
             ApiError::BadRequest(format!("cannot read the request body: {e}"))
         }
@@ -70,10 +76,39 @@ pub async fn submit(
         drover_kafka::KafkaTaskIo::from_task(task.payload()).map_err(ApiError::BadRequest)?;
     }
     let id = task.id.clone();
-    s.leader()?.queue.add(task).await.inspect_err(|e| {
-        if matches!(e, crate::queue::QueueError::Fenced(_)) {
+    // Answered by the deadline, and stored by then or never: a client that gives up on a slow
+    // metadata store must not find its task running later.
+    let deadline = tokio::time::Instant::now() + s.task_submit_timeout;
+    let queue = s.leader()?.queue.clone();
+    let added = tokio::time::timeout_at(deadline + SUBMIT_GRACE, queue.add(task, Some(deadline)))
+        .await
+        .map_err(|_| {
+            ApiError::Unavailable(format!(
+                "the task queue did not take task [{id}] within {:?} (task_submit_timeout); \
+                 it was not stored, submit it again",
+                s.task_submit_timeout
+            ))
+        })?;
+    added.map_err(|e| match e {
+        crate::queue::QueueError::Fenced(_) => {
             s.leadership.report_fenced();
+            e.into()
         }
+        crate::queue::QueueError::Storage(drover_metadata::MetadataError::Deadline {
+            maybe_stored: true,
+        }) => ApiError::Unavailable(format!(
+            "the metadata store answered too late: task [{id}] may or may not have been stored; \
+             GET /druid/indexer/v1/task/{id}/status tells, and submitting it again answers \
+             400 \"already exists\" if it was"
+        )),
+        crate::queue::QueueError::Storage(drover_metadata::MetadataError::Deadline {
+            maybe_stored: false,
+        }) => ApiError::Unavailable(format!(
+            "the metadata store did not answer within {:?} (task_submit_timeout); task [{id}] \
+             was not stored, submit it again",
+            s.task_submit_timeout
+        )),
+        e => e.into(),
     })?;
     Ok(Json(json!({ "task": id })).into_response())
 }

@@ -65,6 +65,8 @@ pub struct QueueConfig {
 enum QueueMsg {
     Add {
         task: Task,
+        /// Stored by then or not at all (a submission whose client stops waiting).
+        deadline: Option<tokio::time::Instant>,
         reply: oneshot::Sender<Result<(), QueueError>>,
     },
     Shutdown {
@@ -89,11 +91,20 @@ pub struct QueueHandle {
 }
 
 impl QueueHandle {
-    /// Stores the task, then queues it.
-    pub async fn add(&self, task: Task) -> Result<(), QueueError> {
+    /// Stores the task, then queues it. With a deadline, the task is stored by then or not at
+    /// all, however long the queue or the store take.
+    pub async fn add(
+        &self,
+        task: Task,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), QueueError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(QueueMsg::Add { task, reply })
+            .send(QueueMsg::Add {
+                task,
+                deadline,
+                reply,
+            })
             .await
             .map_err(|_| QueueError::Stopped)?;
         rx.await.map_err(|_| QueueError::Stopped)?
@@ -269,8 +280,8 @@ impl TaskQueue {
         loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(QueueMsg::Add { task, reply }) => {
-                        let r = self.add(task).await;
+                    Some(QueueMsg::Add { task, deadline, reply }) => {
+                        let r = self.add(task, deadline).await;
                         reply.send(r).ok();
                     }
                     Some(QueueMsg::Shutdown { id, reason, reply }) => {
@@ -299,7 +310,18 @@ impl TaskQueue {
         }
     }
 
-    async fn add(&mut self, task: Task) -> Result<(), QueueError> {
+    async fn add(
+        &mut self,
+        task: Task,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), QueueError> {
+        // Waited in the channel past its deadline (the queue was busy): its client has been
+        // told it was not stored, so it is not.
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            return Err(QueueError::Storage(MetadataError::Deadline {
+                maybe_stored: false,
+            }));
+        }
         if self.tasks.len() >= self.config.max_size {
             return Err(QueueError::Full {
                 size: self.tasks.len(),
@@ -307,14 +329,21 @@ impl TaskQueue {
             });
         }
         let created = drover_core::time::now_iso();
-        match bounded(self.store.insert_task(
+        match bounded(self.store.insert_task_by(
             &task,
             &created,
             &TaskStatus::running(task.id.clone()),
+            deadline,
         ))
         .await
         {
             Ok(()) => {}
+            Err(e @ QueueError::Storage(MetadataError::Deadline { maybe_stored: true })) => {
+                // If the commit went through, the task is active in storage and the next
+                // storage sync queues it.
+                tracing::warn!(task = %task.id, "the metadata store answered the task's commit too late; it is queued at the next storage sync if it was stored");
+                return Err(e);
+            }
             Err(QueueError::Storage(MetadataError::TaskExists(id))) => {
                 return Err(QueueError::Exists(id))
             }

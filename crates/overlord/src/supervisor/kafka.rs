@@ -1015,7 +1015,7 @@ impl KafkaSupervisor {
             let id = task.id.clone();
             self.ctx
                 .queue
-                .add(task)
+                .add(task, None)
                 .await
                 .map_err(|e| format!("cannot submit task [{id}]: {e}"))?;
             tracing::info!(supervisor = %self.spec.id, task = %id, group = g, "created task");
