@@ -255,3 +255,41 @@ async fn submissions_during_a_metadata_outage_answer_503_and_store_nothing() {
     assert_eq!(twice.status, 400, "{}", twice.body);
     assert!(twice.body.contains("already exists"), "{}", twice.body);
 }
+
+/// A follower does not send clients to a leader that does not answer (frozen, but still holding
+/// its ZooKeeper latch until its session expires): it answers 503 within the probe timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_answer_503_instead_of_redirecting_to_a_frozen_leader() {
+    let mut cluster = Cluster::start(ClusterSpec {
+        overlords: 2,
+        ..ClusterSpec::workers(&[1])
+    })
+    .await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let follower = 1 - leader;
+    let raw = cluster.overlords[follower].raw.clone();
+    let r = raw.get("/tasks").await.unwrap();
+    assert_eq!(r.status, 307, "{}", r.body);
+
+    cluster.overlords[leader].process.signal(libc::SIGSTOP);
+    // The follower trusts its last probe for a second.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let asked = Instant::now();
+    let r = raw.get("/tasks").await.unwrap();
+    let took = asked.elapsed();
+    cluster.overlords[leader].process.signal(libc::SIGCONT);
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("does not answer"), "{}", r.body);
+    assert!(took < Duration::from_secs(4), "answered after {took:?}");
+    // Awake again, the leader is redirected to as before.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = raw.get("/tasks").await.unwrap();
+        if r.status == 307 || r.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "follower still answers {}", r.status);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let _ = &mut cluster;
+}

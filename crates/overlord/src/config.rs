@@ -35,6 +35,10 @@ pub struct OverlordConfig {
     /// Longest any request but a task action may take before it is answered 503.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// How long a follower waits for the leader's health check before it answers 503 instead of
+    /// redirecting a client to a leader that does not answer.
+    #[serde(with = "humantime_serde")]
+    pub leader_probe_timeout: Duration,
     /// How often the queue re-reads active tasks from storage (`druid.indexer.queue.storageSyncRate`).
     #[serde(with = "humantime_serde")]
     pub storage_sync_period: Duration,
@@ -95,6 +99,7 @@ impl Default for OverlordConfig {
             max_task_payload_bytes: 60 * 1024 * 1024,
             task_submit_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            leader_probe_timeout: Duration::from_secs(2),
             storage_sync_period: Duration::from_secs(60),
             task_assignment_timeout: Duration::from_secs(300),
             task_cleanup_timeout: Duration::from_secs(900),
@@ -167,6 +172,9 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_OVERLORD_REQUEST_TIMEOUT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_timeout: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_LEADER_PROBE_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_probe_timeout: Option<String>,
     #[arg(long, env = "DROVER_OVERLORD_STORAGE_SYNC_PERIOD")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_sync_period: Option<String>,

@@ -83,6 +83,7 @@ pub async fn run(
         max_znode_bytes: config.max_znode_bytes,
         task_submit_timeout: config.task_submit_timeout,
         request_timeout: config.request_timeout,
+        leader_probe_timeout: config.leader_probe_timeout,
         recently_finished_threshold: config.recently_finished_threshold,
     });
     tracing::info!(

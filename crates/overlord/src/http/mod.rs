@@ -37,6 +37,9 @@ pub struct AppState {
     pub task_submit_timeout: Duration,
     /// Longest a request may take before it is answered 503 (task actions excepted).
     pub request_timeout: Duration,
+    /// How long a follower waits for the leader's health check before answering 503 instead
+    /// of redirecting there.
+    pub leader_probe_timeout: Duration,
     pub recently_finished_threshold: Duration,
 }
 
@@ -124,7 +127,10 @@ pub fn router(state: AppState) -> Router {
             answer_in_time,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            state.leadership.clone(),
+            redirect::RedirectState {
+                leadership: state.leadership.clone(),
+                probe: redirect::LeaderProbe::new(state.leader_probe_timeout),
+            },
             redirect::to_leader,
         ))
         .with_state(state)
