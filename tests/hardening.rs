@@ -288,8 +288,160 @@ async fn followers_answer_503_instead_of_redirecting_to_a_frozen_leader() {
         if r.status == 307 || r.status == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "follower still answers {}", r.status);
+        assert!(
+            Instant::now() < deadline,
+            "follower still answers {}",
+            r.status
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let _ = &mut cluster;
+}
+
+async fn ids_of(c: &ApiClient, path: &str) -> Vec<String> {
+    let r = c.get(path).await.unwrap();
+    assert_eq!(r.status, 200, "{path}: {}", r.body);
+    r.json()
+        .as_array()
+        .unwrap_or_else(|| panic!("{path}: not a list: {}", r.body))
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Listings by state answer from what is in that state, `max` bounds any listing, and the task
+/// routes a Druid client uses are served as Druid serves them: the date-only
+/// `createdTimeInterval`, `/tasks/`, `shutdownAllTasks`, `lockedIntervals` and its v2 form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_are_bounded_and_druids_task_routes_are_served() {
+    let cluster = Cluster::start(ClusterSpec::workers(&[2])).await;
+    let c = &cluster.client;
+    // Two tasks take both slots: a long noop, and an index task that holds its lock.
+    c.submit(&noop("long", 120_000)).await.unwrap();
+    let row = "{\"ts\":\"2024-01-01T01:00:00Z\",\"page\":\"a\",\"n\":1}\n";
+    let locker = inline_index_task(
+        "locker",
+        "locked-ds",
+        "2024-01-01/2024-01-02",
+        row,
+        json!({}),
+        json!({"drover.pauseBeforePublishMs": 120_000}),
+    );
+    c.submit(&locker).await.unwrap();
+    for id in ["long", "locker"] {
+        c.wait_running(id, Duration::from_secs(30)).await.unwrap();
+    }
+    // Five wait for a slot in the runner (pending); twenty are not ready at all (waiting).
+    for n in 0..5 {
+        c.submit(&json!({"type": "noop", "id": format!("queued-{n}"), "dataSource": "queued"}))
+            .await
+            .unwrap();
+    }
+    for n in 0..20 {
+        let task = json!({"type": "noop", "id": format!("blocked-{n}"), "dataSource": "blocked",
+                          "isReadyResult": "NO"});
+        c.submit(&task).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut running = ids_of(c, "/runningTasks").await;
+    running.sort();
+    assert_eq!(running, ["locker", "long"]);
+    assert_eq!(ids_of(c, "/pendingTasks").await.len(), 5);
+    assert_eq!(ids_of(c, "/waitingTasks").await.len(), 20);
+    assert_eq!(ids_of(c, "/tasks").await.len(), 27);
+    assert_eq!(ids_of(c, "/tasks/").await.len(), 27);
+    assert_eq!(ids_of(c, "/tasks?max=7").await.len(), 7);
+    assert_eq!(ids_of(c, "/tasks?state=waiting&max=3").await.len(), 3);
+    assert_eq!(
+        ids_of(c, "/tasks?state=running&datasource=locked-ds").await,
+        ["locker"]
+    );
+    // Druid's docs write the interval with dates only.
+    assert!(ids_of(
+        c,
+        "/tasks?state=complete&createdTimeInterval=2015-09-12_2015-09-13"
+    )
+    .await
+    .is_empty());
+    let today = chrono::Utc::now().date_naive();
+    let days = format!("{}_{}", today, today.succ_opt().unwrap());
+    assert_eq!(
+        ids_of(c, &format!("/tasks?createdTimeInterval={days}"))
+            .await
+            .len(),
+        27
+    );
+    let r = c.get("/tasks?createdTimeInterval=yesterday").await.unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("createdTimeInterval"), "{}", r.body);
+    let status = c.status("long").await.unwrap().unwrap();
+    assert_eq!(
+        status["queueInsertionTime"], status["createdTime"],
+        "{status}"
+    );
+
+    // The index task's lock, in both forms of lockedIntervals.
+    let expected = json!({"locked-ds": ["2024-01-01T00:00:00.000Z/2024-01-02T00:00:00.000Z"]});
+    let v2 = c
+        .post(
+            "/lockedIntervals/v2",
+            r#"[{"datasource":"locked-ds","priority":0}]"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(v2.status, 200, "{}", v2.body);
+    assert_eq!(v2.json(), expected);
+    let above = c
+        .post(
+            "/lockedIntervals/v2",
+            r#"[{"datasource":"locked-ds","priority":90}]"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(above.json(), json!({}), "{}", above.body);
+    let v1 = c
+        .post("/lockedIntervals", r#"{"locked-ds":0}"#)
+        .await
+        .unwrap();
+    assert_eq!(v1.json(), expected, "{}", v1.body);
+    let empty = c.post("/lockedIntervals/v2", "").await.unwrap();
+    assert_eq!(empty.status, 400);
+    assert!(empty.body.contains("No filter provided"), "{}", empty.body);
+    let bad = c
+        .post("/lockedIntervals/v2", r#"[{"priority":0}]"#)
+        .await
+        .unwrap();
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("datasource"), "{}", bad.body);
+
+    // shutdownAllTasks ends every active task of the data source; then there are none: 404.
+    let r = c
+        .post("/datasources/blocked/shutdownAllTasks", "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json(), json!({"dataSource": "blocked"}));
+    for n in 0..20 {
+        let status = c
+            .wait_complete(&format!("blocked-{n}"), Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(status["statusCode"], "FAILED", "{status}");
+        // A killed task lasted from its creation to its end, not -1.
+        assert!(status["duration"].as_i64().unwrap() >= 0, "{status}");
+        assert_eq!(status["runnerStatusCode"], "NONE", "{status}");
+    }
+    let again = c
+        .post("/datasources/blocked/shutdownAllTasks", "")
+        .await
+        .unwrap();
+    assert_eq!(again.status, 404, "{}", again.body);
+    assert!(again.body.is_empty(), "{}", again.body);
+    let listed = c.tasks("?state=complete&datasource=blocked").await.unwrap();
+    assert_eq!(listed.len(), 20);
+    assert!(listed.iter().all(|t| t["runnerStatusCode"] == "NONE"));
+    for id in ["long", "locker"] {
+        c.shutdown(id).await.unwrap();
+    }
 }

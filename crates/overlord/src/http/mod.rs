@@ -23,7 +23,7 @@ use serde_json::json;
 pub use error::ApiError;
 
 use crate::leader::{LeaderServices, Leadership};
-use crate::runner::RunnerSnapshot;
+use crate::runner::{RunnerSnapshot, RunnerTaskView, TaskFilter};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -52,6 +52,18 @@ impl AppState {
         })
     }
 
+    /// The runner's view of the tasks `filter` picks.
+    pub(crate) async fn runner_tasks(
+        &self,
+        filter: TaskFilter,
+    ) -> Result<Vec<RunnerTaskView>, ApiError> {
+        self.leader()?
+            .runner
+            .tasks(filter)
+            .await
+            .ok_or_else(|| ApiError::Unavailable("the task runner is not running".into()))
+    }
+
     pub(crate) async fn runner_snapshot(&self) -> Result<RunnerSnapshot, ApiError> {
         self.leader()?
             .runner
@@ -72,6 +84,13 @@ pub fn router(state: AppState) -> Router {
         .route("/task/{id}/segments", get(tasks::segments))
         .route("/taskStatus", post(tasks::statuses))
         .route("/tasks", get(tasks::list))
+        .route("/tasks/", get(tasks::list))
+        .route(
+            "/datasources/{ds}/shutdownAllTasks",
+            post(tasks::shutdown_all),
+        )
+        .route("/lockedIntervals", post(tasks::locked_intervals_v1))
+        .route("/lockedIntervals/v2", post(tasks::locked_intervals))
         .route("/runningTasks", get(tasks::running))
         .route("/pendingTasks", get(tasks::pending))
         .route("/waitingTasks", get(tasks::waiting))

@@ -8,14 +8,16 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use drover_core::time::{parse_iso, to_iso, EPOCH_ISO};
+use drover_core::interval::{parse_instant, Interval};
+use drover_core::time::{parse_iso, to_iso};
 use drover_core::{RunnerTaskState, Task, TaskId, TaskKind, TaskLocation, TaskStatusPlus};
 use drover_metadata::{CompleteTaskFilter, TaskInfo};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{ApiError, AppState};
-use crate::runner::RunnerSnapshot;
+use crate::lockbox::LockFilter;
+use crate::runner::TaskFilter;
 
 const NO_LOG: &str =
     "No log was found for this task. The task may not exist, or it may not have begun running yet.";
@@ -134,13 +136,8 @@ pub async fn status(
     let Some(info) = s.leader()?.store.get_task_info(&id).await? else {
         return Err(ApiError::NotFound(json!({ "task": id, "status": null })));
     };
-    let snapshot = s.runner_snapshot().await?;
-    let view = snapshot.task(&id);
-    let mut plus = status_plus(&info, view.map(|v| (v.state, &v.location)));
-    if info.status.is_complete() && view.is_none() {
-        // Druid's status route says WAITING for any task its runner does not hold.
-        plus.runner_status_code = Some(RunnerTaskState::Waiting);
-    }
+    let view = s.runner_tasks(TaskFilter::One(id.clone())).await?.pop();
+    let plus = status_plus(&info, view.as_ref().map(|v| (v.state, &v.location)));
     Ok(Json(json!({ "task": id, "status": plus })).into_response())
 }
 
@@ -171,12 +168,9 @@ pub async fn log(
 ) -> Result<Response, ApiError> {
     let id = task_id(&id)?;
     let offset = q.offset.unwrap_or(0);
-    let snapshot = s.runner_snapshot().await?;
-    if let Some(worker) = snapshot.task(&id).and_then(|v| v.worker.clone()) {
-        let url = format!(
-            "{}/druid/worker/v1/task/{id}/log?offset={offset}",
-            snapshot.worker_url(&worker)
-        );
+    let view = s.runner_tasks(TaskFilter::One(id.clone())).await?.pop();
+    if let Some(worker_url) = view.and_then(|v| v.worker_url) {
+        let url = format!("{worker_url}/druid/worker/v1/task/{id}/log?offset={offset}");
         match s.http.get(&url).send().await {
             Ok(r) if r.status().is_success() => {
                 let body = Body::from_stream(r.bytes_stream());
@@ -299,11 +293,13 @@ fn parse_state(raw: &str) -> Result<ListState, ApiError> {
     }
 }
 
-/// `start_end` with `_` in place of `/`.
+/// `start_end` with `_` in place of `/`; each end an ISO-8601 instant or date
+/// (`2015-09-12_2015-09-13`, as Druid's docs write it).
 fn parse_interval(raw: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     let bad = || {
         ApiError::BadRequest(format!(
-            "invalid createdTimeInterval [{raw}]; expected <start>_<end> in ISO-8601"
+            "invalid createdTimeInterval [{raw}]; expected <start>_<end> in ISO-8601, e.g. \
+             2015-09-12_2015-09-13"
         ))
     };
     let (start, end) = raw
@@ -311,8 +307,8 @@ fn parse_interval(raw: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError>
         .or_else(|| raw.split_once('/'))
         .ok_or_else(bad)?;
     let (start, end) = (
-        parse_iso(start).ok_or_else(bad)?,
-        parse_iso(end).ok_or_else(bad)?,
+        parse_instant(start).ok_or_else(bad)?,
+        parse_instant(end).ok_or_else(bad)?,
     );
     if end < start {
         return Err(bad());
@@ -335,7 +331,9 @@ fn status_plus(
         group_id: info.group_id.clone(),
         task_type: info.task_type.clone(),
         created_time: info.created_date.clone(),
-        queue_insertion_time: EPOCH_ISO.to_string(),
+        // A task enters the queue when it is created (Druid shows the epoch for tasks its
+        // queue no longer holds).
+        queue_insertion_time: info.created_date.clone(),
         status_code: Some(stored.status),
         status: Some(stored.status),
         runner_status_code: Some(runner_state),
@@ -369,36 +367,54 @@ async fn list_tasks(s: &AppState, q: ListQuery) -> Result<Response, ApiError> {
             && in_interval(&info.created_date)
     };
 
+    // `max` bounds the whole answer: active tasks first, then the newest complete ones.
+    let max = q.max.map_or(usize::MAX, |m| m as usize);
     let mut out = Vec::new();
-    if state != Some(ListState::Complete) {
-        let snapshot: RunnerSnapshot = s.runner_snapshot().await?;
-        let views: HashMap<&str, _> = snapshot.tasks.iter().map(|v| (v.id.as_str(), v)).collect();
-        for info in s.leader()?.store.active_task_infos().await? {
-            if !matches(&info) {
-                continue;
-            }
-            let view = views.get(info.id.as_str());
-            let plus = status_plus(&info, view.map(|v| (v.state, &v.location)));
-            let keep = match state {
-                None => true,
-                Some(ListState::Waiting) => {
-                    plus.runner_status_code == Some(RunnerTaskState::Waiting)
-                }
-                Some(ListState::Pending) => {
-                    plus.runner_status_code == Some(RunnerTaskState::Pending)
-                }
-                Some(ListState::Running) => matches!(
-                    plus.runner_status_code,
-                    Some(RunnerTaskState::Running | RunnerTaskState::None)
-                ),
-                Some(ListState::Complete) => false,
+    let leader = s.leader()?;
+    match state {
+        // Only what the runner holds in these states, and their rows: cheap when little runs,
+        // however many tasks wait.
+        Some(ListState::Running | ListState::Pending) => {
+            let wanted = if state == Some(ListState::Running) {
+                vec![RunnerTaskState::Running, RunnerTaskState::None]
+            } else {
+                vec![RunnerTaskState::Pending]
             };
-            if keep {
-                out.push(plus);
+            let views = s.runner_tasks(TaskFilter::InStates(wanted)).await?;
+            let ids: Vec<TaskId> = views.iter().map(|v| v.id.clone()).collect();
+            let by_id: HashMap<&str, _> = views.iter().map(|v| (v.id.as_str(), v)).collect();
+            for info in leader.store.get_task_infos(&ids).await? {
+                if out.len() >= max {
+                    break;
+                }
+                if info.status.is_complete() || !matches(&info) {
+                    continue;
+                }
+                let view = by_id.get(info.id.as_str());
+                out.push(status_plus(&info, view.map(|v| (v.state, &v.location))));
             }
         }
+        Some(ListState::Waiting) | None => {
+            let views = s.runner_tasks(TaskFilter::All).await?;
+            let by_id: HashMap<&str, _> = views.iter().map(|v| (v.id.as_str(), v)).collect();
+            for info in leader.store.active_task_infos().await? {
+                if out.len() >= max {
+                    break;
+                }
+                if !matches(&info) {
+                    continue;
+                }
+                let view = by_id.get(info.id.as_str());
+                let plus = status_plus(&info, view.map(|v| (v.state, &v.location)));
+                if state.is_none() || plus.runner_status_code == Some(RunnerTaskState::Waiting) {
+                    out.push(plus);
+                }
+            }
+        }
+        Some(ListState::Complete) => {}
     }
-    if state.is_none() || state == Some(ListState::Complete) {
+    let room = max.saturating_sub(out.len());
+    if (state.is_none() || state == Some(ListState::Complete)) && room > 0 {
         let (after, before) = match interval {
             Some((start, end)) => (to_iso(start), Some(to_iso(end))),
             None => {
@@ -412,9 +428,9 @@ async fn list_tasks(s: &AppState, q: ListQuery) -> Result<Response, ApiError> {
             created_before: before,
             datasource: q.datasource.clone(),
             task_type: q.task_type.clone(),
-            max: q.max,
+            max: u32::try_from(room).ok(),
         };
-        for info in s.leader()?.store.complete_task_infos(&filter).await? {
+        for info in leader.store.complete_task_infos(&filter).await? {
             out.push(status_plus(&info, None));
         }
     }
@@ -489,4 +505,130 @@ pub async fn complete(
         },
     )
     .await
+}
+
+/// `POST /datasources/{ds}/shutdownAllTasks`: shuts down every active task of the data source;
+/// 404 with an empty body when it has none, as Druid answers.
+pub async fn shutdown_all(
+    State(s): State<AppState>,
+    Path(ds): Path<String>,
+) -> Result<Response, ApiError> {
+    let leader = s.leader()?;
+    let ids: Vec<TaskId> = leader
+        .store
+        .active_task_infos()
+        .await?
+        .into_iter()
+        .filter(|info| info.datasource == ds)
+        .filter_map(|info| TaskId::new(info.id).ok())
+        .collect();
+    if ids.is_empty() {
+        return Ok(axum::http::StatusCode::NOT_FOUND.into_response());
+    }
+    for id in ids {
+        leader
+            .queue
+            .shutdown(id, "Shutdown request from user")
+            .await?;
+    }
+    Ok(Json(json!({ "dataSource": ds })).into_response())
+}
+
+/// Druid's `LockFilterPolicy`, as `lockedIntervals/v2` takes it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockFilterPolicy {
+    datasource: String,
+    #[serde(default)]
+    priority: i32,
+    #[serde(default)]
+    intervals: Option<Vec<String>>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    // accepted as Druid sends it; concurrent-lock contexts are not kept yet
+    context: Option<Value>,
+}
+
+async fn answer_locked_intervals(
+    s: &AppState,
+    filters: Vec<LockFilter>,
+) -> Result<Response, ApiError> {
+    let locked = s.leader()?.queue.locked_intervals(filters).await?;
+    let body: serde_json::Map<String, Value> = locked
+        .into_iter()
+        .map(|(ds, intervals)| {
+            let list = intervals
+                .iter()
+                .map(|i| Value::String(i.to_string()))
+                .collect();
+            (ds, Value::Array(list))
+        })
+        .collect();
+    Ok(Json(Value::Object(body)).into_response())
+}
+
+fn body_or_no_filter(body: &Bytes) -> Result<(), ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequestText("No filter provided".into()));
+    }
+    Ok(())
+}
+
+/// `POST /lockedIntervals/v2`: `[{"datasource","priority","intervals"?}]` → per data source,
+/// the intervals locked by tasks of at least that priority.
+pub async fn locked_intervals(
+    State(s): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    body_or_no_filter(&body)?;
+    let policies: Vec<LockFilterPolicy> = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body must be a JSON array of lock filters {{\"datasource\", \"priority\", \
+             \"intervals\"}}: {e}"
+        ))
+    })?;
+    let mut filters = Vec::with_capacity(policies.len());
+    for p in policies {
+        let intervals = p
+            .intervals
+            .map(|list| {
+                list.iter()
+                    .map(|i| {
+                        Interval::parse(i).map_err(|e| {
+                            ApiError::BadRequest(format!("[intervals] of [{}]: {e}", p.datasource))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        filters.push(LockFilter {
+            data_source: p.datasource,
+            min_priority: p.priority,
+            intervals,
+        });
+    }
+    answer_locked_intervals(&s, filters).await
+}
+
+/// `POST /lockedIntervals` (older Druid releases): `{"<datasource>": <minTaskPriority>}`.
+pub async fn locked_intervals_v1(
+    State(s): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    body_or_no_filter(&body)?;
+    let by_ds: std::collections::BTreeMap<String, i32> =
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "the body must be a JSON object of data source to minimum priority: {e}"
+            ))
+        })?;
+    let filters = by_ds
+        .into_iter()
+        .map(|(data_source, min_priority)| LockFilter {
+            data_source,
+            min_priority,
+            intervals: None,
+        })
+        .collect();
+    answer_locked_intervals(&s, filters).await
 }

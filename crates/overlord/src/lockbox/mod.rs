@@ -9,7 +9,7 @@
 //! are revoked and a new lock is granted; else the request must wait. Revoked locks stay (marked)
 //! until their tasks release them, and a task whose lock was revoked is told so.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use drover_core::interval::Interval;
 use drover_core::lock::{LockType, TaskLock};
@@ -47,6 +47,15 @@ struct Posse {
 #[derive(Debug, Default)]
 pub struct Lockbox {
     posses: Vec<Posse>,
+}
+
+/// Druid's `LockFilterPolicy`: the locks of one data source held at `min_priority` or above,
+/// optionally only those overlapping `intervals`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockFilter {
+    pub data_source: String,
+    pub min_priority: i32,
+    pub intervals: Option<Vec<Interval>>,
 }
 
 /// What a decision changed, for the owner to persist.
@@ -225,6 +234,33 @@ impl Lockbox {
             .collect()
     }
 
+    /// Druid's `getLockedIntervals`: per data source asked about, the intervals its live (not
+    /// revoked) locks cover, sorted; data sources with none are left out.
+    pub fn locked_intervals(&self, filters: &[LockFilter]) -> BTreeMap<String, Vec<Interval>> {
+        let mut out: BTreeMap<String, Vec<Interval>> = BTreeMap::new();
+        for f in filters {
+            for p in &self.posses {
+                let lock = &p.lock;
+                let wanted = !lock.revoked
+                    && lock.data_source == f.data_source
+                    && lock.priority >= f.min_priority
+                    && f.intervals
+                        .as_ref()
+                        .is_none_or(|ivs| ivs.iter().any(|i| i.overlaps(&lock.interval)));
+                if wanted {
+                    out.entry(f.data_source.clone())
+                        .or_default()
+                        .push(lock.interval);
+                }
+            }
+        }
+        for intervals in out.values_mut() {
+            intervals.sort_by_key(|i| (i.start, i.end));
+            intervals.dedup();
+        }
+        out
+    }
+
     pub fn locks_of(&self, task: &TaskId) -> Vec<TaskLock> {
         self.posses
             .iter()
@@ -286,6 +322,37 @@ mod tests {
     }
 
     const DAY1: &str = "2024-01-01/2024-01-02";
+
+    #[test]
+    fn locked_intervals_by_data_source_priority_and_interval() {
+        let mut b = Lockbox::new();
+        b.try_lock(&req("t1", "g1", DAY1, LockType::Exclusive, 50), now());
+        b.try_lock(
+            &req("t2", "g2", "2024-01-03/2024-01-04", LockType::Exclusive, 75),
+            now(),
+        );
+        let filter = |min_priority, intervals: Option<&str>| LockFilter {
+            data_source: "wiki".into(),
+            min_priority,
+            intervals: intervals.map(|i| vec![Interval::parse(i).unwrap()]),
+        };
+        let all = b.locked_intervals(&[filter(0, None)]);
+        assert_eq!(all["wiki"].len(), 2);
+        assert_eq!(all["wiki"][0], Interval::parse(DAY1).unwrap());
+        let high = b.locked_intervals(&[filter(60, None)]);
+        assert_eq!(
+            high["wiki"],
+            vec![Interval::parse("2024-01-03/2024-01-04").unwrap()]
+        );
+        let first_day = b.locked_intervals(&[filter(0, Some("2024-01-01T12:00:00Z/2024-01-02"))]);
+        assert_eq!(first_day["wiki"], vec![Interval::parse(DAY1).unwrap()]);
+        let none = b.locked_intervals(&[LockFilter {
+            data_source: "other".into(),
+            min_priority: 0,
+            intervals: None,
+        }]);
+        assert!(none.is_empty());
+    }
 
     #[test]
     fn equal_priority_waits_first_come_first_served() {

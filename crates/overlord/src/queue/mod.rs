@@ -74,6 +74,10 @@ enum QueueMsg {
         reason: String,
         reply: oneshot::Sender<()>,
     },
+    LockedIntervals {
+        filters: Vec<crate::lockbox::LockFilter>,
+        reply: oneshot::Sender<std::collections::BTreeMap<String, Vec<Interval>>>,
+    },
     Action {
         task: TaskId,
         action: TaskAction,
@@ -143,6 +147,19 @@ impl QueueHandle {
         rx.await.map_err(|_| QueueError::Stopped)?
     }
 
+    /// Druid's `lockedIntervals`: per data source, the intervals locked at or above a priority.
+    pub async fn locked_intervals(
+        &self,
+        filters: Vec<crate::lockbox::LockFilter>,
+    ) -> Result<std::collections::BTreeMap<String, Vec<Interval>>, QueueError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(QueueMsg::LockedIntervals { filters, reply })
+            .await
+            .map_err(|_| QueueError::Stopped)?;
+        rx.await.map_err(|_| QueueError::Stopped)
+    }
+
     pub fn lock_released(&self) -> Arc<Notify> {
         self.lock_released.clone()
     }
@@ -156,7 +173,11 @@ impl QueueHandle {
 
 struct Queued {
     task: Arc<Task>,
+    /// When it entered this queue (a noop's `isReadyTime` counts from here).
     added: Instant,
+    /// When the task was created (as near as an `Instant` can say), for the duration of a task
+    /// that ends without running to its end (shut down, failed to start).
+    created: Instant,
     /// Handed to the runner.
     submitted: bool,
     /// Druid's task priority: context `priority`, else the type's default.
@@ -167,7 +188,8 @@ struct Queued {
 }
 
 impl Queued {
-    fn new(task: Task) -> Queued {
+    /// `age`: how long ago the task was created.
+    fn new(task: Task, age: Duration) -> Queued {
         let priority = task
             .context()
             .and_then(|c| c.get("priority"))
@@ -189,6 +211,7 @@ impl Queued {
         Queued {
             task: Arc::new(task),
             added: Instant::now(),
+            created: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
             submitted: false,
             priority,
             ready_locks,
@@ -291,6 +314,9 @@ impl TaskQueue {
                         }
                         reply.send(()).ok();
                     }
+                    Some(QueueMsg::LockedIntervals { filters, reply }) => {
+                        reply.send(self.lockbox.locked_intervals(&filters)).ok();
+                    }
                     Some(QueueMsg::Action { task, action, reply }) => {
                         let r = self.action(task, action).await;
                         if let Err(QueueError::Fenced(_)) = &r {
@@ -354,7 +380,8 @@ impl TaskQueue {
             Err(e) => return Err(e),
         }
         tracing::info!(task = %task.id, r#type = %task.task_type, "task accepted");
-        self.tasks.insert(task.id.clone(), Queued::new(task));
+        self.tasks
+            .insert(task.id.clone(), Queued::new(task, Duration::ZERO));
         Ok(())
     }
 
@@ -385,7 +412,15 @@ impl TaskQueue {
     /// reported it, `shutdown` when the queue decided it.
     async fn complete(&mut self, status: TaskStatus, from_runner: bool) {
         let id = status.id.clone();
-        self.tasks.shift_remove(&id);
+        let status = match self.tasks.shift_remove(&id) {
+            // Ended without a duration of its own (shut down, never started): it lasted from
+            // its creation until now, rather than Druid's -1.
+            Some(q) if status.duration < 0 => {
+                let lasted = q.created.elapsed().as_millis() as i64;
+                status.with_duration(lasted)
+            }
+            _ => status,
+        };
         let result = bounded(self.store.set_task_status(&status)).await;
         // Its locks go whatever the store said: a task that is not in the queue holds nothing.
         self.release_locks(&id).await;
@@ -470,7 +505,10 @@ impl TaskQueue {
                 continue;
             }
             if let Some(row) = bounded(self.store.get_task(&id)).await? {
-                self.tasks.insert(id, Queued::new(row.task));
+                let age = drover_core::time::parse_iso(&row.info.created_date)
+                    .and_then(|t| (chrono::Utc::now() - t).to_std().ok())
+                    .unwrap_or_default();
+                self.tasks.insert(id, Queued::new(row.task, age));
             }
         }
         Ok(())

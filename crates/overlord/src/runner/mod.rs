@@ -52,6 +52,14 @@ pub fn znode_too_large(task_json_len: usize, max_znode_bytes: usize) -> Option<S
     })
 }
 
+/// Which of the runner's tasks a query wants.
+#[derive(Debug, Clone)]
+pub enum TaskFilter {
+    One(TaskId),
+    InStates(Vec<drover_core::RunnerTaskState>),
+    All,
+}
+
 /// What the runner tells the TaskQueue.
 #[derive(Debug)]
 pub enum RunnerEvent {
@@ -89,6 +97,8 @@ pub(crate) enum RunnerMsg {
     /// The queue has persisted a terminal status: forget the task and delete its status znode.
     Cleanup(TaskId),
     Snapshot(oneshot::Sender<RunnerSnapshot>),
+    /// The tasks the filter picks, without the workers' summaries.
+    Tasks(TaskFilter, oneshot::Sender<Vec<RunnerTaskView>>),
     /// The dynamic worker config changed (`None`: back to the static strategy).
     SetSelection(Option<select::Selection>),
     Zk(ZkEvent),
@@ -125,6 +135,19 @@ impl RunnerHandle {
 
     pub fn set_selection(&self, selection: Option<select::Selection>) {
         self.tx.send(RunnerMsg::SetSelection(selection)).ok();
+    }
+
+    /// The tasks the filter picks: cheaper than a snapshot when a route needs a few.
+    pub async fn tasks(&self, filter: TaskFilter) -> Option<Vec<RunnerTaskView>> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(RunnerMsg::Tasks(filter, tx)).ok()?;
+        rx.await.ok()
+    }
+
+    /// One task as the runner sees it (`None` inside when the runner does not hold it).
+    pub async fn task(&self, id: &TaskId) -> Option<Option<RunnerTaskView>> {
+        let mut found = self.tasks(TaskFilter::One(id.clone())).await?;
+        Some(found.pop())
     }
 
     pub async fn snapshot(&self) -> Option<RunnerSnapshot> {

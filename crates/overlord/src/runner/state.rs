@@ -40,6 +40,17 @@ enum Place {
     },
 }
 
+impl Place {
+    /// What the API shows as the runner's state of a task in this place.
+    fn runner_state(&self) -> RunnerTaskState {
+        match self {
+            Place::Pending => RunnerTaskState::Pending,
+            Place::Assigned { .. } | Place::Running { .. } => RunnerTaskState::Running,
+            Place::Complete { .. } => RunnerTaskState::None,
+        }
+    }
+}
+
 struct Entry {
     task: Option<Arc<Task>>,
     place: Place,
@@ -107,6 +118,8 @@ pub struct RunnerTaskView {
     pub id: TaskId,
     pub state: RunnerTaskState,
     pub worker: Option<WorkerHost>,
+    /// The worker's API base URL, for routes that ask the worker (task logs).
+    pub worker_url: Option<String>,
     pub location: TaskLocation,
 }
 
@@ -205,6 +218,9 @@ impl RunnerState {
             RunnerMsg::Cleanup(id) => self.on_cleanup(id),
             RunnerMsg::Snapshot(reply) => {
                 reply.send(self.snapshot()).ok();
+            }
+            RunnerMsg::Tasks(filter, reply) => {
+                reply.send(self.task_views(&filter)).ok();
             }
             RunnerMsg::Zk(event) => self.on_zk(event),
             RunnerMsg::SetSelection(selection) => {
@@ -819,21 +835,44 @@ impl RunnerState {
         });
     }
 
+    fn view(&self, id: &TaskId, e: &Entry) -> RunnerTaskView {
+        let worker = e.worker().cloned();
+        RunnerTaskView {
+            id: id.clone(),
+            state: e.place.runner_state(),
+            worker_url: worker.as_ref().map(|host| {
+                self.workers
+                    .get(host)
+                    .and_then(|w| w.worker.as_ref())
+                    .map(Worker::base_url)
+                    .unwrap_or_else(|| format!("http://{host}"))
+            }),
+            worker,
+            location: e.status.location.clone(),
+        }
+    }
+
+    fn task_views(&self, filter: &super::TaskFilter) -> Vec<RunnerTaskView> {
+        use super::TaskFilter;
+        match filter {
+            TaskFilter::One(id) => self
+                .tasks
+                .get(id)
+                .map(|e| self.view(id, e))
+                .into_iter()
+                .collect(),
+            TaskFilter::InStates(states) => self
+                .tasks
+                .iter()
+                .filter(|(_, e)| states.contains(&e.place.runner_state()))
+                .map(|(id, e)| self.view(id, e))
+                .collect(),
+            TaskFilter::All => self.tasks.iter().map(|(id, e)| self.view(id, e)).collect(),
+        }
+    }
+
     fn snapshot(&self) -> RunnerSnapshot {
-        let tasks = self
-            .tasks
-            .iter()
-            .map(|(id, e)| RunnerTaskView {
-                id: id.clone(),
-                state: match e.place {
-                    Place::Pending => RunnerTaskState::Pending,
-                    Place::Assigned { .. } | Place::Running { .. } => RunnerTaskState::Running,
-                    Place::Complete { .. } => RunnerTaskState::None,
-                },
-                worker: e.worker().cloned(),
-                location: e.status.location.clone(),
-            })
-            .collect();
+        let tasks = self.task_views(&super::TaskFilter::All);
         let workers = self
             .workers
             .iter()
