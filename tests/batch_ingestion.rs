@@ -101,6 +101,23 @@ async fn rollup_tutorial_spec_as_druid_ships_it() {
     assert_eq!(rows.len(), 5, "{rows:?}");
     assert_eq!(got, expected);
 
+    // `drover-segment <file> | head` ends quietly when its reader goes away first.
+    let path = segments[0]["loadSpec"]["path"].as_str().unwrap();
+    let mut child = std::process::Command::new(drover_testkit::binary("drover-segment"))
+        .arg(path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.is_empty(),
+        "{:?}: {stderr}",
+        out.status
+    );
+
     let report = report(&cluster.client, &id).await;
     let payload = &report["ingestionStatsAndErrors"]["payload"];
     assert_eq!(payload["ingestionState"], "COMPLETED");

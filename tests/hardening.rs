@@ -445,3 +445,32 @@ async fn listings_are_bounded_and_druids_task_routes_are_served() {
         c.shutdown(id).await.unwrap();
     }
 }
+
+/// A server that cannot start says why in one line, with no backtrace even when
+/// `RUST_BACKTRACE` is set, and exits 1; the overlord checks its task-log directory at start.
+#[test]
+fn servers_that_cannot_start_say_why_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"").unwrap();
+    let not_a_dir = blocker.join("logs").display().to_string();
+    for binary in ["drover-overlord", "drover-middle-manager"] {
+        let out = std::process::Command::new(drover_testkit::binary(binary))
+            .args(["--task-log-dir", &not_a_dir, "--port", "1"])
+            .env("RUST_BACKTRACE", "1")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{binary}: {stderr}");
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("error: task_log_dir") && last.contains("cannot be created"),
+            "{binary}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("backtrace") && !stderr.contains("Caused by"),
+            "{binary}: {stderr}"
+        );
+    }
+}

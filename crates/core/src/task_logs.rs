@@ -18,6 +18,24 @@ impl FileTaskLogs {
         FileTaskLogs { dir: dir.into() }
     }
 
+    /// Creates the directory if needed and proves it writable, so a server that cannot keep
+    /// task logs says so at start instead of failing requests later.
+    pub fn prepare(&self) -> std::io::Result<()> {
+        let wrap = |what: &str, e: std::io::Error| {
+            std::io::Error::new(
+                e.kind(),
+                format!("task_log_dir {} {what}: {e}", self.dir.display()),
+            )
+        };
+        std::fs::create_dir_all(&self.dir).map_err(|e| wrap("cannot be created", e))?;
+        let probe = self
+            .dir
+            .join(format!(".write-check-{}", std::process::id()));
+        std::fs::write(&probe, b"").map_err(|e| wrap("is not writable", e))?;
+        std::fs::remove_file(&probe).ok();
+        Ok(())
+    }
+
     /// The id is a validated `TaskId`, so it is safe as a file name.
     pub fn path(&self, id: &TaskId) -> PathBuf {
         self.dir.join(format!("{id}.log"))

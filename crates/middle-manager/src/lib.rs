@@ -34,12 +34,7 @@ pub async fn run(
             config.base_task_dir.display()
         )
     })?;
-    std::fs::create_dir_all(&config.task_log_dir).with_context(|| {
-        format!(
-            "cannot create task_log_dir {}",
-            config.task_log_dir.display()
-        )
-    })?;
+    FileTaskLogs::new(&config.task_log_dir).prepare()?;
     let files = restore::WorkerFiles::new(&config.base_task_dir);
     files
         .clean_tmp()

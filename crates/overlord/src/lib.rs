@@ -36,6 +36,8 @@ pub async fn run(
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
     }
+    let task_logs = FileTaskLogs::new(&config.task_log_dir);
+    task_logs.prepare()?;
     let store = MetadataStore::connect(&config.metadata_url)
         .await
         .with_context(|| {
@@ -75,7 +77,7 @@ pub async fn run(
     );
     let app = http::router(http::AppState {
         leadership: leadership.clone(),
-        task_logs: FileTaskLogs::new(&config.task_log_dir),
+        task_logs,
         http: reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
             .build()?,

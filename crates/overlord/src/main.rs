@@ -1,8 +1,12 @@
 use clap::Parser;
 use drover_overlord::config::{Cli, OverlordConfig};
 
+fn main() -> std::process::ExitCode {
+    drover_service::exit_with(start())
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn start() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = OverlordConfig::load(&cli)?;
     drover_service::init_logging(config.log_json);

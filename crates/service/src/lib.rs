@@ -59,6 +59,24 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Ends a server's `main`: on an error, one line on stderr with every cause that says something
+/// (`error: cannot listen on 0.0.0.0:8090: Address already in use`), exit code 1, and no
+/// backtrace whatever `RUST_BACKTRACE` says: start-up errors are the operator's, not a bug's.
+pub fn exit_with(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let causes: Vec<String> = e
+                .chain()
+                .map(|c| c.to_string())
+                .filter(|m| !m.trim().is_empty())
+                .collect();
+            eprintln!("error: {}", causes.join(": "));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Raises the soft limit on open files to the hard limit, so connections, task logs and
 /// ZooKeeper sockets do not run out at the distribution's default of 1,024.
 pub fn raise_open_files_limit() {

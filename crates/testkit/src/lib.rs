@@ -9,6 +9,6 @@ mod zookeeper;
 
 pub use client::ApiClient;
 pub use cluster::{Cluster, ClusterSpec, MiddleManagerSpec, Overlord};
-pub use process::{bin_dir, free_port, ManagedProcess};
+pub use process::{bin_dir, binary, free_port, ManagedProcess};
 pub use proxy::FreezableProxy;
 pub use zookeeper::ZooKeeper;
