@@ -227,6 +227,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_config_loads() {
+        let file = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/middle-manager.toml"
+        );
+        let cli = Cli::try_parse_from(["server", "--config", file]).unwrap();
+        MiddleManagerConfig::load(&cli).unwrap();
+    }
+
+    #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
     }
