@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod failover;
+mod hardening;
 mod ingest;
 mod kafka;
 
@@ -41,6 +42,10 @@ struct Args {
     /// produce → publish latency, and the replacement of a killed task.
     #[arg(long)]
     kafka: Option<usize>,
+    /// Measure the hardening figures instead: listings at 10,000 tasks, 1,100 half-sent
+    /// requests, submissions during a metadata-store outage (needs DROVER_TEST_POSTGRES_URL).
+    #[arg(long)]
+    hardening: bool,
     /// taskCleanupTimeout for the failover run.
     #[arg(long, default_value = "5s")]
     cleanup_timeout: String,
@@ -106,6 +111,9 @@ async fn main() -> anyhow::Result<()> {
     println!("binaries: {}", bin_dir().display());
     if args.failover {
         return failover::run(&args.cleanup_timeout).await;
+    }
+    if args.hardening {
+        return hardening::run().await;
     }
     if let Some(rows) = args.ingest {
         return ingest::run(rows).await;

@@ -256,6 +256,24 @@ impl MetadataStore {
         &self,
         filter: &CompleteTaskFilter,
     ) -> Result<Vec<TaskInfo>, MetadataError> {
+        self.task_infos_where(false, filter).await
+    }
+
+    /// Active tasks without payloads, oldest first, filtered (and limited) in SQL: a listing
+    /// of a few reads a few rows, however many tasks wait.
+    pub async fn active_task_infos_where(
+        &self,
+        filter: &CompleteTaskFilter,
+    ) -> Result<Vec<TaskInfo>, MetadataError> {
+        self.task_infos_where(true, filter).await
+    }
+
+    /// Active tasks oldest first, complete ones newest first.
+    async fn task_infos_where(
+        &self,
+        active: bool,
+        filter: &CompleteTaskFilter,
+    ) -> Result<Vec<TaskInfo>, MetadataError> {
         let mut q = format!("SELECT {INFO_COLUMNS} FROM druid_tasks WHERE active = ?");
         if filter.created_after.is_some() {
             q.push_str(" AND created_date >= ?");
@@ -269,12 +287,16 @@ impl MetadataStore {
         if filter.task_type.is_some() {
             q.push_str(" AND type = ?");
         }
-        q.push_str(" ORDER BY created_date DESC, id DESC");
+        q.push_str(if active {
+            " ORDER BY created_date, id"
+        } else {
+            " ORDER BY created_date DESC, id DESC"
+        });
         if let Some(max) = filter.max {
             q.push_str(&format!(" LIMIT {max}"));
         }
         let q = self.backend.sql(&q);
-        let mut query = sqlx::query(&q).bind(false);
+        let mut query = sqlx::query(&q).bind(active);
         for value in [
             &filter.created_after,
             &filter.created_before,

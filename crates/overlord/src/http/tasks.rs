@@ -395,9 +395,27 @@ async fn list_tasks(s: &AppState, q: ListQuery) -> Result<Response, ApiError> {
             }
         }
         Some(ListState::Waiting) | None => {
-            let views = s.runner_tasks(TaskFilter::All).await?;
+            // Every active task is listed without a state, so the store can filter and limit
+            // the rows itself; waiting ones are told apart by the runner, row by row.
+            let rows = if state.is_none() {
+                let filter = CompleteTaskFilter {
+                    created_after: interval.map(|(start, _)| to_iso(start)),
+                    created_before: interval.map(|(_, end)| to_iso(end)),
+                    datasource: q.datasource.clone(),
+                    task_type: q.task_type.clone(),
+                    max: q.max,
+                };
+                leader.store.active_task_infos_where(&filter).await?
+            } else {
+                leader.store.active_task_infos().await?
+            };
+            let ids: Vec<TaskId> = rows
+                .iter()
+                .filter_map(|info| TaskId::new(info.id.clone()).ok())
+                .collect();
+            let views = s.runner_tasks(TaskFilter::Ids(ids)).await?;
             let by_id: HashMap<&str, _> = views.iter().map(|v| (v.id.as_str(), v)).collect();
-            for info in leader.store.active_task_infos().await? {
+            for info in rows {
                 if out.len() >= max {
                     break;
                 }

@@ -56,6 +56,7 @@ pub fn znode_too_large(task_json_len: usize, max_znode_bytes: usize) -> Option<S
 #[derive(Debug, Clone)]
 pub enum TaskFilter {
     One(TaskId),
+    Ids(Vec<TaskId>),
     InStates(Vec<drover_core::RunnerTaskState>),
     All,
 }

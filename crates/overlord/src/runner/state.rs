@@ -861,6 +861,10 @@ impl RunnerState {
                 .map(|e| self.view(id, e))
                 .into_iter()
                 .collect(),
+            TaskFilter::Ids(ids) => ids
+                .iter()
+                .filter_map(|id| Some(self.view(id, self.tasks.get(id)?)))
+                .collect(),
             TaskFilter::InStates(states) => self
                 .tasks
                 .iter()
