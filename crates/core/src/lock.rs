@@ -1,4 +1,4 @@
-//! TaskLock (reference §7.1): the JSON stored in `druid_tasklocks.lock_payload`.
+//! TaskLock (see docs/architecture.md): the JSON stored in `druid_tasklocks.lock_payload`.
 
 use serde::{Deserialize, Serialize};
 

@@ -7,8 +7,8 @@
 //! ```
 //!
 //! Offsets are "next offset to read". A publish carries the offsets it started from and the ones
-//! it ended at; it commits only if its start agrees with what is stored (the compare in the
-//! compare-and-swap of reference §11.1), and the stored offsets become the old ones plus its end.
+//! it ended at; it commits only if its start agrees with what is stored (the compare of the
+//! publish's compare-and-swap, see docs/ingestion.md), and the stored offsets become the old ones plus its end.
 
 use std::collections::BTreeMap;
 

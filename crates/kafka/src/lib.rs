@@ -1,4 +1,4 @@
-//! Kafka ingestion (reference §12): supervisor specs, the `index_kafka` task JSON, the pure
+//! Kafka ingestion (see docs/architecture.md): supervisor specs, the `index_kafka` task JSON, the pure
 //! decisions of a supervisor's run loop, and the librdkafka client both the supervisor and the
 //! tasks use.
 

@@ -1,4 +1,4 @@
-//! Kafka supervisor specs (reference §12.1–12.3), in both shapes Druid accepts: modern
+//! Kafka supervisor specs (see docs/architecture.md), in both shapes Druid accepts: modern
 //! (`{"type":"kafka","spec":{"dataSchema","ioConfig","tuningConfig"}}`) and legacy (the three at
 //! the top level, as the tutorial's `wikipedia-kafka-supervisor.json` has them). Both are stored
 //! and shown in the modern shape. Every error names the field.

@@ -1,4 +1,4 @@
-//! `index_kafka` tasks (reference §4.6, §12.5): the JSON the supervisor creates, the base sequence
+//! `index_kafka` tasks (see docs/api.md and docs/architecture.md): the JSON the supervisor creates, the base sequence
 //! name that lets a restarted supervisor recognise its own tasks, and the reading of a task's
 //! `ioConfig` that the peon and the supervisor's discovery share.
 

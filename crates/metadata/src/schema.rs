@@ -1,4 +1,4 @@
-//! Druid's tables (reference §11), created when missing. Most stay empty until the features that
+//! Druid's tables (see docs/architecture.md#tables), created when missing. Most stay empty until the features that
 //! use them land; creating them all now means an operator sees the full schema from day one.
 
 use sqlx::Executor;

@@ -1,7 +1,7 @@
 //! `druid_segments`: published segments. A publish inserts its segments and marks the segments
 //! it overwrites unused in one transaction: readers see all of it or none of it. A streaming
 //! publish also moves its stream's offsets in `druid_dataSource` in that same transaction, by
-//! compare-and-swap on their SHA-1 (reference §11.1): rows and offsets land together or not at all.
+//! compare-and-swap on their SHA-1 (see docs/ingestion.md): rows and offsets land together or not at all.
 
 use drover_core::interval::Interval;
 use drover_core::segment::DataSegment;

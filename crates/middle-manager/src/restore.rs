@@ -1,4 +1,4 @@
-//! The middle manager's own files under `base_task_dir` (reference §9.1–§9.3):
+//! The middle manager's own files under `base_task_dir` (see docs/operations.md):
 //! `assignedTasks/<taskId>` holds a task from the moment it is assigned until its peon runs, and
 //! `restore.json` (`{"runningTasks":[…]}`) lists the running tasks, so a restarted middle manager
 //! knows what it was doing. Every file is written to `workerTaskManagerTmp/` and renamed into

@@ -1,4 +1,4 @@
-//! Druid's indexer znode layout (reference §5.1), under a configurable base (`druid.zk.paths.base`).
+//! Druid's indexer znode layout (see docs/architecture.md), under a configurable base (`druid.zk.paths.base`).
 
 use drover_core::{TaskId, WorkerHost};
 

@@ -1,4 +1,4 @@
-//! Task actions (reference §4.7): what peons ask the leader to do over
+//! Task actions (see docs/api.md): what peons ask the leader to do over
 //! `POST /druid/indexer/v1/action`. The JSON shapes are Druid's; the decisions that need no I/O
 //! (which intervals a batch task locks, which segment id an allocation gets, which segments a
 //! publish overshadows) are pure functions here, and the TaskQueue's task carries them out.

@@ -1,4 +1,4 @@
-//! `POST /druid/indexer/v1/action` (reference §4.7): peons' task actions, answered as Druid does
+//! `POST /druid/indexer/v1/action` (see docs/api.md): peons' task actions, answered as Druid does
 //! with `{"result": …}`.
 
 use std::time::Duration;
@@ -15,7 +15,7 @@ use super::{ApiError, AppState};
 use crate::actions::{ActionHolder, TaskAction};
 use crate::queue::ActionOutcome;
 
-/// `checkPointDataSourceMetadata` (reference §12.6): a reading task asks its supervisor to close
+/// `checkPointDataSourceMetadata` (see docs/architecture.md): a reading task asks its supervisor to close
 /// its open sequence. The answer is whether the supervisor took the request; the checkpoint
 /// itself reaches the task as `POST /offsets/end?finish=false`.
 async fn checkpoint(s: &AppState, raw: &Value) -> Result<Response, ApiError> {

@@ -1,4 +1,4 @@
-//! The overlord's HTTP API under `/druid/indexer/v1` (reference §2).
+//! The overlord's HTTP API under `/druid/indexer/v1` (see docs/api.md).
 
 mod actions;
 mod error;

@@ -1,4 +1,4 @@
-//! Supervisor routes (reference §2.4) under `/druid/indexer/v1/supervisor`.
+//! Supervisor routes (see docs/api.md) under `/druid/indexer/v1/supervisor`.
 
 use std::collections::BTreeMap;
 

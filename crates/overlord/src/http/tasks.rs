@@ -1,4 +1,4 @@
-//! Task routes (reference §2.2).
+//! Task routes (see docs/api.md).
 
 use std::collections::HashMap;
 

@@ -1,4 +1,4 @@
-//! Worker routes (reference §2.3): the worker list, dynamic worker config with its audit
+//! Worker routes (see docs/api.md): the worker list, dynamic worker config with its audit
 //! history, enable/disable forwarded to a middle manager, and total capacity.
 
 use axum::body::Bytes;

@@ -1,4 +1,4 @@
-//! TaskLockbox (reference §7): time-chunk locks held by task groups, as plain data and pure
+//! TaskLockbox (see docs/architecture.md): time-chunk locks held by task groups, as plain data and pure
 //! decisions. The owner (the TaskQueue's task) persists what these calls return to
 //! `druid_tasklocks`; nothing here does I/O.
 //!

@@ -1,4 +1,4 @@
-//! TaskQueue (reference §6) as one task that owns the queue. Tasks are inserted into storage
+//! TaskQueue (see docs/architecture.md) as one task that owns the queue. Tasks are inserted into storage
 //! before they enter the queue; a terminal status is persisted before the runner is told to clean
 //! up, and only `WHERE active = TRUE`, so every accepted task ends in exactly one terminal status.
 //! A status that cannot be persisted (database down) is kept and retried, never dropped.

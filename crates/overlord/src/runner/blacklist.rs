@@ -1,4 +1,4 @@
-//! Blacklisting of workers that keep failing tasks (Druid's RemoteTaskRunner, reference §5.6).
+//! Blacklisting of workers that keep failing tasks (Druid's RemoteTaskRunner, see docs/architecture.md).
 
 /// Druid's rule: more than `max_retries` failures in a row, and the blacklist would stay within
 /// `max_percentage` of the workers (`blacklisted <= workers * pct / 100 - 1`, so with the default

@@ -1,4 +1,4 @@
-//! RemoteTaskRunner over ZooKeeper (reference §5): one task owns all runner state — pending
+//! RemoteTaskRunner over ZooKeeper (see docs/architecture.md): one task owns all runner state — pending
 //! tasks, assignments, workers and what their status znodes say — and is fed messages by the
 //! TaskQueue, the ZooKeeper watcher and its own timer. ZooKeeper writes and HTTP calls to workers
 //! are spawned, so the loop never waits on I/O; their outcome comes back as messages.
@@ -28,7 +28,7 @@ pub struct RunnerConfig {
     pub task_assignment_timeout: Duration,
     pub task_cleanup_timeout: Duration,
     pub task_shutdown_link_timeout: Duration,
-    /// Blacklisting (§5.6): failures in a row tolerated, how long a blacklisting lasts, and the
+    /// Blacklisting (see docs/architecture.md): failures in a row tolerated, how long a blacklisting lasts, and the
     /// largest share of workers that may be blacklisted.
     pub max_retries_before_blacklist: u32,
     pub worker_blacklist_backoff_time: Duration,

@@ -211,7 +211,7 @@ pub struct Candidate<'a> {
     /// task that would go there waits for the acknowledgement rather than going elsewhere, as
     /// Druid's one-assignment-at-a-time runner behaves.
     pub awaiting_ack: bool,
-    /// Failed too many tasks in a row lately (§5.6), or cooling down after a failed assignment.
+    /// Failed too many tasks in a row lately (see docs/architecture.md), or cooling down after a failed assignment.
     pub blacklisted: bool,
     /// Announced right now (a vanished worker waits for cleanup but takes nothing new).
     pub announced: bool,

@@ -1,4 +1,4 @@
-//! The supervisor's arithmetic (reference §12.4–12.5), as pure functions: which task group reads
+//! The supervisor's arithmetic (see docs/architecture.md), as pure functions: which task group reads
 //! a partition, where a new group starts, the end offsets of a group that stops reading, and lag.
 
 use std::collections::BTreeMap;
@@ -86,7 +86,7 @@ pub fn lag(latest: &Offsets, current: &Offsets) -> (Offsets, i64) {
     (per, total)
 }
 
-/// What a task's checkpoint request means for its group (reference §12.6).
+/// What a task's checkpoint request means for its group (see docs/architecture.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckpointRequest {
     /// The request is for the group's open sequence: close it; the next one gets this id.

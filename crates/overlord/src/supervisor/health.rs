@@ -1,4 +1,4 @@
-//! A supervisor's state machine (reference §12.8, Druid's `SupervisorStateManager`): each run
+//! A supervisor's state machine (see docs/architecture.md, Druid's `SupervisorStateManager`): each run
 //! and each finished task is recorded; thresholds of consecutive failures make it unhealthy and
 //! consecutive successes make it healthy again; the steady state shows only after a first fully
 //! successful run. Pure; unit-tested.

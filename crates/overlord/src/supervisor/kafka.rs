@@ -1,6 +1,6 @@
 //! One Kafka supervisor: a tokio task that owns the supervisor's state, fed by notices (a run on
 //! every `period`, reset, status, graceful stop). Each run follows Druid's `runInternal`
-//! (reference §12.4): partitions from Kafka, discover this supervisor's tasks, update their
+//! (see docs/architecture.md): partitions from Kafka, discover this supervisor's tasks, update their
 //! status, stop groups whose `taskDuration` is over, watch publishing groups, replace failed
 //! tasks, create missing ones. Decisions about offsets are the pure functions of `groups`.
 

@@ -1,4 +1,4 @@
-//! SupervisorManager (reference §2.4, §12.4): while this overlord leads, one tokio task owns the
+//! SupervisorManager (see docs/api.md and docs/architecture.md): while this overlord leads, one tokio task owns the
 //! set of running supervisors; specs live in `druid_supervisors` as append-only history and are
 //! started from there on gaining leadership. Creating, replacing, suspending, resuming and
 //! terminating go through it one at a time.

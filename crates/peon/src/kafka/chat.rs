@@ -1,4 +1,4 @@
-//! The streaming task chat API (reference §10.2), base `/druid/worker/v1/chat/{taskId}`: what
+//! The streaming task chat API (see docs/api.md), base `/druid/worker/v1/chat/{taskId}`: what
 //! the supervisor uses to pause a task, read its offsets, set its end offsets and stop it.
 //! Reads come from the reader's snapshot; changes are messages to the reader.
 

@@ -1,4 +1,4 @@
-//! When a reading task asks for a checkpoint (reference §12.6, Druid's `isPushRequired` and
+//! When a reading task asks for a checkpoint (see docs/architecture.md, Druid's `isPushRequired` and
 //! `intermediateHandoffPeriod`): the open sequence is closed and published while reading goes
 //! on, so a long task neither holds unbounded rows nor keeps them unqueryable for its whole
 //! `taskDuration`. Pure, so the thresholds are tested on their own.

@@ -1,4 +1,4 @@
-//! The `index_kafka` task (reference §4.6, §10.2, §12.5–12.6): reads its partitions from its
+//! The `index_kafka` task (see docs/api.md and docs/architecture.md): reads its partitions from its
 //! start offsets (assigned, no consumer group, `read_committed`), parses and rolls up with the
 //! batch ingestion code, and publishes each sequence with its offsets. The chat API runs on a
 //! small runtime beside the reading loop, on `DROVER_PEON_PORT`.

@@ -1,7 +1,7 @@
 //! Publishing one sequence: merge its rows into segment files, allocate each segment under the
 //! sequence's name (so replicas get the same ids), upload them, then one
 //! `segmentTransactionalInsert` with the sequence's start and end offsets — the segments and the
-//! offset advance commit together or not at all (reference §11.1). A sequence without rows still
+//! offset advance commit together or not at all (see docs/ingestion.md). A sequence without rows still
 //! commits its offsets.
 
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! The sequences of an `index_kafka` task (reference §12.5–12.6): contiguous offset ranges, each
+//! The sequences of an `index_kafka` task (see docs/architecture.md): contiguous offset ranges, each
 //! published as one transaction with its start and end offsets. Sequence 0 starts at the task's
 //! start offsets; the supervisor closes the last one with `POST /offsets/end` — `finish=false`
 //! opens the next one there (a checkpoint), `finish=true` makes it the last. Kept on disk so a
