@@ -1,0 +1,17 @@
+//! The scenario tests: real ZooKeeper, real databases, the real Kafka protocol and the real
+//! Drover binaries as child processes, driven over HTTP only. One binary, so they share one
+//! ZooKeeper server (`drover_testkit::ZooKeeper::shared`); run one module with
+//! `cargo test -p drover-scenarios --test scenarios kafka_ingestion::`.
+
+mod bad_input;
+mod batch_ingestion;
+mod failover;
+mod failures;
+mod hardening;
+mod kafka_ingestion;
+mod middle_manager_restart;
+mod task_lifecycle;
+mod task_locks;
+mod worker_selection;
+mod zookeeper_restart;
+mod zookeeper_sessions;
