@@ -82,9 +82,29 @@ async fn listings() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Sets this process's soft limit on open files (`None`: up to the hard limit); processes it
+/// starts afterwards inherit it.
+fn set_open_files_limit(soft: Option<u64>) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = soft.map_or(limit.rlim_max, |s| s.min(limit.rlim_max));
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 async fn idle_connections() -> anyhow::Result<()> {
     use tokio::io::AsyncWriteExt;
+    // The servers start with the soft limit most distributions give a service, 1,024 (they may
+    // raise it themselves); the benchmark then takes its own up to the hard limit.
+    set_open_files_limit(Some(1024));
     let own = own_cluster(ClusterSpec::workers(&[1])).await?;
+    set_open_files_limit(None);
     let cluster = &own.cluster;
     let url = cluster.overlords[0].url.clone();
     let addr = url.trim_start_matches("http://").to_string();
