@@ -13,8 +13,12 @@ async fn fifty_noop_tasks_all_succeed_without_exceeding_worker_capacity() {
     let cluster = Cluster::start(ClusterSpec::workers(&[3, 3])).await;
     let c = &cluster.client;
     let mut ids = Vec::new();
+    // The run times are random; the seed is printed so a failure can be replayed.
+    let seed: u64 = rand::rng().random();
+    println!("run-time seed: {seed}");
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
     for i in 0..50 {
-        let run_time = rand::rng().random_range(100..=500);
+        let run_time = rng.random_range(100..=500);
         ids.push(
             c.submit(&noop(&format!("noop_fifty_{i}"), run_time))
                 .await

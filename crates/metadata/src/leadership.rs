@@ -67,6 +67,14 @@ impl MetadataStore {
         ))
     }
 
+    /// The same store, telling `signal` whenever the fence refuses one of its writes.
+    pub fn on_fenced(self, signal: tokio::sync::mpsc::UnboundedSender<()>) -> MetadataStore {
+        MetadataStore {
+            on_fenced: Some(signal),
+            ..self
+        }
+    }
+
     /// The epoch this store's writes are fenced by, if any.
     pub fn fence(&self) -> Option<i64> {
         self.fence
@@ -118,10 +126,16 @@ impl MetadataStore {
         };
         match self.current_epoch().await? {
             Some(current) if current == mine => Ok(()),
-            current => Err(MetadataError::Fenced {
-                mine,
-                current: current.unwrap_or(0),
-            }),
+            current => {
+                // The one place a fenced write is found out: say so to whoever listens.
+                if let Some(signal) = &self.on_fenced {
+                    signal.send(()).ok();
+                }
+                Err(MetadataError::Fenced {
+                    mine,
+                    current: current.unwrap_or(0),
+                })
+            }
         }
     }
 }

@@ -92,6 +92,9 @@ pub struct MetadataStore {
     pub(crate) backend: Backend,
     /// The leadership epoch every write is checked against (see `leadership.rs`).
     pub(crate) fence: Option<i64>,
+    /// Told once per refused write when the fence refuses it, so the leadership task learns of
+    /// it from the store itself, whoever made the write.
+    pub(crate) on_fenced: Option<tokio::sync::mpsc::UnboundedSender<()>>,
 }
 
 impl MetadataStore {
@@ -136,6 +139,7 @@ impl MetadataStore {
             pool,
             backend,
             fence: None,
+            on_fenced: None,
         };
         store.ensure_schema().await?;
         Ok(store)

@@ -42,7 +42,6 @@ pub struct ServiceConfig {
 pub struct Leadership {
     latch: watch::Receiver<LatchState>,
     services: watch::Receiver<Option<Arc<LeaderServices>>>,
-    fenced: mpsc::UnboundedSender<()>,
     shutdown: mpsc::UnboundedSender<tokio::sync::oneshot::Sender<()>>,
     pub own_url: String,
 }
@@ -55,11 +54,6 @@ impl Leadership {
 
     pub fn latch(&self) -> LatchState {
         self.latch.borrow().clone()
-    }
-
-    /// The store refused a write: someone else leads now.
-    pub fn report_fenced(&self) {
-        self.fenced.send(()).ok();
     }
 
     /// Stops leading and leaves the latch, so a follower takes over at once (SIGTERM).
@@ -88,7 +82,6 @@ pub fn start(
     let leadership = Leadership {
         latch: latch.subscribe(),
         services: services_rx,
-        fenced: fenced_tx.clone(),
         shutdown: shutdown_tx,
         own_url: own_url.clone(),
     };
@@ -158,7 +151,13 @@ impl Manager {
 
     async fn become_leader(&self) -> anyhow::Result<()> {
         let term = self.latch.term();
-        let store = self.store.claim_leadership(&self.own_url).await?;
+        // Every write through this store is fenced by the new epoch, and a refused one tells
+        // this task to step down, whichever service made it.
+        let store = self
+            .store
+            .claim_leadership(&self.own_url)
+            .await?
+            .on_fenced(self.fenced.clone());
         let epoch = store.fence().unwrap_or_default();
         // Still leading after the claim? The latch may have moved on meanwhile.
         if self.latch.state() != LatchState::Leader || self.latch.term() != term {
@@ -193,7 +192,6 @@ impl Manager {
             runner.clone(),
             events_rx,
             stop.clone(),
-            self.fenced.clone(),
         );
         let supervisors = supervisor::start(
             SupervisorContext {

@@ -8,6 +8,7 @@ pub mod http;
 pub mod leader;
 pub mod lockbox;
 pub mod queue;
+mod retry;
 pub mod runner;
 pub mod supervisor;
 

@@ -99,10 +99,16 @@ impl Cluster {
         let dir = tmp.path().to_path_buf();
         let zk_connect = spec.zk_connect.clone().unwrap_or_else(ZooKeeper::shared);
         let zk_base = format!("/drover-test-{:016x}", rand::rng().random::<u64>());
+        // Shown with a failing test's output: where to look, and what was chosen at random.
+        println!(
+            "cluster in {}: ZooKeeper {zk_connect}{zk_base}",
+            dir.display()
+        );
         let task_log_dir = dir.join("task-logs");
         let mut overlords = Vec::new();
         for n in 0..spec.overlords.max(1) {
             let port = free_port();
+            println!("overlord {n}: port {port}");
             let mut cmd = server_command(
                 "drover-overlord",
                 port,
@@ -205,6 +211,10 @@ impl Cluster {
         let port = free_port();
         // Peon ports, like server ports, stay below the ephemeral range.
         let peon_port = 30_000 + rand::rng().random_range(0..2_500u16);
+        println!(
+            "middle manager {n}: port {port}, peon ports {peon_port}..{}",
+            peon_port + 200
+        );
         let base_task_dir = self.dir.join(format!("mm{n}")).join("task");
         let mut cmd = server_command(
             "drover-middle-manager",

@@ -88,12 +88,7 @@ pub async fn action(State(s): State<AppState>, body: Bytes) -> Result<Response, 
         let outcome = leader
             .queue
             .action(id.clone(), holder.action.clone())
-            .await
-            .inspect_err(|e| {
-                if matches!(e, crate::queue::QueueError::Fenced(_)) {
-                    s.leadership.report_fenced();
-                }
-            })?;
+            .await?;
         match outcome {
             ActionOutcome::Done(result) => {
                 return Ok(Json(json!({ "result": result })).into_response())

@@ -78,7 +78,9 @@ impl From<QueueError> for ApiError {
 
 impl From<drover_metadata::MetadataError> for ApiError {
     fn from(e: drover_metadata::MetadataError) -> Self {
-        if e.is_unavailable() {
+        // A fenced write: this overlord no longer leads (it is stepping down already).
+        let fenced = matches!(e, drover_metadata::MetadataError::Fenced { .. });
+        if fenced || e.is_unavailable() {
             ApiError::Unavailable(e.to_string())
         } else {
             ApiError::Internal(e.to_string())

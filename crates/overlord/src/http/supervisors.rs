@@ -20,7 +20,7 @@ impl From<SupervisorError> for ApiError {
         match e {
             SupervisorError::NotFound(_) => ApiError::NotFound(json!({"error": e.to_string()})),
             SupervisorError::BadRequest(m) => ApiError::BadRequest(m),
-            SupervisorError::Storage(m) => ApiError::Internal(m),
+            SupervisorError::Storage(e) => e.into(),
             SupervisorError::Stopped => ApiError::Unavailable(e.to_string()),
         }
     }

@@ -92,10 +92,6 @@ pub async fn submit(
             ))
         })?;
     added.map_err(|e| match e {
-        crate::queue::QueueError::Fenced(_) => {
-            s.leadership.report_fenced();
-            e.into()
-        }
         crate::queue::QueueError::Storage(drover_metadata::MetadataError::Deadline {
             maybe_stored: true,
         }) => ApiError::Unavailable(format!(

@@ -60,17 +60,10 @@ pub async fn set_config(
         created_date: now_iso(),
     };
     let leader = s.leader()?;
-    if let Err(e) = leader
+    leader
         .store
         .set_config(WORKER_CONFIG_KEY, payload.as_bytes(), &audit)
-        .await
-    {
-        if matches!(e, drover_metadata::MetadataError::Fenced { .. }) {
-            s.leadership.report_fenced();
-            return Err(ApiError::Unavailable(e.to_string()));
-        }
-        return Err(e.into());
-    }
+        .await?;
     tracing::info!(config = %payload, author = %audit.info.author, "worker config updated");
     leader
         .runner

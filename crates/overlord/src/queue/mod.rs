@@ -228,8 +228,6 @@ struct TaskQueue {
     unpersisted: IndexMap<TaskId, (TaskStatus, bool)>,
     runner_ready: bool,
     last_storage_sync: Instant,
-    /// Told when the store refuses a write because a newer leader took over.
-    fenced: mpsc::UnboundedSender<()>,
     lockbox: Lockbox,
     lock_released: Arc<Notify>,
     completed: broadcast::Sender<TaskStatus>,
@@ -241,7 +239,6 @@ pub fn start(
     runner: RunnerHandle,
     runner_events: mpsc::UnboundedReceiver<RunnerEvent>,
     stop: CancellationToken,
-    fenced: mpsc::UnboundedSender<()>,
 ) -> QueueHandle {
     let (tx, rx) = mpsc::channel(1024);
     let lock_released = Arc::new(Notify::new());
@@ -257,7 +254,6 @@ pub fn start(
         unpersisted: IndexMap::new(),
         runner_ready: false,
         last_storage_sync: Instant::now(),
-        fenced,
     };
     tokio::spawn(stop.run_until_cancelled_owned(queue.run(rx, runner_events)));
     QueueHandle {
@@ -319,9 +315,6 @@ impl TaskQueue {
                     }
                     Some(QueueMsg::Action { task, action, reply }) => {
                         let r = self.action(task, action).await;
-                        if let Err(QueueError::Fenced(_)) = &r {
-                            self.fenced.send(()).ok();
-                        }
                         reply.send(r).ok();
                     }
                     None => return,
@@ -372,10 +365,6 @@ impl TaskQueue {
             }
             Err(QueueError::Storage(MetadataError::TaskExists(id))) => {
                 return Err(QueueError::Exists(id))
-            }
-            Err(e @ QueueError::Fenced(_)) => {
-                self.fenced.send(()).ok();
-                return Err(e);
             }
             Err(e) => return Err(e),
         }
@@ -433,9 +422,9 @@ impl TaskQueue {
                 self.after_persist(&status, from_runner);
             }
             Err(QueueError::Fenced(e)) => {
-                // The new leader will read this status from ZooKeeper and store it.
+                // The new leader will read this status from ZooKeeper and store it; the store
+                // has told the leadership task to step down.
                 tracing::error!(task = %id, error = %e, "status not stored: fenced");
-                self.fenced.send(()).ok();
             }
             Err(e) => {
                 tracing::error!(task = %id, error = %e, "cannot persist task status; will retry");
@@ -462,9 +451,8 @@ impl TaskQueue {
         for (id, (status, from_runner)) in pending {
             match bounded(self.store.set_task_status(&status)).await {
                 Ok(_) => self.after_persist(&status, from_runner),
-                Err(QueueError::Fenced(_)) => {
-                    self.fenced.send(()).ok();
-                }
+                // The store has told the leadership task; the new leader stores it.
+                Err(QueueError::Fenced(_)) => {}
                 Err(_) => {
                     self.unpersisted.insert(id, (status, from_runner));
                 }

@@ -36,8 +36,8 @@ pub enum SupervisorError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
-    #[error("{0}")]
-    Storage(String),
+    #[error(transparent)]
+    Storage(#[from] drover_metadata::MetadataError),
     #[error("the supervisor manager is not running")]
     Stopped,
 }
@@ -228,13 +228,12 @@ impl Manager {
     }
 
     async fn load(&mut self) {
-        let latest = match self.ctx.store.latest_supervisors().await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read druid_supervisors; no supervisor started");
-                return;
-            }
-        };
+        let store = self.ctx.store.clone();
+        let latest = crate::retry::until_ok("read druid_supervisors", || {
+            let store = store.clone();
+            async move { store.latest_supervisors().await }
+        })
+        .await;
         for v in latest {
             let Ok(value) = serde_json::from_slice::<Value>(&v.payload) else {
                 tracing::error!(supervisor = %v.spec_id, "stored spec is not JSON; skipped");
@@ -268,8 +267,8 @@ impl Manager {
                 &drover_core::time::now_iso(),
                 payload.to_string().as_bytes(),
             )
-            .await
-            .map_err(|e| SupervisorError::Storage(e.to_string()))
+            .await?;
+        Ok(())
     }
 
     async fn submit(&mut self, spec: KafkaSupervisorSpec) -> Result<(), SupervisorError> {
