@@ -33,6 +33,24 @@ async fn a_task_too_large_for_zookeeper_is_refused_and_the_cluster_keeps_running
     assert_eq!(cluster.leader().await, leader, "leadership moved");
 }
 
+/// Asks `path` until the answer's status is one of `statuses`; fails the test after `timeout`.
+async fn wait_for_answer(c: &ApiClient, path: &str, statuses: &[u16], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let r = c.get(path).await.unwrap();
+        if statuses.contains(&r.status) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} still answers {}: {}",
+            r.status,
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Opens `n` connections that each send half a request's headers and then nothing.
 async fn half_sent_requests(addr: &str, n: usize) -> Vec<tokio::net::TcpStream> {
     use tokio::io::AsyncWriteExt;
@@ -99,19 +117,7 @@ async fn idle_and_half_sent_connections_cannot_take_the_api_down() {
     for s in held.iter_mut().take(10) {
         assert!(closed_by_server(s).await, "a half-sent request was kept");
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = c.get("/tasks").await.unwrap();
-        if r.status == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the API did not come back: {}",
-            r.body
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_answer(c, "/tasks", &[200], Duration::from_secs(10)).await;
     drop(held);
 
     // A body shorter than its Content-Length: 408 after the body timeout, nothing stored.
@@ -261,7 +267,7 @@ async fn submissions_during_a_metadata_outage_answer_503_and_store_nothing() {
 /// its ZooKeeper latch until its session expires): it answers 503 within the probe timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_answer_503_instead_of_redirecting_to_a_frozen_leader() {
-    let mut cluster = Cluster::start(ClusterSpec {
+    let cluster = Cluster::start(ClusterSpec {
         overlords: 2,
         ..ClusterSpec::workers(&[1])
     })
@@ -280,20 +286,7 @@ async fn followers_answer_503_instead_of_redirecting_to_a_frozen_leader() {
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.body.contains("does not answer"), "{}", r.body);
     // Awake again, the leader is redirected to as before.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = raw.get("/tasks").await.unwrap();
-        if r.status == 307 || r.status == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "follower still answers {}",
-            r.status
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let _ = &mut cluster;
+    wait_for_answer(&raw, "/tasks", &[307, 200], Duration::from_secs(30)).await;
 }
 
 async fn ids_of(c: &ApiClient, path: &str) -> Vec<String> {

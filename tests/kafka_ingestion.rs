@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use drover_scenarios::{segment_rows, tutorial_file, used_segments, Cluster, ClusterSpec};
+use drover_testkit::RawResponse;
 use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -111,6 +112,17 @@ async fn submit_supervisor(cluster: &Cluster, spec: &Value) -> Value {
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()
+}
+
+/// POSTs `/supervisor/{id}/{action}`, which must succeed; returns the answer.
+async fn supervisor_action(cluster: &Cluster, id: &str, action: &str) -> RawResponse {
+    let r = cluster
+        .client
+        .post(&format!("/supervisor/{id}/{action}"), "{}")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{action}: {}", r.body);
+    r
 }
 
 /// Ids in the published segments, with how often each appears.
@@ -348,12 +360,7 @@ async fn suspend_resume_and_reset() {
 
     // Suspend: the reading task publishes what it read and no new task starts.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let r = cluster
-        .client
-        .post("/supervisor/events/suspend", "{}")
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    let r = supervisor_action(&cluster, "events", "suspend").await;
     assert_eq!(r.json()["suspended"], true);
     let again = cluster
         .client
@@ -399,48 +406,23 @@ async fn suspend_resume_and_reset() {
     assert_eq!(status["payload"]["state"], "SUSPENDED", "{status}");
 
     // Resume: reading continues from the stored offsets, nothing lost or doubled.
-    let r = cluster
-        .client
-        .post("/supervisor/events/resume", "{}")
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    supervisor_action(&cluster, "events", "resume").await;
     kafka.produce(500);
     wait_caught_up(&cluster, &kafka, 2).await;
-    let r = cluster
-        .client
-        .post("/supervisor/events/suspend", "{}")
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    supervisor_action(&cluster, "events", "suspend").await;
     let ids = wait_published(&cluster, 2_000, Duration::from_secs(60)).await;
     assert_exactly_once(&ids, 2_000);
 
     // Reset: the stored offsets go, and reading starts again from the earliest offset, so
     // every event is read a second time (Druid's documented effect of a reset).
-    let r = cluster
-        .client
-        .post("/supervisor/events/reset", "{}")
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    supervisor_action(&cluster, "events", "reset").await;
     assert!(
         committed_offsets(&cluster).await.is_empty(),
         "reset leaves no offsets"
     );
-    let r = cluster
-        .client
-        .post("/supervisor/events/resume", "{}")
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    supervisor_action(&cluster, "events", "resume").await;
     wait_caught_up(&cluster, &kafka, 2).await;
-    let r = cluster
-        .client
-        .post("/supervisor/events/suspend", "{}")
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    supervisor_action(&cluster, "events", "suspend").await;
     poll_until(&cluster, Duration::from_secs(60), async || {
         let ids = published_ids(&cluster, "events").await;
         if ids.values().all(|n| *n == 2) && ids.len() == 2_000 {
@@ -459,12 +441,7 @@ async fn suspend_resume_and_reset() {
         .json();
     assert!(history.as_array().unwrap().len() >= 5, "{history}");
     assert_eq!(history[0]["spec"]["suspended"], true);
-    let r = cluster
-        .client
-        .post("/supervisor/events/terminate", "{}")
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    supervisor_action(&cluster, "events", "terminate").await;
     let gone = cluster.client.get("/supervisor/events").await.unwrap();
     assert_eq!(gone.status, 404, "{}", gone.body);
     assert_eq!(gone.json()["error"], "[events] does not exist");
@@ -557,12 +534,7 @@ async fn the_tutorial_spec_is_accepted_and_ingests() {
         ))
     })
     .await;
-    let r = cluster
-        .client
-        .post("/supervisor/wikipedia/suspend", "{}")
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    supervisor_action(&cluster, "wikipedia", "suspend").await;
     let segments = poll_until(&cluster, Duration::from_secs(60), async || {
         let segments = used_segments(&cluster.client, "wikipedia").await;
         if segments.is_empty() {
@@ -774,12 +746,7 @@ async fn tasks_ask_for_checkpoints_and_publish_while_they_read() {
     assert_eq!(status["payload"]["healthy"], true, "{status}");
 
     // Suspending publishes the rest: every event exactly once, offsets at the end.
-    let r = cluster
-        .client
-        .post("/supervisor/events/suspend", "{}")
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    supervisor_action(&cluster, "events", "suspend").await;
     let ids = wait_published(&cluster, 4_000, Duration::from_secs(60)).await;
     assert_exactly_once(&ids, 4_000);
     wait_committed_to_end(&cluster, &kafka, 2).await;
@@ -789,6 +756,18 @@ async fn tasks_ask_for_checkpoints_and_publish_while_they_read() {
         "checkpoints should have published several sequences: {} segment(s)",
         segments.len()
     );
+}
+
+/// The ids of the data source's running tasks.
+async fn running_task_ids(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .client
+        .tasks("?state=running&datasource=events")
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// A broker that goes down under reading tasks and comes back (librdkafka's mock broker refuses
@@ -802,14 +781,7 @@ async fn reading_tasks_wait_out_a_broker_restart() {
     submit_supervisor(&cluster, &supervisor_spec(&kafka.servers(), 1, 2, "PT1H")).await;
     kafka.produce(1_000);
     wait_caught_up(&cluster, &kafka, 2).await;
-    let readers: Vec<String> = cluster
-        .client
-        .tasks("?state=running&datasource=events")
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap().to_string())
-        .collect();
+    let readers = running_task_ids(&cluster).await;
     assert_eq!(readers.len(), 2, "two replicas read: {readers:?}");
 
     // The only broker (id 1) goes down for a while, then comes back.
@@ -820,14 +792,7 @@ async fn reading_tasks_wait_out_a_broker_restart() {
     wait_caught_up(&cluster, &kafka, 2).await;
 
     // The same two tasks are still reading, none failed, and each said what it waited for.
-    let running: Vec<String> = cluster
-        .client
-        .tasks("?state=running&datasource=events")
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap().to_string())
-        .collect();
+    let running = running_task_ids(&cluster).await;
     for id in &readers {
         assert!(running.contains(id), "{id} no longer runs: {running:?}");
         let log = cluster.client.log(id).await.unwrap().unwrap_or_default();
@@ -841,12 +806,7 @@ async fn reading_tasks_wait_out_a_broker_restart() {
         "a task ended during the outage"
     );
 
-    let r = cluster
-        .client
-        .post("/supervisor/events/suspend", "{}")
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    supervisor_action(&cluster, "events", "suspend").await;
     let ids = wait_published(&cluster, 2_000, Duration::from_secs(60)).await;
     assert_exactly_once(&ids, 2_000);
     wait_committed_to_end(&cluster, &kafka, 2).await;

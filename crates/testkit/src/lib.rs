@@ -7,7 +7,7 @@ mod process;
 mod proxy;
 mod zookeeper;
 
-pub use client::ApiClient;
+pub use client::{ApiClient, RawResponse};
 pub use cluster::{Cluster, ClusterSpec, MiddleManagerSpec, Overlord};
 pub use process::{bin_dir, binary, free_port, ManagedProcess};
 pub use proxy::FreezableProxy;
