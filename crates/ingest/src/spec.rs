@@ -219,6 +219,16 @@ fn string(field: &str, v: Option<&Value>) -> Result<Option<String>, SpecError> {
     }
 }
 
+/// A boolean field: absent or null is `default`; anything but `true`/`false` is an error naming
+/// the field (never silently the default).
+fn boolean(field: &str, v: Option<&Value>, default: bool) -> Result<bool, SpecError> {
+    match v {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(err(field, "must be true or false")),
+    }
+}
+
 fn unsigned(field: &str, v: Option<&Value>, default: u64) -> Result<u64, SpecError> {
     match v {
         None | Some(Value::Null) => Ok(default),
@@ -306,10 +316,11 @@ impl IngestionSpec {
             (None, Some(p)) => parse_input_format("spec.dataSchema.parser.parseSpec", p, "format")?,
             (None, None) => return Err(err("spec.ioConfig.inputFormat", "is required")),
         };
-        let append_to_existing = io
-            .get("appendToExisting")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let append_to_existing = boolean(
+            "spec.ioConfig.appendToExisting",
+            io.get("appendToExisting"),
+            false,
+        )?;
 
         let t = |k: &str| tuning.and_then(|t| t.get(k));
         let partitions = tuning
@@ -354,9 +365,11 @@ impl IngestionSpec {
                 t("maxSavedParseExceptions"),
                 0,
             )?,
-            log_parse_exceptions: t("logParseExceptions")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            log_parse_exceptions: boolean(
+                "spec.tuningConfig.logParseExceptions",
+                t("logParseExceptions"),
+                false,
+            )?,
         };
         if tuning.max_rows_per_segment == 0 || tuning.max_rows_in_memory == 0 {
             return Err(err(
@@ -520,13 +533,7 @@ fn parse_granularity(v: Option<&Value>) -> Result<GranularitySpec, SpecError> {
         Some(g) => at(&format!("{F}.queryGranularity"), g)?,
         None => Granularity::None,
     };
-    let rollup = get("rollup")
-        .map(|r| {
-            r.as_bool()
-                .ok_or_else(|| err(&format!("{F}.rollup"), "must be true or false"))
-        })
-        .transpose()?
-        .unwrap_or(true);
+    let rollup = boolean(&format!("{F}.rollup"), get("rollup"), true)?;
     let intervals: Vec<Interval> = match get("intervals") {
         Some(i) => at(&format!("{F}.intervals"), i)?,
         None => vec![],
@@ -591,16 +598,18 @@ fn parse_input_format(
         _ => vec![],
     };
     let delimited = |delimiter: u8| {
-        let find = o
-            .get("findColumnsFromHeader")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let from_header = boolean(
+            &format!("{field}.findColumnsFromHeader"),
+            o.get("findColumnsFromHeader"),
+            false,
+        )?;
         // Legacy parseSpecs say hasHeaderRow.
-        let find = find
-            || o.get("hasHeaderRow")
-                .and_then(Value::as_bool)
-                .unwrap_or(false)
-                && columns.is_empty();
+        let has_header_row = boolean(
+            &format!("{field}.hasHeaderRow"),
+            o.get("hasHeaderRow"),
+            false,
+        )?;
+        let find = from_header || has_header_row && columns.is_empty();
         if columns.is_empty() && !find {
             return Err(err(
                 &format!("{field}.columns"),
@@ -691,16 +700,14 @@ fn parse_filter(field: &str, v: &Value) -> Result<Filter, SpecError> {
             dimension: dimension()?,
             lower: text("lower")?,
             upper: text("upper")?,
-            lower_strict: o
-                .get("lowerStrict")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            upper_strict: o
-                .get("upperStrict")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            lower_strict: boolean(&format!("{field}.lowerStrict"), o.get("lowerStrict"), false)?,
+            upper_strict: boolean(&format!("{field}.upperStrict"), o.get("upperStrict"), false)?,
             numeric: o.get("ordering").and_then(Value::as_str) == Some("numeric")
-                || o.get("alphaNumeric").and_then(Value::as_bool) == Some(true),
+                || boolean(
+                    &format!("{field}.alphaNumeric"),
+                    o.get("alphaNumeric"),
+                    false,
+                )?,
         }),
         "and" => Ok(Filter::And(fields()?)),
         "or" => Ok(Filter::Or(fields()?)),
@@ -721,6 +728,35 @@ mod tests {
 
     fn tutorial(name: &str) -> Value {
         serde_json::from_str(&crate::tutorial::tutorial_file(name)).unwrap()
+    }
+
+    #[test]
+    fn a_wrongly_typed_boolean_is_an_error_naming_the_field_not_a_default() {
+        let cases = [
+            (
+                "/spec/ioConfig/appendToExisting",
+                "spec.ioConfig.appendToExisting",
+            ),
+            (
+                "/spec/tuningConfig/logParseExceptions",
+                "spec.tuningConfig.logParseExceptions",
+            ),
+            ("/spec/dataSchema/granularitySpec/rollup", "rollup"),
+        ];
+        for (pointer, field) in cases {
+            let mut task = tutorial("rollup-index.json");
+            let (parent, key) = pointer.rsplit_once('/').unwrap();
+            task.pointer_mut(parent).unwrap()[key] = serde_json::json!("yes");
+            let e = IngestionSpec::from_task(&task).unwrap_err().to_string();
+            assert!(
+                e.contains(field) && e.contains("true or false"),
+                "{pointer}: {e}"
+            );
+        }
+        // Absent or null still means Druid's default.
+        let mut task = tutorial("rollup-index.json");
+        task["spec"]["ioConfig"]["appendToExisting"] = Value::Null;
+        assert!(IngestionSpec::from_task(&task).is_ok());
     }
 
     #[test]
