@@ -13,7 +13,20 @@ use serde_json::{json, Value};
 
 use super::{ApiError, AppState};
 use crate::supervisor::kafka::{Notice, SupervisorHandle};
-use crate::supervisor::{SupervisorError, SupervisorManager};
+use crate::supervisor::{RunError, SupervisorError, SupervisorManager};
+
+impl From<RunError> for ApiError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::WrongStream { .. } => ApiError::BadRequest(e.to_string()),
+            RunError::Storage(e) => e.into(),
+            RunError::Submit { error, .. } => error.into(),
+            RunError::Stream(_) | RunError::Blocking(_) | RunError::BuildTask(_) => {
+                ApiError::Internal(e.to_string())
+            }
+        }
+    }
+}
 
 impl From<SupervisorError> for ApiError {
     fn from(e: SupervisorError) -> Self {
@@ -225,8 +238,7 @@ pub async fn reset(
     let h = handle(&s, &id).await?;
     h.ask(|r| Notice::Reset(None, r))
         .await
-        .ok_or_else(|| ApiError::Unavailable(format!("supervisor [{id}] is stopping")))?
-        .map_err(ApiError::Internal)?;
+        .ok_or_else(|| ApiError::Unavailable(format!("supervisor [{id}] is stopping")))??;
     Ok(Json(json!({ "id": id })).into_response())
 }
 
@@ -250,7 +262,6 @@ pub async fn reset_offsets(
     }
     h.ask(|r| Notice::Reset(Some(offsets), r))
         .await
-        .ok_or_else(|| ApiError::Unavailable(format!("supervisor [{id}] is stopping")))?
-        .map_err(ApiError::BadRequest)?;
+        .ok_or_else(|| ApiError::Unavailable(format!("supervisor [{id}] is stopping")))??;
     Ok(Json(json!({ "id": id })).into_response())
 }

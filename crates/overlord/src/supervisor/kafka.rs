@@ -12,12 +12,13 @@ use chrono::{DateTime, Utc};
 use drover_core::stream_offsets::StreamOffsets;
 use drover_core::time::{now_iso, parse_iso, to_iso};
 use drover_core::{Task, TaskId, TaskState};
-use drover_kafka::client::StreamClient;
+use drover_kafka::client::{StreamClient, StreamError};
 use drover_kafka::task::{base_sequence_name, task_group_id, NewTask, END_OF_STREAM};
 use drover_kafka::{KafkaSupervisorSpec, KafkaTaskIo, Offsets};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
+use super::error::RunError;
 use super::groups::{
     checkpoint_request, group_of, lag, max_offsets, start_offsets, CheckpointRequest, StartFrom,
 };
@@ -35,7 +36,7 @@ pub enum Notice {
         start: Offsets,
     },
     /// `None`: forget every stored offset; `Some`: store these for their partitions.
-    Reset(Option<StreamOffsets>, oneshot::Sender<Result<(), String>>),
+    Reset(Option<StreamOffsets>, oneshot::Sender<Result<(), RunError>>),
     Status(oneshot::Sender<Value>),
     /// `(state, detailedState, healthy)`.
     State(oneshot::Sender<(String, String, bool)>),
@@ -262,7 +263,8 @@ impl KafkaSupervisor {
         let started = Instant::now();
         if let Err(e) = self.update_partitions().await {
             tracing::warn!(supervisor = %self.spec.id, error = %e, "cannot read partitions from Kafka");
-            self.health.error(Utc::now(), "StreamException", e, true);
+            self.health
+                .error(Utc::now(), "StreamException", e.to_string(), true);
             self.health.run_finished(self.spec.suspended);
             return;
         }
@@ -276,12 +278,12 @@ impl KafkaSupervisor {
             if !self.spec.suspended && !self.stopping {
                 self.create_new_tasks().await?;
             }
-            Ok::<(), String>(())
+            Ok::<(), RunError>(())
         };
         if let Err(e) = steps.await {
             tracing::warn!(supervisor = %self.spec.id, error = %e, "supervisor run failed");
             self.health
-                .error(Utc::now(), "SupervisorException", e, false);
+                .error(Utc::now(), "SupervisorException", e.to_string(), false);
         }
         self.health.run_finished(self.spec.suspended);
         tracing::debug!(supervisor = %self.spec.id, ms = started.elapsed().as_millis() as u64, "run done");
@@ -289,36 +291,30 @@ impl KafkaSupervisor {
 
     async fn blocking<T: Send + 'static>(
         &mut self,
-        f: impl FnOnce(&StreamClient) -> Result<T, String> + Send + 'static,
-    ) -> Result<T, String> {
+        f: impl FnOnce(&StreamClient) -> Result<T, StreamError> + Send + 'static,
+    ) -> Result<T, RunError> {
         let client = match &self.client {
             Some(c) => c.clone(),
             None => {
                 let props = self.spec.io.consumer_properties.clone();
                 let timeout = self.spec.tuning.http_timeout;
                 let c = tokio::task::spawn_blocking(move || StreamClient::new(&props, timeout))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.0)?;
+                    .await??;
                 let c = Arc::new(c);
                 self.client = Some(c.clone());
                 c
             }
         };
-        tokio::task::spawn_blocking(move || f(&client))
-            .await
-            .map_err(|e| e.to_string())?
+        Ok(tokio::task::spawn_blocking(move || f(&client)).await??)
     }
 
     fn task_count(&self) -> u32 {
         self.spec.effective_task_count(self.partitions.len())
     }
 
-    async fn update_partitions(&mut self) -> Result<(), String> {
+    async fn update_partitions(&mut self) -> Result<(), RunError> {
         let topic = self.spec.io.topic.clone();
-        let partitions = self
-            .blocking(move |c| c.partitions(&topic).map_err(|e| e.0))
-            .await?;
+        let partitions = self.blocking(move |c| c.partitions(&topic)).await?;
         if partitions != self.partitions {
             tracing::info!(supervisor = %self.spec.id, ?partitions, "partitions of the topic");
             self.partitions = partitions;
@@ -343,12 +339,10 @@ impl KafkaSupervisor {
         Ok(())
     }
 
-    async fn fetch_latest(&mut self) -> Result<(Offsets, Offsets), String> {
+    async fn fetch_latest(&mut self) -> Result<(Offsets, Offsets), RunError> {
         let topic = self.spec.io.topic.clone();
         let parts = self.partitions.clone();
-        let (earliest, latest) = self
-            .blocking(move |c| c.watermarks(&topic, &parts).map_err(|e| e.0))
-            .await?;
+        let (earliest, latest) = self.blocking(move |c| c.watermarks(&topic, &parts)).await?;
         self.latest = latest.clone();
         self.offsets_updated = Some(Utc::now());
         self.last_offset_fetch = Some(Instant::now());
@@ -430,13 +424,8 @@ impl KafkaSupervisor {
 
     /// Adopts the active `index_kafka` tasks of this data source that this supervisor does not
     /// know yet (after a restart, a failover or a replaced spec).
-    async fn discover_tasks(&mut self) -> Result<(), String> {
-        let rows = self
-            .ctx
-            .store
-            .active_tasks()
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn discover_tasks(&mut self) -> Result<(), RunError> {
+        let rows = self.ctx.store.active_tasks().await?;
         let group_id = task_group_id(&self.spec.data_source);
         let locations = self.locations().await;
         for row in rows {
@@ -558,7 +547,7 @@ impl KafkaSupervisor {
             .collect()
     }
 
-    async fn update_task_status(&mut self) -> Result<(), String> {
+    async fn update_task_status(&mut self) -> Result<(), RunError> {
         let ids = self.all_task_ids();
         if ids.is_empty() {
             return Ok(());
@@ -567,8 +556,7 @@ impl KafkaSupervisor {
             .ctx
             .store
             .get_statuses(&ids)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .into_iter()
             .map(|s| (s.id, s.status))
             .collect();
@@ -641,7 +629,7 @@ impl KafkaSupervisor {
         Ok(())
     }
 
-    async fn check_task_duration(&mut self) -> Result<(), String> {
+    async fn check_task_duration(&mut self) -> Result<(), RunError> {
         let now = Utc::now();
         let duration =
             chrono::Duration::from_std(self.spec.io.task_duration).unwrap_or(chrono::Duration::MAX);
@@ -847,7 +835,7 @@ impl KafkaSupervisor {
         }
     }
 
-    async fn check_pending_completion(&mut self) -> Result<(), String> {
+    async fn check_pending_completion(&mut self) -> Result<(), RunError> {
         let groups: Vec<u32> = self.pending.keys().copied().collect();
         for g in groups {
             let list = self.pending.remove(&g).unwrap_or_default();
@@ -928,7 +916,7 @@ impl KafkaSupervisor {
         }
     }
 
-    async fn create_new_tasks(&mut self) -> Result<(), String> {
+    async fn create_new_tasks(&mut self) -> Result<(), RunError> {
         let count = self.task_count();
         let missing: Vec<u32> = (0..count)
             .filter(|g| !self.reading.contains_key(g))
@@ -939,8 +927,7 @@ impl KafkaSupervisor {
                 .ctx
                 .store
                 .stream_offsets(&self.spec.data_source)
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
                 .filter(|s| s.stream == self.spec.io.topic);
             for g in missing {
                 let Some(parts) = self.partition_groups.get(&g) else {
@@ -1007,7 +994,7 @@ impl KafkaSupervisor {
                 }
                 .to_json();
                 let task =
-                    Task::from_value(json).map_err(|e| format!("cannot build a task: {e}"))?;
+                    Task::from_value(json).map_err(|e| RunError::BuildTask(e.to_string()))?;
                 created.push((group.id, task));
             }
         }
@@ -1017,7 +1004,10 @@ impl KafkaSupervisor {
                 .queue
                 .add(task, None)
                 .await
-                .map_err(|e| format!("cannot submit task [{id}]: {e}"))?;
+                .map_err(|error| RunError::Submit {
+                    task: id.to_string(),
+                    error,
+                })?;
             tracing::info!(supervisor = %self.spec.id, task = %id, group = g, "created task");
             if let Some(group) = self.reading.get_mut(&g) {
                 group.tasks.insert(id, new_task_data());
@@ -1026,23 +1016,15 @@ impl KafkaSupervisor {
         Ok(())
     }
 
-    async fn reset(&mut self, offsets: Option<StreamOffsets>) -> Result<(), String> {
+    async fn reset(&mut self, offsets: Option<StreamOffsets>) -> Result<(), RunError> {
         let ds = self.spec.data_source.clone();
         // Reading again from offsets already published would otherwise find their published
         // segment ids in the allocations (the same sequence names come back).
         let prefix = format!("index_kafka_{ds}_");
-        self.ctx
-            .store
-            .delete_pending_segments(&ds, &prefix)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.ctx.store.delete_pending_segments(&ds, &prefix).await?;
         match offsets {
             None => {
-                self.ctx
-                    .store
-                    .reset_stream_offsets(&ds, None)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.ctx.store.reset_stream_offsets(&ds, None).await?;
                 let reading = std::mem::take(&mut self.reading);
                 for group in reading.values() {
                     for id in group.tasks.keys() {
@@ -1056,17 +1038,16 @@ impl KafkaSupervisor {
             }
             Some(given) => {
                 if given.stream != self.spec.io.topic {
-                    return Err(format!(
-                        "the offsets are for stream [{}], this supervisor reads [{}]",
-                        given.stream, self.spec.io.topic
-                    ));
+                    return Err(RunError::WrongStream {
+                        given: given.stream.clone(),
+                        reads: self.spec.io.topic.clone(),
+                    });
                 }
                 let mut stored = self
                     .ctx
                     .store
                     .stream_offsets(&ds)
-                    .await
-                    .map_err(|e| e.to_string())?
+                    .await?
                     .filter(|s| s.stream == given.stream)
                     .unwrap_or_else(|| StreamOffsets {
                         kind: "kafka".into(),
@@ -1077,8 +1058,7 @@ impl KafkaSupervisor {
                 self.ctx
                     .store
                     .reset_stream_offsets(&ds, Some(&stored))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 let touched: BTreeSet<i32> = given
                     .offsets
                     .keys()

@@ -3,9 +3,12 @@
 //! started from there on gaining leadership. Creating, replacing, suspending, resuming and
 //! terminating go through it one at a time.
 
+mod error;
 mod groups;
 mod health;
 pub mod kafka;
+
+pub use error::RunError;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
