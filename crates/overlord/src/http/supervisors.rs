@@ -64,10 +64,9 @@ pub async fn submit(State(s): State<AppState>, body: Bytes) -> Result<Response, 
     Ok(Json(json!({ "id": id })).into_response())
 }
 
-async fn state_of(h: &SupervisorHandle) -> (String, String, bool) {
-    h.ask(Notice::State)
-        .await
-        .unwrap_or_else(|| ("STOPPING".into(), "STOPPING".into(), true))
+fn state_of(h: &SupervisorHandle) -> (String, String, bool) {
+    let p = h.published();
+    (p.state.clone(), p.detailed_state.clone(), p.healthy)
 }
 
 /// `GET /supervisor` (`?full`, `?state=true`, `?system`).
@@ -86,7 +85,7 @@ pub async fn list(
     }
     let mut out = Vec::new();
     for h in &all {
-        let (state, detailed, healthy) = state_of(h).await;
+        let (state, detailed, healthy) = state_of(h);
         let mut v =
             json!({"id": h.spec.id, "state": state, "detailedState": detailed, "healthy": healthy});
         if full {
@@ -115,11 +114,7 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let h = handle(&s, &id).await?;
-    let report = h
-        .ask(Notice::Status)
-        .await
-        .ok_or_else(|| ApiError::Unavailable(format!("supervisor [{id}] is stopping")))?;
-    Ok(Json(report).into_response())
+    Ok(Json(h.published().report.clone()).into_response())
 }
 
 pub async fn health(
@@ -131,7 +126,7 @@ pub async fn health(
             json!({"error": format!("[{id}] does not exist or health check not implemented")}),
         )
     })?;
-    let (_, _, healthy) = state_of(&h).await;
+    let (_, _, healthy) = state_of(&h);
     let code = if healthy {
         StatusCode::OK
     } else {

@@ -16,7 +16,7 @@ use drover_kafka::client::{StreamClient, StreamError};
 use drover_kafka::task::{base_sequence_name, task_group_id, NewTask, END_OF_STREAM};
 use drover_kafka::{KafkaSupervisorSpec, KafkaTaskIo, Offsets};
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::error::RunError;
 use super::groups::{
@@ -37,21 +37,35 @@ pub enum Notice {
     },
     /// `None`: forget every stored offset; `Some`: store these for their partitions.
     Reset(Option<StreamOffsets>, oneshot::Sender<Result<(), RunError>>),
-    Status(oneshot::Sender<Value>),
-    /// `(state, detailedState, healthy)`.
-    State(oneshot::Sender<(String, String, bool)>),
     Stats(oneshot::Sender<Value>),
     /// Tell every reading task to finish and publish, then stop supervising.
     GracefulStop(oneshot::Sender<()>),
+}
+
+/// What a supervisor shows, published after everything it handles, so a status request reads it
+/// at once instead of waiting behind a run (which may wait on Kafka or a task's chat API).
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The status report (`GET /supervisor/{id}/status`).
+    pub report: Value,
+    pub state: String,
+    pub detailed_state: String,
+    pub healthy: bool,
 }
 
 #[derive(Clone)]
 pub struct SupervisorHandle {
     pub spec: Arc<KafkaSupervisorSpec>,
     tx: mpsc::UnboundedSender<Notice>,
+    published: watch::Receiver<Arc<Published>>,
 }
 
 impl SupervisorHandle {
+    /// The report and state as of the supervisor's last step.
+    pub fn published(&self) -> Arc<Published> {
+        self.published.borrow().clone()
+    }
+
     pub fn notify(&self, n: Notice) -> bool {
         self.tx.send(n).is_ok()
     }
@@ -125,9 +139,21 @@ pub fn start(
         last_offset_fetch: None,
         health: Health::new(),
         stopping: false,
+        published: watch::Sender::new(Arc::new(Published {
+            report: Value::Null,
+            state: String::new(),
+            detailed_state: String::new(),
+            healthy: true,
+        })),
     };
+    supervisor.publish();
+    let published = supervisor.published.subscribe();
     tokio::spawn(stop.run_until_cancelled_owned(supervisor.run(rx, tx.clone())));
-    SupervisorHandle { spec, tx }
+    SupervisorHandle {
+        spec,
+        tx,
+        published,
+    }
 }
 
 struct KafkaSupervisor {
@@ -145,6 +171,8 @@ struct KafkaSupervisor {
     last_offset_fetch: Option<Instant>,
     health: Health,
     stopping: bool,
+    /// What status requests read (see `Published`).
+    published: watch::Sender<Arc<Published>>,
 }
 
 enum Chat {
@@ -226,18 +254,6 @@ impl KafkaSupervisor {
                 Notice::Reset(offsets, reply) => {
                     reply.send(self.reset(offsets).await).ok();
                 }
-                Notice::Status(reply) => {
-                    reply.send(self.report()).ok();
-                }
-                Notice::State(reply) => {
-                    reply
-                        .send((
-                            self.health.state().name().to_string(),
-                            self.health.detailed().to_string(),
-                            self.health.state().healthy(),
-                        ))
-                        .ok();
-                }
                 Notice::Stats(reply) => {
                     reply.send(self.stats().await).ok();
                 }
@@ -255,6 +271,7 @@ impl KafkaSupervisor {
                     break;
                 }
             }
+            self.publish();
         }
         tracing::info!(supervisor = %self.spec.id, "supervisor stopped");
     }
@@ -1100,6 +1117,16 @@ impl KafkaSupervisor {
             "currentOffsets": t.current,
             "lag": if kind == "ACTIVE" { json!(lag_per) } else { Value::Null },
         })
+    }
+
+    /// Makes the current report and state what status requests see.
+    fn publish(&self) {
+        self.published.send_replace(Arc::new(Published {
+            report: self.report(),
+            state: self.health.state().name().to_string(),
+            detailed_state: self.health.detailed().to_string(),
+            healthy: self.health.state().healthy(),
+        }));
     }
 
     fn report(&self) -> Value {
