@@ -2,6 +2,7 @@
 //! decisions of a supervisor's run loop, and the librdkafka client both the supervisor and the
 //! tasks use.
 
+pub mod chat;
 pub mod client;
 pub mod spec;
 pub mod task;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use drover_core::stream_offsets::StreamOffsets;
-use drover_core::time::{now_iso, parse_iso, to_iso};
+use drover_core::time::{now_iso, to_iso};
 use drover_core::{Task, TaskId, TaskState};
 use drover_kafka::client::{StreamClient, StreamError};
 use drover_kafka::task::{base_sequence_name, task_group_id, NewTask, END_OF_STREAM};
@@ -18,6 +18,7 @@ use drover_kafka::{KafkaSupervisorSpec, KafkaTaskIo, Offsets};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::chat::{ChatClient, ChatError};
 use super::error::RunError;
 use super::groups::{
     checkpoint_request, group_of, lag, max_offsets, start_offsets, CheckpointRequest, StartFrom,
@@ -126,6 +127,7 @@ pub fn start(
 ) -> SupervisorHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let spec = Arc::new(spec);
+    let (ctx_http, spec_timeout) = (ctx.http.clone(), spec.tuning.http_timeout);
     let supervisor = KafkaSupervisor {
         spec: spec.clone(),
         ctx,
@@ -139,6 +141,7 @@ pub fn start(
         last_offset_fetch: None,
         health: Health::new(),
         stopping: false,
+        chat: ChatClient::new(ctx_http, spec_timeout),
         published: watch::Sender::new(Arc::new(Published {
             report: Value::Null,
             state: String::new(),
@@ -171,15 +174,10 @@ struct KafkaSupervisor {
     last_offset_fetch: Option<Instant>,
     health: Health,
     stopping: bool,
+    /// Typed calls to the tasks' chat API.
+    chat: ChatClient,
     /// What status requests read (see `Published`).
     published: watch::Sender<Arc<Published>>,
-}
-
-enum Chat {
-    Ok(Value),
-    /// 202: accepted, not done yet.
-    Later,
-    Failed(String),
 }
 
 impl KafkaSupervisor {
@@ -368,50 +366,16 @@ impl KafkaSupervisor {
 
     /// Where the runner says a task runs: `host:port` of its chat API.
     async fn locations(&self) -> BTreeMap<TaskId, String> {
-        let Some(snapshot) = self.ctx.runner.snapshot().await else {
+        let Some(tasks) = self.ctx.runner.tasks(crate::runner::TaskFilter::All).await else {
             return BTreeMap::new();
         };
-        snapshot
-            .tasks
+        tasks
             .into_iter()
             .filter_map(|t| {
                 let host = t.location.host?;
                 (t.location.port > 0).then(|| (t.id, format!("{host}:{}", t.location.port)))
             })
             .collect()
-    }
-
-    async fn chat(
-        &self,
-        location: &str,
-        id: &TaskId,
-        post: bool,
-        path: &str,
-        body: Option<Value>,
-    ) -> Chat {
-        let url = format!("http://{location}/druid/worker/v1/chat/{id}/{path}");
-        let req = if post {
-            self.ctx.http.post(&url)
-        } else {
-            self.ctx.http.get(&url)
-        };
-        let req = req.timeout(self.spec.tuning.http_timeout);
-        let req = match body {
-            Some(b) => req.json(&b),
-            None => req,
-        };
-        match req.send().await {
-            Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => Chat::Later,
-            Ok(r) if r.status().is_success() => {
-                let text = r.text().await.unwrap_or_default();
-                Chat::Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-            }
-            Ok(r) => {
-                let status = r.status();
-                Chat::Failed(format!("{status}: {}", r.text().await.unwrap_or_default()))
-            }
-            Err(e) => Chat::Failed(e.to_string()),
-        }
     }
 
     fn known_task(&self, id: &TaskId) -> bool {
@@ -467,32 +431,14 @@ impl KafkaSupervisor {
             let mut finishing = false;
             let mut checkpoints = io.checkpoints.clone();
             if let Some(loc) = &location {
-                if let Chat::Ok(Value::String(s)) =
-                    self.chat(loc, &task.id, false, "status", None).await
-                {
-                    finishing |= s == "PUBLISHING";
+                if let Ok(status) = self.chat.status(loc, &task.id).await {
+                    finishing |= status == "PUBLISHING";
                 }
-                if let Chat::Ok(end) = self.chat(loc, &task.id, false, "offsets/end", None).await {
-                    if let Some(m) = end.as_object() {
-                        if let Ok(end) = drover_kafka::task::parse_offset_map("offsets/end", m) {
-                            finishing |= end.values().all(|o| *o != END_OF_STREAM);
-                        }
-                    }
+                if let Ok(end) = self.chat.end_offsets(loc, &task.id).await {
+                    finishing |= end.values().all(|o| *o != END_OF_STREAM);
                 }
-                if let Chat::Ok(Value::Object(m)) =
-                    self.chat(loc, &task.id, false, "checkpoints", None).await
-                {
-                    let parsed: Option<BTreeMap<u32, Offsets>> = m
-                        .iter()
-                        .map(|(k, v)| {
-                            Some((
-                                k.parse().ok()?,
-                                drover_kafka::task::parse_offset_map("checkpoints", v.as_object()?)
-                                    .ok()?,
-                            ))
-                        })
-                        .collect();
-                    if let Some(c) = parsed.filter(|c| !c.is_empty()) {
+                if let Ok(c) = self.chat.checkpoints(loc, &task.id).await {
+                    if !c.is_empty() {
                         checkpoints = c;
                     }
                 }
@@ -611,19 +557,11 @@ impl KafkaSupervisor {
         let answers =
             futures::future::join_all(queries.iter().map(|(id, loc, need_start)| async move {
                 let start = if *need_start {
-                    match this.chat(loc, id, false, "time/start", None).await {
-                        Chat::Ok(Value::String(s)) => parse_iso(&s),
-                        _ => None,
-                    }
+                    this.chat.start_time(loc, id).await.ok()
                 } else {
                     None
                 };
-                let current = match this.chat(loc, id, false, "offsets/current", None).await {
-                    Chat::Ok(Value::Object(m)) => {
-                        drover_kafka::task::parse_offset_map("offsets", &m).ok()
-                    }
-                    _ => None,
-                };
+                let current = this.chat.current_offsets(loc, id).await.ok();
                 (id.clone(), start, current)
             }))
             .await;
@@ -788,14 +726,10 @@ impl KafkaSupervisor {
         let this = self;
         let paused = futures::future::join_all(alive.iter().map(|(id, loc)| async move {
             for _ in 0..=retries {
-                match this.chat(loc, id, true, "pause", None).await {
-                    Chat::Ok(v) => {
-                        return v
-                            .as_object()
-                            .and_then(|m| drover_kafka::task::parse_offset_map("pause", m).ok())
-                    }
-                    Chat::Later => tokio::time::sleep(Duration::from_millis(500)).await,
-                    Chat::Failed(e) => {
+                match this.chat.pause(loc, id).await {
+                    Ok(offsets) => return Some(offsets),
+                    Err(ChatError::Later) => tokio::time::sleep(Duration::from_millis(500)).await,
+                    Err(e) => {
                         tracing::warn!(task = %id, error = %e, "pause failed");
                         return None;
                     }
@@ -815,20 +749,16 @@ impl KafkaSupervisor {
             return None;
         }
         let end = max_offsets(responders.iter().map(|(_, _, o)| o));
-        let body = json!(end);
-        let path = format!("offsets/end?finish={finish}");
         let set = futures::future::join_all(responders.iter().map(|(id, loc, _)| {
-            let (body, path) = (body.clone(), &path);
-            async move { this.chat(loc, id, true, path, Some(body)).await }
+            let end = &end;
+            async move { this.chat.set_end_offsets(loc, id, end, finish).await }
         }))
         .await;
         let mut any = false;
         for ((id, _, _), r) in responders.iter().zip(set) {
             match r {
-                Chat::Ok(_) => any = true,
-                Chat::Later | Chat::Failed(_) => {
-                    self.kill(id, "the task did not take its end offsets").await
-                }
+                Ok(()) => any = true,
+                Err(_) => self.kill(id, "the task did not take its end offsets").await,
             }
         }
         any.then_some(end)
@@ -836,7 +766,7 @@ impl KafkaSupervisor {
 
     async fn stop_task(&self, id: &TaskId, location: Option<&str>) {
         let stopped = match location {
-            Some(loc) => matches!(self.chat(loc, id, true, "stop", None).await, Chat::Ok(_)),
+            Some(loc) => self.chat.stop(loc, id).await.is_ok(),
             None => false,
         };
         if !stopped {
@@ -1180,7 +1110,7 @@ impl KafkaSupervisor {
             let mut tasks = serde_json::Map::new();
             for (id, t) in &group.tasks {
                 if let Some(loc) = &t.location {
-                    if let Chat::Ok(v) = self.chat(loc, id, false, "rowStats", None).await {
+                    if let Ok(v) = self.chat.row_stats(loc, id).await {
                         tasks.insert(id.to_string(), v);
                     }
                 }

@@ -3,6 +3,7 @@
 //! started from there on gaining leadership. Creating, replacing, suspending, resuming and
 //! terminating go through it one at a time.
 
+mod chat;
 mod error;
 mod groups;
 mod health;

@@ -25,20 +25,20 @@ pub struct ChatState {
 }
 
 pub fn router(state: ChatState) -> Router {
-    let base = "/druid/worker/v1/chat/{id}";
+    use drover_kafka::chat::{self as route, server_path};
     Router::new()
-        .route(&format!("{base}/status"), get(status))
-        .route(&format!("{base}/offsets/current"), get(current))
-        .route(&format!("{base}/offsets/end"), get(end).post(set_end))
-        .route(&format!("{base}/pause"), post(pause))
-        .route(&format!("{base}/resume"), post(resume))
-        .route(&format!("{base}/stop"), post(stop))
-        .route(&format!("{base}/checkpoints"), get(checkpoints))
-        .route(&format!("{base}/time/start"), get(start_time))
-        .route(&format!("{base}/rowStats"), get(row_stats))
-        .route(&format!("{base}/liveReports"), get(live_reports))
+        .route(&server_path(route::STATUS), get(status))
+        .route(&server_path(route::OFFSETS_CURRENT), get(current))
+        .route(&server_path(route::OFFSETS_END), get(end).post(set_end))
+        .route(&server_path(route::PAUSE), post(pause))
+        .route(&server_path(route::RESUME), post(resume))
+        .route(&server_path(route::STOP), post(stop))
+        .route(&server_path(route::CHECKPOINTS), get(checkpoints))
+        .route(&server_path(route::TIME_START), get(start_time))
+        .route(&server_path(route::ROW_STATS), get(row_stats))
+        .route(&server_path(route::LIVE_REPORTS), get(live_reports))
         .route(
-            &format!("{base}/unparseableEvents"),
+            &server_path(route::UNPARSEABLE_EVENTS),
             get(|| async { Json(json!([])) }),
         )
         .route("/status/health", get(|| async { Json(true) }))
