@@ -1,6 +1,7 @@
-//! `drover-bench --hardening`: the figures of the hardening issue, measured the same way on any
-//! build (point `DROVER_BIN_DIR` at an older build's binaries for the "before" column). Only
-//! default settings are used, so older binaries take the same command lines.
+//! `drover-bench --hardening`: the figures of the hardening issue, measured the same way on other
+//! builds (point `DROVER_BIN_DIR` at their binaries for a "before" column). Only default
+//! settings are used; the test kit starts servers with `--port 0 --port-file`, which builds from
+//! before 2026-12-01 lack (the recorded "before" figures were taken just before that change).
 //!
 //! 1. Listings at 10,000 waiting tasks: size and latency of `/tasks`, `/tasks?max=100`,
 //!    `/runningTasks` (nothing runs) and `/task/{id}/status`.

@@ -15,6 +15,9 @@ pub struct MiddleManagerConfig {
     pub port: u16,
     /// Address the HTTP server binds.
     pub bind_address: String,
+    /// Where to write the port listened on once bound (useful with `port = 0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_file: Option<PathBuf>,
     /// ZooKeeper connect string (`druid.zk.service.host`).
     pub zk_connect: String,
     /// Root of Druid's znodes (`druid.zk.paths.base`).
@@ -68,6 +71,7 @@ impl Default for MiddleManagerConfig {
             host: "127.0.0.1".into(),
             port: 8091,
             bind_address: "0.0.0.0".into(),
+            port_file: None,
             zk_connect: "127.0.0.1:2181".into(),
             zk_base: "/druid".into(),
             zk_session_timeout: Duration::from_secs(30),
@@ -113,6 +117,9 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_MM_PORT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    #[arg(long, env = "DROVER_MM_PORT_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_file: Option<PathBuf>,
     #[arg(long, env = "DROVER_MM_BIND_ADDRESS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bind_address: Option<String>,

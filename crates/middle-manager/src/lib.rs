@@ -24,10 +24,11 @@ use crate::zk_worker::{ZkWorker, ZkWrite};
 
 /// Runs until `stop` resolves, then stops every peon and flushes their statuses.
 pub async fn run(
-    config: MiddleManagerConfig,
+    mut config: MiddleManagerConfig,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let host = WorkerHost::new(config.worker_host())?;
+    // Checked before anything is created; made again below with the port really listened on.
+    WorkerHost::new(config.worker_host())?;
     std::fs::create_dir_all(&config.base_task_dir).with_context(|| {
         format!(
             "cannot create base_task_dir {}",
@@ -46,9 +47,15 @@ pub async fn run(
         peon.display()
     );
 
-    let listener = tokio::net::TcpListener::bind((config.bind_address.as_str(), config.port))
-        .await
-        .with_context(|| format!("cannot listen on {}:{}", config.bind_address, config.port))?;
+    let (listener, port) = drover_service::bind_listener(
+        &config.bind_address,
+        config.port,
+        config.port_file.as_deref(),
+    )
+    .await?;
+    // The worker id is host:port; with port 0 the kernel chose the port.
+    config.port = port;
+    let host = WorkerHost::new(config.worker_host())?;
 
     let session = ZkSession::start(config.zk_connect.clone(), config.zk_session_timeout);
     let zk = ZkWorker {

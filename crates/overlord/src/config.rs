@@ -16,6 +16,9 @@ pub struct OverlordConfig {
     /// HTTP port (`druid.plaintextPort`).
     pub port: u16,
     pub bind_address: String,
+    /// Where to write the port listened on once bound (useful with `port = 0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_file: Option<PathBuf>,
     /// `sqlite://path`, `postgres://...` or `mysql://...` (`druid.metadata.storage.connector.connectURI`).
     pub metadata_url: String,
     pub zk_connect: String,
@@ -90,6 +93,7 @@ impl Default for OverlordConfig {
             host: "127.0.0.1".into(),
             port: 8090,
             bind_address: "0.0.0.0".into(),
+            port_file: None,
             metadata_url: "sqlite://var/overlord/metadata.db".into(),
             zk_connect: "127.0.0.1:2181".into(),
             zk_base: "/druid".into(),
@@ -142,6 +146,9 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_OVERLORD_PORT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    #[arg(long, env = "DROVER_OVERLORD_PORT_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_file: Option<PathBuf>,
     #[arg(long, env = "DROVER_OVERLORD_BIND_ADDRESS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bind_address: Option<String>,

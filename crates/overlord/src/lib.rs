@@ -24,7 +24,7 @@ use crate::runner::RunnerConfig;
 /// Runs until `stop` resolves, then gives up leadership (so a follower takes over at once) and
 /// stops serving.
 pub async fn run(
-    config: OverlordConfig,
+    mut config: OverlordConfig,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     if let Some(path) = config.metadata_url.strip_prefix("sqlite://") {
@@ -47,9 +47,14 @@ pub async fn run(
                 drover_metadata::redact(&config.metadata_url)
             )
         })?;
-    let listener = tokio::net::TcpListener::bind((config.bind_address.as_str(), config.port))
-        .await
-        .with_context(|| format!("cannot listen on {}:{}", config.bind_address, config.port))?;
+    let (listener, port) = drover_service::bind_listener(
+        &config.bind_address,
+        config.port,
+        config.port_file.as_deref(),
+    )
+    .await?;
+    // Port 0 asked the kernel for one: the leader URL names the port really listened on.
+    config.port = port;
 
     let session = ZkSession::start(config.zk_connect.clone(), config.zk_session_timeout);
     let leadership = leader::start(

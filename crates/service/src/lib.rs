@@ -77,6 +77,28 @@ pub fn exit_with(result: anyhow::Result<()>) -> std::process::ExitCode {
     }
 }
 
+/// Binds the server's listener; with port 0 the kernel picks a free port, which the process
+/// then advertises (and writes to `port_file`, when given, for whoever started it: tests bind
+/// port 0 instead of guessing a free port and racing others for it).
+pub async fn bind_listener(
+    address: &str,
+    port: u16,
+    port_file: Option<&Path>,
+) -> anyhow::Result<(tokio::net::TcpListener, u16)> {
+    use anyhow::Context;
+    let listener = tokio::net::TcpListener::bind((address, port))
+        .await
+        .with_context(|| format!("cannot listen on {address}:{port}"))?;
+    let port = listener.local_addr()?.port();
+    if let Some(file) = port_file {
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, port.to_string())
+            .and_then(|()| std::fs::rename(&tmp, file))
+            .with_context(|| format!("cannot write port_file {}", file.display()))?;
+    }
+    Ok((listener, port))
+}
+
 /// Raises the soft limit on open files to the hard limit, so connections, task logs and
 /// ZooKeeper sockets do not run out at the distribution's default of 1,024.
 pub fn raise_open_files_limit() {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use crate::client::ApiClient;
-use crate::process::{binary, free_port, ManagedProcess};
+use crate::process::{binary, ManagedProcess};
 use crate::zookeeper::ZooKeeper;
 
 #[derive(Debug, Clone)]
@@ -107,11 +107,11 @@ impl Cluster {
         let task_log_dir = dir.join("task-logs");
         let mut overlords = Vec::new();
         for n in 0..spec.overlords.max(1) {
-            let port = free_port();
-            println!("overlord {n}: port {port}");
+            // Port 0: the overlord binds a port the kernel picks and writes it to this file.
+            let port_file = dir.join(format!("overlord{n}.port"));
             let mut cmd = server_command(
                 "drover-overlord",
-                port,
+                &port_file,
                 &zk_connect,
                 &zk_base,
                 "6s",
@@ -124,12 +124,14 @@ impl Cluster {
                 .unwrap_or_else(|| format!("sqlite://{}", dir.join("metadata.db").display()));
             cmd.extend(["--metadata-url".into(), metadata_url]);
             cmd.extend(spec.overlord_args.iter().cloned());
-            let process = ManagedProcess::start(
+            let mut process = ManagedProcess::start(
                 &format!("overlord-{n}"),
                 cmd,
                 log_env(),
                 dir.join(format!("overlord{n}.log")),
             );
+            let port = process.wait_for_port(&port_file);
+            println!("overlord {n}: port {port}");
             let url = format!("http://127.0.0.1:{port}");
             overlords.push(Overlord {
                 process,
@@ -208,17 +210,13 @@ impl Cluster {
 
     pub fn add_middle_manager(&mut self, spec: &MiddleManagerSpec) {
         let n = self.middle_managers.len();
-        let port = free_port();
+        let port_file = self.dir.join(format!("mm{n}.port"));
         // Peon ports, like server ports, stay below the ephemeral range.
         let peon_port = 30_000 + rand::rng().random_range(0..2_500u16);
-        println!(
-            "middle manager {n}: port {port}, peon ports {peon_port}..{}",
-            peon_port + 200
-        );
         let base_task_dir = self.dir.join(format!("mm{n}")).join("task");
         let mut cmd = server_command(
             "drover-middle-manager",
-            port,
+            &port_file,
             &self.zk_connect,
             &self.zk_base,
             "4s",
@@ -239,11 +237,16 @@ impl Cluster {
             self.deep_storage_dir.display().to_string(),
         ]);
         cmd.extend(spec.extra_args.iter().cloned());
-        let process = ManagedProcess::start(
+        let mut process = ManagedProcess::start(
             &format!("middle-manager-{n}"),
             cmd,
             log_env(),
             self.dir.join(format!("mm{n}.log")),
+        );
+        let port = process.wait_for_port(&port_file);
+        println!(
+            "middle manager {n}: port {port}, peon ports {peon_port}..{}",
+            peon_port + 200
         );
         self.middle_managers.push(MiddleManager {
             process,
@@ -318,7 +321,7 @@ impl Drop for Cluster {
 /// The flags both servers take: loopback host and port, ZooKeeper, task-log storage.
 fn server_command(
     binary_name: &str,
-    port: u16,
+    port_file: &std::path::Path,
     zk_connect: &str,
     zk_base: &str,
     session_timeout: &str,
@@ -329,7 +332,9 @@ fn server_command(
         "--host".into(),
         "127.0.0.1".into(),
         "--port".into(),
-        port.to_string(),
+        "0".into(),
+        "--port-file".into(),
+        port_file.display().to_string(),
         "--bind-address".into(),
         "127.0.0.1".into(),
         "--zk-connect".into(),

@@ -136,6 +136,39 @@ impl ManagedProcess {
         false
     }
 
+    /// Sets the value that follows `flag` in the command (for the next `restart`).
+    pub fn set_arg(&mut self, flag: &str, value: &str) {
+        if let Some(i) = self.command.iter().position(|a| a == flag) {
+            if let Some(v) = self.command.get_mut(i + 1) {
+                *v = value.to_string();
+            }
+        }
+    }
+
+    /// Waits for a server started with `--port 0 --port-file <file>` to write the port it
+    /// listens on; later restarts listen on that same port.
+    pub fn wait_for_port(&mut self, file: &Path) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(port) = std::fs::read_to_string(file)
+                .ok()
+                .and_then(|s| s.trim().parse::<u16>().ok())
+            {
+                self.set_arg("--port", &port.to_string());
+                return port;
+            }
+            if Instant::now() > deadline || !self.is_running() {
+                panic!(
+                    "{} never wrote its port to {}:\n{}",
+                    self.name,
+                    file.display(),
+                    self.log_tail(30)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Starts the same command again (after a kill).
     pub fn restart(&mut self) {
         self.kill9();
