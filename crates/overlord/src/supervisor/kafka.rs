@@ -19,6 +19,10 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::chat::{ChatClient, ChatError};
+use super::decide::{
+    groups_reading, groups_to_finish, pending_completion, reading_state, Mode, Publishing,
+    ReadingState,
+};
 use super::error::RunError;
 use super::groups::{
     checkpoint_request, group_of, lag, max_offsets, start_offsets, CheckpointRequest, StartFrom,
@@ -585,21 +589,26 @@ impl KafkaSupervisor {
     }
 
     async fn check_task_duration(&mut self) -> Result<(), RunError> {
-        let now = Utc::now();
         let duration =
             chrono::Duration::from_std(self.spec.io.task_duration).unwrap_or(chrono::Duration::MAX);
-        let due: Vec<u32> = self
-            .reading
+        let mode = if self.stopping {
+            Mode::Stopping
+        } else if self.spec.suspended {
+            Mode::Suspended
+        } else {
+            Mode::Reading
+        };
+        let still_publishing: BTreeSet<u32> = self
+            .pending
             .iter()
-            .filter(|(g, group)| {
-                let finishing = self.spec.suspended || self.stopping;
-                let expired = now - group.start_time() >= duration;
-                // A group waits for the ones before it to publish, so offsets commit in order.
-                let earlier = self.pending.get(g).is_some_and(|l| !l.is_empty());
-                (finishing || expired) && (!earlier || self.stopping)
-            })
+            .filter(|(_, list)| !list.is_empty())
             .map(|(g, _)| *g)
             .collect();
+        let reading = self
+            .reading
+            .iter()
+            .map(|(g, group)| (*g, group.start_time()));
+        let due = groups_to_finish(reading, &still_publishing, mode, duration, Utc::now());
         for g in due {
             self.finish_group(g).await;
         }
@@ -786,31 +795,28 @@ impl KafkaSupervisor {
         let groups: Vec<u32> = self.pending.keys().copied().collect();
         for g in groups {
             let list = self.pending.remove(&g).unwrap_or_default();
-            let mut kept = Vec::new();
-            let mut failed_from: Option<usize> = None;
-            for (i, group) in list.iter().enumerate() {
-                if failed_from.is_some() {
-                    break;
-                }
-                if group.tasks.values().any(|t| t.status == TaskState::Success) {
-                    for (id, t) in &group.tasks {
-                        if t.status == TaskState::Running {
-                            self.stop_task(id, t.location.as_deref()).await;
-                        }
-                    }
-                    continue;
-                }
-                let all_failed = group.tasks.values().all(|t| t.status == TaskState::Failed);
-                let late = group
-                    .completion_deadline
-                    .is_some_and(|d| Instant::now() > d);
-                if all_failed || late {
-                    failed_from = Some(i);
-                    break;
-                }
-                kept.push(group.clone());
+            let views: Vec<Publishing> = list
+                .iter()
+                .map(|group| Publishing {
+                    tasks: group
+                        .tasks
+                        .iter()
+                        .map(|(id, t)| (id.clone(), t.status))
+                        .collect(),
+                    deadline: group.completion_deadline,
+                })
+                .collect();
+            let decision = pending_completion(&views, Instant::now());
+            let location = |id: &TaskId| {
+                list.iter()
+                    .find_map(|group| group.tasks.get(id))
+                    .and_then(|t| t.location.clone())
+            };
+            for id in &decision.stop {
+                self.stop_task(id, location(id).as_deref()).await;
             }
-            if let Some(i) = failed_from {
+            let kept: Vec<TaskGroup> = decision.keep.iter().map(|i| list[*i].clone()).collect();
+            if decision.failed {
                 tracing::warn!(supervisor = %self.spec.id, group = g, "a publishing task group failed or ran past completionTimeout; its partitions start again from the stored offsets");
                 self.health.error(
                     Utc::now(),
@@ -820,13 +826,9 @@ impl KafkaSupervisor {
                     ),
                     false,
                 );
-                for group in &list[i..] {
-                    for (id, t) in &group.tasks {
-                        if t.status == TaskState::Running {
-                            self.kill(id, "its task group did not publish in time")
-                                .await;
-                        }
-                    }
+                for id in &decision.kill {
+                    self.kill(id, "its task group did not publish in time")
+                        .await;
                 }
                 if let Some(reading) = self.reading.remove(&g) {
                     for id in reading.tasks.keys() {
@@ -847,14 +849,19 @@ impl KafkaSupervisor {
     fn check_current_task_state(&mut self) {
         let mut emptied = Vec::new();
         for (g, group) in self.reading.iter_mut() {
-            group.tasks.retain(|id, t| {
-                if t.status == TaskState::Failed {
-                    tracing::warn!(task = %id, group = *g, "reading task failed; it will be replaced");
+            let statuses = group
+                .tasks
+                .iter()
+                .map(|(id, t)| (id.clone(), t.status))
+                .collect();
+            match reading_state(&statuses) {
+                ReadingState::Done => emptied.push(*g),
+                ReadingState::Reading { failed } => {
+                    for id in failed {
+                        tracing::warn!(task = %id, group = *g, "reading task failed; it will be replaced");
+                        group.tasks.remove(&id);
+                    }
                 }
-                t.status != TaskState::Failed
-            });
-            if group.tasks.values().any(|t| t.status == TaskState::Success) {
-                emptied.push(*g);
             }
         }
         for g in emptied {
@@ -1011,13 +1018,7 @@ impl KafkaSupervisor {
                     .keys()
                     .filter_map(|p| p.parse().ok())
                     .collect();
-                let groups: Vec<u32> = self
-                    .partition_groups
-                    .iter()
-                    .filter(|(_, parts)| parts.keys().any(|p| touched.contains(p)))
-                    .map(|(g, _)| *g)
-                    .collect();
-                for g in groups {
+                for g in groups_reading(&self.partition_groups, &touched) {
                     if let Some(group) = self.reading.remove(&g) {
                         for id in group.tasks.keys() {
                             self.kill(id, "the supervisor's offsets were reset").await;

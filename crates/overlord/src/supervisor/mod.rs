@@ -4,6 +4,7 @@
 //! terminating go through it one at a time.
 
 mod chat;
+mod decide;
 mod error;
 mod groups;
 mod health;
