@@ -7,15 +7,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::scope::LeaderScope;
 use drover_metadata::MetadataStore;
 use drover_zk::{LatchState, LeaderLatch, ZkPaths, ZkSession};
 use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
 
 use crate::queue::{self, QueueConfig, QueueHandle};
 use crate::runner::select::{Selection, WorkerBehaviorConfig, WORKER_CONFIG_KEY};
 use crate::runner::{self, RunnerConfig, RunnerHandle};
 use crate::supervisor::{self, SupervisorContext, SupervisorManager};
+
+/// How long stepping down waits for the term's work to end once cancelled.
+const STEP_DOWN_JOIN: Duration = Duration::from_secs(10);
 
 /// What runs while this overlord leads.
 pub struct LeaderServices {
@@ -27,7 +30,8 @@ pub struct LeaderServices {
     pub epoch: i64,
     /// The latch term these services were started in.
     term: u64,
-    stop: CancellationToken,
+    /// Everything the services started; ended (and joined) on stepping down.
+    scope: LeaderScope,
 }
 
 /// Everything needed to start the leader's services.
@@ -128,18 +132,19 @@ impl Manager {
                     tracing::error!(error = %e, "could not take up leadership; retrying");
                 }
             } else if !leading {
-                self.step_down("leadership lost");
+                self.step_down("leadership lost").await;
             }
             tokio::select! {
                 changed = latch.changed() => if changed.is_err() { return },
                 Some(()) = fenced.recv() => {
                     let term = self.services.borrow().as_ref().map(|s| s.term);
                     fenced_in = Some(term.unwrap_or_else(|| self.latch.term()));
-                    self.step_down("the metadata store says another overlord leads now");
+                    self.step_down("the metadata store says another overlord leads now")
+                        .await;
                     self.latch.rejoin();
                 }
                 Some(reply) = shutdown.recv() => {
-                    self.step_down("stopping");
+                    self.step_down("stopping").await;
                     self.latch.leave().await;
                     reply.send(()).ok();
                     return;
@@ -163,7 +168,7 @@ impl Manager {
         if self.latch.state() != LatchState::Leader || self.latch.term() != term {
             return Ok(());
         }
-        let stop = CancellationToken::new();
+        let scope = LeaderScope::new();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let runner = runner::start(
             self.config.runner.clone(),
@@ -171,7 +176,7 @@ impl Manager {
             self.config.paths.clone(),
             self.config.zk_resync_period,
             events_tx,
-            stop.clone(),
+            scope.clone(),
         );
         // The dynamic worker config (POST /worker) outlives restarts and leaders.
         match store.get_config(WORKER_CONFIG_KEY).await {
@@ -191,7 +196,7 @@ impl Manager {
             store.clone(),
             runner.clone(),
             events_rx,
-            stop.clone(),
+            scope.clone(),
         );
         let supervisors = supervisor::start(
             SupervisorContext {
@@ -200,7 +205,7 @@ impl Manager {
                 runner: runner.clone(),
                 http: reqwest::Client::new(),
             },
-            stop.clone(),
+            scope.clone(),
         );
         tracing::info!(epoch, "leading: task queue, runner and supervisors started");
         self.services.send_replace(Some(Arc::new(LeaderServices {
@@ -210,19 +215,23 @@ impl Manager {
             supervisors,
             epoch,
             term,
-            stop,
+            scope,
         })));
         Ok(())
     }
 
-    fn step_down(&self, why: &str) {
+    /// Stops the services and waits (a little) for everything they started to end, so that
+    /// nothing of this term still writes when the next one starts.
+    async fn step_down(&self, why: &str) {
         if let Some(services) = self.services.send_replace(None) {
+            if !services.scope.end(STEP_DOWN_JOIN).await {
+                tracing::warn!(epoch = services.epoch, timeout = ?STEP_DOWN_JOIN, "some of the leader's work did not end in time");
+            }
             tracing::warn!(
                 epoch = services.epoch,
                 reason = why,
                 "no longer leading: task queue and runner stopped"
             );
-            services.stop.cancel();
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod lockbox;
 pub mod queue;
 mod retry;
 pub mod runner;
+pub mod scope;
 pub mod supervisor;
 
 use anyhow::Context;

@@ -19,7 +19,6 @@ mod locks;
 
 use crate::actions::TaskAction;
 use crate::lockbox::Lockbox;
-use tokio_util::sync::CancellationToken;
 
 use crate::runner::{RunnerEvent, RunnerHandle};
 
@@ -238,7 +237,7 @@ pub fn start(
     store: MetadataStore,
     runner: RunnerHandle,
     runner_events: mpsc::UnboundedReceiver<RunnerEvent>,
-    stop: CancellationToken,
+    scope: crate::scope::LeaderScope,
 ) -> QueueHandle {
     let (tx, rx) = mpsc::channel(1024);
     let lock_released = Arc::new(Notify::new());
@@ -255,7 +254,7 @@ pub fn start(
         runner_ready: false,
         last_storage_sync: Instant::now(),
     };
-    tokio::spawn(stop.run_until_cancelled_owned(queue.run(rx, runner_events)));
+    scope.spawn(queue.run(rx, runner_events));
     QueueHandle {
         tx,
         lock_released,

@@ -14,7 +14,6 @@ use std::time::Duration;
 use drover_core::{Task, TaskAnnouncement, TaskId, TaskStatus, Worker, WorkerHost};
 use drover_zk::{ZkPaths, ZkSession};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 
 pub use state::{RunnerSnapshot, RunnerTaskView, WorkerView};
 
@@ -165,12 +164,19 @@ pub fn start(
     paths: ZkPaths,
     resync_period: Duration,
     events: mpsc::UnboundedSender<RunnerEvent>,
-    stop: CancellationToken,
+    scope: crate::scope::LeaderScope,
 ) -> RunnerHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let handle = RunnerHandle { tx: tx.clone() };
-    let state = RunnerState::new(config, session.clone(), paths.clone(), events, tx.clone());
-    tokio::spawn(stop.clone().run_until_cancelled_owned(state.run(rx)));
-    tokio::spawn(stop.run_until_cancelled_owned(zk_watch::run(session, paths, resync_period, tx)));
+    let state = RunnerState::new(
+        config,
+        session.clone(),
+        paths.clone(),
+        events,
+        tx.clone(),
+        scope.clone(),
+    );
+    scope.spawn(state.run(rx));
+    scope.spawn(zk_watch::run(session, paths, resync_period, tx));
     handle
 }

@@ -163,6 +163,8 @@ pub(crate) struct RunnerState {
     events: mpsc::UnboundedSender<RunnerEvent>,
     self_tx: mpsc::UnboundedSender<RunnerMsg>,
     http: reqwest::Client,
+    /// ZooKeeper writes and calls to workers run here: they end with the leadership term.
+    scope: crate::scope::LeaderScope,
     ready: bool,
     /// Strategy, affinity and categories in force (the dynamic worker config, else the static one).
     selection: Selection,
@@ -178,6 +180,7 @@ impl RunnerState {
         paths: ZkPaths,
         events: mpsc::UnboundedSender<RunnerEvent>,
         self_tx: mpsc::UnboundedSender<RunnerMsg>,
+        scope: crate::scope::LeaderScope,
     ) -> Self {
         let http = reqwest::Client::builder()
             .timeout(config.task_shutdown_link_timeout)
@@ -191,6 +194,7 @@ impl RunnerState {
             events,
             self_tx,
             http,
+            scope,
             ready: false,
             workers: BTreeMap::new(),
             tasks: IndexMap::new(),
@@ -653,7 +657,7 @@ impl RunnerState {
         }
         self.workers.remove(&host);
         let (session, status_dir) = (self.session.clone(), self.paths.worker_status(&host));
-        tokio::spawn(async move {
+        self.scope.spawn(async move {
             let Some(client) = session.try_client() else {
                 return;
             };
@@ -780,7 +784,7 @@ impl RunnerState {
         }
         let path = self.paths.task(&host, &task.id);
         let (session, tx) = (self.session.clone(), self.self_tx.clone());
-        tokio::spawn(async move {
+        self.scope.spawn(async move {
             let data = task.to_json_bytes();
             let result = async {
                 let client = session.try_client().ok_or(ZkError::NoSession)?;
@@ -805,7 +809,7 @@ impl RunnerState {
 
     fn spawn_delete(&self, path: String) {
         let session = self.session.clone();
-        tokio::spawn(async move {
+        self.scope.spawn(async move {
             let Some(client) = session.try_client() else {
                 return;
             };
@@ -826,7 +830,7 @@ impl RunnerState {
         let url = format!("{base}/druid/worker/v1/task/{id}/shutdown");
         tracing::info!(task = %id, worker = %host, %reason, "asking worker to shut down task");
         let http = self.http.clone();
-        tokio::spawn(async move {
+        self.scope.spawn(async move {
             match http.post(&url).send().await {
                 Ok(r) if r.status().is_success() => {}
                 Ok(r) => tracing::warn!(%url, status = %r.status(), "worker refused shutdown"),
@@ -933,7 +937,14 @@ mod tests {
         let (events, rx) = mpsc::unbounded_channel();
         let (self_tx, _self_rx) = mpsc::unbounded_channel();
         (
-            RunnerState::new(config, session, ZkPaths::new("/druid"), events, self_tx),
+            RunnerState::new(
+                config,
+                session,
+                ZkPaths::new("/druid"),
+                events,
+                self_tx,
+                crate::scope::LeaderScope::new(),
+            ),
             rx,
         )
     }

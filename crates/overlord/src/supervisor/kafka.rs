@@ -127,7 +127,7 @@ fn new_task_data() -> TaskData {
 pub fn start(
     spec: KafkaSupervisorSpec,
     ctx: SupervisorContext,
-    stop: tokio_util::sync::CancellationToken,
+    scope: &crate::scope::LeaderScope,
 ) -> SupervisorHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let spec = Arc::new(spec);
@@ -155,7 +155,7 @@ pub fn start(
     };
     supervisor.publish();
     let published = supervisor.published.subscribe();
-    tokio::spawn(stop.run_until_cancelled_owned(supervisor.run(rx, tx.clone())));
+    scope.spawn(supervisor.run(rx, tx.clone()));
     SupervisorHandle {
         spec,
         tx,

@@ -20,7 +20,6 @@ use drover_kafka::KafkaSupervisorSpec;
 use drover_metadata::MetadataStore;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_util::sync::CancellationToken;
 
 use self::kafka::{Notice, SupervisorHandle};
 use crate::queue::QueueHandle;
@@ -158,22 +157,22 @@ fn tombstone(id: &str, data_source: &str) -> Value {
 }
 
 /// Starts the manager and every supervisor whose newest stored spec is not a tombstone.
-pub fn start(ctx: SupervisorContext, stop: CancellationToken) -> SupervisorManager {
+pub fn start(ctx: SupervisorContext, scope: crate::scope::LeaderScope) -> SupervisorManager {
     let (tx, rx) = mpsc::channel(64);
     let (published, running) = watch::channel(Running::default());
     let manager = Manager {
         ctx,
-        stop: stop.clone(),
+        scope: scope.clone(),
         running: BTreeMap::new(),
         published,
     };
-    tokio::spawn(stop.run_until_cancelled_owned(manager.run(rx)));
+    scope.spawn(manager.run(rx));
     SupervisorManager { tx, running }
 }
 
 struct Manager {
     ctx: SupervisorContext,
-    stop: CancellationToken,
+    scope: crate::scope::LeaderScope,
     running: BTreeMap<String, SupervisorHandle>,
     published: watch::Sender<Running>,
 }
@@ -250,7 +249,7 @@ impl Manager {
             match KafkaSupervisorSpec::from_value(&value) {
                 Ok(spec) => {
                     let id = spec.id.clone();
-                    let h = kafka::start(spec, self.ctx.clone(), self.stop.clone());
+                    let h = kafka::start(spec, self.ctx.clone(), &self.scope);
                     self.running.insert(id, h);
                 }
                 Err(e) => {
@@ -284,7 +283,7 @@ impl Manager {
         if let Some(old) = self.running.remove(&id) {
             old.ask(Notice::GracefulStop).await;
         }
-        let h = kafka::start(spec, self.ctx.clone(), self.stop.clone());
+        let h = kafka::start(spec, self.ctx.clone(), &self.scope);
         self.running.insert(id, h);
         Ok(())
     }
