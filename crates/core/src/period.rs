@@ -5,7 +5,16 @@
 use std::time::Duration;
 
 /// Parses `PnW`, `PnDTnHnMnS` (any part optional, seconds may be fractional).
-pub fn parse_period(s: &str) -> Result<Duration, String> {
+/// Why a text is not a period this parser takes; the message names the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PeriodError(pub String);
+
+pub fn parse_period(s: &str) -> Result<Duration, PeriodError> {
+    parse(s).map_err(PeriodError)
+}
+
+fn parse(s: &str) -> Result<Duration, String> {
     let bad = || format!("[{s}] is not an ISO-8601 period such as PT1H, PT30S or P1D");
     let rest = s.strip_prefix('P').ok_or_else(bad)?;
     if rest.is_empty() {
@@ -72,6 +81,6 @@ mod tests {
         for bad in ["", "P", "PT", "1H", "PT1X", "P1M", "P1Y", "PTH", "PT1"] {
             assert!(parse_period(bad).is_err(), "{bad}");
         }
-        assert!(parse_period("P1M").unwrap_err().contains("months"));
+        assert!(parse_period("P1M").unwrap_err().0.contains("months"));
     }
 }

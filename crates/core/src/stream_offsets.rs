@@ -23,9 +23,26 @@ pub struct StreamOffsets {
     pub offsets: BTreeMap<String, i64>,
 }
 
+/// Why a commit-metadata JSON cannot be read; the message names the missing or bad field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CommitMetadataError(pub String);
+
+impl From<&str> for CommitMetadataError {
+    fn from(message: &str) -> Self {
+        CommitMetadataError(message.to_string())
+    }
+}
+
+impl From<String> for CommitMetadataError {
+    fn from(message: String) -> Self {
+        CommitMetadataError(message)
+    }
+}
+
 impl StreamOffsets {
     /// Reads start or end metadata in Druid's shape (old `partitionOffsetMap`/`topic` names too).
-    pub fn from_metadata(v: &Value) -> Result<StreamOffsets, String> {
+    pub fn from_metadata(v: &Value) -> Result<StreamOffsets, CommitMetadataError> {
         let kind = v
             .get("type")
             .and_then(Value::as_str)

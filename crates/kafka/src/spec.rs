@@ -94,7 +94,7 @@ pub(crate) fn period(
 ) -> Result<Option<Duration>, SpecError> {
     match v {
         None | Some(Value::Null) => Ok(default),
-        Some(Value::String(s)) => parse_period(s).map(Some).map_err(|e| field(name, e)),
+        Some(Value::String(s)) => parse_period(s).map(Some).map_err(|e| field(name, e.0)),
         // Druid also takes a number of milliseconds for some of these.
         Some(Value::Number(n)) => n
             .as_u64()

@@ -149,6 +149,24 @@ impl NewTask<'_> {
     }
 }
 
+/// Why an `index_kafka` task's `ioConfig` (or an offset map) cannot be read; the message names
+/// the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TaskIoError(pub String);
+
+impl From<&str> for TaskIoError {
+    fn from(message: &str) -> Self {
+        TaskIoError(message.to_string())
+    }
+}
+
+impl From<String> for TaskIoError {
+    fn from(message: String) -> Self {
+        TaskIoError(message)
+    }
+}
+
 /// An `index_kafka` task's `ioConfig` and `checkpoints`, read back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KafkaTaskIo {
@@ -178,7 +196,7 @@ pub struct KafkaTaskIo {
 pub const DEFAULT_BROKER_OUTAGE_TIMEOUT: std::time::Duration =
     std::time::Duration::from_secs(10 * 60);
 
-fn read_offsets(name: &str, v: Option<&Value>) -> Result<(String, Offsets), String> {
+fn read_offsets(name: &str, v: Option<&Value>) -> Result<(String, Offsets), TaskIoError> {
     let v = v.ok_or_else(|| format!("[ioConfig.{name}] is required"))?;
     let stream = v
         .get("stream")
@@ -195,7 +213,7 @@ fn read_offsets(name: &str, v: Option<&Value>) -> Result<(String, Offsets), Stri
 }
 
 /// `{"0": 12, "1": 40}` → offsets, naming `what` in errors.
-pub fn parse_offset_map(what: &str, map: &Map<String, Value>) -> Result<Offsets, String> {
+pub fn parse_offset_map(what: &str, map: &Map<String, Value>) -> Result<Offsets, TaskIoError> {
     let mut out = Offsets::new();
     for (p, o) in map {
         let partition: i32 = p
@@ -212,7 +230,7 @@ pub fn parse_offset_map(what: &str, map: &Map<String, Value>) -> Result<Offsets,
 }
 
 impl KafkaTaskIo {
-    pub fn from_task(task: &Value) -> Result<KafkaTaskIo, String> {
+    pub fn from_task(task: &Value) -> Result<KafkaTaskIo, TaskIoError> {
         let io = task
             .get("ioConfig")
             .and_then(Value::as_object)
@@ -231,7 +249,8 @@ impl KafkaTaskIo {
         if end_topic != topic {
             return Err(format!(
                 "[ioConfig]: start offsets are for topic [{topic}], end offsets for [{end_topic}]"
-            ));
+            )
+            .into());
         }
         if start.keys().ne(end.keys()) {
             return Err("[ioConfig]: start and end offsets must name the same partitions".into());

@@ -247,7 +247,7 @@ pub async fn reset_offsets(
     let h = handle(&s, &id).await?;
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
-    let offsets = StreamOffsets::from_metadata(&v).map_err(ApiError::BadRequest)?;
+    let offsets = StreamOffsets::from_metadata(&v).map_err(|e| ApiError::BadRequest(e.0))?;
     for (p, o) in &offsets.offsets {
         if p.parse::<i32>().map_or(true, |p| p < 0) || *o < 0 {
             return Err(ApiError::BadRequest(format!(

@@ -75,7 +75,8 @@ pub async fn submit(
     if task.kind == TaskKind::Kafka {
         drover_ingest::IngestionSpec::from_stream_task(task.payload())
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        drover_kafka::KafkaTaskIo::from_task(task.payload()).map_err(ApiError::BadRequest)?;
+        drover_kafka::KafkaTaskIo::from_task(task.payload())
+            .map_err(|e| ApiError::BadRequest(e.0))?;
     }
     let id = task.id.clone();
     // Answered by the deadline, and stored by then or never: a client that gives up on a slow

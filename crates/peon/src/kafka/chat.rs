@@ -201,7 +201,7 @@ async fn set_end(
     {
         Ok(Some(map)) => match drover_kafka::task::parse_offset_map("body", &map) {
             Ok(o) => o,
-            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+            Err(e) => return error(StatusCode::BAD_REQUEST, e.0),
         },
         Ok(None) => {
             return error(

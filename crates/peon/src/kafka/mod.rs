@@ -35,7 +35,7 @@ pub fn run(task: &Task, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
 
 fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result<(), String> {
     let spec = IngestionSpec::from_stream_task(task.payload()).map_err(|e| e.to_string())?;
-    let io = KafkaTaskIo::from_task(task.payload())?;
+    let io = KafkaTaskIo::from_task(task.payload()).map_err(|e| e.0)?;
     let persist = task_dir.join("persist");
     std::fs::create_dir_all(&persist)
         .map_err(|e| format!("cannot create {}: {e}", persist.display()))?;
