@@ -41,6 +41,20 @@ pub enum Notice {
     },
 }
 
+/// Why a peon could not be started for an assigned task (its task then fails with this).
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error("no free port left in the peon port range")]
+    NoPort,
+    #[error("cannot prepare the task directory: {0}")]
+    TaskDir(std::io::Error),
+    #[error("cannot start {}: {error}", peon.display())]
+    Spawn {
+        peon: PathBuf,
+        error: std::io::Error,
+    },
+}
+
 pub struct MonitorConfig {
     pub worker_host: String,
     /// Host part of `worker_host`, for peon locations.
@@ -188,14 +202,14 @@ impl Monitor {
         }
     }
 
-    fn start(&mut self, task: Task) -> Result<(), String> {
+    fn start(&mut self, task: Task) -> Result<(), StartError> {
         let port = self
             .ports
             .take(forking::port_is_bindable)
-            .ok_or_else(|| "no free port left in the peon port range".to_string())?;
+            .ok_or(StartError::NoPort)?;
         let dir = TaskDir::prepare(&self.config.base_task_dir, &task).map_err(|e| {
             self.ports.release(port);
-            format!("cannot prepare the task directory: {e}")
+            StartError::TaskDir(e)
         })?;
         let overlords = self
             .config
@@ -220,7 +234,10 @@ impl Monitor {
         )
         .map_err(|e| {
             self.ports.release(port);
-            format!("cannot start {}: {e}", self.config.peon_command.display())
+            StartError::Spawn {
+                peon: self.config.peon_command.clone(),
+                error: e,
+            }
         })?;
         let pid = child.id();
         let (control_tx, control_rx) = mpsc::channel(4);

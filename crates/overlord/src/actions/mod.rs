@@ -84,6 +84,17 @@ pub fn lock_intervals(intervals: &[Interval], segment: Granularity) -> Vec<Inter
     out
 }
 
+/// A segment cannot be allocated where segments of another granularity already are.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "cannot allocate a segment in [{bucket}]: segments of interval [{other}] overlap it with a \
+     different segment granularity"
+)]
+pub struct MixedGranularity {
+    pub bucket: Interval,
+    pub other: Interval,
+}
+
 /// Where an allocated segment goes in `bucket`: appended to the segments already there (same
 /// version, next partition number), or partition 0 of the lock's version in an empty bucket.
 pub fn allocate(
@@ -91,7 +102,7 @@ pub fn allocate(
     used: &[DataSegment],
     pending: &[PendingSegment],
     lock_version: &str,
-) -> Result<(String, u32), String> {
+) -> Result<(String, u32), MixedGranularity> {
     let existing: Vec<(&Interval, &str, u32)> = used
         .iter()
         .map(|s| (&s.interval, s.version.as_str(), s.partition_num()))
@@ -103,10 +114,10 @@ pub fn allocate(
         .filter(|(i, _, _)| i.overlaps(bucket))
         .collect();
     if let Some((other, _, _)) = existing.iter().find(|(i, _, _)| *i != bucket) {
-        return Err(format!(
-            "cannot allocate a segment in [{bucket}]: segments of interval [{other}] overlap it \
-             with a different segment granularity"
-        ));
+        return Err(MixedGranularity {
+            bucket: *bucket,
+            other: **other,
+        });
     }
     let Some(version) = existing.iter().map(|(_, v, _)| *v).max() else {
         return Ok((lock_version.to_string(), 0));
@@ -197,6 +208,7 @@ mod tests {
         let month = [seg("2024-01-01/2024-02-01", "v1", 0)];
         assert!(allocate(&day, &month, &[], "v9")
             .unwrap_err()
+            .to_string()
             .contains("granularity"));
     }
 

@@ -39,7 +39,7 @@ pub async fn set_config(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let config = WorkerBehaviorConfig::parse(&body).map_err(ApiError::BadRequest)?;
+    let config = WorkerBehaviorConfig::parse(&body).map_err(|e| ApiError::BadRequest(e.0))?;
     let payload = serde_json::to_string(&config).expect("serializes");
     let header = |name: &str| {
         headers

@@ -58,6 +58,17 @@ pub struct LockFilter {
     pub intervals: Option<Vec<Interval>>,
 }
 
+/// Why a task may not publish segments in an interval (Druid's critical-section check).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotPublishable {
+    #[error("task [{task}] holds no lock covering [{interval}]")]
+    NoLock { task: TaskId, interval: Interval },
+    #[error("the lock of task [{task}] on [{interval}] was revoked by a higher priority task")]
+    Revoked { task: TaskId, interval: Interval },
+    #[error("task [{task}] holds only a SHARED lock on [{interval}]; it cannot publish")]
+    SharedOnly { task: TaskId, interval: Interval },
+}
+
 /// What a decision changed, for the owner to persist.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct LockChanges {
@@ -271,7 +282,11 @@ impl Lockbox {
 
     /// Druid's `doInCriticalSection` check before publishing: every interval is covered by a lock
     /// of the task that is neither revoked nor SHARED.
-    pub fn check_publishable(&self, task: &TaskId, intervals: &[Interval]) -> Result<(), String> {
+    pub fn check_publishable(
+        &self,
+        task: &TaskId,
+        intervals: &[Interval],
+    ) -> Result<(), NotPublishable> {
         for interval in intervals {
             let covering: Vec<&TaskLock> = self
                 .posses
@@ -280,12 +295,23 @@ impl Lockbox {
                 .map(|p| &p.lock)
                 .collect();
             match covering.first() {
-                None => return Err(format!("task [{task}] holds no lock covering [{interval}]")),
+                None => {
+                    return Err(NotPublishable::NoLock {
+                        task: task.clone(),
+                        interval: *interval,
+                    })
+                }
                 Some(l) if l.revoked => {
-                    return Err(format!("the lock of task [{task}] on [{interval}] was revoked by a higher priority task"))
+                    return Err(NotPublishable::Revoked {
+                        task: task.clone(),
+                        interval: *interval,
+                    })
                 }
                 Some(l) if l.lock_type == LockType::Shared => {
-                    return Err(format!("task [{task}] holds only a SHARED lock on [{interval}]; it cannot publish"))
+                    return Err(NotPublishable::SharedOnly {
+                        task: task.clone(),
+                        interval: *interval,
+                    })
                 }
                 Some(_) => {}
             }
@@ -439,7 +465,7 @@ mod tests {
                 &[Interval::parse(DAY1).unwrap()],
             )
             .unwrap_err();
-        assert!(err.contains("revoked"), "{err}");
+        assert!(matches!(err, NotPublishable::Revoked { .. }), "{err}");
         // Only *strictly* lower priorities are revoked; one unrevocable conflict means waiting.
         let (mid, _) = b.try_lock(&req("mid", "gm", DAY1, LockType::Exclusive, 75), now());
         assert_eq!(mid, LockResult::Conflict);
@@ -497,7 +523,7 @@ mod tests {
                 &[Interval::parse(DAY1).unwrap()],
             )
             .unwrap_err();
-        assert!(err.contains("SHARED"));
+        assert!(matches!(err, NotPublishable::SharedOnly { .. }), "{err}");
     }
 
     #[test]

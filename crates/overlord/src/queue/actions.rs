@@ -186,8 +186,8 @@ impl TaskQueue {
         }
         let used = bounded(self.store.used_segments(ds, Some(&bucket))).await?;
         let pending = bounded(self.store.pending_segments(ds, &bucket)).await?;
-        let (version, partition) =
-            allocate(&bucket, &used, &pending, &lock.version).map_err(QueueError::Action)?;
+        let (version, partition) = allocate(&bucket, &used, &pending, &lock.version)
+            .map_err(|e| QueueError::Action(e.to_string()))?;
         let segment = PendingSegment {
             data_source: ds.to_string(),
             interval: bucket,
@@ -250,8 +250,8 @@ impl TaskQueue {
             )));
         }
         let intervals: Vec<Interval> = segments.iter().map(|s| s.interval).collect();
-        if let Err(msg) = self.lockbox.check_publishable(id, &intervals) {
-            return failure(msg);
+        if let Err(refused) = self.lockbox.check_publishable(id, &intervals) {
+            return failure(refused.to_string());
         }
         let mut overwritten: BTreeSet<String> = extra_overwritten.into_iter().collect();
         let mut distinct: Vec<Interval> = Vec::new();

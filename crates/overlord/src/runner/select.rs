@@ -106,10 +106,19 @@ fn default_type() -> String {
 
 pub const WORKER_CONFIG_KEY: &str = "worker.config";
 
+/// Why a posted worker config is refused; the message names the field and the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct WorkerConfigError(pub String);
+
 impl WorkerBehaviorConfig {
     /// Parses a posted config; errors name the field and the problem. A `selectStrategy`
     /// without `type` means `equalDistribution`, as in Druid.
-    pub fn parse(body: &[u8]) -> Result<WorkerBehaviorConfig, String> {
+    pub fn parse(body: &[u8]) -> Result<WorkerBehaviorConfig, WorkerConfigError> {
+        Self::parse_checked(body).map_err(WorkerConfigError)
+    }
+
+    fn parse_checked(body: &[u8]) -> Result<WorkerBehaviorConfig, String> {
         let mut v: Value =
             serde_json::from_slice(body).map_err(|e| format!("the body is not valid JSON: {e}"))?;
         let obj = v
@@ -544,10 +553,12 @@ mod tests {
             br#"{"selectStrategy":{"type":"javascript","function":"x"}}"#
         )
         .unwrap_err()
+        .0
         .contains("javascript"));
         assert!(
             WorkerBehaviorConfig::parse(br#"{"selectStrategy":{"type":"random"}}"#)
                 .unwrap_err()
+                .0
                 .contains("random")
         );
         assert!(WorkerBehaviorConfig::parse(b"[]").is_err());

@@ -20,6 +20,24 @@ pub enum StartFrom {
     NotSet,
 }
 
+/// Why a task group cannot be given start offsets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoStartOffset {
+    #[error(
+        "the stored offset {stored} of partition {partition} is out of range: Kafka holds \
+         offsets {earliest} to {latest}. Reset the supervisor (POST /reset or /resetOffsets) or \
+         set resetOffsetAutomatically"
+    )]
+    OutOfRange {
+        partition: i32,
+        stored: i64,
+        earliest: i64,
+        latest: i64,
+    },
+    #[error("no offsets known for partition {partition}")]
+    Unknown { partition: i32 },
+}
+
 /// A group's start offsets: known ones first, then the stored offsets, then the stream's earliest
 /// or latest (`useEarliestOffset`). A stored offset outside what Kafka still holds is an error,
 /// unless `reset_automatically`, which starts again from earliest or latest.
@@ -30,7 +48,7 @@ pub fn start_offsets(
     latest: &Offsets,
     use_earliest: bool,
     reset_automatically: bool,
-) -> Result<Offsets, String> {
+) -> Result<Offsets, NoStartOffset> {
     let mut out = Offsets::new();
     for (p, from) in partitions {
         let default = if use_earliest {
@@ -47,16 +65,17 @@ pub fn start_offsets(
                     if (lo..=hi).contains(o) {
                         *o
                     } else if reset_automatically {
-                        *default.ok_or_else(|| format!("no offsets known for partition {p}"))?
+                        *default.ok_or(NoStartOffset::Unknown { partition: *p })?
                     } else {
-                        return Err(format!(
-                            "the stored offset {o} of partition {p} is out of range: Kafka holds \
-                             offsets {lo} to {hi}. Reset the supervisor (POST /reset or \
-                             /resetOffsets) or set resetOffsetAutomatically"
-                        ));
+                        return Err(NoStartOffset::OutOfRange {
+                            partition: *p,
+                            stored: *o,
+                            earliest: lo,
+                            latest: hi,
+                        });
                     }
                 }
-                None => *default.ok_or_else(|| format!("no offsets known for partition {p}"))?,
+                None => *default.ok_or(NoStartOffset::Unknown { partition: *p })?,
             },
         };
         out.insert(*p, offset);
@@ -179,7 +198,18 @@ mod tests {
             ..stored
         };
         let e = start_offsets(&parts, Some(&gone), &earliest, &latest, true, false).unwrap_err();
-        assert!(e.contains("out of range"), "{e}");
+        assert!(
+            matches!(
+                e,
+                NoStartOffset::OutOfRange {
+                    partition: 1,
+                    stored: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("out of range"), "{e}");
         assert_eq!(
             start_offsets(&parts, Some(&gone), &earliest, &latest, true, true).unwrap()[&1],
             10

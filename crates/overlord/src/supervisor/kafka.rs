@@ -898,8 +898,12 @@ impl KafkaSupervisor {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::error!(supervisor = %self.spec.id, group = g, error = %e, "cannot start a task group");
-                        self.health
-                            .error(Utc::now(), "OffsetOutOfRangeException", e, false);
+                        self.health.error(
+                            Utc::now(),
+                            "OffsetOutOfRangeException",
+                            e.to_string(),
+                            false,
+                        );
                         continue;
                     }
                 };
