@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::format::RecordReader;
 use crate::input::Input;
-use crate::record::Record;
+use crate::record::{Record, RowError};
 use crate::row_builder::{RowBuilder, RowStats};
 use crate::segment::{SegmentWriter, WrittenPartition};
 use crate::spec::{Dimension, IngestionSpec};
@@ -55,7 +55,7 @@ pub fn build(
     std::fs::create_dir_all(&spill_dir).map_err(local)?;
     std::fs::create_dir_all(&segment_dir).map_err(local)?;
     let started = Instant::now();
-    let mut builder = RowBuilder::new(spec, &spill_dir).map_err(BuildError::Spec)?;
+    let mut builder = RowBuilder::new(spec, &spill_dir).map_err(|e| BuildError::Spec(e.0))?;
     let max = spec.tuning.max_parse_exceptions;
     for input in inputs {
         let fail = |e: std::io::Error| BuildError::Input {
@@ -76,7 +76,7 @@ pub fn build(
             let problem = match std::str::from_utf8(&buf) {
                 Err(_) => {
                     builder.unparseable();
-                    Some("the line is not valid UTF-8".to_string())
+                    Some(RowError::from("the line is not valid UTF-8"))
                 }
                 Ok(line) => {
                     let mut record = Record::new(builder.fields());

@@ -253,8 +253,17 @@ impl Parser<'_> {
     }
 }
 
+/// Why an expression cannot be run; the message says where it goes wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ExprError(pub String);
+
 /// Parses `src`; `resolve` numbers each field it names.
-pub fn parse(src: &str, resolve: &mut dyn FnMut(&str) -> usize) -> Result<Expr, String> {
+pub fn parse(src: &str, resolve: &mut dyn FnMut(&str) -> usize) -> Result<Expr, ExprError> {
+    parse_text(src, resolve).map_err(ExprError)
+}
+
+fn parse_text(src: &str, resolve: &mut dyn FnMut(&str) -> usize) -> Result<Expr, String> {
     let mut p = Parser {
         tokens: tokenize(src)?,
         at: 0,
@@ -473,14 +482,23 @@ mod tests {
         let mut n = |_: &str| 0;
         assert!(parse("lower(page)", &mut n)
             .unwrap_err()
+            .0
             .contains("function [lower] is not supported"));
-        assert!(parse("(a + 1", &mut n).unwrap_err().contains("not closed"));
-        assert!(parse("a +", &mut n).unwrap_err().contains("ends too soon"));
+        assert!(parse("(a + 1", &mut n)
+            .unwrap_err()
+            .0
+            .contains("not closed"));
+        assert!(parse("a +", &mut n)
+            .unwrap_err()
+            .0
+            .contains("ends too soon"));
         assert!(parse("a b", &mut n)
             .unwrap_err()
+            .0
             .contains("after a complete"));
         assert!(parse("a # b", &mut n)
             .unwrap_err()
+            .0
             .contains("unexpected character"));
     }
 }

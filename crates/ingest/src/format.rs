@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::record::{Cell, Fields, Record};
+use crate::record::{Cell, Fields, Record, RowError};
 use crate::spec::InputFormat;
 
 pub struct RecordReader {
@@ -36,7 +36,7 @@ impl RecordReader {
         line: &'a str,
         fields: &mut Fields,
         record: &mut Record<'a>,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, RowError> {
         self.lines_seen += 1;
         let line = line.trim_end_matches(['\r', '\n']);
         match &self.format {
@@ -139,6 +139,7 @@ mod tests {
         assert!(r
             .read("{oops", &mut f, &mut rec)
             .unwrap_err()
+            .0
             .contains("invalid JSON"));
     }
 

@@ -178,6 +178,23 @@ impl Fields {
     }
 }
 
+/// Why an input row is unusable (counted as unparseable); the message is what reports show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RowError(pub String);
+
+impl From<String> for RowError {
+    fn from(message: String) -> Self {
+        RowError(message)
+    }
+}
+
+impl From<&str> for RowError {
+    fn from(message: &str) -> Self {
+        RowError(message.to_string())
+    }
+}
+
 /// One record's cells, indexed by field number.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Record<'a> {
@@ -204,7 +221,7 @@ impl<'a> Record<'a> {
 
     /// Reads one JSON object from `line` into this record (fields `fields` does not want are
     /// skipped). `Err` says what is wrong with the line.
-    pub fn read_json(&mut self, line: &'a str, fields: &mut Fields) -> Result<(), String> {
+    pub fn read_json(&mut self, line: &'a str, fields: &mut Fields) -> Result<(), RowError> {
         let mut de = serde_json::Deserializer::from_str(line);
         ObjectSeed {
             fields,
@@ -214,8 +231,8 @@ impl<'a> Record<'a> {
         .and_then(|()| de.end())
         .map_err(|e| match e.classify() {
             // Well-formed JSON of another type than the object asked for.
-            serde_json::error::Category::Data => "the line is JSON but not an object".to_string(),
-            _ => format!("invalid JSON: {e}"),
+            serde_json::error::Category::Data => "the line is JSON but not an object".into(),
+            _ => RowError(format!("invalid JSON: {e}")),
         })
     }
 
@@ -392,12 +409,13 @@ mod tests {
         let mut fields = Fields::new(true);
         let mut rec = Record::new(&fields);
         assert_eq!(
-            rec.read_json("[1,2]", &mut fields).unwrap_err(),
+            rec.read_json("[1,2]", &mut fields).unwrap_err().0,
             "the line is JSON but not an object"
         );
         assert!(rec
             .read_json("{oops", &mut fields)
             .unwrap_err()
+            .0
             .starts_with("invalid JSON"));
         assert!(rec.read_json(r#"{"a":1} x"#, &mut fields).is_err());
     }

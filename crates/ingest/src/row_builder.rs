@@ -8,8 +8,8 @@ use std::path::Path;
 
 use crate::aggregate::{Metric, MetricValue};
 use crate::dictionary::{Dictionary, Probe, NULL_ID};
-use crate::expr::Expr;
-use crate::record::{Cell, Fields, Record};
+use crate::expr::{Expr, ExprError};
+use crate::record::{Cell, Fields, Record, RowError};
 use crate::row_store::{RowStore, SortedRows};
 use crate::spec::{AggregatorKind, Dimension, Filter, IngestionSpec, ValueType};
 
@@ -66,7 +66,7 @@ fn filter_fields<'f>(f: &'f Filter, out: &mut Vec<&'f str>) {
 
 impl RowBuilder {
     /// `spill_dir` receives the sorted runs written when `maxRowsInMemory` rows are held.
-    pub fn new(spec: &IngestionSpec, spill_dir: &Path) -> Result<Self, String> {
+    pub fn new(spec: &IngestionSpec, spill_dir: &Path) -> Result<Self, ExprError> {
         let discover = spec.dimensions.dimensions.is_empty();
         let mut fields = Fields::new(discover);
         let timestamp_slot = fields.register(&spec.timestamp.column);
@@ -139,7 +139,7 @@ impl RowBuilder {
 
     /// Adds a record; `Err` says why it is unusable (it was counted as unparseable). I/O errors
     /// come from spilling.
-    pub fn add(&mut self, record: &mut Record) -> io::Result<Result<(), String>> {
+    pub fn add(&mut self, record: &mut Record) -> io::Result<Result<(), RowError>> {
         if !self.transforms.is_empty() {
             // Every transform reads the input as it came, then all are set.
             let values: Vec<Cell<'static>> = self
@@ -155,7 +155,7 @@ impl RowBuilder {
             Ok(t) => t,
             Err(e) => {
                 self.stats.unparseable += 1;
-                return Ok(Err(e));
+                return Ok(Err(e.into()));
             }
         };
         let intervals = &self.spec.granularity.intervals;
@@ -389,7 +389,7 @@ mod tests {
         .unwrap()
     }
 
-    fn feed(b: &mut RowBuilder, line: &str) -> Result<(), String> {
+    fn feed(b: &mut RowBuilder, line: &str) -> Result<(), RowError> {
         let mut rec = Record::new(b.fields());
         match rec.read_json(line, b.fields()) {
             Err(e) => {

@@ -285,7 +285,7 @@ impl IngestionSpec {
         };
         timestamp
             .validate()
-            .map_err(|m| err("spec.dataSchema.timestampSpec.format", m))?;
+            .map_err(|e| err("spec.dataSchema.timestampSpec.format", e.to_string()))?;
         let dimensions = parse_dimensions(from_either("dimensionsSpec"))?;
         let metrics = parse_metrics(schema.get("metricsSpec"))?;
         let granularity = parse_granularity(schema.get("granularitySpec"))?;
@@ -427,7 +427,7 @@ fn parse_transforms(v: Option<&Value>) -> Result<Vec<Transform>, SpecError> {
         let expression = string(&format!("{field}.expression"), o.get("expression"))?
             .ok_or_else(|| err(&format!("{field}.expression"), "is required"))?;
         crate::expr::parse(&expression, &mut |_| 0)
-            .map_err(|m| err(&format!("{field}.expression"), m))?;
+            .map_err(|e| err(&format!("{field}.expression"), e.0))?;
         out.push(Transform { name, expression });
     }
     Ok(out)

@@ -60,13 +60,18 @@ fn joda_to_chrono(pattern: &str) -> String {
     out
 }
 
+/// A `timestampSpec.format` that is neither a known name nor a Joda pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown timestamp format [{0}]")]
+pub struct UnknownTimestampFormat(pub String);
+
 impl TimestampSpec {
     /// Checks the format once, so a bad spec is a 400 before any row is read.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), UnknownTimestampFormat> {
         match self.format.as_str() {
             "iso" | "auto" | "millis" | "posix" | "nano" | "micro" | "ruby" => Ok(()),
             p if p.chars().any(|c| c.is_ascii_alphabetic()) => Ok(()),
-            other => Err(format!("unknown timestamp format [{other}]")),
+            other => Err(UnknownTimestampFormat(other.to_string())),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Deep storage through `object_store`: a local directory by default, or any URL object_store
 //! understands (`s3://bucket/prefix` with the usual AWS_* environment, `file:///abs/dir`).
 
+use crate::failure::TaskFailure;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
 use serde_json::{json, Value};
@@ -15,15 +16,15 @@ pub struct DeepStorage {
 }
 
 impl DeepStorage {
-    pub fn from_location(location: &str) -> Result<DeepStorage, String> {
+    pub fn from_location(location: &str) -> Result<DeepStorage, TaskFailure> {
         if location.contains("://") && !location.starts_with("file://") {
             let url = url::Url::parse(location)
-                .map_err(|e| format!("deep storage [{location}] is not a valid URL: {e}"))?;
+                .map_err(|e| fail!("deep storage [{location}] is not a valid URL: {e}"))?;
             let (store, prefix) = object_store::parse_url_opts(
                 &url,
                 std::env::vars().filter(|(k, _)| k.starts_with("AWS_")),
             )
-            .map_err(|e| format!("deep storage [{location}]: {e}"))?;
+            .map_err(|e| fail!("deep storage [{location}]: {e}"))?;
             return Ok(DeepStorage {
                 store,
                 prefix,
@@ -33,10 +34,10 @@ impl DeepStorage {
         }
         let dir = location.strip_prefix("file://").unwrap_or(location);
         std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create deep storage directory [{dir}]: {e}"))?;
-        let dir = std::fs::canonicalize(dir).map_err(|e| format!("deep storage [{dir}]: {e}"))?;
+            .map_err(|e| fail!("cannot create deep storage directory [{dir}]: {e}"))?;
+        let dir = std::fs::canonicalize(dir).map_err(|e| fail!("deep storage [{dir}]: {e}"))?;
         let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-            .map_err(|e| format!("deep storage [{}]: {e}", dir.display()))?;
+            .map_err(|e| fail!("deep storage [{}]: {e}", dir.display()))?;
         Ok(DeepStorage {
             store: Box::new(store),
             prefix: ObjectPath::default(),
@@ -46,7 +47,7 @@ impl DeepStorage {
     }
 
     /// Writes `bytes` at `key` (below the prefix) and returns the segment's `loadSpec`.
-    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<Value, String> {
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<Value, TaskFailure> {
         let mut path = self.prefix.clone();
         for part in key.split('/') {
             path = path.child(part);
@@ -54,7 +55,7 @@ impl DeepStorage {
         self.store
             .put(&path, PutPayload::from(bytes))
             .await
-            .map_err(|e| format!("cannot write segment file [{path}]: {e}"))?;
+            .map_err(|e| fail!("cannot write segment file [{path}]: {e}"))?;
         Ok(match (&self.local_dir, &self.bucket) {
             (Some(dir), _) => json!({"type": "local", "path": dir.join(key).display().to_string()}),
             (None, Some(bucket)) => {

@@ -20,6 +20,7 @@ use drover_ingest::IngestionSpec;
 use serde_json::{json, Value};
 
 use crate::deep_storage::DeepStorage;
+use crate::failure::TaskFailure;
 use crate::overlord_client::OverlordClient;
 
 /// Druid's `taskLockTimeout` default.
@@ -48,10 +49,15 @@ impl Progress {
         &self,
         task: &Task,
         attempt_dir: &Path,
-        result: Result<(), String>,
+        result: Result<(), TaskFailure>,
     ) -> TaskStatus {
         let error = result.as_ref().err().cloned();
-        if let Err(e) = write_report(task, attempt_dir, self, error.as_deref()) {
+        if let Err(e) = write_report(
+            task,
+            attempt_dir,
+            self,
+            error.as_ref().map(|e| e.0.as_str()),
+        ) {
             eprintln!("cannot write report.json: {e}");
         }
         match result {
@@ -64,7 +70,7 @@ impl Progress {
             }
             Err(e) => {
                 println!("{} task {} failed: {e}", task.task_type, task.id);
-                TaskStatus::failure(task.id.clone(), e)
+                TaskStatus::failure(task.id.clone(), e.0)
             }
         }
     }
@@ -75,7 +81,7 @@ pub fn run(task: &Task, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
+        .map_err(|e| fail!("cannot start the async runtime: {e}"))
         .and_then(|rt| rt.block_on(ingest(task, task_dir, &mut progress)));
     progress.conclude(task, attempt_dir, result)
 }
@@ -86,7 +92,7 @@ fn context_u64(task: &Task, key: &str) -> Option<u64> {
         .and_then(Value::as_u64)
 }
 
-async fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result<(), String> {
+async fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result<(), TaskFailure> {
     let spec = IngestionSpec::from_task(task.payload()).map_err(|e| e.to_string())?;
     let overlord = OverlordClient::from_env(task.payload().clone())?;
     let deep = DeepStorage::from_location(
@@ -127,7 +133,7 @@ async fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result
     });
     let built = match built {
         Ok(b) => b,
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.to_string().into()),
     };
     progress.stats = built.stats;
     println!(
@@ -162,7 +168,7 @@ async fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result
             .submit(json!({"type": "segmentTransactionalInsert", "segments": segments}))
             .await?;
         if result.get("success").and_then(Value::as_bool) != Some(true) {
-            return Err(format!(
+            return Err(fail!(
                 "Failed to publish segments: {}",
                 result
                     .get("errorMsg")
@@ -185,13 +191,13 @@ async fn write_segments(
     built: &Built,
     overlord: &OverlordClient,
     deep: &DeepStorage,
-) -> Result<Vec<DataSegment>, String> {
+) -> Result<Vec<DataSegment>, TaskFailure> {
     let lock_timeout = context_u64(task, "taskLockTimeout").unwrap_or(DEFAULT_LOCK_TIMEOUT_MS);
     let mut locks: Vec<TaskLock> = if spec.append_to_existing {
         Vec::new()
     } else {
         serde_json::from_value(overlord.submit(json!({"type": "lockList"})).await?)
-            .map_err(|e| format!("lockList answer: {e}"))?
+            .map_err(|e| fail!("lockList answer: {e}"))?
     };
     let dimensions: Vec<String> = built.dimensions.iter().map(|d| d.name.clone()).collect();
     let metrics: Vec<String> = spec.metrics.iter().map(|m| m.name.clone()).collect();
@@ -210,7 +216,7 @@ async fn write_segments(
                 }
             };
             if lock.revoked {
-                return Err(format!(
+                return Err(fail!(
                     "Task lock on interval [{}] was revoked by a higher-priority task",
                     lock.interval
                 ));
@@ -243,7 +249,7 @@ pub(crate) async fn allocate(
     interval: &Interval,
     sequence: &str,
     previous: &mut Option<String>,
-) -> Result<(String, u32), String> {
+) -> Result<(String, u32), TaskFailure> {
     let allocated = overlord
         .submit(json!({
             "type": "segmentAllocate",
@@ -257,7 +263,7 @@ pub(crate) async fn allocate(
         }))
         .await?;
     if allocated.is_null() {
-        return Err(format!(
+        return Err(fail!(
             "could not allocate a segment for [{interval}]: the interval is locked by another task"
         ));
     }
@@ -287,9 +293,9 @@ pub(crate) async fn upload(
     dimensions: &[String],
     metrics: &[String],
     deep: &DeepStorage,
-) -> Result<DataSegment, String> {
+) -> Result<DataSegment, TaskFailure> {
     let bytes = std::fs::read(&p.path)
-        .map_err(|e| format!("cannot read segment file {}: {e}", p.path.display()))?;
+        .map_err(|e| fail!("cannot read segment file {}: {e}", p.path.display()))?;
     let size = bytes.len() as u64;
     let key = format!(
         "{}/{}_{}/{}/{}/{}.parquet",
@@ -326,18 +332,18 @@ async fn acquire(
     overlord: &OverlordClient,
     interval: &Interval,
     timeout_ms: u64,
-) -> Result<TaskLock, String> {
+) -> Result<TaskLock, TaskFailure> {
     println!("acquiring a lock on [{interval}]");
     let lock = overlord
         .submit(json!({"type": "lockAcquire", "lockType": "EXCLUSIVE",
             "interval": interval, "timeoutMs": timeout_ms}))
         .await?;
     if lock.is_null() {
-        return Err(format!(
+        return Err(fail!(
             "could not acquire a lock on [{interval}] within {timeout_ms} ms (taskLockTimeout)"
         ));
     }
-    serde_json::from_value(lock).map_err(|e| format!("lockAcquire answer: {e}"))
+    serde_json::from_value(lock).map_err(|e| fail!("lockAcquire answer: {e}"))
 }
 
 /// The process's high-water resident set size (`VmHWM`), for the log and the benchmark.
@@ -364,14 +370,14 @@ fn path_safe(s: &str) -> String {
     s.replace(':', "")
 }
 
-async fn download(uris: &[String], dir: &Path) -> Result<Vec<Input>, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+async fn download(uris: &[String], dir: &Path) -> Result<Vec<Input>, TaskFailure> {
+    std::fs::create_dir_all(dir).map_err(|e| fail!("cannot create {}: {e}", dir.display()))?;
     let http = reqwest::Client::new();
     let mut out = Vec::new();
     for (i, uri) in uris.iter().enumerate() {
-        let url = url::Url::parse(uri).map_err(|e| format!("http input [{uri}]: {e}"))?;
+        let url = url::Url::parse(uri).map_err(|e| fail!("http input [{uri}]: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("http input [{uri}] must be an http or https URL"));
+            return Err(fail!("http input [{uri}] must be an http or https URL"));
         }
         let name = url
             .path_segments()
@@ -388,13 +394,12 @@ async fn download(uris: &[String], dir: &Path) -> Result<Vec<Input>, String> {
             .send()
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(|e| format!("cannot fetch http input [{uri}]: {e}"))?;
+            .map_err(|e| fail!("cannot fetch http input [{uri}]: {e}"))?;
         let bytes = r
             .bytes()
             .await
-            .map_err(|e| format!("cannot fetch http input [{uri}]: {e}"))?;
-        std::fs::write(&path, &bytes)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            .map_err(|e| fail!("cannot fetch http input [{uri}]: {e}"))?;
+        std::fs::write(&path, &bytes).map_err(|e| fail!("cannot write {}: {e}", path.display()))?;
         out.push(Input::File(path));
     }
     Ok(out)

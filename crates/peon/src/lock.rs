@@ -1,5 +1,6 @@
 //! The task directory lock (`<taskDir>/lock`), held for the peon's whole life.
 
+use crate::failure::TaskFailure;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -9,13 +10,13 @@ pub struct DirLock {
     _file: File,
 }
 
-pub fn lock_task_dir(path: &Path, timeout: Duration) -> Result<DirLock, String> {
+pub fn lock_task_dir(path: &Path, timeout: Duration) -> Result<DirLock, TaskFailure> {
     let file = File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        .map_err(|e| fail!("cannot open {}: {e}", path.display()))?;
     let deadline = Instant::now() + timeout;
     loop {
         // SAFETY: flock on a file descriptor we own; no memory is involved.
@@ -24,7 +25,7 @@ pub fn lock_task_dir(path: &Path, timeout: Duration) -> Result<DirLock, String> 
             return Ok(DirLock { _file: file });
         }
         if Instant::now() >= deadline {
-            return Err(format!(
+            return Err(fail!(
                 "another peon holds {} (waited {timeout:?})",
                 path.display()
             ));

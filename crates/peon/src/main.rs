@@ -8,6 +8,8 @@
 //! No async runtime for a noop: it should cost a millisecond and a few megabytes. An ingestion
 //! task starts a one-thread tokio runtime for its HTTP and object-store I/O.
 
+#[macro_use]
+mod failure;
 mod deep_storage;
 mod index;
 mod kafka;
@@ -20,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use crate::failure::TaskFailure;
 use drover_core::{IsReadyResult, Task, TaskKind, TaskStatus};
 
 /// Druid's `druid.indexer.task.directoryLockTimeout` default (PT10M).
@@ -46,7 +49,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(task_dir: &Path, attempt: &str) -> Result<(), String> {
+fn run(task_dir: &Path, attempt: &str) -> Result<(), TaskFailure> {
     let started = Instant::now();
     println!(
         "drover-peon pid={} taskDir={} attempt={attempt}",
@@ -55,10 +58,10 @@ fn run(task_dir: &Path, attempt: &str) -> Result<(), String> {
     );
 
     let task_file = task_dir.join("task.json");
-    let bytes = std::fs::read(&task_file)
-        .map_err(|e| format!("cannot read {}: {e}", task_file.display()))?;
+    let bytes =
+        std::fs::read(&task_file).map_err(|e| fail!("cannot read {}: {e}", task_file.display()))?;
     let task = Task::from_json_bytes(&bytes)
-        .map_err(|e| format!("cannot parse {}: {e}", task_file.display()))?;
+        .map_err(|e| fail!("cannot parse {}: {e}", task_file.display()))?;
 
     let lock_timeout = std::env::var("DROVER_PEON_DIRECTORY_LOCK_TIMEOUT_MS")
         .ok()
@@ -110,12 +113,12 @@ fn watch_parent_via_stdin() {
     });
 }
 
-fn write_status(attempt_dir: &Path, status: &TaskStatus) -> Result<(), String> {
+fn write_status(attempt_dir: &Path, status: &TaskStatus) -> Result<(), TaskFailure> {
     std::fs::create_dir_all(attempt_dir)
-        .map_err(|e| format!("cannot create {}: {e}", attempt_dir.display()))?;
+        .map_err(|e| fail!("cannot create {}: {e}", attempt_dir.display()))?;
     let tmp = attempt_dir.join("status.json.tmp");
     let json = serde_json::to_vec(status).expect("status serializes");
-    std::fs::write(&tmp, json).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::write(&tmp, json).map_err(|e| fail!("cannot write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, attempt_dir.join("status.json"))
-        .map_err(|e| format!("cannot write status.json: {e}"))
+        .map_err(|e| fail!("cannot write status.json: {e}"))
 }

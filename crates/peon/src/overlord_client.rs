@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::failure::TaskFailure;
 use serde_json::{json, Value};
 
 /// Druid retries a task action for minutes (`druid.peon.taskActionClient.retry`).
@@ -18,7 +19,7 @@ pub struct OverlordClient {
 }
 
 impl OverlordClient {
-    pub fn from_env(task: Value) -> Result<OverlordClient, String> {
+    pub fn from_env(task: Value) -> Result<OverlordClient, TaskFailure> {
         let urls = parse_urls(&std::env::var("DROVER_OVERLORD_URLS").unwrap_or_default());
         let file = std::env::var_os("DROVER_OVERLORDS_FILE").map(std::path::PathBuf::from);
         if urls.is_empty() && file.is_none() {
@@ -53,7 +54,7 @@ impl OverlordClient {
     }
 
     /// Runs `action` and returns its `result`.
-    pub async fn submit(&self, action: Value) -> Result<Value, String> {
+    pub async fn submit(&self, action: Value) -> Result<Value, TaskFailure> {
         let body = serde_json::to_vec(&json!({ "task": self.task, "action": action }))
             .expect("actions serialize");
         let kind = action["type"].as_str().unwrap_or("?").to_string();
@@ -74,20 +75,20 @@ impl OverlordClient {
                         let v: Value = r
                             .json()
                             .await
-                            .map_err(|e| format!("task action [{kind}]: bad answer: {e}"))?;
+                            .map_err(|e| fail!("task action [{kind}]: bad answer: {e}"))?;
                         return Ok(v.get("result").cloned().unwrap_or(Value::Null));
                     }
                     Ok(r) if r.status().is_client_error() => {
                         let status = r.status();
                         let text = r.text().await.unwrap_or_default();
-                        return Err(format!("task action [{kind}] refused ({status}): {text}"));
+                        return Err(fail!("task action [{kind}] refused ({status}): {text}"));
                     }
                     Ok(r) => last_error = format!("{url}: HTTP {}", r.status()),
                     Err(e) => last_error = format!("{url}: {e}"),
                 }
             }
             if started.elapsed() > RETRY_FOR {
-                return Err(format!(
+                return Err(fail!(
                     "task action [{kind}] failed for {RETRY_FOR:?}; last error: {last_error}"
                 ));
             }

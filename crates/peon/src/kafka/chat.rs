@@ -230,7 +230,7 @@ async fn set_end(
     }
     match tokio::time::timeout(Duration::from_secs(10), rx).await {
         Ok(Ok(Ok(end))) => Json(end).into_response(),
-        Ok(Ok(Err(e))) => error(StatusCode::BAD_REQUEST, e),
+        Ok(Ok(Err(e))) => error(StatusCode::BAD_REQUEST, e.0),
         _ => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the task did not answer within 10 s",

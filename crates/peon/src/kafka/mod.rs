@@ -26,6 +26,7 @@ use crate::overlord_client::OverlordClient;
 
 use self::reader::{Outcome, Reader, Snapshot, Status};
 use self::sequences::Sequences;
+use crate::failure::TaskFailure;
 
 pub fn run(task: &Task, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
     let mut progress = Progress::new();
@@ -33,12 +34,12 @@ pub fn run(task: &Task, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
     progress.conclude(task, attempt_dir, result)
 }
 
-fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result<(), String> {
+fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result<(), TaskFailure> {
     let spec = IngestionSpec::from_stream_task(task.payload()).map_err(|e| e.to_string())?;
     let io = KafkaTaskIo::from_task(task.payload()).map_err(|e| e.0)?;
     let persist = task_dir.join("persist");
     std::fs::create_dir_all(&persist)
-        .map_err(|e| format!("cannot create {}: {e}", persist.display()))?;
+        .map_err(|e| fail!("cannot create {}: {e}", persist.display()))?;
     let sequences_file = persist.join("sequences.json");
     let sequences = match Sequences::load(&sequences_file)? {
         Some(s) => {
@@ -56,13 +57,13 @@ fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result<(), S
     config.set("auto.offset.reset", "error");
     let consumer: BaseConsumer = config
         .create()
-        .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
+        .map_err(|e| fail!("cannot create a Kafka consumer: {e}"))?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(|e| fail!("cannot start the async runtime: {e}"))?;
     let overlord = OverlordClient::from_env(task.payload().clone())?;
     let deep = DeepStorage::from_location(
         &std::env::var("DROVER_DEEP_STORAGE").unwrap_or_else(|_| "var/druid/segments".into()),
@@ -83,7 +84,7 @@ fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result<(), S
         Some(port) => {
             let listener = rt
                 .block_on(tokio::net::TcpListener::bind(("0.0.0.0", port)))
-                .map_err(|e| format!("cannot listen on port {port} for the chat API: {e}"))?;
+                .map_err(|e| fail!("cannot listen on port {port} for the chat API: {e}"))?;
             let app = chat::router(chat::ChatState {
                 task_id: task.id.to_string(),
                 controls: controls_tx,

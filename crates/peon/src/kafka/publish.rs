@@ -17,6 +17,7 @@ use tokio::runtime::Handle;
 
 use super::sequences::Sequence;
 use crate::deep_storage::DeepStorage;
+use crate::failure::TaskFailure;
 use crate::index::{allocate, upload};
 use crate::overlord_client::OverlordClient;
 
@@ -41,7 +42,7 @@ impl Publisher {
         seq: &Sequence,
         builder: Option<RowBuilder>,
         dir: &Path,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, TaskFailure> {
         let started = std::time::Instant::now();
         let (partitions, dimensions) = match builder {
             Some(b) => {
@@ -70,7 +71,7 @@ impl Publisher {
                 }))
                 .await?;
             if result.get("success").and_then(Value::as_bool) != Some(true) {
-                return Err(format!(
+                return Err(fail!(
                     "Transaction failure publishing segments of sequence [{sequence_name}], aborting: {}",
                     result
                         .get("errorMsg")

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use drover_core::interval::Interval;
 use drover_core::Task;
 use drover_ingest::format::RecordReader;
-use drover_ingest::record::Record;
+use drover_ingest::record::{Record, RowError};
 use drover_ingest::row_builder::{RowBuilder, RowStats};
 use drover_ingest::IngestionSpec;
 use drover_kafka::task::sequence_numbers;
@@ -27,6 +27,7 @@ use super::handoff::{checkpoint_reason, Held, Limits};
 use super::outage::{is_transient, Outage, Verdict};
 use super::publish::Publisher;
 use super::sequences::{Sequences, SetEnd};
+use crate::failure::TaskFailure;
 use crate::index::thread_cpu_time;
 
 /// Druid's `SeekableStreamIndexTaskRunner.Status`.
@@ -57,7 +58,7 @@ pub enum Control {
     SetEndOffsets {
         end: Offsets,
         finish: bool,
-        reply: oneshot::Sender<Result<Offsets, String>>,
+        reply: oneshot::Sender<Result<Offsets, TaskFailure>>,
     },
     /// Stop reading and end without publishing (a replica has published, or the supervisor is
     /// done with this task).
@@ -193,19 +194,19 @@ impl Reader {
         });
     }
 
-    fn assign(&self, consumer: &BaseConsumer) -> Result<(), String> {
+    fn assign(&self, consumer: &BaseConsumer) -> Result<(), TaskFailure> {
         let mut tpl = TopicPartitionList::new();
         for (p, o) in &self.current {
             tpl.add_partition_offset(&self.io.topic, *p, Offset::Offset(*o))
-                .map_err(|e| format!("cannot assign partition {p}: {e}"))?;
+                .map_err(|e| fail!("cannot assign partition {p}: {e}"))?;
         }
         consumer
             .assign(&tpl)
-            .map_err(|e| format!("cannot assign the task's partitions: {e}"))
+            .map_err(|e| fail!("cannot assign the task's partitions: {e}"))
     }
 
     /// Reads until every sequence is published or a stop is asked for.
-    pub fn run(mut self) -> (Result<Outcome, String>, Counts) {
+    pub fn run(mut self) -> (Result<Outcome, TaskFailure>, Counts) {
         let result = self.read();
         (
             result,
@@ -213,7 +214,7 @@ impl Reader {
         )
     }
 
-    fn read(&mut self) -> Result<Outcome, String> {
+    fn read(&mut self) -> Result<Outcome, TaskFailure> {
         let consumer = self.consumer.take().expect("read runs once");
         self.assign(&consumer)?;
         println!(
@@ -273,7 +274,7 @@ impl Reader {
                     since_check = u32::MAX;
                 }
                 Some(Err(e)) if is_transient(&e) => self.broker_trouble(&e)?,
-                Some(Err(e)) => return Err(describe(&e, &self.io.topic)),
+                Some(Err(e)) => return Err(describe(&e, &self.io.topic).into()),
                 Some(Ok(m)) => {
                     if let Some((outage, _)) = self.outage.take() {
                         println!("{}", outage.end(Instant::now()));
@@ -301,7 +302,7 @@ impl Reader {
     }
 
     /// Applies one control message; `true` means stop.
-    fn control(&mut self, control: Control) -> Result<bool, String> {
+    fn control(&mut self, control: Control) -> Result<bool, TaskFailure> {
         match control {
             Control::Pause(reply) => {
                 if matches!(self.status, Status::Reading | Status::Paused) {
@@ -386,7 +387,7 @@ impl Reader {
     /// Pauses and asks the supervisor (through the overlord) to checkpoint the open sequence; the
     /// supervisor pauses every replica, sets the same end offsets on all of them with
     /// `finish=false`, which resumes them.
-    fn ask_for_checkpoint(&mut self, why: &str) -> Result<(), String> {
+    fn ask_for_checkpoint(&mut self, why: &str) -> Result<(), TaskFailure> {
         let open = self.sequences.last().clone();
         self.checkpoint_asked = Some(open.id);
         self.status = Status::Paused;
@@ -411,7 +412,7 @@ impl Reader {
             .rt
             .block_on(self.publisher.overlord.submit(action))?;
         if result != Value::Bool(true) {
-            return Err(format!(
+            return Err(fail!(
                 "Checkpoint request with sequences [{:?}] failed, dying",
                 self.sequences.all()
             ));
@@ -420,7 +421,7 @@ impl Reader {
     }
 
     /// A transient consumer error: an outage begins, or goes on (and may have lasted too long).
-    fn broker_trouble(&mut self, e: &KafkaError) -> Result<(), String> {
+    fn broker_trouble(&mut self, e: &KafkaError) -> Result<(), TaskFailure> {
         let now = Instant::now();
         let error = e.to_string();
         match &mut self.outage {
@@ -442,7 +443,7 @@ impl Reader {
     /// During an outage, an empty poll says nothing about the brokers (an idle topic polls
     /// empty too): once a second, ask the leader of a partition for its offsets. An answer ends
     /// the outage.
-    fn probe_brokers(&mut self, consumer: &BaseConsumer) -> Result<(), String> {
+    fn probe_brokers(&mut self, consumer: &BaseConsumer) -> Result<(), TaskFailure> {
         let now = Instant::now();
         if now.duration_since(self.outage_probed) < Duration::from_secs(1) {
             let verdict = match &mut self.outage {
@@ -466,14 +467,14 @@ impl Reader {
         }
     }
 
-    fn act_on(&self, verdict: Verdict) -> Result<(), String> {
+    fn act_on(&self, verdict: Verdict) -> Result<(), TaskFailure> {
         match verdict {
             Verdict::Wait(None) => Ok(()),
             Verdict::Wait(Some(line)) => {
                 println!("{line}");
                 Ok(())
             }
-            Verdict::Fail(reason) => Err(reason),
+            Verdict::Fail(reason) => Err(reason.into()),
         }
     }
 
@@ -501,14 +502,14 @@ impl Reader {
         seq_id: u32,
         payload: Option<&[u8]>,
         records: &mut RecordReader,
-    ) -> Result<(), String> {
+    ) -> Result<(), TaskFailure> {
         if !self.builders.contains_key(&seq_id) {
             let dir = self
                 .work_dir
                 .join(format!("sequence-{seq_id}"))
                 .join("spill");
             std::fs::create_dir_all(&dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                .map_err(|e| fail!("cannot create {}: {e}", dir.display()))?;
             let b = RowBuilder::new(&self.spec, &dir)?;
             self.builders.insert(seq_id, b);
         }
@@ -521,7 +522,7 @@ impl Reader {
             }
             Some(Err(_)) => {
                 builder.unparseable();
-                Some("the message is not valid UTF-8".to_string())
+                Some(RowError::from("the message is not valid UTF-8"))
             }
             Some(Ok(text)) => {
                 let mut record = Record::new(builder.fields());
@@ -533,14 +534,17 @@ impl Reader {
                     Ok(false) => None,
                     Ok(true) => builder
                         .add(&mut record)
-                        .map_err(|e| format!("cannot spill rows to disk: {e}"))?
+                        .map_err(|e| fail!("cannot spill rows to disk: {e}"))?
                         .err(),
                 }
             }
         };
         let errors = builder.stats.unparseable + builder.stats.processed_with_error;
         if errors > errors_before {
-            let why = problem.unwrap_or_else(|| "a field could not be read as its type".into());
+            let why = problem.map_or_else(
+                || "a field could not be read as its type".to_string(),
+                |e| e.0,
+            );
             if self.spec.tuning.log_parse_exceptions {
                 println!("parse exception: {why}");
             }
@@ -554,7 +558,7 @@ impl Reader {
             if stats.unparseable + stats.processed_with_error
                 > self.spec.tuning.max_parse_exceptions
             {
-                return Err(format!(
+                return Err(fail!(
                     "Max parse exceptions[{}] exceeded",
                     self.spec.tuning.max_parse_exceptions
                 ));
@@ -565,7 +569,7 @@ impl Reader {
 
     /// Publishes every closed sequence that has been read to its end, in order; when the last
     /// one is done, the task is.
-    fn publish_ready(&mut self) -> Result<Option<Outcome>, String> {
+    fn publish_ready(&mut self) -> Result<Option<Outcome>, TaskFailure> {
         for index in self.sequences.ready_to_publish(&self.current) {
             let last = self.sequences.is_finished() && index + 1 == self.sequences.all().len();
             if last {

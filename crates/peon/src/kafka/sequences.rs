@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::failure::TaskFailure;
 use drover_kafka::task::END_OF_STREAM;
 use drover_kafka::Offsets;
 use serde::{Deserialize, Serialize};
@@ -50,22 +51,22 @@ impl Sequences {
         Sequences { list, finished }
     }
 
-    pub fn load(path: &Path) -> Result<Option<Sequences>, String> {
+    pub fn load(path: &Path) -> Result<Option<Sequences>, TaskFailure> {
         match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| format!("{} is unreadable: {e}", path.display())),
+                .map_err(|e| fail!("{} is unreadable: {e}", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            Err(e) => Err(fail!("cannot read {}: {e}", path.display())),
         }
     }
 
     /// Written to a temporary file and renamed, so a crash leaves the old or the new state.
-    pub fn save(&self, path: &Path) -> Result<(), String> {
+    pub fn save(&self, path: &Path) -> Result<(), TaskFailure> {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, serde_json::to_vec(self).expect("plain data"))
             .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+            .map_err(|e| fail!("cannot write {}: {e}", path.display()))
     }
 
     pub fn all(&self) -> &[Sequence] {
@@ -121,13 +122,13 @@ impl Sequences {
         end: &Offsets,
         finish: bool,
         current: &Offsets,
-    ) -> Result<SetEnd, String> {
+    ) -> Result<SetEnd, TaskFailure> {
         let last = self.last().clone();
         if end.is_empty() {
             return Err("Request body is empty: no end offsets given".into());
         }
         if let Some(p) = end.keys().find(|p| !last.start.contains_key(p)) {
-            return Err(format!(
+            return Err(fail!(
                 "Request contains partitions not being handled by this task, your partitions: {:?}, \
                  my partitions: {:?} (partition {p})",
                 end.keys().collect::<Vec<_>>(),
@@ -155,7 +156,7 @@ impl Sequences {
                 .unwrap_or(last.start[p])
                 .max(last.start[p]);
             if *o < floor {
-                return Err(format!(
+                return Err(fail!(
                     "End offset {o} of partition {p} is before this task's current offset {floor}"
                 ));
             }
@@ -257,11 +258,11 @@ mod tests {
         let e = s
             .set_end_offsets(&o(&[(7, 1)]), true, &current)
             .unwrap_err();
-        assert!(e.contains("not being handled"), "{e}");
+        assert!(e.0.contains("not being handled"), "{e}");
         let e = s
             .set_end_offsets(&o(&[(0, 12)]), true, &current)
             .unwrap_err();
-        assert!(e.contains("before"), "{e}");
+        assert!(e.0.contains("before"), "{e}");
         assert_eq!(s, fresh(), "a refused request changes nothing");
     }
 
