@@ -61,8 +61,20 @@ pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
-Connection: close\r\nContent-Length: 70\r\n\r\n{\"error\":\"too many connections; the server's max_connections is reached\"}";
+/// The whole answer to a connection over the limit.
+fn refusal() -> Vec<u8> {
+    let body = r#"{"error":"too many connections; the server's max_connections is reached"}"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+         Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Connections being refused at once, at most; past it, a connection is closed unanswered (a
+/// flood must not hold descriptors through its refusals either).
+const MAX_REFUSING: usize = 256;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets requests under way finish.
 pub async fn serve(
@@ -76,6 +88,11 @@ pub async fn serve(
         time_body(r, n, body_timeout)
     }));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
+    let refused_answer: Arc<[u8]> = refusal().into();
+    // Refusals are logged once a second with their count, not one line each.
+    let mut refused_since_log = 0u64;
+    let mut last_refusal_log: Option<std::time::Instant> = None;
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -95,8 +112,19 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, max = limits.max_connections, "connection refused: max_connections reached");
-            tokio::spawn(refuse(stream));
+            refused_since_log += 1;
+            if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                tracing::warn!(%peer, refused = refused_since_log, max = limits.max_connections, "connections refused: max_connections reached");
+                refused_since_log = 0;
+                last_refusal_log = Some(std::time::Instant::now());
+            }
+            if let Ok(refusing) = refusing.clone().try_acquire_owned() {
+                let answer = refused_answer.clone();
+                tokio::spawn(async move {
+                    refuse(stream, &answer).await;
+                    drop(refusing);
+                });
+            }
             continue;
         };
         stream.set_nodelay(true).ok();
@@ -117,7 +145,7 @@ pub async fn serve(
 
 /// Answers 503 on a connection over the limit. The request head is read first (briefly), as
 /// clients take an answer that comes before their request for a broken connection.
-async fn refuse(mut stream: tokio::net::TcpStream) {
+async fn refuse(mut stream: tokio::net::TcpStream, answer: &[u8]) {
     use tokio::io::AsyncReadExt;
     let answer = async {
         let mut head = Vec::with_capacity(1024);
@@ -133,7 +161,7 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
         tokio::time::timeout(Duration::from_secs(1), read_head)
             .await
             .ok();
-        stream.write_all(REFUSED).await?;
+        stream.write_all(answer).await?;
         stream.shutdown().await
     };
     tokio::time::timeout(Duration::from_secs(2), answer)
@@ -170,4 +198,25 @@ async fn time_body(request: Request, next: Next, timeout: Duration) -> Response 
         axum::body::Body::from_stream(timed),
     ))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_is_a_complete_http_answer() {
+        let answer = String::from_utf8(refusal()).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(length, body.len());
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert!(json["error"].as_str().unwrap().contains("max_connections"));
+    }
 }
