@@ -35,7 +35,8 @@ pub struct OverlordConfig {
     /// stored (Drover's own setting).
     #[serde(with = "humantime_serde")]
     pub task_submit_timeout: Duration,
-    /// Longest any request but a task action may take before it is answered 503.
+    /// Longest a request may take before it is answered 503 (task actions and supervisor changes,
+    /// which wait as long as their own timeouts say, excepted).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     /// How long a follower waits for the leader's health check before it answers 503 instead of

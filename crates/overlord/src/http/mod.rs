@@ -156,14 +156,19 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// A request that cannot be answered within `request_timeout` (a frozen metadata store or
-/// ZooKeeper) gets a 503 instead of holding its client. Task actions are left out: a
-/// `lockAcquire` waits for a lock as long as its own timeout says.
+/// ZooKeeper) gets a 503 instead of holding its client. Left out: task actions (a `lockAcquire`
+/// waits for a lock as long as its own timeout says) and supervisor changes (a terminate or a
+/// replaced spec waits for the old supervisor's graceful stop, up to its `shutdownTimeout`).
 async fn answer_in_time(
     State(timeout): State<Duration>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if request.uri().path() == "/druid/indexer/v1/action" {
+    let path = request.uri().path();
+    let waits_by_design = path == "/druid/indexer/v1/action"
+        || (request.method() == axum::http::Method::POST
+            && path.starts_with("/druid/indexer/v1/supervisor"));
+    if waits_by_design {
         return next.run(request).await;
     }
     match tokio::time::timeout(timeout, next.run(request)).await {
