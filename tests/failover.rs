@@ -192,3 +192,48 @@ async fn a_deposed_leader_is_fenced_and_becomes_a_follower() {
     let accepted = load.finish().await;
     assert_each_succeeded_once(&cluster, &accepted).await;
 }
+
+/// Druid's status routes are answered by every server itself: a follower does not redirect
+/// them, and a middle manager serves them too (Druid's console probes them to tell servers
+/// apart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_routes_are_answered_by_every_server_itself() {
+    let cluster = Cluster::start(ClusterSpec {
+        overlords: 2,
+        ..ClusterSpec::workers(&[1])
+    })
+    .await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let mm = ApiClient::no_redirects(&cluster.middle_managers[0].url);
+    let servers = [
+        (&cluster.overlords[leader].raw, "drover-overlord"),
+        (&cluster.overlords[1 - leader].raw, "drover-overlord"),
+        (&mm, "drover-middle-manager"),
+    ];
+    for (client, name) in servers {
+        let status = client.get_root("/status").await.unwrap();
+        assert_eq!(status.status, 200, "{name}: {}", status.body);
+        let status = status.json();
+        assert!(status["version"].is_string(), "{status}");
+        assert_eq!(status["modules"][0]["name"], name, "{status}");
+        assert!(
+            status["memory"]["usedMemory"].as_u64().unwrap() > 0,
+            "{status}"
+        );
+        let properties = client.get_root("/status/properties").await.unwrap().json();
+        assert!(properties["port"].is_string(), "{properties}");
+        let discovered = client
+            .get_root("/status/selfDiscovered/status")
+            .await
+            .unwrap();
+        assert_eq!(discovered.json(), json!({"selfDiscovered": true}));
+        assert_eq!(
+            client
+                .get_root("/status/selfDiscovered")
+                .await
+                .unwrap()
+                .status,
+            200
+        );
+    }
+}

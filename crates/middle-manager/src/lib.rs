@@ -111,7 +111,11 @@ pub async fn run(
         notices: notices_tx.clone(),
         base_task_dir: config.base_task_dir.clone(),
         task_logs,
-    });
+    })
+    .merge(drover_service::status::routes(
+        "drover-middle-manager",
+        drover_service::status::properties_of(&config),
+    ));
     tracing::info!(worker = %host, capacity = config.capacity, "middle manager listening on {}:{}", config.bind_address, config.port);
     let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
     let limits = config.server_limits();

@@ -94,7 +94,15 @@ pub async fn run(
         request_timeout: config.request_timeout,
         leader_probe_timeout: config.leader_probe_timeout,
         recently_finished_threshold: config.recently_finished_threshold,
-    });
+    })
+    // Served by every overlord itself, leader or not.
+    .merge(drover_service::status::routes(
+        "drover-overlord",
+        drover_service::status::properties_of(&OverlordConfig {
+            metadata_url: drover_metadata::redact(&config.metadata_url),
+            ..config.clone()
+        }),
+    ));
     tracing::info!(
         "overlord listening on {}:{} as {}",
         config.bind_address,
