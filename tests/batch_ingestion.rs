@@ -101,6 +101,41 @@ async fn rollup_tutorial_spec_as_druid_ships_it() {
     assert_eq!(rows.len(), 5, "{rows:?}");
     assert_eq!(got, expected);
 
+    // The Coordinator's data-source routes describe the same used segments.
+    let coordinator = |path: &str| {
+        let path = format!("/druid/coordinator/v1/datasources{path}");
+        let c = cluster.client.clone();
+        async move { c.get_root(&path).await.unwrap() }
+    };
+    assert_eq!(coordinator("").await.json(), json!(["rollup-tutorial"]));
+    let simple = coordinator("?simple").await.json();
+    assert_eq!(simple[0]["name"], "rollup-tutorial");
+    assert_eq!(simple[0]["properties"]["segments"]["count"], 2);
+    let summary = coordinator("/rollup-tutorial").await.json();
+    assert_eq!(summary["segments"]["minTime"], "2018-01-01T00:00:00.000Z");
+    assert_eq!(summary["segments"]["maxTime"], "2018-01-03T00:00:00.000Z");
+    assert_eq!(
+        coordinator("/rollup-tutorial/intervals").await.json(),
+        json!([
+            "2018-01-02T00:00:00.000Z/2018-01-03T00:00:00.000Z",
+            "2018-01-01T00:00:00.000Z/2018-01-02T00:00:00.000Z"
+        ])
+    );
+    let ids = coordinator("/rollup-tutorial/segments").await.json();
+    assert_eq!(ids.as_array().unwrap().len(), 2);
+    let first = ids[0].as_str().unwrap().to_string();
+    let one = coordinator(&format!("/rollup-tutorial/segments/{first}")).await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    assert_eq!(one.json()["identifier"], first.as_str());
+    let full = coordinator("/rollup-tutorial/segments?full").await.json();
+    assert_eq!(full[0]["identifier"], first.as_str());
+    assert_eq!(
+        coordinator("/rollup-tutorial/segments/nope").await.status,
+        404
+    );
+    assert_eq!(coordinator("/no-such-data-source").await.status, 204);
+    assert_eq!(coordinator("/..bad").await.status, 400);
+
     // `drover-segment <file> | head` ends quietly when its reader goes away first.
     let path = segments[0]["loadSpec"]["path"].as_str().unwrap();
     let mut child = std::process::Command::new(drover_testkit::binary("drover-segment"))

@@ -1,6 +1,7 @@
 //! The overlord's HTTP API under `/druid/indexer/v1` (see docs/api.md).
 
 mod actions;
+mod datasources;
 mod error;
 mod redirect;
 mod segments;
@@ -138,6 +139,23 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/druid/coordinator/v1/metadata/datasources/{ds}/segments",
             get(segments::segments),
+        )
+        .route("/druid/coordinator/v1/datasources", get(datasources::list))
+        .route(
+            "/druid/coordinator/v1/datasources/{ds}",
+            get(datasources::get),
+        )
+        .route(
+            "/druid/coordinator/v1/datasources/{ds}/intervals",
+            get(datasources::intervals),
+        )
+        .route(
+            "/druid/coordinator/v1/datasources/{ds}/segments",
+            get(datasources::segments),
+        )
+        .route(
+            "/druid/coordinator/v1/datasources/{ds}/segments/{segment}",
+            get(datasources::segment),
         )
         .route("/status/health", get(|| async { Json(true) }))
         .fallback(|| async { ApiError::NotFound(json!({ "error": "no such route" })) })
