@@ -84,7 +84,7 @@ pub async fn intervals(
     data_source(&ds)?;
     let used = s.leader()?.store.used_segments(&ds, None).await?;
     let mut intervals: Vec<Interval> = used.iter().map(|s| s.interval).collect();
-    intervals.sort_by(|a, b| (b.start, b.end).cmp(&(a.start, a.end)));
+    intervals.sort_by_key(|i| std::cmp::Reverse((i.start, i.end)));
     intervals.dedup();
     let texts: Vec<String> = intervals.iter().map(Interval::to_string).collect();
     Ok(Json(texts).into_response())
