@@ -16,9 +16,6 @@ pub fn parse_iso(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Druid's `DateTimes.EPOCH`, used for `queueInsertionTime`.
-pub const EPOCH_ISO: &str = "1970-01-01T00:00:00.000Z";
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -27,6 +24,9 @@ mod tests {
     fn formats_like_joda() {
         let t = parse_iso("2023-06-22T22:11:37.012Z").unwrap();
         assert_eq!(to_iso(t), "2023-06-22T22:11:37.012Z");
-        assert_eq!(to_iso(DateTime::<Utc>::UNIX_EPOCH), EPOCH_ISO);
+        assert_eq!(
+            to_iso(DateTime::<Utc>::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000Z"
+        );
     }
 }

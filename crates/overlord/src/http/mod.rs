@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use drover_core::task_logs::FileTaskLogs;
+use drover_core::TaskId;
 use drover_zk::LatchState;
 use serde_json::json;
 
@@ -63,6 +64,14 @@ impl AppState {
             .tasks(filter)
             .await
             .ok_or_else(|| ApiError::Unavailable("the task runner is not running".into()))
+    }
+
+    /// One task as the runner sees it; `None` when the runner does not hold it.
+    pub(crate) async fn runner_task(
+        &self,
+        id: &TaskId,
+    ) -> Result<Option<RunnerTaskView>, ApiError> {
+        Ok(self.runner_tasks(TaskFilter::One(id.clone())).await?.pop())
     }
 
     pub(crate) async fn runner_snapshot(&self) -> Result<RunnerSnapshot, ApiError> {

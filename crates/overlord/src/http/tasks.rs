@@ -133,7 +133,7 @@ pub async fn status(
     let Some(info) = s.leader()?.store.get_task_info(&id).await? else {
         return Err(ApiError::NotFound(json!({ "task": id, "status": null })));
     };
-    let view = s.runner_tasks(TaskFilter::One(id.clone())).await?.pop();
+    let view = s.runner_task(&id).await?;
     let plus = status_plus(&info, view.as_ref().map(|v| (v.state, &v.location)));
     Ok(Json(json!({ "task": id, "status": plus })).into_response())
 }
@@ -165,7 +165,7 @@ pub async fn log(
 ) -> Result<Response, ApiError> {
     let id = task_id(&id)?;
     let offset = q.offset.unwrap_or(0);
-    let view = s.runner_tasks(TaskFilter::One(id.clone())).await?.pop();
+    let view = s.runner_task(&id).await?;
     if let Some(worker_url) = view.and_then(|v| v.worker_url) {
         let url = format!("{worker_url}/druid/worker/v1/task/{id}/log?offset={offset}");
         match s.http.get(&url).send().await {
@@ -529,12 +529,15 @@ pub async fn shutdown_all(
     Path(ds): Path<String>,
 ) -> Result<Response, ApiError> {
     let leader = s.leader()?;
+    let of_data_source = CompleteTaskFilter {
+        datasource: Some(ds.clone()),
+        ..Default::default()
+    };
     let ids: Vec<TaskId> = leader
         .store
-        .active_task_infos()
+        .active_task_infos_where(&of_data_source)
         .await?
         .into_iter()
-        .filter(|info| info.datasource == ds)
         .filter_map(|info| TaskId::new(info.id).ok())
         .collect();
     if ids.is_empty() {

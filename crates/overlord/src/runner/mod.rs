@@ -144,12 +144,6 @@ impl RunnerHandle {
         rx.await.ok()
     }
 
-    /// One task as the runner sees it (`None` inside when the runner does not hold it).
-    pub async fn task(&self, id: &TaskId) -> Option<Option<RunnerTaskView>> {
-        let mut found = self.tasks(TaskFilter::One(id.clone())).await?;
-        Some(found.pop())
-    }
-
     pub async fn snapshot(&self) -> Option<RunnerSnapshot> {
         let (tx, rx) = oneshot::channel();
         self.tx.send(RunnerMsg::Snapshot(tx)).ok()?;

@@ -142,20 +142,6 @@ pub struct RunnerSnapshot {
     pub workers: Vec<WorkerView>,
 }
 
-impl RunnerSnapshot {
-    pub fn task(&self, id: &TaskId) -> Option<&RunnerTaskView> {
-        self.tasks.iter().find(|t| &t.id == id)
-    }
-
-    pub fn worker_url(&self, host: &WorkerHost) -> String {
-        self.workers
-            .iter()
-            .find(|w| w.worker.host == host.as_str())
-            .map(|w| w.worker.base_url())
-            .unwrap_or_else(|| format!("http://{host}"))
-    }
-}
-
 pub(crate) struct RunnerState {
     config: RunnerConfig,
     session: ZkSession,
@@ -820,13 +806,17 @@ impl RunnerState {
         });
     }
 
-    fn spawn_worker_shutdown(&self, host: &WorkerHost, id: &TaskId, reason: &str) {
-        let base = self
-            .workers
+    /// A worker's API base URL (as announced; `http://host` when it never was).
+    fn worker_url(&self, host: &WorkerHost) -> String {
+        self.workers
             .get(host)
             .and_then(|w| w.worker.as_ref())
             .map(Worker::base_url)
-            .unwrap_or_else(|| format!("http://{host}"));
+            .unwrap_or_else(|| format!("http://{host}"))
+    }
+
+    fn spawn_worker_shutdown(&self, host: &WorkerHost, id: &TaskId, reason: &str) {
+        let base = self.worker_url(host);
         let url = format!("{base}/druid/worker/v1/task/{id}/shutdown");
         tracing::info!(task = %id, worker = %host, %reason, "asking worker to shut down task");
         let http = self.http.clone();
@@ -844,13 +834,7 @@ impl RunnerState {
         RunnerTaskView {
             id: id.clone(),
             state: e.place.runner_state(),
-            worker_url: worker.as_ref().map(|host| {
-                self.workers
-                    .get(host)
-                    .and_then(|w| w.worker.as_ref())
-                    .map(Worker::base_url)
-                    .unwrap_or_else(|| format!("http://{host}"))
-            }),
+            worker_url: worker.as_ref().map(|host| self.worker_url(host)),
             worker,
             location: e.status.location.clone(),
         }
