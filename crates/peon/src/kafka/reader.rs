@@ -276,9 +276,7 @@ impl Reader {
                 Some(Err(e)) if is_transient(&e) => self.broker_trouble(&e)?,
                 Some(Err(e)) => return Err(describe(&e, &self.io.topic).into()),
                 Some(Ok(m)) => {
-                    if let Some((outage, _)) = self.outage.take() {
-                        println!("{}", outage.end(Instant::now()));
-                    }
+                    self.outage_over();
                     since_check += 1;
                     let (p, o) = (m.partition(), m.offset());
                     if self.current.get(&p).is_some_and(|c| o < *c) {
@@ -458,12 +456,17 @@ impl Reader {
         };
         match consumer.fetch_watermarks(&self.io.topic, partition, Duration::from_secs(1)) {
             Ok(_) => {
-                if let Some((outage, _)) = self.outage.take() {
-                    println!("{}", outage.end(Instant::now()));
-                }
+                self.outage_over();
                 Ok(())
             }
             Err(e) => self.broker_trouble(&e),
+        }
+    }
+
+    /// The brokers answer again: the outage, if there was one, is over (and the log says so).
+    fn outage_over(&mut self) {
+        if let Some((outage, _)) = self.outage.take() {
+            println!("{}", outage.end(Instant::now()));
         }
     }
 
