@@ -8,15 +8,15 @@ pub mod ids;
 pub mod interval;
 pub mod lock;
 pub mod period;
+pub mod resource;
 pub mod segment;
 pub mod status;
 pub mod stream_offsets;
-pub mod task;
 pub mod task_logs;
 pub mod time;
 pub mod worker;
 
 pub use ids::{IdError, TaskId, WorkerHost};
+pub use resource::TaskResource;
 pub use status::{RunnerTaskState, TaskLocation, TaskState, TaskStatus, TaskStatusPlus};
-pub use task::{IsReadyResult, NoopSpec, Task, TaskKind, TaskResource, TaskSpecError};
 pub use worker::{TaskAnnouncement, Worker, DEFAULT_WORKER_CATEGORY, DISABLED_WORKER_VERSION};

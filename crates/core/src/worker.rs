@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::TaskId;
+use crate::resource::TaskResource;
 use crate::status::{TaskLocation, TaskState, TaskStatus};
-use crate::task::TaskResource;
 
 pub const DEFAULT_WORKER_CATEGORY: &str = "_default_worker_category";
 /// A disabled middle manager re-announces itself with this version, which fails the default

@@ -3,6 +3,7 @@
 //! tasks use.
 
 pub mod chat;
+#[cfg(feature = "client")]
 pub mod client;
 pub mod spec;
 pub mod task;

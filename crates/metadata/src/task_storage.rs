@@ -2,7 +2,8 @@
 //! is queued, and its status is updated only `WHERE active = TRUE`, so a task ends in exactly one
 //! terminal status however many times completion is reported.
 
-use drover_core::{Task, TaskId, TaskStatus};
+use drover_core::{TaskId, TaskStatus};
+use drover_task::Task;
 use sqlx::Row;
 
 use crate::error::MetadataError;

@@ -3,8 +3,9 @@
 mod common;
 
 use common::TestDb;
-use drover_core::{Task, TaskId, TaskLocation, TaskState, TaskStatus};
+use drover_core::{TaskId, TaskLocation, TaskState, TaskStatus};
 use drover_metadata::{CompleteTaskFilter, MetadataError};
+use drover_task::Task;
 
 fn noop(id: &str, ds: &str) -> Task {
     Task::from_json_bytes(

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use drover_core::{Task, TaskId, TaskStatus};
+use drover_core::{TaskId, TaskStatus};
+use drover_task::Task;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 

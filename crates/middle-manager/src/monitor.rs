@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drover_core::task_logs::FileTaskLogs;
-use drover_core::{Task, TaskAnnouncement, TaskId, TaskLocation, TaskResource, TaskStatus};
+use drover_core::{TaskAnnouncement, TaskId, TaskLocation, TaskResource, TaskStatus};
+use drover_task::Task;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::forking::{self, Control, PortPool, TaskDir};

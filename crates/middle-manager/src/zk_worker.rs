@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use drover_core::{
-    Task, TaskAnnouncement, TaskId, TaskStatus, Worker, WorkerHost, DISABLED_WORKER_VERSION,
+    TaskAnnouncement, TaskId, TaskStatus, Worker, WorkerHost, DISABLED_WORKER_VERSION,
 };
+use drover_task::Task;
 use drover_zk::client::{
     Acls, AddWatchMode, Client, CreateMode, Error as ZkClientError, EventType, SessionState,
 };

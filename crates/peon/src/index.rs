@@ -10,13 +10,14 @@ use drover_core::interval::Interval;
 use drover_core::lock::TaskLock;
 use drover_core::segment::{numbered_shard_spec, DataSegment};
 use drover_core::time::to_iso;
-use drover_core::{Task, TaskStatus};
+use drover_core::TaskStatus;
 use drover_ingest::build::{build, Built};
 use drover_ingest::input::{resolve, Input};
 use drover_ingest::row_builder::RowStats;
 use drover_ingest::segment::WrittenPartition;
 use drover_ingest::spec::InputSource;
 use drover_ingest::IngestionSpec;
+use drover_task::Task;
 use serde_json::{json, Value};
 
 use crate::deep_storage::DeepStorage;
@@ -76,13 +77,13 @@ impl Progress {
     }
 }
 
-pub fn run(task: &Task, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
+pub fn run(task: &Task, spec: &IngestionSpec, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
     let mut progress = Progress::new();
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| fail!("cannot start the async runtime: {e}"))
-        .and_then(|rt| rt.block_on(ingest(task, task_dir, &mut progress)));
+        .and_then(|rt| rt.block_on(ingest(task, spec, task_dir, &mut progress)));
     progress.conclude(task, attempt_dir, result)
 }
 
@@ -92,8 +93,12 @@ fn context_u64(task: &Task, key: &str) -> Option<u64> {
         .and_then(Value::as_u64)
 }
 
-async fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result<(), TaskFailure> {
-    let spec = IngestionSpec::from_task(task.payload()).map_err(|e| e.to_string())?;
+async fn ingest(
+    task: &Task,
+    spec: &IngestionSpec,
+    task_dir: &Path,
+    progress: &mut Progress,
+) -> Result<(), TaskFailure> {
     let overlord = OverlordClient::from_env(task.payload().clone())?;
     let deep = DeepStorage::from_location(
         &std::env::var("DROVER_DEEP_STORAGE").unwrap_or_else(|_| "var/druid/segments".into()),
@@ -116,7 +121,7 @@ async fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result
     let log_errors = spec.tuning.log_parse_exceptions;
     let keep = spec.tuning.max_saved_parse_exceptions as usize;
     // CPU-bound and blocking, which is fine: nothing else runs on this one-thread runtime.
-    let built = build(&spec, &inputs, &task_dir.join("work"), &mut |e, stats| {
+    let built = build(spec, &inputs, &task_dir.join("work"), &mut |e, stats| {
         if log_errors {
             println!("parse exception: {e}");
         }
@@ -150,7 +155,7 @@ async fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result
     );
 
     let write_started = std::time::Instant::now();
-    let segments = write_segments(task, &spec, &built, &overlord, &deep).await?;
+    let segments = write_segments(task, spec, &built, &overlord, &deep).await?;
     println!(
         "uploaded {} segment file(s) in {} ms; peak RSS {} kB",
         segments.len(),

@@ -23,7 +23,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::failure::TaskFailure;
-use drover_core::{IsReadyResult, Task, TaskKind, TaskStatus};
+use drover_core::TaskStatus;
+use drover_task::{IsReadyResult, Task, TaskKind};
 
 /// Druid's `druid.indexer.task.directoryLockTimeout` default (PT10M).
 const DEFAULT_DIRECTORY_LOCK_TIMEOUT: Duration = Duration::from_secs(600);
@@ -83,8 +84,18 @@ fn run(task_dir: &Path, attempt: &str) -> Result<(), TaskFailure> {
                 TaskStatus::failure(task.id.clone(), "isReady failed (isReadyResult EXCEPTION)")
             }
         },
-        TaskKind::Index => index::run(&task, task_dir, &task_dir.join("attempt").join(attempt)),
-        TaskKind::Kafka => kafka::run(&task, task_dir, &task_dir.join("attempt").join(attempt)),
+        TaskKind::Index(spec) => index::run(
+            &task,
+            spec,
+            task_dir,
+            &task_dir.join("attempt").join(attempt),
+        ),
+        TaskKind::Kafka(spec) => kafka::run(
+            &task,
+            spec,
+            task_dir,
+            &task_dir.join("attempt").join(attempt),
+        ),
     };
     let status = status.with_duration(started.elapsed().as_millis() as i64);
     write_status(&task_dir.join("attempt").join(attempt), &status)?;

@@ -3,7 +3,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use drover_core::{NoopSpec, TaskId, TaskStatus};
+use drover_core::{TaskId, TaskStatus};
+use drover_task::NoopSpec;
 
 fn now_ms() -> u128 {
     SystemTime::now()

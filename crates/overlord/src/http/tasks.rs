@@ -10,8 +10,9 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use drover_core::interval::{parse_instant, Interval};
 use drover_core::time::{parse_iso, to_iso};
-use drover_core::{RunnerTaskState, Task, TaskId, TaskKind, TaskLocation, TaskStatusPlus};
+use drover_core::{RunnerTaskState, TaskId, TaskLocation, TaskStatusPlus};
 use drover_metadata::{CompleteTaskFilter, TaskInfo};
+use drover_task::Task;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -65,18 +66,6 @@ pub async fn submit(
         crate::runner::znode_too_large(task.to_json_bytes().len(), s.max_znode_bytes)
     {
         return Err(ApiError::BadRequest(reason));
-    }
-    if task.kind == TaskKind::Index {
-        // The whole ingestion spec is checked now, so a bad one is a 400 naming the field, not
-        // a task that fails later on a middle manager.
-        drover_ingest::IngestionSpec::from_task(task.payload())
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    }
-    if task.kind == TaskKind::Kafka {
-        drover_ingest::IngestionSpec::from_stream_task(task.payload())
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        drover_kafka::KafkaTaskIo::from_task(task.payload())
-            .map_err(|e| ApiError::BadRequest(e.0))?;
     }
     let id = task.id.clone();
     // Answered by the deadline, and stored by then or never: a client that gives up on a slow

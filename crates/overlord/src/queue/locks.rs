@@ -99,10 +99,8 @@ impl TaskQueue {
     /// An ingestion task's `isReady`: all of its intervals locked, or none (a partial set is
     /// let go so two tasks never hold halves of each other's intervals).
     pub(super) async fn take_ready_locks(&mut self, id: &TaskId) -> Readiness {
-        let intervals = match self.tasks.get(id).map(|q| q.ready_locks.clone()) {
-            None => return Readiness::NotYet,
-            Some(Err(msg)) => return Readiness::Failed(format!("isReady failed: {msg}")),
-            Some(Ok(i)) => i,
+        let Some(intervals) = self.tasks.get(id).map(|q| q.ready_locks.clone()) else {
+            return Readiness::NotYet;
         };
         let mut taken: Vec<Interval> = Vec::new();
         for interval in intervals {

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use drover_core::interval::Interval;
 use drover_core::lock::default_priority;
-use drover_core::{IsReadyResult, Task, TaskId, TaskKind, TaskStatus};
+use drover_core::{TaskId, TaskStatus};
 use drover_metadata::{MetadataError, MetadataStore};
+use drover_task::{IsReadyResult, Task, TaskKind};
 use indexmap::IndexMap;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
@@ -181,9 +182,8 @@ struct Queued {
     submitted: bool,
     /// Druid's task priority: context `priority`, else the type's default.
     priority: i32,
-    /// What `isReady` locks (an ingestion task's `granularitySpec.intervals`), or why the spec
-    /// cannot be read.
-    ready_locks: Result<Vec<Interval>, String>,
+    /// What `isReady` locks: a batch task's `granularitySpec.intervals`.
+    ready_locks: Vec<Interval>,
 }
 
 impl Queued {
@@ -195,17 +195,13 @@ impl Queued {
             .and_then(Value::as_i64)
             .map(|p| p as i32)
             .unwrap_or_else(|| default_priority(&task.task_type));
-        let ready_locks = match task.kind {
-            TaskKind::Index => drover_ingest::IngestionSpec::from_task(task.payload())
-                .map(|spec| {
-                    crate::actions::lock_intervals(
-                        &spec.granularity.intervals,
-                        spec.granularity.segment,
-                    )
-                })
-                .map_err(|e| e.to_string()),
+        let ready_locks = match &task.kind {
+            TaskKind::Index(spec) => crate::actions::lock_intervals(
+                &spec.granularity.intervals,
+                spec.granularity.segment,
+            ),
             // A streaming task locks each segment as it allocates it (Druid's isReady: true).
-            TaskKind::Noop(_) | TaskKind::Kafka => Ok(Vec::new()),
+            TaskKind::Noop(_) | TaskKind::Kafka(_) => Vec::new(),
         };
         Queued {
             task: Arc::new(task),
@@ -491,7 +487,20 @@ impl TaskQueue {
             if self.tasks.contains_key(&id) || self.unpersisted.contains_key(&id) {
                 continue;
             }
-            if let Some(row) = bounded(self.store.get_task(&id)).await? {
+            let row = match bounded(self.store.get_task(&id)).await {
+                Ok(row) => row,
+                // A payload this version cannot read (written by hand, or by a version that
+                // accepted something this one refuses) must not stop the queue from loading the
+                // others, nor stay active for ever: it fails, with the reason.
+                Err(QueueError::Storage(MetadataError::Corrupt(reason))) => {
+                    tracing::error!(task = %id, %reason, "failing an active task whose payload cannot be read");
+                    let status = TaskStatus::failure(id, format!("cannot read the task: {reason}"));
+                    bounded(self.store.set_task_status(&status)).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some(row) = row {
                 let age = drover_core::time::parse_iso(&row.info.created_date)
                     .and_then(|t| (chrono::Utc::now() - t).to_std().ok())
                     .unwrap_or_default();
@@ -549,7 +558,7 @@ enum Readiness {
 /// moment it was queued.
 fn is_ready(task: &Task, added: Instant) -> Readiness {
     match &task.kind {
-        TaskKind::Index | TaskKind::Kafka => Readiness::Ready,
+        TaskKind::Index(_) | TaskKind::Kafka(_) => Readiness::Ready,
         TaskKind::Noop(spec) => match spec.is_ready_result {
             IsReadyResult::Exception => {
                 Readiness::Failed("isReady failed: isReadyResult is EXCEPTION".into())

@@ -11,7 +11,8 @@ pub mod zk_watch;
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_core::{Task, TaskAnnouncement, TaskId, TaskStatus, Worker, WorkerHost};
+use drover_core::{TaskAnnouncement, TaskId, TaskStatus, Worker, WorkerHost};
+use drover_task::Task;
 use drover_zk::{ZkPaths, ZkSession};
 use tokio::sync::{mpsc, oneshot};
 

@@ -3,7 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use drover_core::{Task, WorkerHost};
+use drover_core::WorkerHost;
+use drover_task::Task;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

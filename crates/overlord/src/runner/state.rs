@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drover_core::{
-    RunnerTaskState, Task, TaskAnnouncement, TaskId, TaskLocation, TaskResource, TaskStatus,
-    Worker, WorkerHost,
+    RunnerTaskState, TaskAnnouncement, TaskId, TaskLocation, TaskResource, TaskStatus, Worker,
+    WorkerHost,
 };
+use drover_task::Task;
 use drover_zk::client::{Acls, CreateMode, Error as ZkClientError};
 use drover_zk::{with_timeout, ZkError, ZkPaths, ZkSession};
 use indexmap::IndexMap;

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use drover_core::stream_offsets::StreamOffsets;
 use drover_core::time::{now_iso, to_iso};
-use drover_core::{Task, TaskId, TaskState};
+use drover_core::{TaskId, TaskState};
 use drover_kafka::client::{StreamClient, StreamError};
 use drover_kafka::task::{base_sequence_name, task_group_id, NewTask, END_OF_STREAM};
 use drover_kafka::{KafkaSupervisorSpec, KafkaTaskIo, Offsets};
+use drover_task::{Task, TaskKind};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -415,21 +416,16 @@ impl KafkaSupervisor {
         let locations = self.locations().await;
         for row in rows {
             let task = row.task;
-            if task.task_type != "index_kafka"
-                || task.data_source != self.spec.data_source
+            let TaskKind::Kafka(spec) = &task.kind else {
+                continue;
+            };
+            if task.data_source != self.spec.data_source
                 || task.group_id != group_id
                 || self.known_task(&task.id)
             {
                 continue;
             }
-            let io = match KafkaTaskIo::from_task(task.payload()) {
-                Ok(io) => io,
-                Err(e) => {
-                    self.kill(&task.id, &format!("unreadable ioConfig: {e}"))
-                        .await;
-                    continue;
-                }
-            };
+            let io = &spec.io;
             let location = locations.get(&task.id).cloned();
             // A task that already has final end offsets is finishing: let it publish.
             let mut finishing = false;
@@ -478,7 +474,7 @@ impl KafkaSupervisor {
                 }
                 continue;
             }
-            if io.base_sequence_name != self.current_name(&io) {
+            if io.base_sequence_name != self.current_name(io) {
                 self.kill(
                     &task.id,
                     "its configuration is not the supervisor's current one",

@@ -13,10 +13,9 @@ mod sequences;
 use std::path::Path;
 
 use drover_core::time::now_iso;
-use drover_core::{Task, TaskStatus};
+use drover_core::TaskStatus;
 use drover_ingest::row_builder::RowStats;
-use drover_ingest::IngestionSpec;
-use drover_kafka::KafkaTaskIo;
+use drover_task::{KafkaTaskSpec, Task};
 use rdkafka::consumer::BaseConsumer;
 use tokio::sync::watch;
 
@@ -28,15 +27,19 @@ use self::reader::{Outcome, Reader, Snapshot, Status};
 use self::sequences::Sequences;
 use crate::failure::TaskFailure;
 
-pub fn run(task: &Task, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
+pub fn run(task: &Task, spec: &KafkaTaskSpec, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
     let mut progress = Progress::new();
-    let result = ingest(task, task_dir, &mut progress);
+    let result = ingest(task, spec, task_dir, &mut progress);
     progress.conclude(task, attempt_dir, result)
 }
 
-fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result<(), TaskFailure> {
-    let spec = IngestionSpec::from_stream_task(task.payload()).map_err(|e| e.to_string())?;
-    let io = KafkaTaskIo::from_task(task.payload()).map_err(|e| e.0)?;
+fn ingest(
+    task: &Task,
+    spec: &KafkaTaskSpec,
+    task_dir: &Path,
+    progress: &mut Progress,
+) -> Result<(), TaskFailure> {
+    let io = &spec.io;
     let persist = task_dir.join("persist");
     std::fs::create_dir_all(&persist)
         .map_err(|e| fail!("cannot create {}: {e}", persist.display()))?;
@@ -101,8 +104,8 @@ fn ingest(task: &Task, task_dir: &Path, progress: &mut Progress) -> Result<(), T
     progress.state = "BUILD_SEGMENTS";
     let reader = Reader::new(
         task.clone(),
-        io,
-        spec,
+        spec.io.clone(),
+        spec.schema.clone(),
         consumer,
         sequences,
         sequences_file,

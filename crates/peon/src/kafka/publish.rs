@@ -6,12 +6,12 @@
 
 use std::path::Path;
 
-use drover_core::Task;
 use drover_ingest::build::write_segment_files;
 use drover_ingest::row_builder::RowBuilder;
 use drover_ingest::IngestionSpec;
 use drover_kafka::task::sequence_numbers;
 use drover_kafka::{KafkaTaskIo, Offsets};
+use drover_task::Task;
 use serde_json::{json, Value};
 use tokio::runtime::Handle;
 

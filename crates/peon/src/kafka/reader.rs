@@ -9,13 +9,13 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use drover_core::interval::Interval;
-use drover_core::Task;
 use drover_ingest::format::RecordReader;
 use drover_ingest::record::{Record, RowError};
 use drover_ingest::row_builder::{RowBuilder, RowStats};
 use drover_ingest::IngestionSpec;
 use drover_kafka::task::sequence_numbers;
 use drover_kafka::{KafkaTaskIo, Offsets};
+use drover_task::Task;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;

@@ -1,11 +1,18 @@
-//! Task specs, polymorphic on `type` as in Druid. The JSON a user posts is kept (with the fields
-//! Druid fills in: `id`, `groupId`, `resource`, `dataSource`, `context`) as the task's payload, so
+//! Task specs, polymorphic on `type` as in Druid, parsed once when a task enters the system (at
+//! `POST /task`, when a supervisor creates it, when the store or a middle manager hands it back)
+//! into typed specs that travel with it. The JSON a user posts is kept too (with the fields Druid
+//! fills in: `id`, `groupId`, `resource`, `dataSource`, `context`) as the task's payload, so
 //! `GET /task/{id}` shows what Druid would show and unknown fields survive the round trip.
 
+use std::sync::Arc;
+
+use drover_core::ids::{validate_id, IdError, TaskId};
+use drover_core::TaskResource;
+use drover_ingest::IngestionSpec;
+use drover_kafka::task::TaskIoError;
+use drover_kafka::KafkaTaskIo;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
-
-use crate::ids::{validate_id, IdError, TaskId};
 
 /// Task types Druid has that Drover does not run yet: named so the error says so.
 const NOT_YET_SUPPORTED: &[&str] = &[
@@ -38,34 +45,18 @@ pub enum TaskSpecError {
     },
     #[error(transparent)]
     Id(#[from] IdError),
+    /// The ingestion spec of an `index`, `index_parallel` or `index_kafka` task.
+    #[error(transparent)]
+    Ingestion(#[from] drover_ingest::SpecError),
+    /// The `ioConfig` (offsets, consumer properties) of an `index_kafka` task.
+    #[error(transparent)]
+    KafkaIo(#[from] TaskIoError),
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> TaskSpecError {
     TaskSpecError::InvalidField {
         field,
         message: message.into(),
-    }
-}
-
-/// `TaskResource`: JSON key `resource` on a task, `taskResource` in announcements.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskResource {
-    pub availability_group: String,
-    #[serde(default = "one")]
-    pub required_capacity: i32,
-}
-
-fn one() -> i32 {
-    1
-}
-
-impl TaskResource {
-    pub fn for_task(id: &TaskId) -> Self {
-        TaskResource {
-            availability_group: id.to_string(),
-            required_capacity: 1,
-        }
     }
 }
 
@@ -89,15 +80,33 @@ pub struct NoopSpec {
 /// an explicit `0` for no time at all, see docs/compatibility.md.)
 pub const NOOP_DEFAULT_RUN_TIME_MS: u64 = 2500;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum TaskKind {
     Noop(NoopSpec),
-    /// `index` and `index_parallel`: the ingestion spec stays in the payload; `drover-ingest`
-    /// validates and reads it (the overlord at submission, the peon when running).
-    Index,
-    /// `index_kafka`: reads its partitions between start and end offsets (`drover-kafka` reads
-    /// the ioConfig, `drover-ingest` the schema).
-    Kafka,
+    /// `index` and `index_parallel`.
+    Index(Arc<IngestionSpec>),
+    /// `index_kafka`: reads its partitions between start and end offsets.
+    Kafka(Arc<KafkaTaskSpec>),
+}
+
+impl TaskKind {
+    /// The ingestion spec of a task that writes segments (`None` for a noop).
+    pub fn ingestion(&self) -> Option<&IngestionSpec> {
+        match self {
+            TaskKind::Noop(_) => None,
+            TaskKind::Index(spec) => Some(spec),
+            TaskKind::Kafka(spec) => Some(&spec.schema),
+        }
+    }
+}
+
+/// What an `index_kafka` task reads and how it turns records into rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaTaskSpec {
+    /// `dataSchema` and `tuningConfig` (the records come from the stream, not an input source).
+    pub schema: IngestionSpec,
+    /// `ioConfig` and the `checkpoints` context: topic, offsets, consumer properties.
+    pub io: KafkaTaskIo,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -197,11 +206,9 @@ impl Task {
             Some(_) => return Err(invalid("context", "must be a JSON object")),
         }
 
-        let kind = match task_type.as_str() {
-            "noop" => TaskKind::Noop(parse_noop(&obj)?),
-            "index" | "index_parallel" => TaskKind::Index,
-            "index_kafka" => TaskKind::Kafka,
-            _ => unreachable!("checked against SUPPORTED above"),
+        let noop = match task_type.as_str() {
+            "noop" => Some(parse_noop(&obj)?),
+            _ => None,
         };
 
         obj.insert("id".into(), Value::String(id.to_string()));
@@ -211,6 +218,18 @@ impl Task {
             "resource".into(),
             serde_json::to_value(&resource).expect("plain struct"),
         );
+        let payload = Value::Object(obj);
+        let kind = match (task_type.as_str(), noop) {
+            (_, Some(noop)) => TaskKind::Noop(noop),
+            ("index" | "index_parallel", _) => {
+                TaskKind::Index(Arc::new(IngestionSpec::from_task(&payload)?))
+            }
+            ("index_kafka", _) => TaskKind::Kafka(Arc::new(KafkaTaskSpec {
+                schema: IngestionSpec::from_stream_task(&payload)?,
+                io: KafkaTaskIo::from_task(&payload)?,
+            })),
+            _ => unreachable!("checked against SUPPORTED above"),
+        };
         Ok(Task {
             id,
             task_type,
@@ -218,7 +237,7 @@ impl Task {
             resource,
             data_source,
             kind,
-            payload: Value::Object(obj),
+            payload,
         })
     }
 
@@ -408,6 +427,76 @@ mod tests {
         assert!(matches!(
             parse(r#"{"type":"noop","dataSource":"a/b"}"#),
             Err(TaskSpecError::Id(_))
+        ));
+    }
+
+    #[test]
+    fn ingestion_specs_are_parsed_with_the_task() {
+        let t = parse(
+            r#"{"type":"index_parallel","spec":{
+                "dataSchema":{"dataSource":"wiki","timestampSpec":{"column":"ts"},
+                    "granularitySpec":{"segmentGranularity":"hour","intervals":["2015-09-12/2015-09-13"]}},
+                "ioConfig":{"type":"index_parallel","inputSource":{"type":"inline","data":"{}"},
+                    "inputFormat":{"type":"json"}}}}"#,
+        )
+        .unwrap();
+        let TaskKind::Index(spec) = &t.kind else {
+            panic!("an ingestion task: {:?}", t.kind)
+        };
+        assert_eq!(spec.data_source, "wiki");
+        assert_eq!(t.kind.ingestion(), Some(&**spec));
+        // A bad spec is refused with the task, naming the field.
+        let e = parse(
+            r#"{"type":"index","spec":{"dataSchema":{"dataSource":"wiki","timestampSpec":{"column":"ts"}},
+                "ioConfig":{"inputSource":{"type":"inline","data":"{}"},"inputFormat":{"type":"json"},
+                "appendToExisting":"yes"}}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, TaskSpecError::Ingestion(s) if s.field == "spec.ioConfig.appendToExisting"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_supervisors_kafka_task_carries_its_offsets() {
+        use drover_kafka::task::{base_sequence_name, NewTask};
+        let supervisor = drover_kafka::KafkaSupervisorSpec::from_value(&serde_json::json!({
+            "type":"kafka","spec":{
+            "dataSchema":{"dataSource":"ds","timestampSpec":{"column":"ts"},
+                "dimensionsSpec":{"dimensions":["a"]},
+                "granularitySpec":{"segmentGranularity":"HOUR","queryGranularity":"NONE","rollup":false}},
+            "ioConfig":{"topic":"t","inputFormat":{"type":"json"},
+                "consumerProperties":{"bootstrap.servers":"localhost:9092"}},
+            "tuningConfig":{"type":"kafka"}}}))
+        .unwrap();
+        let start: drover_kafka::Offsets = [(0, 5), (2, 7)].into();
+        let checkpoints = [(0, start.clone())].into();
+        let base = base_sequence_name(&supervisor, &start, None, None);
+        let json = NewTask {
+            spec: &supervisor,
+            group: 1,
+            base_sequence_name: &base,
+            start: &start,
+            checkpoints: &checkpoints,
+            minimum_message_time: None,
+            maximum_message_time: None,
+        }
+        .to_json();
+        let task = Task::from_value(json).expect("the queue accepts what a supervisor makes");
+        let TaskKind::Kafka(spec) = &task.kind else {
+            panic!("a Kafka task: {:?}", task.kind)
+        };
+        assert_eq!(spec.io.start, start);
+        assert_eq!(spec.io.task_group_id, 1);
+        assert_eq!(spec.schema.data_source, "ds");
+        // Offsets that do not match are refused with the task.
+        let mut bad = task.payload().clone();
+        bad["ioConfig"]["endSequenceNumbers"]["partitionSequenceNumberMap"] =
+            serde_json::json!({"0": 9});
+        assert!(matches!(
+            Task::from_value(bad),
+            Err(TaskSpecError::KafkaIo(_))
         ));
     }
 }

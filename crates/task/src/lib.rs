@@ -1,0 +1,7 @@
+//! A task as users post it (see docs/architecture.md): Druid's task JSON, parsed once into typed
+//! specs that travel with the task from `POST /task` through the queue and the runner to the
+//! peon, so no later step reads the JSON again.
+
+pub mod task;
+
+pub use task::{IsReadyResult, KafkaTaskSpec, NoopSpec, Task, TaskKind, TaskSpecError};
