@@ -10,12 +10,24 @@ use std::time::Duration;
 #[error("{0}")]
 pub struct PeriodError(pub String);
 
-pub fn parse_period(s: &str) -> Result<Duration, PeriodError> {
-    parse(s).map_err(PeriodError)
+impl From<String> for PeriodError {
+    fn from(message: String) -> Self {
+        PeriodError(message)
+    }
 }
 
-fn parse(s: &str) -> Result<Duration, String> {
-    let bad = || format!("[{s}] is not an ISO-8601 period such as PT1H, PT30S or P1D");
+impl From<&str> for PeriodError {
+    fn from(message: &str) -> Self {
+        PeriodError(message.to_string())
+    }
+}
+
+pub fn parse_period(s: &str) -> Result<Duration, PeriodError> {
+    let bad = || {
+        PeriodError(format!(
+            "[{s}] is not an ISO-8601 period such as PT1H, PT30S or P1D"
+        ))
+    };
     let rest = s.strip_prefix('P').ok_or_else(bad)?;
     if rest.is_empty() {
         return Err(bad());
@@ -27,7 +39,7 @@ fn parse(s: &str) -> Result<Duration, String> {
     };
     let mut secs = 0f64;
     let mut parts = 0;
-    let mut add = |text: &str, units: &[(char, f64)]| -> Result<(), String> {
+    let mut add = |text: &str, units: &[(char, f64)]| -> Result<(), PeriodError> {
         let mut number = String::new();
         for c in text.chars() {
             if c.is_ascii_digit() || c == '.' || c == ',' {
@@ -36,7 +48,7 @@ fn parse(s: &str) -> Result<Duration, String> {
             }
             let Some((_, scale)) = units.iter().find(|(u, _)| *u == c) else {
                 return Err(if c == 'Y' || c == 'M' {
-                    format!("[{s}]: years and months have no fixed length; use days, hours, minutes or seconds")
+                    PeriodError(format!("[{s}]: years and months have no fixed length; use days, hours, minutes or seconds"))
                 } else {
                     bad()
                 });

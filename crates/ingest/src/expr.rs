@@ -62,7 +62,7 @@ enum Token {
     Comma,
 }
 
-fn tokenize(src: &str) -> Result<Vec<Token>, String> {
+fn tokenize(src: &str) -> Result<Vec<Token>, ExprError> {
     let chars: Vec<char> = src.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
@@ -109,7 +109,7 @@ fn tokenize(src: &str) -> Result<Vec<Token>, String> {
                 i += 1;
                 loop {
                     match chars.get(i) {
-                        None => return Err(format!("unterminated {quote}quote{quote}")),
+                        None => return Err(ExprError(format!("unterminated {quote}quote{quote}"))),
                         Some('\\') if chars.get(i + 1).is_some() => {
                             text.push(chars[i + 1]);
                             i += 2;
@@ -153,7 +153,7 @@ fn tokenize(src: &str) -> Result<Vec<Token>, String> {
                     '(' => Token::Open,
                     ')' => Token::Close,
                     ',' => Token::Comma,
-                    other => return Err(format!("unexpected character [{other}]")),
+                    other => return Err(ExprError(format!("unexpected character [{other}]"))),
                 });
                 i += 1;
             }
@@ -180,7 +180,7 @@ impl Parser<'_> {
     }
 
     /// Precedence climbing; `^` is right-associative, the rest left.
-    fn expr(&mut self, min: u8) -> Result<Expr, String> {
+    fn expr(&mut self, min: u8) -> Result<Expr, ExprError> {
         let mut left = self.unary()?;
         while let Some(Token::Op(op)) = self.peek().cloned() {
             let p = precedence(op);
@@ -195,7 +195,7 @@ impl Parser<'_> {
         Ok(left)
     }
 
-    fn unary(&mut self) -> Result<Expr, String> {
+    fn unary(&mut self) -> Result<Expr, ExprError> {
         match self.peek() {
             Some(Token::Op(Op::Sub)) => {
                 self.at += 1;
@@ -209,7 +209,7 @@ impl Parser<'_> {
         }
     }
 
-    fn primary(&mut self) -> Result<Expr, String> {
+    fn primary(&mut self) -> Result<Expr, ExprError> {
         match self.next() {
             Some(Token::Long(l)) => Ok(Expr::Literal(Cell::Long(l))),
             Some(Token::Double(d)) => Ok(Expr::Literal(Cell::Double(d))),
@@ -232,22 +232,26 @@ impl Parser<'_> {
                         match self.next() {
                             Some(Token::Comma) => {}
                             Some(Token::Close) => break,
-                            _ => return Err(format!("the arguments of [{name}] are not closed")),
+                            _ => {
+                                return Err(ExprError(format!(
+                                    "the arguments of [{name}] are not closed"
+                                )))
+                            }
                         }
                     }
                 }
                 match name.as_str() {
                     "concat" => Ok(Expr::Concat(args)),
-                    other => Err(format!(
+                    other => Err(ExprError(format!(
                         "function [{other}] is not supported; only concat() is"
-                    )),
+                    ))),
                 }
             }
             Some(Token::Ident(name)) => match name.as_str() {
                 "null" => Ok(Expr::Literal(Cell::Null)),
                 _ => Ok(Expr::Field((self.resolve)(&name))),
             },
-            Some(other) => Err(format!("unexpected {other:?}")),
+            Some(other) => Err(ExprError(format!("unexpected {other:?}"))),
             None => Err("the expression ends too soon".into()),
         }
     }
@@ -258,12 +262,20 @@ impl Parser<'_> {
 #[error("{0}")]
 pub struct ExprError(pub String);
 
-/// Parses `src`; `resolve` numbers each field it names.
-pub fn parse(src: &str, resolve: &mut dyn FnMut(&str) -> usize) -> Result<Expr, ExprError> {
-    parse_text(src, resolve).map_err(ExprError)
+impl From<String> for ExprError {
+    fn from(message: String) -> Self {
+        ExprError(message)
+    }
 }
 
-fn parse_text(src: &str, resolve: &mut dyn FnMut(&str) -> usize) -> Result<Expr, String> {
+impl From<&str> for ExprError {
+    fn from(message: &str) -> Self {
+        ExprError(message.to_string())
+    }
+}
+
+/// Parses `src`; `resolve` numbers each field it names.
+pub fn parse(src: &str, resolve: &mut dyn FnMut(&str) -> usize) -> Result<Expr, ExprError> {
     let mut p = Parser {
         tokens: tokenize(src)?,
         at: 0,
@@ -272,7 +284,9 @@ fn parse_text(src: &str, resolve: &mut dyn FnMut(&str) -> usize) -> Result<Expr,
     let e = p.expr(0)?;
     match p.peek() {
         None => Ok(e),
-        Some(t) => Err(format!("unexpected {t:?} after a complete expression")),
+        Some(t) => Err(ExprError(format!(
+            "unexpected {t:?} after a complete expression"
+        ))),
     }
 }
 

@@ -86,7 +86,7 @@ impl RecordReader {
     }
 }
 
-fn split(line: &str, delimiter: u8) -> Result<Vec<String>, String> {
+fn split(line: &str, delimiter: u8) -> Result<Vec<String>, RowError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .delimiter(delimiter)
@@ -95,7 +95,7 @@ fn split(line: &str, delimiter: u8) -> Result<Vec<String>, String> {
         .from_reader(line.as_bytes());
     match reader.records().next() {
         Some(Ok(record)) => Ok(record.iter().map(str::to_string).collect()),
-        Some(Err(e)) => Err(format!("malformed line: {e}")),
+        Some(Err(e)) => Err(format!("malformed line: {e}").into()),
         None => Ok(vec![]),
     }
 }

@@ -11,6 +11,26 @@ use flate2::read::MultiGzDecoder;
 
 use crate::spec::InputSource;
 
+/// Why a source's inputs cannot be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("http inputs must be downloaded first")]
+    NotDownloaded,
+    #[error("a streaming task has no batch input")]
+    Stream,
+    #[error("local input baseDir [{}] is not a readable directory", .0.display())]
+    NotADirectory(PathBuf),
+    #[error("cannot list [{}]: {source}", dir.display())]
+    List {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("local input file [{}] does not exist or is not a file", .0.display())]
+    MissingFile(PathBuf),
+    #[error("no input files matched filter [{filter}] under baseDir [{base_dir}]")]
+    NoMatch { filter: String, base_dir: String },
+}
+
 /// One thing to read, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
@@ -47,11 +67,11 @@ impl Input {
 
 /// The inputs of a source, files sorted by path. An `http` source must have been replaced by
 /// its downloaded files (`InputSource::Local { files, .. }`) before this is called.
-pub fn resolve(source: &InputSource) -> Result<Vec<Input>, String> {
+pub fn resolve(source: &InputSource) -> Result<Vec<Input>, InputError> {
     match source {
         InputSource::Inline { data } => Ok(vec![Input::Inline(data.clone())]),
-        InputSource::Http { .. } => Err("http inputs must be downloaded first".into()),
-        InputSource::Stream => Err("a streaming task has no batch input".into()),
+        InputSource::Http { .. } => Err(InputError::NotDownloaded),
+        InputSource::Stream => Err(InputError::Stream),
         InputSource::Local {
             base_dir,
             filter,
@@ -61,29 +81,26 @@ pub fn resolve(source: &InputSource) -> Result<Vec<Input>, String> {
             if let Some(dir) = base_dir {
                 let dir = Path::new(dir);
                 if !dir.is_dir() {
-                    return Err(format!(
-                        "local input baseDir [{}] is not a readable directory",
-                        dir.display()
-                    ));
+                    return Err(InputError::NotADirectory(dir.to_path_buf()));
                 }
                 let mut found = Vec::new();
-                walk(dir, filter.as_deref().unwrap_or("*"), &mut found)
-                    .map_err(|e| format!("cannot list [{}]: {e}", dir.display()))?;
+                walk(dir, filter.as_deref().unwrap_or("*"), &mut found).map_err(|source| {
+                    InputError::List {
+                        dir: dir.to_path_buf(),
+                        source,
+                    }
+                })?;
                 found.sort();
                 out.extend(found);
             }
             if let Some(missing) = out.iter().find(|p| !p.is_file()) {
-                return Err(format!(
-                    "local input file [{}] does not exist or is not a file",
-                    missing.display()
-                ));
+                return Err(InputError::MissingFile(missing.clone()));
             }
             if out.is_empty() {
-                return Err(format!(
-                    "no input files matched filter [{}] under baseDir [{}]",
-                    filter.as_deref().unwrap_or("*"),
-                    base_dir.as_deref().unwrap_or("")
-                ));
+                return Err(InputError::NoMatch {
+                    filter: filter.as_deref().unwrap_or("*").to_string(),
+                    base_dir: base_dir.as_deref().unwrap_or("").to_string(),
+                });
             }
             Ok(out.into_iter().map(Input::File).collect())
         }
@@ -171,6 +188,6 @@ mod tests {
             filter: Some("*.parquet".into()),
             files: vec![],
         };
-        assert!(resolve(&none).unwrap_err().contains("no input files"));
+        assert!(matches!(resolve(&none), Err(InputError::NoMatch { .. })));
     }
 }

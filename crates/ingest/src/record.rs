@@ -195,6 +195,12 @@ impl From<&str> for RowError {
     }
 }
 
+impl From<crate::timestamp::TimestampError> for RowError {
+    fn from(e: crate::timestamp::TimestampError) -> Self {
+        RowError(e.to_string())
+    }
+}
+
 /// One record's cells, indexed by field number.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Record<'a> {

@@ -65,6 +65,15 @@ fn joda_to_chrono(pattern: &str) -> String {
 #[error("unknown timestamp format [{0}]")]
 pub struct UnknownTimestampFormat(pub String);
 
+/// Why a row has no usable time: it is unparseable, and counted as such.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimestampError {
+    #[error("timestamp column [{column}] is missing")]
+    Missing { column: String },
+    #[error("could not parse timestamp [{value}] with format [{format}]")]
+    Unparseable { value: String, format: String },
+}
+
 impl TimestampSpec {
     /// Checks the format once, so a bad spec is a 400 before any row is read.
     pub fn validate(&self) -> Result<(), UnknownTimestampFormat> {
@@ -75,24 +84,25 @@ impl TimestampSpec {
         }
     }
 
-    /// The row's time, or `Err` with what is wrong with it.
-    pub fn extract(&self, value: &Cell) -> Result<DateTime<Utc>, String> {
+    /// The row's time, or what is wrong with it.
+    pub fn extract(&self, value: &Cell) -> Result<DateTime<Utc>, TimestampError> {
         if value.is_null() || value.as_str() == Some("") {
             return match &self.missing_value {
                 Some(m) => self.extract_present(&Cell::from_json(m)),
-                None => Err(format!("timestamp column [{}] is missing", self.column)),
+                None => Err(TimestampError::Missing {
+                    column: self.column.clone(),
+                }),
             };
         }
         self.extract_present(value)
     }
 
-    fn extract_present(&self, value: &Cell) -> Result<DateTime<Utc>, String> {
-        self.parse(value).ok_or_else(|| {
-            format!(
-                "could not parse timestamp [{value}] with format [{}]",
-                self.format
-            )
-        })
+    fn extract_present(&self, value: &Cell) -> Result<DateTime<Utc>, TimestampError> {
+        self.parse(value)
+            .ok_or_else(|| TimestampError::Unparseable {
+                value: value.to_string(),
+                format: self.format.clone(),
+            })
     }
 
     fn parse(&self, v: &Cell) -> Option<DateTime<Utc>> {
@@ -207,14 +217,14 @@ mod tests {
 
     #[test]
     fn missing_and_bad_values() {
-        assert!(spec("iso")
-            .extract(&Cell::Missing)
-            .unwrap_err()
-            .contains("missing"));
-        assert!(spec("iso")
-            .extract(&Cell::from_json(&json!("yesterday")))
-            .unwrap_err()
-            .contains("could not parse"));
+        assert_eq!(
+            spec("iso").extract(&Cell::Missing),
+            Err(TimestampError::Missing { column: "t".into() })
+        );
+        assert!(matches!(
+            spec("iso").extract(&Cell::from_json(&json!("yesterday"))),
+            Err(TimestampError::Unparseable { .. })
+        ));
         let with_default = TimestampSpec {
             missing_value: Some(json!("2010-01-01T00:00:00Z")),
             ..spec("iso")

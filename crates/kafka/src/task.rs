@@ -275,16 +275,16 @@ impl KafkaTaskIo {
             };
             consumer_properties.insert(k.clone(), text);
         }
-        let time = |k: &str| -> Result<Option<DateTime<Utc>>, String> {
+        let time = |k: &str| -> Result<Option<DateTime<Utc>>, TaskIoError> {
             match io.get(k) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => parse_iso(s)
                     .map(Some)
-                    .ok_or_else(|| format!("[ioConfig.{k}] must be an ISO-8601 instant")),
+                    .ok_or_else(|| format!("[ioConfig.{k}] must be an ISO-8601 instant").into()),
                 Some(Value::Number(n)) => {
                     Ok(n.as_i64().and_then(DateTime::<Utc>::from_timestamp_millis))
                 }
-                Some(_) => Err(format!("[ioConfig.{k}] must be an ISO-8601 instant")),
+                Some(_) => Err(format!("[ioConfig.{k}] must be an ISO-8601 instant").into()),
             }
         };
         let mut checkpoints = BTreeMap::new();

@@ -31,6 +31,12 @@ impl From<drover_ingest::record::RowError> for TaskFailure {
     }
 }
 
+impl From<drover_ingest::input::InputError> for TaskFailure {
+    fn from(e: drover_ingest::input::InputError) -> Self {
+        TaskFailure(e.to_string())
+    }
+}
+
 impl From<drover_ingest::expr::ExprError> for TaskFailure {
     fn from(e: drover_ingest::expr::ExprError) -> Self {
         TaskFailure(e.0)

@@ -112,14 +112,22 @@ pub const WORKER_CONFIG_KEY: &str = "worker.config";
 #[error("{0}")]
 pub struct WorkerConfigError(pub String);
 
+impl From<String> for WorkerConfigError {
+    fn from(message: String) -> Self {
+        WorkerConfigError(message)
+    }
+}
+
+impl From<&str> for WorkerConfigError {
+    fn from(message: &str) -> Self {
+        WorkerConfigError(message.to_string())
+    }
+}
+
 impl WorkerBehaviorConfig {
     /// Parses a posted config; errors name the field and the problem. A `selectStrategy`
     /// without `type` means `equalDistribution`, as in Druid.
     pub fn parse(body: &[u8]) -> Result<WorkerBehaviorConfig, WorkerConfigError> {
-        Self::parse_checked(body).map_err(WorkerConfigError)
-    }
-
-    fn parse_checked(body: &[u8]) -> Result<WorkerBehaviorConfig, String> {
         let mut v: Value =
             serde_json::from_slice(body).map_err(|e| format!("the body is not valid JSON: {e}"))?;
         let obj = v
@@ -130,7 +138,8 @@ impl WorkerBehaviorConfig {
             Some(other) => {
                 return Err(format!(
                     "unknown worker config type [{other}]; Drover supports [default]"
-                ))
+                )
+                .into())
             }
         }
         let strategy = obj
@@ -147,7 +156,7 @@ impl WorkerBehaviorConfig {
             }
             Some(_) => {}
         }
-        serde_json::from_value(v).map_err(|e| format!("invalid worker config: {e}"))
+        serde_json::from_value(v).map_err(|e| format!("invalid worker config: {e}").into())
     }
 }
 
