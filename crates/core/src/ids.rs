@@ -136,6 +136,114 @@ impl fmt::Display for WorkerHost {
     }
 }
 
+/// A name users choose that Drover puts into paths, znodes and SQL: validated like a task id,
+/// and otherwise used as the text it is.
+macro_rules! validated_name {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(name: impl Into<String>) -> Result<Self, IdError> {
+                let name = name.into();
+                validate_id($what, &name)?;
+                Ok($name(name))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for str {
+            fn eq(&self, other: &$name) -> bool {
+                self == other.0
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $name::new(String::deserialize(d)?).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+validated_name!(
+    /// A data source name (`dataSource`): a directory in deep storage and a key in every table.
+    DataSource,
+    "dataSource"
+);
+
+validated_name!(
+    /// A supervisor's id: the data source's name unless the spec says otherwise.
+    SupervisorId,
+    "supervisor id"
+);
+
+/// A Kafka supervisor's task group (`taskGroupId`): the tasks reading the same partitions from
+/// the same offsets, replicas of one another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskGroupId(pub u32);
+
+impl fmt::Display for TaskGroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +297,26 @@ mod tests {
             TaskId::new("x".repeat(256)),
             Err(IdError::TooLong { .. })
         ));
+    }
+
+    #[test]
+    fn names_are_validated_and_compare_as_text() {
+        let ds = DataSource::new("wikipedia").unwrap();
+        assert_eq!(ds, "wikipedia");
+        assert_eq!(ds.len(), 9);
+        assert!(matches!(
+            DataSource::new("../x"),
+            Err(IdError::LeadingDot {
+                what: "dataSource",
+                ..
+            })
+        ));
+        let parsed: Result<SupervisorId, _> = serde_json::from_str("\"a/b\"");
+        assert!(parsed
+            .unwrap_err()
+            .to_string()
+            .contains("supervisor id [a/b]"));
+        assert_eq!(serde_json::to_string(&TaskGroupId(3)).unwrap(), "3");
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod task_logs;
 pub mod time;
 pub mod worker;
 
-pub use ids::{IdError, TaskId, WorkerHost};
+pub use ids::{DataSource, IdError, SupervisorId, TaskGroupId, TaskId, WorkerHost};
 pub use resource::TaskResource;
 pub use status::{RunnerTaskState, TaskLocation, TaskState, TaskStatus, TaskStatusPlus};
 pub use worker::{TaskAnnouncement, Worker, DEFAULT_WORKER_CATEGORY, DISABLED_WORKER_VERSION};

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::DataSource;
 use crate::interval::Interval;
 
 /// `EXCLUSIVE` (shared only within a groupId), `SHARED` (any number; cannot publish), and the
@@ -24,7 +25,7 @@ pub struct TaskLock {
     #[serde(default)]
     pub lock_type: LockType,
     pub group_id: String,
-    pub data_source: String,
+    pub data_source: DataSource,
     pub interval: Interval,
     pub version: String,
     pub priority: i32,

@@ -3,13 +3,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ids::DataSource;
 use crate::interval::Interval;
 use crate::time::to_iso;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DataSegment {
-    pub data_source: String,
+    pub data_source: DataSource,
     pub interval: Interval,
     pub version: String,
     /// Where the file is, e.g. `{"type":"local","path":"/deep/wiki/.../0/segment.parquet"}`.

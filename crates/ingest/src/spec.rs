@@ -4,6 +4,7 @@
 //! `IngestionSpec`; every error names the field.
 
 use drover_core::granularity::Granularity;
+use drover_core::ids::DataSource;
 use drover_core::interval::Interval;
 
 use serde_json::{Map, Value};
@@ -180,7 +181,7 @@ pub struct Tuning {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngestionSpec {
-    pub data_source: String,
+    pub data_source: DataSource,
     pub timestamp: TimestampSpec,
     pub dimensions: DimensionsSpec,
     pub metrics: Vec<Aggregator>,
@@ -263,7 +264,7 @@ impl IngestionSpec {
 
         let data_source = string("spec.dataSchema.dataSource", schema.get("dataSource"))?
             .ok_or_else(|| err("spec.dataSchema.dataSource", "is required"))?;
-        drover_core::ids::validate_id("dataSource", &data_source)
+        let data_source = DataSource::new(data_source)
             .map_err(|e| err("spec.dataSchema.dataSource", e.to_string()))?;
 
         // Legacy: everything about parsing sits in parser.parseSpec.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use drover_core::ids::validate_id;
+use drover_core::ids::{DataSource, SupervisorId};
 use drover_core::period::parse_period;
 use serde_json::{json, Map, Value};
 
@@ -63,8 +63,8 @@ pub struct KafkaSupervisorTuning {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct KafkaSupervisorSpec {
-    pub id: String,
-    pub data_source: String,
+    pub id: SupervisorId,
+    pub data_source: DataSource,
     pub suspended: bool,
     pub data_schema: Value,
     /// The tuningConfig the tasks get (Druid's `KafkaIndexTaskTuningConfig`).
@@ -174,14 +174,14 @@ impl KafkaSupervisorSpec {
                 ))
             }
         };
-        validate_id("dataSource", &data_source)
+        let data_source = DataSource::new(data_source)
             .map_err(|e| field(&name("dataSchema.dataSource"), e.to_string()))?;
         let id = match top.get("id") {
-            None | Some(Value::Null) => data_source.clone(),
+            None | Some(Value::Null) => data_source.to_string(),
             Some(Value::String(id)) => id.clone(),
             Some(_) => return Err(field("id", "must be a string")),
         };
-        validate_id("id", &id).map_err(|e| field("id", e.to_string()))?;
+        let id = SupervisorId::new(id).map_err(|e| field("id", e.to_string()))?;
         let suspended = boolean("suspended", top.get("suspended"), false)?;
         let context = object("context", top.get("context"))?
             .cloned()

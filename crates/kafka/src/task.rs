@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use drover_core::time::{parse_iso, to_iso};
+use drover_core::TaskGroupId;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 use sha1::{Digest, Sha1};
@@ -91,7 +92,7 @@ pub fn sequence_numbers(kind: &str, topic: &str, o: &Offsets) -> Value {
 /// What a supervisor decides for one task of a task group.
 pub struct NewTask<'a> {
     pub spec: &'a KafkaSupervisorSpec,
-    pub group: u32,
+    pub group: TaskGroupId,
     pub base_sequence_name: &'a str,
     pub start: &'a Offsets,
     /// Sequence id → that sequence's start offsets (Druid's `checkpoints` context).
@@ -171,7 +172,7 @@ impl From<String> for TaskIoError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct KafkaTaskIo {
     pub topic: String,
-    pub task_group_id: u32,
+    pub task_group_id: TaskGroupId,
     pub base_sequence_name: String,
     pub start: Offsets,
     pub end: Offsets,
@@ -331,7 +332,9 @@ impl KafkaTaskIo {
                 .unwrap_or(DEFAULT_BROKER_OUTAGE_TIMEOUT);
         Ok(KafkaTaskIo {
             topic,
-            task_group_id: io.get("taskGroupId").and_then(Value::as_u64).unwrap_or(0) as u32,
+            task_group_id: TaskGroupId(
+                io.get("taskGroupId").and_then(Value::as_u64).unwrap_or(0) as u32
+            ),
             base_sequence_name,
             start,
             end,
@@ -387,7 +390,7 @@ mod tests {
         let base = base_sequence_name(&s, &start, None, None);
         let t = NewTask {
             spec: &s,
-            group: 1,
+            group: TaskGroupId(1),
             base_sequence_name: &base,
             start: &start,
             checkpoints: &checkpoints,
@@ -401,7 +404,7 @@ mod tests {
         let io = KafkaTaskIo::from_task(&t).unwrap();
         assert_eq!(io.start, start);
         assert_eq!(io.end, [(0, END_OF_STREAM), (2, END_OF_STREAM)].into());
-        assert_eq!(io.task_group_id, 1);
+        assert_eq!(io.task_group_id, TaskGroupId(1));
         assert_eq!(io.checkpoints, checkpoints);
         assert_eq!(io.base_sequence_name, base);
         assert!(io.maximum_message_time.is_some());

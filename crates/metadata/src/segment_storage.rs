@@ -209,7 +209,7 @@ impl MetadataStore {
             segment.identifier = segment.id();
             let mut q = sqlx::query(&insert)
                 .bind(segment.identifier.clone())
-                .bind(segment.data_source.clone())
+                .bind(segment.data_source.to_string())
                 .bind(now.clone())
                 .bind(drover_core::time::to_iso(segment.interval.start))
                 .bind(drover_core::time::to_iso(segment.interval.end))

@@ -367,7 +367,7 @@ async fn locks_and_segments_conformance(db: TestDb) {
     let lock = TaskLock {
         lock_type: LockType::Exclusive,
         group_id: "g".into(),
-        data_source: "wiki".into(),
+        data_source: drover_core::DataSource::new("wiki").unwrap(),
         interval: day(1),
         version: "2024-01-01T00:00:00.000Z".into(),
         priority: 50,
@@ -397,7 +397,7 @@ async fn locks_and_segments_conformance(db: TestDb) {
     assert_eq!(db.store.all_locks().await.unwrap().len(), 1);
 
     let segment = |d: u32, version: &str, partition: u32| DataSegment {
-        data_source: "wiki".into(),
+        data_source: drover_core::DataSource::new("wiki").unwrap(),
         interval: day(d),
         version: version.into(),
         load_spec: serde_json::json!({"type":"local","path":format!("/deep/{d}/{partition}.parquet")}),
@@ -567,7 +567,7 @@ async fn offsets_conformance(db: TestDb) {
         offsets: pairs.iter().map(|(p, o)| (p.to_string(), *o)).collect(),
     };
     let segment = |hour: u32, partition: u32| DataSegment {
-        data_source: "events".into(),
+        data_source: drover_core::DataSource::new("events").unwrap(),
         interval: Interval::parse(&format!(
             "2024-01-01T{hour:02}:00Z/2024-01-01T{:02}:00Z",
             hour + 1

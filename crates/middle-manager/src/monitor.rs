@@ -357,7 +357,7 @@ impl Monitor {
                 Some(t) => (
                     t.task_type.clone(),
                     t.resource.clone(),
-                    t.data_source.clone(),
+                    t.data_source.to_string(),
                 ),
                 None => (
                     "unknown".to_string(),

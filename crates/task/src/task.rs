@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use drover_core::ids::{validate_id, IdError, TaskId};
+use drover_core::ids::{validate_id, DataSource, IdError, TaskId};
 use drover_core::TaskResource;
 use drover_ingest::IngestionSpec;
 use drover_kafka::task::TaskIoError;
@@ -115,7 +115,7 @@ pub struct Task {
     pub task_type: String,
     pub group_id: String,
     pub resource: TaskResource,
-    pub data_source: String,
+    pub data_source: DataSource,
     pub kind: TaskKind,
     payload: Value,
 }
@@ -168,11 +168,10 @@ impl Task {
                     "is required for an ingestion task",
                 ))
             }
-            None | Some(Value::Null) => "none".to_string(),
-            Some(Value::String(ds)) => ds.clone(),
+            None | Some(Value::Null) => DataSource::new("none")?,
+            Some(Value::String(ds)) => DataSource::new(ds.clone())?,
             Some(_) => return Err(invalid("dataSource", "must be a string")),
         };
-        validate_id("dataSource", &data_source)?;
 
         let id = match obj.get("id") {
             None | Some(Value::Null) => TaskId::generate(&task_type, &data_source),
@@ -213,7 +212,7 @@ impl Task {
 
         obj.insert("id".into(), Value::String(id.to_string()));
         obj.insert("groupId".into(), Value::String(group_id.clone()));
-        obj.insert("dataSource".into(), Value::String(data_source.clone()));
+        obj.insert("dataSource".into(), Value::String(data_source.to_string()));
         obj.insert(
             "resource".into(),
             serde_json::to_value(&resource).expect("plain struct"),
@@ -475,7 +474,7 @@ mod tests {
         let base = base_sequence_name(&supervisor, &start, None, None);
         let json = NewTask {
             spec: &supervisor,
-            group: 1,
+            group: drover_core::TaskGroupId(1),
             base_sequence_name: &base,
             start: &start,
             checkpoints: &checkpoints,
@@ -488,7 +487,7 @@ mod tests {
             panic!("a Kafka task: {:?}", task.kind)
         };
         assert_eq!(spec.io.start, start);
-        assert_eq!(spec.io.task_group_id, 1);
+        assert_eq!(spec.io.task_group_id, drover_core::TaskGroupId(1));
         assert_eq!(spec.schema.data_source, "ds");
         // Offsets that do not match are refused with the task.
         let mut bad = task.payload().clone();

@@ -157,7 +157,7 @@ mod tests {
 
     fn seg(interval: &str, version: &str, partition: u32) -> DataSegment {
         DataSegment {
-            data_source: "wiki".into(),
+            data_source: drover_core::DataSource::new("wiki").unwrap(),
             interval: iv(interval),
             version: version.into(),
             load_spec: Value::Null,

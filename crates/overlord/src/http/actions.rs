@@ -34,6 +34,7 @@ async fn checkpoint(s: &AppState, raw: &Value) -> Result<Response, ApiError> {
         .get("taskGroupId")
         .and_then(Value::as_u64)
         .and_then(|g| u32::try_from(g).ok())
+        .map(drover_core::TaskGroupId)
         .ok_or_else(|| bad("[action.taskGroupId] must be a task group number"))?;
     let metadata = action
         .get("checkpointMetadata")

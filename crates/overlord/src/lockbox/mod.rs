@@ -14,13 +14,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use drover_core::interval::Interval;
 use drover_core::lock::{LockType, TaskLock};
 use drover_core::time::{parse_iso, to_iso};
-use drover_core::TaskId;
+use drover_core::{DataSource, TaskId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockRequest {
     pub task: TaskId,
     pub group_id: String,
-    pub data_source: String,
+    pub data_source: DataSource,
     pub interval: Interval,
     pub lock_type: LockType,
     pub priority: i32,
@@ -335,7 +335,7 @@ mod tests {
         LockRequest {
             task: TaskId::new(task).unwrap(),
             group_id: group.into(),
-            data_source: "wiki".into(),
+            data_source: DataSource::new("wiki").unwrap(),
             interval: Interval::parse(interval).unwrap(),
             lock_type,
             priority,

@@ -103,7 +103,7 @@ impl TaskQueue {
                                 .map_err(|e| QueueError::Action(format!("[{field}]: {e}")))
                         };
                         Some(OffsetCommit {
-                            key: data_source.clone(),
+                            key: data_source.to_string(),
                             start: read("startMetadata", &start)?,
                             end: read("endMetadata", &end)?,
                         })

@@ -296,7 +296,7 @@ fn select_candidate<'a, 'b>(
         if let Some(config) = spec.category_map.get(&task.task_type) {
             let preferred = config
                 .category_affinity
-                .get(&task.data_source)
+                .get(task.data_source.as_str())
                 .or(config.default_category.as_ref());
             if let Some(preferred) = preferred {
                 let chosen = pick(
@@ -314,7 +314,7 @@ fn select_candidate<'a, 'b>(
     if let Some(affinity) = &selection.affinity {
         if let Some(hosts) = affinity
             .affinity
-            .get(&task.data_source)
+            .get(task.data_source.as_str())
             .filter(|h| !h.is_empty())
         {
             let chosen = pick(

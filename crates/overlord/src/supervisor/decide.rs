@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use drover_core::{TaskId, TaskState};
+use drover_core::{TaskGroupId, TaskId, TaskState};
 
 /// What the supervisor is doing with its reading groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,12 +25,12 @@ pub enum Mode {
 /// duration is over (or the supervisor winds down), but not while an earlier group of the same
 /// partitions is still publishing, so that offsets commit in order.
 pub fn groups_to_finish(
-    reading: impl IntoIterator<Item = (u32, DateTime<Utc>)>,
-    still_publishing: &BTreeSet<u32>,
+    reading: impl IntoIterator<Item = (TaskGroupId, DateTime<Utc>)>,
+    still_publishing: &BTreeSet<TaskGroupId>,
     mode: Mode,
     task_duration: chrono::Duration,
     now: DateTime<Utc>,
-) -> Vec<u32> {
+) -> Vec<TaskGroupId> {
     reading
         .into_iter()
         .filter(|(group, started)| {
@@ -115,9 +115,9 @@ pub fn reading_state(tasks: &BTreeMap<TaskId, TaskState>) -> ReadingState {
 
 /// The groups that read any of `partitions`: the ones a `resetOffsets` restarts.
 pub fn groups_reading<V>(
-    partition_groups: &BTreeMap<u32, BTreeMap<i32, V>>,
+    partition_groups: &BTreeMap<TaskGroupId, BTreeMap<i32, V>>,
     partitions: &BTreeSet<i32>,
-) -> Vec<u32> {
+) -> Vec<TaskGroupId> {
     partition_groups
         .iter()
         .filter(|(_, parts)| parts.keys().any(|p| partitions.contains(p)))
@@ -135,6 +135,10 @@ mod tests {
         TaskId::new(s).unwrap()
     }
 
+    fn g(id: u32) -> TaskGroupId {
+        TaskGroupId(id)
+    }
+
     fn at(s: &str) -> DateTime<Utc> {
         drover_core::time::parse_iso(s).unwrap()
     }
@@ -143,8 +147,8 @@ mod tests {
     fn groups_roll_over_at_their_duration_in_order_of_publishing() {
         let hour = chrono::Duration::hours(1);
         let reading = [
-            (0, at("2026-01-01T00:00:00Z")),
-            (1, at("2026-01-01T00:30:00Z")),
+            (g(0), at("2026-01-01T00:00:00Z")),
+            (g(1), at("2026-01-01T00:30:00Z")),
         ];
         let none = BTreeSet::new();
         // 59 minutes in: nothing is due.
@@ -154,20 +158,20 @@ mod tests {
         let now = at("2026-01-01T01:00:00Z");
         assert_eq!(
             groups_to_finish(reading, &none, Mode::Reading, hour, now),
-            [0]
+            [g(0)]
         );
         // Group 0's previous group is still publishing: it waits.
-        let publishing = BTreeSet::from([0]);
+        let publishing = BTreeSet::from([g(0)]);
         assert!(groups_to_finish(reading, &publishing, Mode::Reading, hour, now).is_empty());
         // Suspending finishes everything that may finish; stopping does not wait at all.
         let early = at("2026-01-01T00:31:00Z");
         assert_eq!(
             groups_to_finish(reading, &publishing, Mode::Suspended, hour, early),
-            [1]
+            [g(1)]
         );
         assert_eq!(
             groups_to_finish(reading, &publishing, Mode::Stopping, hour, early),
-            [0, 1]
+            [g(0), g(1)]
         );
     }
 
@@ -232,12 +236,15 @@ mod tests {
 
     #[test]
     fn a_reset_of_some_partitions_restarts_the_groups_reading_them() {
-        let groups: BTreeMap<u32, BTreeMap<i32, ()>> = BTreeMap::from([
-            (0, BTreeMap::from([(0, ()), (2, ())])),
-            (1, BTreeMap::from([(1, ()), (3, ())])),
+        let groups: BTreeMap<TaskGroupId, BTreeMap<i32, ()>> = BTreeMap::from([
+            (g(0), BTreeMap::from([(0, ()), (2, ())])),
+            (g(1), BTreeMap::from([(1, ()), (3, ())])),
         ]);
-        assert_eq!(groups_reading(&groups, &BTreeSet::from([3])), [1]);
-        assert_eq!(groups_reading(&groups, &BTreeSet::from([0, 1])), [0, 1]);
+        assert_eq!(groups_reading(&groups, &BTreeSet::from([3])), [g(1)]);
+        assert_eq!(
+            groups_reading(&groups, &BTreeSet::from([0, 1])),
+            [g(0), g(1)]
+        );
         assert!(groups_reading(&groups, &BTreeSet::from([7])).is_empty());
     }
 }

@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 
 use drover_core::stream_offsets::StreamOffsets;
+use drover_core::TaskGroupId;
 use drover_kafka::Offsets;
 
 /// Druid's single-topic rule: partition modulo the task count.
-pub fn group_of(partition: i32, task_count: u32) -> u32 {
-    (partition.unsigned_abs()) % task_count.max(1)
+pub fn group_of(partition: i32, task_count: u32) -> TaskGroupId {
+    TaskGroupId(partition.unsigned_abs() % task_count.max(1))
 }
 
 /// Where each partition of a group starts reading.
@@ -164,10 +165,10 @@ mod tests {
     #[test]
     fn partitions_spread_by_modulo() {
         assert_eq!(
-            (0..5).map(|p| group_of(p, 2)).collect::<Vec<_>>(),
+            (0..5).map(|p| group_of(p, 2).0).collect::<Vec<_>>(),
             [0, 1, 0, 1, 0]
         );
-        assert_eq!(group_of(3, 0), 0);
+        assert_eq!(group_of(3, 0), TaskGroupId(0));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use drover_core::stream_offsets::StreamOffsets;
 use drover_core::time::{now_iso, to_iso};
-use drover_core::{TaskId, TaskState};
+use drover_core::{TaskGroupId, TaskId, TaskState};
 use drover_kafka::client::{StreamClient, StreamError};
 use drover_kafka::task::{base_sequence_name, task_group_id, NewTask, END_OF_STREAM};
 use drover_kafka::{KafkaSupervisorSpec, KafkaTaskIo, Offsets};
@@ -38,7 +38,7 @@ pub enum Notice {
     /// A reading task asks to close its open sequence, which started at `start`.
     Checkpoint {
         task: TaskId,
-        group: u32,
+        group: TaskGroupId,
         start: Offsets,
     },
     /// `None`: forget every stored offset; `Some`: store these for their partitions.
@@ -94,7 +94,7 @@ struct TaskData {
 
 #[derive(Debug, Clone)]
 struct TaskGroup {
-    id: u32,
+    id: TaskGroupId,
     start: Offsets,
     checkpoints: BTreeMap<u32, Offsets>,
     base_sequence_name: String,
@@ -170,10 +170,10 @@ struct KafkaSupervisor {
     client: Option<Arc<StreamClient>>,
     partitions: Vec<i32>,
     /// Group → its partitions and where each starts next.
-    partition_groups: BTreeMap<u32, BTreeMap<i32, StartFrom>>,
-    reading: BTreeMap<u32, TaskGroup>,
+    partition_groups: BTreeMap<TaskGroupId, BTreeMap<i32, StartFrom>>,
+    reading: BTreeMap<TaskGroupId, TaskGroup>,
     /// Groups that stopped reading and are publishing, oldest first.
-    pending: BTreeMap<u32, Vec<TaskGroup>>,
+    pending: BTreeMap<TaskGroupId, Vec<TaskGroup>>,
     latest: Offsets,
     offsets_updated: Option<DateTime<Utc>>,
     last_offset_fetch: Option<Instant>,
@@ -491,7 +491,7 @@ impl KafkaSupervisor {
                         .await;
                 }
                 None => {
-                    tracing::info!(supervisor = %self.spec.id, task = %task.id, group = io.task_group_id, "discovered a reading task");
+                    tracing::info!(supervisor = %self.spec.id, task = %task.id, group = %io.task_group_id, "discovered a reading task");
                     let mut g = group();
                     g.completion_deadline = None;
                     g.tasks.insert(task.id.clone(), data);
@@ -594,7 +594,7 @@ impl KafkaSupervisor {
         } else {
             Mode::Reading
         };
-        let still_publishing: BTreeSet<u32> = self
+        let still_publishing: BTreeSet<TaskGroupId> = self
             .pending
             .iter()
             .filter(|(_, list)| !list.is_empty())
@@ -614,7 +614,7 @@ impl KafkaSupervisor {
     /// Druid's `checkpoint` notice: the group's replicas close their open sequence at the
     /// furthest offsets any of them reached and read on in a new one. A request for a sequence
     /// already closed (another replica asked first) is a no-op.
-    async fn checkpoint(&mut self, task: &TaskId, g: u32, start: &Offsets) {
+    async fn checkpoint(&mut self, task: &TaskId, g: TaskGroupId, start: &Offsets) {
         // The asking task may be newer than the last run (or this supervisor just took over):
         // adopt it and learn where the group's tasks are.
         if !self.known_task(task) {
@@ -632,13 +632,13 @@ impl KafkaSupervisor {
             .get(&g)
             .filter(|group| group.tasks.contains_key(task))
         else {
-            tracing::info!(supervisor = %self.spec.id, %task, group = g, "checkpoint from a task that is not reading in this group; ignored");
+            tracing::info!(supervisor = %self.spec.id, %task, group = %g, "checkpoint from a task that is not reading in this group; ignored");
             return;
         };
         let next_sequence = match checkpoint_request(&group.checkpoints, start) {
             CheckpointRequest::Close { next_sequence } => next_sequence,
             CheckpointRequest::AlreadyClosed => {
-                tracing::debug!(supervisor = %self.spec.id, %task, group = g, "sequence already checkpointed");
+                tracing::debug!(supervisor = %self.spec.id, %task, group = %g, "sequence already checkpointed");
                 return;
             }
             CheckpointRequest::Unknown => {
@@ -653,7 +653,7 @@ impl KafkaSupervisor {
                 return;
             }
         };
-        tracing::info!(supervisor = %self.spec.id, %task, group = g, sequence = next_sequence - 1, "checkpointing the task group");
+        tracing::info!(supervisor = %self.spec.id, %task, group = %g, sequence = next_sequence - 1, "checkpointing the task group");
         let group = group.clone();
         match self.end_sequence(&group, false).await {
             Some(end) => {
@@ -662,7 +662,7 @@ impl KafkaSupervisor {
                 }
             }
             None => {
-                tracing::warn!(supervisor = %self.spec.id, group = g, "no task of the group took the checkpoint; its partitions start again from the stored offsets");
+                tracing::warn!(supervisor = %self.spec.id, group = %g, "no task of the group took the checkpoint; its partitions start again from the stored offsets");
                 self.reading.remove(&g);
                 for id in group.tasks.keys() {
                     self.kill(id, "its task group failed to checkpoint").await;
@@ -674,11 +674,11 @@ impl KafkaSupervisor {
 
     /// Druid's `checkpointTaskGroup(finalize=true)`: pause every replica, end at the furthest
     /// offsets any reached, and let them publish while a new group reads on from there.
-    async fn finish_group(&mut self, g: u32) {
+    async fn finish_group(&mut self, g: TaskGroupId) {
         let Some(mut group) = self.reading.remove(&g) else {
             return;
         };
-        tracing::info!(supervisor = %self.spec.id, group = g, "task group reached its duration; finishing it");
+        tracing::info!(supervisor = %self.spec.id, group = %g, "task group reached its duration; finishing it");
         if group.tasks.values().any(|t| t.status == TaskState::Success) {
             for (id, t) in &group.tasks {
                 if t.status == TaskState::Running {
@@ -689,14 +689,14 @@ impl KafkaSupervisor {
             return;
         }
         let Some(end) = self.end_sequence(&group, true).await else {
-            tracing::warn!(supervisor = %self.spec.id, group = g, "no task of the group took its end offsets; its partitions start again from the stored offsets");
+            tracing::warn!(supervisor = %self.spec.id, group = %g, "no task of the group took its end offsets; its partitions start again from the stored offsets");
             for id in group.tasks.keys() {
                 self.kill(id, "its task group failed").await;
             }
             self.set_not_set(g);
             return;
         };
-        tracing::info!(supervisor = %self.spec.id, group = g, ?end, "task group publishing");
+        tracing::info!(supervisor = %self.spec.id, group = %g, ?end, "task group publishing");
         group.completion_deadline = Some(Instant::now() + self.spec.io.completion_timeout);
         if let Some(parts) = self.partition_groups.get_mut(&g) {
             for (p, from) in parts.iter_mut() {
@@ -779,7 +779,7 @@ impl KafkaSupervisor {
         }
     }
 
-    fn set_not_set(&mut self, g: u32) {
+    fn set_not_set(&mut self, g: TaskGroupId) {
         if let Some(parts) = self.partition_groups.get_mut(&g) {
             for from in parts.values_mut() {
                 *from = StartFrom::NotSet;
@@ -788,7 +788,7 @@ impl KafkaSupervisor {
     }
 
     async fn check_pending_completion(&mut self) -> Result<(), RunError> {
-        let groups: Vec<u32> = self.pending.keys().copied().collect();
+        let groups: Vec<TaskGroupId> = self.pending.keys().copied().collect();
         for g in groups {
             let list = self.pending.remove(&g).unwrap_or_default();
             let views: Vec<Publishing> = list
@@ -813,7 +813,7 @@ impl KafkaSupervisor {
             }
             let kept: Vec<TaskGroup> = decision.keep.iter().map(|i| list[*i].clone()).collect();
             if decision.failed {
-                tracing::warn!(supervisor = %self.spec.id, group = g, "a publishing task group failed or ran past completionTimeout; its partitions start again from the stored offsets");
+                tracing::warn!(supervisor = %self.spec.id, group = %g, "a publishing task group failed or ran past completionTimeout; its partitions start again from the stored offsets");
                 self.health.error(
                     Utc::now(),
                     "TaskGroupFailure",
@@ -854,7 +854,7 @@ impl KafkaSupervisor {
                 ReadingState::Done => emptied.push(*g),
                 ReadingState::Reading { failed } => {
                     for id in failed {
-                        tracing::warn!(task = %id, group = *g, "reading task failed; it will be replaced");
+                        tracing::warn!(task = %id, group = %g, "reading task failed; it will be replaced");
                         group.tasks.remove(&id);
                     }
                 }
@@ -868,7 +868,8 @@ impl KafkaSupervisor {
 
     async fn create_new_tasks(&mut self) -> Result<(), RunError> {
         let count = self.task_count();
-        let missing: Vec<u32> = (0..count)
+        let missing: Vec<TaskGroupId> = (0..count)
+            .map(TaskGroupId)
             .filter(|g| !self.reading.contains_key(g))
             .collect();
         if !missing.is_empty() {
@@ -893,7 +894,7 @@ impl KafkaSupervisor {
                 ) {
                     Ok(s) => s,
                     Err(e) => {
-                        tracing::error!(supervisor = %self.spec.id, group = g, error = %e, "cannot start a task group");
+                        tracing::error!(supervisor = %self.spec.id, group = %g, error = %e, "cannot start a task group");
                         self.health.error(
                             Utc::now(),
                             "OffsetOutOfRangeException",
@@ -916,7 +917,7 @@ impl KafkaSupervisor {
                     Some(now + chrono::Duration::from_std(self.spec.io.task_duration + p).ok()?)
                 });
                 let name = base_sequence_name(&self.spec, &start, minimum, maximum);
-                tracing::info!(supervisor = %self.spec.id, group = g, ?start, "new task group");
+                tracing::info!(supervisor = %self.spec.id, group = %g, ?start, "new task group");
                 self.reading.insert(
                     g,
                     TaskGroup {
@@ -962,7 +963,7 @@ impl KafkaSupervisor {
                     task: id.to_string(),
                     error,
                 })?;
-            tracing::info!(supervisor = %self.spec.id, task = %id, group = g, "created task");
+            tracing::info!(supervisor = %self.spec.id, task = %id, group = %g, "created task");
             if let Some(group) = self.reading.get_mut(&g) {
                 group.tasks.insert(id, new_task_data());
             }

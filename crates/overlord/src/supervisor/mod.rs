@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use drover_core::stream_offsets::StreamOffsets;
+use drover_core::SupervisorId;
 use drover_kafka::KafkaSupervisorSpec;
 use drover_metadata::MetadataStore;
 use serde_json::{json, Value};
@@ -59,7 +60,7 @@ enum ManagerMsg {
     Terminate(String, oneshot::Sender<Result<(), SupervisorError>>),
 }
 
-type Running = Arc<BTreeMap<String, SupervisorHandle>>;
+type Running = Arc<BTreeMap<SupervisorId, SupervisorHandle>>;
 
 #[derive(Clone)]
 pub struct SupervisorManager {
@@ -109,7 +110,7 @@ impl SupervisorManager {
         &self,
         supervisor: &str,
         task: drover_core::TaskId,
-        group: u32,
+        group: drover_core::TaskGroupId,
         start: StreamOffsets,
     ) -> Result<bool, SupervisorError> {
         // By supervisor id, else by data source (tasks created before `supervisorId` existed).
@@ -173,7 +174,7 @@ pub fn start(ctx: SupervisorContext, scope: crate::scope::LeaderScope) -> Superv
 struct Manager {
     ctx: SupervisorContext,
     scope: crate::scope::LeaderScope,
-    running: BTreeMap<String, SupervisorHandle>,
+    running: BTreeMap<SupervisorId, SupervisorHandle>,
     published: watch::Sender<Running>,
 }
 
@@ -187,7 +188,7 @@ impl Manager {
                     reply.send(self.submit(*spec).await).ok();
                 }
                 ManagerMsg::SetSuspended(id, suspended, reply) => {
-                    let r = match self.running.get(&id).map(|h| h.spec.clone()) {
+                    let r = match self.running.get(id.as_str()).map(|h| h.spec.clone()) {
                         None => Err(SupervisorError::NotFound(id)),
                         Some(s) if s.suspended == suspended => {
                             Err(SupervisorError::BadRequest(format!(
@@ -204,7 +205,7 @@ impl Manager {
                     reply.send(r).ok();
                 }
                 ManagerMsg::Terminate(id, reply) => {
-                    let r = match self.running.remove(&id) {
+                    let r = match self.running.remove(id.as_str()) {
                         None => Err(SupervisorError::NotFound(id)),
                         Some(h) => {
                             let stone = tombstone(&id, &h.spec.data_source);
@@ -214,7 +215,7 @@ impl Manager {
                                     Ok(())
                                 }
                                 Err(e) => {
-                                    self.running.insert(id, h);
+                                    self.running.insert(h.spec.id.clone(), h);
                                     Err(e)
                                 }
                             }
