@@ -1,0 +1,356 @@
+//! From the wire shapes to the checked spec: defaults filled in as Druid fills them, the legacy
+//! shape folded into the modern one, and the rules a type cannot say (a required field, a known
+//! aggregator, an expression that parses) checked with the field named.
+
+use drover_core::granularity::Granularity;
+use drover_core::ids::DataSource;
+use serde_json::Value;
+
+use super::wire::{self, flag};
+use super::{
+    err, Aggregator, AggregatorKind, Dimension, DimensionsSpec, Filter, GranularitySpec,
+    IngestionSpec, InputFormat, InputSource, Source, SpecError, Transform, Tuning, ValueType,
+    AGGREGATORS,
+};
+
+pub(super) fn spec(wire: wire::Spec, source: Source) -> Result<IngestionSpec, SpecError> {
+    let schema = wire
+        .data_schema
+        .ok_or_else(|| err("spec.dataSchema", "is required"))?;
+    let io = wire
+        .io_config
+        .ok_or_else(|| err("spec.ioConfig", "is required"))?;
+
+    let data_source = schema
+        .data_source
+        .ok_or_else(|| err("spec.dataSchema.dataSource", "is required"))?;
+    let data_source = DataSource::new(data_source)
+        .map_err(|e| err("spec.dataSchema.dataSource", e.to_string()))?;
+
+    // Legacy: everything about parsing sits in parser.parseSpec; the modern keys win.
+    let mut parse_spec = schema.parser.and_then(|p| p.parse_spec);
+    let timestamp = schema
+        .timestamp_spec
+        .or_else(|| parse_spec.as_mut().and_then(|p| p.timestamp_spec.take()))
+        .ok_or_else(|| err("spec.dataSchema.timestampSpec", "is required"))?;
+    timestamp
+        .validate()
+        .map_err(|e| err("spec.dataSchema.timestampSpec.format", e.to_string()))?;
+    let dimensions = dimensions(
+        schema
+            .dimensions_spec
+            .or_else(|| parse_spec.as_mut().and_then(|p| p.dimensions_spec.take())),
+    )?;
+    let metrics = metrics(schema.metrics_spec.unwrap_or_default())?;
+    let granularity = granularity(schema.granularity_spec);
+    let (filter, transforms) = match schema.transform_spec {
+        None => (None, Vec::new()),
+        Some(t) => (
+            t.filter.map(filter),
+            transforms(t.transforms.unwrap_or_default())?,
+        ),
+    };
+
+    let input_source = match (source, io.input_source, io.firehose) {
+        (Source::Stream, _, _) => InputSource::Stream,
+        (Source::Batch, Some(s), _) => input_source("spec.ioConfig.inputSource", s)?,
+        (Source::Batch, None, Some(f)) => input_source("spec.ioConfig.firehose", f)?,
+        (Source::Batch, None, None) => return Err(err("spec.ioConfig.inputSource", "is required")),
+    };
+    let input_format = match (io.input_format, parse_spec) {
+        (Some(f), _) => {
+            let kind = f.kind.clone();
+            input_format("spec.ioConfig.inputFormat", "type", kind, f)?
+        }
+        (None, Some(p)) => {
+            let kind = p.format.clone();
+            input_format("spec.dataSchema.parser.parseSpec", "format", kind, p)?
+        }
+        (None, None) => return Err(err("spec.ioConfig.inputFormat", "is required")),
+    };
+
+    Ok(IngestionSpec {
+        data_source,
+        timestamp,
+        dimensions,
+        metrics,
+        granularity,
+        filter,
+        transforms,
+        input_source,
+        input_format,
+        append_to_existing: flag(io.append_to_existing, false),
+        tuning: tuning(wire.tuning_config, source)?,
+    })
+}
+
+fn dimensions(spec: Option<wire::DimensionsSpec>) -> Result<DimensionsSpec, SpecError> {
+    const F: &str = "spec.dataSchema.dimensionsSpec";
+    let Some(spec) = spec else {
+        return Ok(DimensionsSpec::default());
+    };
+    let mut out = DimensionsSpec {
+        dimensions: Vec::new(),
+        exclusions: spec.dimension_exclusions.unwrap_or_default(),
+    };
+    for (i, d) in spec.dimensions.unwrap_or_default().into_iter().enumerate() {
+        let field = format!("{F}.dimensions[{i}]");
+        out.dimensions.push(match d {
+            wire::Dimension::Name(name) => Dimension {
+                name,
+                value_type: ValueType::String,
+            },
+            wire::Dimension::Typed { name, value_type } => Dimension {
+                name: name.ok_or_else(|| err(&field, "needs a [name]"))?,
+                value_type: match value_type.as_deref().unwrap_or("string") {
+                    "string" => ValueType::String,
+                    "long" => ValueType::Long,
+                    "float" => ValueType::Float,
+                    "double" => ValueType::Double,
+                    other => {
+                        return Err(err(
+                            &format!("{field}.type"),
+                            format!("unknown dimension type [{other}]; expected string, long, float or double"),
+                        ))
+                    }
+                },
+            },
+        });
+    }
+    Ok(out)
+}
+
+fn metrics(list: Vec<wire::Aggregator>) -> Result<Vec<Aggregator>, SpecError> {
+    let mut out = Vec::with_capacity(list.len());
+    for (i, m) in list.into_iter().enumerate() {
+        let field = format!("spec.dataSchema.metricsSpec[{i}]");
+        let t = m
+            .kind
+            .ok_or_else(|| err(&format!("{field}.type"), "is required"))?;
+        let kind = AGGREGATORS
+            .iter()
+            .find(|(n, _)| *n == t)
+            .map(|(_, k)| *k)
+            .ok_or_else(|| {
+                let known: Vec<&str> = AGGREGATORS.iter().map(|(n, _)| *n).collect();
+                err(
+                    &format!("{field}.type"),
+                    format!(
+                        "unsupported aggregator [{t}]; supported: {}",
+                        known.join(", ")
+                    ),
+                )
+            })?;
+        let name = m
+            .name
+            .ok_or_else(|| err(&format!("{field}.name"), "is required"))?;
+        if kind != AggregatorKind::Count && m.field_name.is_none() {
+            return Err(err(
+                &format!("{field}.fieldName"),
+                format!("is required for [{t}]"),
+            ));
+        }
+        out.push(Aggregator {
+            kind,
+            name,
+            field: m.field_name,
+        });
+    }
+    Ok(out)
+}
+
+fn granularity(spec: Option<wire::GranularitySpec>) -> GranularitySpec {
+    let spec = spec.unwrap_or_default();
+    GranularitySpec {
+        segment: spec.segment_granularity.unwrap_or(Granularity::Day),
+        query: spec.query_granularity.unwrap_or(Granularity::None),
+        rollup: flag(spec.rollup, true),
+        intervals: spec.intervals.unwrap_or_default(),
+    }
+}
+
+fn transforms(list: Vec<wire::Transform>) -> Result<Vec<Transform>, SpecError> {
+    const F: &str = "spec.dataSchema.transformSpec.transforms";
+    let mut out: Vec<Transform> = Vec::with_capacity(list.len());
+    for (i, t) in list.into_iter().enumerate() {
+        let field = format!("{F}[{i}]");
+        if t.kind.as_deref() != Some("expression") {
+            return Err(err(
+                &format!("{field}.type"),
+                format!(
+                    "transform type [{}] is not supported; use expression",
+                    t.kind.unwrap_or_default()
+                ),
+            ));
+        }
+        let name = t
+            .name
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| err(&format!("{field}.name"), "is required"))?;
+        if out.iter().any(|t| t.name == name) {
+            return Err(err(
+                &format!("{field}.name"),
+                format!("[{name}] is transformed twice"),
+            ));
+        }
+        let expression = t
+            .expression
+            .ok_or_else(|| err(&format!("{field}.expression"), "is required"))?;
+        crate::expr::parse(&expression, &mut |_| 0)
+            .map_err(|e| err(&format!("{field}.expression"), e.0))?;
+        out.push(Transform { name, expression });
+    }
+    Ok(out)
+}
+
+/// A filter value as Druid compares it: text (numbers as they are written), or null.
+fn text(v: Option<Value>) -> Option<String> {
+    match v {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(other) => Some(other.to_string()),
+    }
+}
+
+fn filter(f: wire::Filter) -> Filter {
+    match f {
+        wire::Filter::Selector { dimension, value } => Filter::Selector {
+            dimension,
+            value: text(value),
+        },
+        wire::Filter::In { dimension, values } => Filter::In {
+            dimension,
+            values: values.into_iter().map(|v| text(Some(v))).collect(),
+        },
+        wire::Filter::Bound {
+            dimension,
+            lower,
+            upper,
+            lower_strict,
+            upper_strict,
+            ordering,
+            alpha_numeric,
+        } => Filter::Bound {
+            dimension,
+            lower: text(lower),
+            upper: text(upper),
+            lower_strict: flag(lower_strict, false),
+            upper_strict: flag(upper_strict, false),
+            numeric: ordering.as_ref().and_then(Value::as_str) == Some("numeric")
+                || flag(alpha_numeric, false),
+        },
+        wire::Filter::And { fields } => Filter::And(fields.into_iter().map(filter).collect()),
+        wire::Filter::Or { fields } => Filter::Or(fields.into_iter().map(filter).collect()),
+        wire::Filter::Not { field } => Filter::Not(Box::new(filter(*field))),
+    }
+}
+
+fn input_source(field: &str, source: wire::InputSource) -> Result<InputSource, SpecError> {
+    Ok(match source {
+        wire::InputSource::Inline { data } => InputSource::Inline { data },
+        wire::InputSource::Local {
+            base_dir,
+            filter,
+            files,
+        } => {
+            let files = files.unwrap_or_default();
+            if base_dir.is_none() && files.is_empty() {
+                return Err(err(
+                    field,
+                    "a local input source needs [baseDir] (with [filter]) or [files]",
+                ));
+            }
+            InputSource::Local {
+                base_dir,
+                filter,
+                files,
+            }
+        }
+        wire::InputSource::Http { uris } => InputSource::Http { uris },
+    })
+}
+
+/// `type_key` names the format where it is written: `type` in an inputFormat, `format` in a
+/// legacy parseSpec.
+fn input_format(
+    field: &str,
+    type_key: &str,
+    kind: Option<String>,
+    f: wire::Format,
+) -> Result<InputFormat, SpecError> {
+    let kind = kind.unwrap_or_else(|| "json".into());
+    let delimiter = match kind.as_str() {
+        "json" => return Ok(InputFormat::Json),
+        "csv" => b',',
+        "tsv" => match f.delimiter.as_deref().unwrap_or("\t").as_bytes() {
+            [b] => *b,
+            _ => {
+                return Err(err(
+                    &format!("{field}.delimiter"),
+                    "must be a single character",
+                ))
+            }
+        },
+        other => {
+            return Err(err(
+                &format!("{field}.{type_key}"),
+                format!("unsupported input format [{other}]; supported: json, csv, tsv"),
+            ))
+        }
+    };
+    let columns = f.columns.unwrap_or_default();
+    let find_columns_from_header = flag(f.find_columns_from_header, false)
+        || flag(f.has_header_row, false) && columns.is_empty();
+    if columns.is_empty() && !find_columns_from_header {
+        return Err(err(
+            &format!("{field}.columns"),
+            "give [columns] or set [findColumnsFromHeader]",
+        ));
+    }
+    Ok(InputFormat::Delimited {
+        delimiter,
+        columns,
+        find_columns_from_header,
+        skip_header_rows: f.skip_header_rows.unwrap_or(0) as usize,
+        list_delimiter: f.list_delimiter,
+    })
+}
+
+fn tuning(tuning: Option<wire::TuningConfig>, source: Source) -> Result<Tuning, SpecError> {
+    let tuning = tuning.unwrap_or_default();
+    let (partition_rows, partition_total) = match tuning.partitions_spec {
+        None => (None, None),
+        Some(p) => match p.kind.as_deref() {
+            None | Some("dynamic") => (p.max_rows_per_segment, p.max_total_rows),
+            Some(other) => {
+                return Err(err(
+                    "spec.tuningConfig.partitionsSpec.type",
+                    format!("[{other}] partitioning is not supported yet; use dynamic"),
+                ))
+            }
+        },
+    };
+    let out = Tuning {
+        max_rows_per_segment: partition_rows
+            .or(tuning.max_rows_per_segment)
+            .unwrap_or(5_000_000),
+        max_total_rows: partition_total
+            .or(tuning.max_total_rows)
+            .unwrap_or(20_000_000),
+        // Druid's streaming default is smaller: a stream task holds rows while it reads.
+        max_rows_in_memory: tuning.max_rows_in_memory.unwrap_or(match source {
+            Source::Stream => 150_000,
+            Source::Batch => 1_000_000,
+        }),
+        max_parse_exceptions: tuning.max_parse_exceptions.unwrap_or(u64::MAX),
+        max_saved_parse_exceptions: tuning.max_saved_parse_exceptions.unwrap_or(0),
+        log_parse_exceptions: flag(tuning.log_parse_exceptions, false),
+    };
+    if out.max_rows_per_segment == 0 || out.max_rows_in_memory == 0 {
+        return Err(err(
+            "spec.tuningConfig",
+            "maxRowsPerSegment and maxRowsInMemory must be positive",
+        ));
+    }
+    Ok(out)
+}

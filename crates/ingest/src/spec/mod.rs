@@ -1,0 +1,232 @@
+//! Druid's ingestion spec for `index` / `index_parallel` tasks, in both shapes Druid accepts:
+//! modern (`timestampSpec`/`dimensionsSpec` under `dataSchema`, `inputSource` + `inputFormat`) and
+//! legacy (`dataSchema.parser.parseSpec`, `ioConfig.firehose`). The wire shapes are serde structs
+//! (`wire.rs`); `convert.rs` checks them into one `IngestionSpec`. Every error names the field.
+
+mod convert;
+mod wire;
+
+use drover_core::granularity::Granularity;
+use drover_core::ids::DataSource;
+use drover_core::interval::Interval;
+
+use serde_json::Value;
+
+use crate::timestamp::TimestampSpec;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid [{field}]: {message}")]
+pub struct SpecError {
+    pub field: String,
+    pub message: String,
+}
+
+fn err(field: &str, message: impl Into<String>) -> SpecError {
+    SpecError {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    String,
+    Long,
+    Float,
+    Double,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dimension {
+    pub name: String,
+    pub value_type: ValueType,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DimensionsSpec {
+    /// Empty: schemaless — every field but the timestamp, metrics' inputs and exclusions.
+    pub dimensions: Vec<Dimension>,
+    pub exclusions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregatorKind {
+    Count,
+    LongSum,
+    DoubleSum,
+    FloatSum,
+    LongMin,
+    LongMax,
+    DoubleMin,
+    DoubleMax,
+    FloatMin,
+    FloatMax,
+    LongFirst,
+    LongLast,
+}
+
+pub(crate) const AGGREGATORS: &[(&str, AggregatorKind)] = &[
+    ("count", AggregatorKind::Count),
+    ("longSum", AggregatorKind::LongSum),
+    ("doubleSum", AggregatorKind::DoubleSum),
+    ("floatSum", AggregatorKind::FloatSum),
+    ("longMin", AggregatorKind::LongMin),
+    ("longMax", AggregatorKind::LongMax),
+    ("doubleMin", AggregatorKind::DoubleMin),
+    ("doubleMax", AggregatorKind::DoubleMax),
+    ("floatMin", AggregatorKind::FloatMin),
+    ("floatMax", AggregatorKind::FloatMax),
+    ("longFirst", AggregatorKind::LongFirst),
+    ("longLast", AggregatorKind::LongLast),
+];
+
+impl AggregatorKind {
+    pub fn is_long(self) -> bool {
+        use AggregatorKind::*;
+        matches!(
+            self,
+            Count | LongSum | LongMin | LongMax | LongFirst | LongLast
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aggregator {
+    pub kind: AggregatorKind,
+    pub name: String,
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GranularitySpec {
+    pub segment: Granularity,
+    pub query: Granularity,
+    pub rollup: bool,
+    pub intervals: Vec<Interval>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputSource {
+    Inline {
+        data: String,
+    },
+    Local {
+        base_dir: Option<String>,
+        filter: Option<String>,
+        files: Vec<String>,
+    },
+    Http {
+        uris: Vec<String>,
+    },
+    /// A streaming task's records come from its stream, not from an input source.
+    Stream,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputFormat {
+    Json,
+    /// CSV and TSV: `delimiter` is `,` or `\t` (TSV may set another).
+    Delimited {
+        delimiter: u8,
+        columns: Vec<String>,
+        find_columns_from_header: bool,
+        skip_header_rows: usize,
+        list_delimiter: Option<String>,
+    },
+}
+
+/// `transformSpec.filter`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    Selector {
+        dimension: String,
+        value: Option<String>,
+    },
+    In {
+        dimension: String,
+        values: Vec<Option<String>>,
+    },
+    Bound {
+        dimension: String,
+        lower: Option<String>,
+        upper: Option<String>,
+        lower_strict: bool,
+        upper_strict: bool,
+        numeric: bool,
+    },
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+    Not(Box<Filter>),
+}
+
+/// `transformSpec.transforms[]` of type `expression`: a field computed from the input row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transform {
+    pub name: String,
+    pub expression: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tuning {
+    pub max_rows_per_segment: u64,
+    pub max_total_rows: u64,
+    pub max_rows_in_memory: u64,
+    pub max_parse_exceptions: u64,
+    /// How many parse errors the report lists (`unparseableEvents`); Druid's default is 0.
+    pub max_saved_parse_exceptions: u64,
+    pub log_parse_exceptions: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestionSpec {
+    pub data_source: DataSource,
+    pub timestamp: TimestampSpec,
+    pub dimensions: DimensionsSpec,
+    pub metrics: Vec<Aggregator>,
+    pub granularity: GranularitySpec,
+    pub filter: Option<Filter>,
+    pub transforms: Vec<Transform>,
+    pub input_source: InputSource,
+    pub input_format: InputFormat,
+    pub append_to_existing: bool,
+    pub tuning: Tuning,
+}
+
+impl IngestionSpec {
+    /// Reads the `spec` of an `index` or `index_parallel` task (also accepted at the top level,
+    /// as very old Druid specs put it).
+    pub fn from_task(task: &Value) -> Result<IngestionSpec, SpecError> {
+        IngestionSpec::parse(task.get("spec").unwrap_or(task), Source::Batch)
+    }
+
+    /// Reads a streaming task (`index_kafka`: the parts at the top level, no input source; the
+    /// records come from the stream).
+    pub fn from_stream_task(task: &Value) -> Result<IngestionSpec, SpecError> {
+        IngestionSpec::parse(task, Source::Stream)
+    }
+
+    fn parse(spec: &Value, source: Source) -> Result<IngestionSpec, SpecError> {
+        if !spec.is_object() {
+            return Err(err("spec", "must be a JSON object"));
+        }
+        // Fields are named under `spec.` in both cases, as the batch task has them.
+        let wire: wire::Spec = serde_path_to_error::deserialize(spec).map_err(|e| {
+            let field = match e.path().to_string().as_str() {
+                "." => "spec".to_string(),
+                path => format!("spec.{path}"),
+            };
+            err(&field, e.into_inner().to_string())
+        })?;
+        convert::spec(wire, source)
+    }
+}
+
+/// Where the rows come from: an input source, or the task's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Batch,
+    Stream,
+}
+
+#[cfg(test)]
+mod tests;

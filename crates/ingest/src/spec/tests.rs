@@ -1,0 +1,244 @@
+use super::*;
+
+fn tutorial(name: &str) -> Value {
+    serde_json::from_str(&crate::tutorial::tutorial_file(name)).unwrap()
+}
+
+#[test]
+fn a_wrongly_typed_boolean_is_an_error_naming_the_field_not_a_default() {
+    let cases = [
+        (
+            "/spec/ioConfig/appendToExisting",
+            "spec.ioConfig.appendToExisting",
+        ),
+        (
+            "/spec/tuningConfig/logParseExceptions",
+            "spec.tuningConfig.logParseExceptions",
+        ),
+        ("/spec/dataSchema/granularitySpec/rollup", "rollup"),
+    ];
+    for (pointer, field) in cases {
+        let mut task = tutorial("rollup-index.json");
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        task.pointer_mut(parent).unwrap()[key] = serde_json::json!("yes");
+        let e = IngestionSpec::from_task(&task).unwrap_err().to_string();
+        assert!(
+            e.contains(field) && e.contains("true or false"),
+            "{pointer}: {e}"
+        );
+    }
+    // Absent or null still means Druid's default.
+    let mut task = tutorial("rollup-index.json");
+    task["spec"]["ioConfig"]["appendToExisting"] = Value::Null;
+    assert!(IngestionSpec::from_task(&task).is_ok());
+}
+
+#[test]
+fn reads_the_rollup_tutorial() {
+    let s = IngestionSpec::from_task(&tutorial("rollup-index.json")).unwrap();
+    assert_eq!(s.data_source, "rollup-tutorial");
+    assert_eq!(s.timestamp.column, "timestamp");
+    assert_eq!(
+        s.dimensions
+            .dimensions
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>(),
+        ["srcIP", "dstIP"]
+    );
+    assert_eq!(s.metrics.len(), 3);
+    assert_eq!(
+        s.metrics[1],
+        Aggregator {
+            kind: AggregatorKind::LongSum,
+            name: "packets".into(),
+            field: Some("packets".into())
+        }
+    );
+    assert_eq!(
+        (
+            s.granularity.segment,
+            s.granularity.query,
+            s.granularity.rollup
+        ),
+        (Granularity::Day, Granularity::Minute, true)
+    );
+    assert_eq!(
+        s.granularity.intervals[0].to_string(),
+        "2018-01-01T00:00:00.000Z/2018-01-03T00:00:00.000Z"
+    );
+    assert_eq!(s.input_format, InputFormat::Json);
+    assert!(
+        matches!(&s.input_source, InputSource::Local { filter: Some(f), .. } if f == "rollup-data.json")
+    );
+    assert_eq!(s.tuning.max_rows_in_memory, 25000);
+}
+
+#[test]
+fn reads_the_legacy_wikipedia_tutorial() {
+    let s = IngestionSpec::from_task(&tutorial("wikipedia-index.json")).unwrap();
+    assert_eq!(s.data_source, "wikipedia");
+    assert_eq!(s.timestamp.column, "time");
+    let added = s
+        .dimensions
+        .dimensions
+        .iter()
+        .find(|d| d.name == "added")
+        .unwrap();
+    assert_eq!(added.value_type, ValueType::Long);
+    assert!(s.metrics.is_empty());
+    assert!(!s.granularity.rollup);
+    assert!(
+        matches!(&s.input_source, InputSource::Local { filter: Some(f), .. } if f.ends_with(".json.gz"))
+    );
+}
+
+#[test]
+fn errors_name_the_field() {
+    let mut t = tutorial("rollup-index.json");
+    t["spec"]["dataSchema"]["metricsSpec"][1]["type"] = "hyperUnique".into();
+    let e = IngestionSpec::from_task(&t).unwrap_err();
+    assert_eq!(e.field, "spec.dataSchema.metricsSpec[1].type");
+    assert!(e.to_string().contains("hyperUnique"));
+    let mut t = tutorial("rollup-index.json");
+    t["spec"]["dataSchema"]["granularitySpec"]["segmentGranularity"] = "fortnight".into();
+    assert_eq!(
+        IngestionSpec::from_task(&t).unwrap_err().field,
+        "spec.dataSchema.granularitySpec.segmentGranularity"
+    );
+    let mut t = tutorial("rollup-index.json");
+    t["spec"]["ioConfig"]["inputFormat"] = serde_json::json!({"type":"csv"});
+    assert_eq!(
+        IngestionSpec::from_task(&t).unwrap_err().field,
+        "spec.ioConfig.inputFormat.columns"
+    );
+    let mut t = tutorial("rollup-index.json");
+    t["spec"]["dataSchema"]["transformSpec"] =
+        serde_json::json!({"filter":{"type":"regex","dimension":"a","pattern":"x"}});
+    assert!(IngestionSpec::from_task(&t)
+        .unwrap_err()
+        .message
+        .contains("regex"));
+    let mut t = tutorial("rollup-index.json");
+    t["spec"]["dataSchema"]
+        .as_object_mut()
+        .unwrap()
+        .remove("timestampSpec");
+    assert_eq!(
+        IngestionSpec::from_task(&t).unwrap_err().field,
+        "spec.dataSchema.timestampSpec"
+    );
+}
+
+#[test]
+fn reads_filters_and_csv() {
+    let mut t = tutorial("rollup-index.json");
+    t["spec"]["ioConfig"]["inputFormat"] =
+        serde_json::json!({"type":"tsv","columns":["timestamp","srcIP"],"skipHeaderRows":1});
+    t["spec"]["dataSchema"]["transformSpec"] = serde_json::json!({"filter":{"type":"and","fields":[
+        {"type":"selector","dimension":"srcIP","value":"1.1.1.1"},
+        {"type":"not","field":{"type":"in","dimension":"dstIP","values":["2.2.2.2"]}},
+        {"type":"bound","dimension":"packets","lower":"10","ordering":"numeric"}]}});
+    let s = IngestionSpec::from_task(&t).unwrap();
+    assert!(matches!(
+        s.input_format,
+        InputFormat::Delimited {
+            delimiter: b'\t',
+            skip_header_rows: 1,
+            ..
+        }
+    ));
+    assert!(matches!(s.filter, Some(Filter::And(ref f)) if f.len() == 3));
+}
+
+#[test]
+fn reads_expression_transforms_and_refuses_what_it_cannot_run() {
+    let mut t = tutorial("rollup-index.json");
+    t["spec"]["dataSchema"]["transformSpec"] = serde_json::json!({"transforms":[
+        {"type":"expression","name":"kb","expression":"bytes / 1024"},
+        {"type":"expression","name":"pair","expression":"concat(srcIP, '>', dstIP)"}]});
+    let s = IngestionSpec::from_task(&t).unwrap();
+    assert_eq!(s.transforms.len(), 2);
+    assert_eq!(s.transforms[1].name, "pair");
+    for (transforms, field, says) in [
+        (
+            serde_json::json!([{"type":"expression","name":"x","expression":"upper(a)"}]),
+            "spec.dataSchema.transformSpec.transforms[0].expression",
+            "function [upper] is not supported",
+        ),
+        (
+            serde_json::json!([{"type":"javascript","name":"x","function":"f"}]),
+            "spec.dataSchema.transformSpec.transforms[0].type",
+            "[javascript] is not supported",
+        ),
+        (
+            serde_json::json!([{"type":"expression","expression":"a"}]),
+            "spec.dataSchema.transformSpec.transforms[0].name",
+            "is required",
+        ),
+    ] {
+        t["spec"]["dataSchema"]["transformSpec"] = serde_json::json!({ "transforms": transforms });
+        let e = IngestionSpec::from_task(&t).unwrap_err();
+        assert_eq!(e.field, field);
+        assert!(e.message.contains(says), "{e}");
+    }
+}
+
+#[test]
+fn wrong_types_anywhere_name_their_path() {
+    let cases = [
+        (
+            "/spec/tuningConfig/maxRowsInMemory",
+            serde_json::json!("lots"),
+            "spec.tuningConfig.maxRowsInMemory",
+        ),
+        (
+            "/spec/tuningConfig/partitionsSpec",
+            serde_json::json!({"type":"dynamic","maxRowsPerSegment":-5}),
+            "spec.tuningConfig.partitionsSpec.maxRowsPerSegment",
+        ),
+        (
+            "/spec/dataSchema/metricsSpec",
+            serde_json::json!([{"type":"count","name":"count"},{"type":"longSum","name":7}]),
+            "spec.dataSchema.metricsSpec[1].name",
+        ),
+        (
+            "/spec/dataSchema/dimensionsSpec",
+            serde_json::json!({"dimensions":["a", 3]}),
+            "spec.dataSchema.dimensionsSpec.dimensions[1]",
+        ),
+        (
+            "/spec/dataSchema/granularitySpec",
+            serde_json::json!({"intervals":["not an interval"]}),
+            "spec.dataSchema.granularitySpec.intervals[0]",
+        ),
+        (
+            "/spec/ioConfig/inputSource",
+            serde_json::json!({"type":"s3","uris":["s3://b/k"]}),
+            "spec.ioConfig.inputSource.type",
+        ),
+        (
+            "/spec/dataSchema/dataSource",
+            serde_json::json!(["wiki"]),
+            "spec.dataSchema.dataSource",
+        ),
+    ];
+    for (pointer, value, field) in cases {
+        let mut task = tutorial("rollup-index.json");
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        task.pointer_mut(parent).unwrap()[key] = value;
+        let e = IngestionSpec::from_task(&task).unwrap_err();
+        assert_eq!(e.field, field, "{pointer}: {e}");
+    }
+    // The unknown input source is named with the ones there are.
+    let mut task = tutorial("rollup-index.json");
+    task["spec"]["ioConfig"]["inputSource"] = serde_json::json!({"type":"s3"});
+    let e = IngestionSpec::from_task(&task).unwrap_err();
+    assert!(
+        e.message.contains("s3") && e.message.contains("local"),
+        "{e}"
+    );
+    // A spec that is not an object at all.
+    let e = IngestionSpec::from_task(&serde_json::json!({"type":"index","spec":"x"})).unwrap_err();
+    assert_eq!(e.field, "spec");
+}
