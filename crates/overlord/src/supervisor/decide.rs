@@ -4,7 +4,7 @@
 //! and checkpoints are decided in `groups.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
 use drover_core::{TaskGroupId, TaskId, TaskState};
@@ -175,8 +175,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_publishing_group_succeeds_waits_or_fails_with_the_later_ones() {
+    /// On paused time: the supervisor's deadlines are tokio instants, so a test moves the clock
+    /// past `completionTimeout` instead of waiting for it.
+    #[tokio::test(start_paused = true)]
+    async fn a_publishing_group_succeeds_waits_or_fails_with_the_later_ones() {
         let now = Instant::now();
         let later = now + Duration::from_secs(60);
         let group = |tasks: &[(&str, TaskState)], deadline| Publishing {
@@ -197,16 +199,17 @@ mod tests {
         let waiting = pending_completion(&[group(&[("b1", TaskState::Running)], later)], now);
         assert_eq!(waiting.keep, [0]);
         // Past completionTimeout: it and every later group fail, their tasks are killed.
-        let late = pending_completion(
-            &[
-                group(&[("c1", TaskState::Running)], now),
-                group(
-                    &[("d1", TaskState::Running), ("d2", TaskState::Failed)],
-                    later,
-                ),
-            ],
-            now + Duration::from_secs(1),
-        );
+        let groups = [
+            group(&[("c1", TaskState::Running)], now + Duration::from_secs(30)),
+            group(
+                &[("d1", TaskState::Running), ("d2", TaskState::Failed)],
+                later,
+            ),
+        ];
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(!pending_completion(&groups, Instant::now()).failed);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let late = pending_completion(&groups, Instant::now());
         assert!(late.failed);
         assert_eq!(late.kill, [id("c1"), id("d1")]);
         assert!(late.keep.is_empty());
