@@ -2,6 +2,12 @@
 //! before they enter the queue; a terminal status is persisted before the runner is told to clean
 //! up, and only `WHERE active = TRUE`, so every accepted task ends in exactly one terminal status.
 //! A status that cannot be persisted (database down) is kept and retried, never dropped.
+//!
+//! Unlike the runner, whose I/O is returned as effects and run elsewhere, the queue awaits its
+//! store writes in place: each one is the commit point of the decision that follows (a task is
+//! accepted once its row is stored, a status is final once stored, a lock is held once
+//! persisted), so the next step depends on its answer. Every such call is bounded
+//! (`STORAGE_TIMEOUT`), and what it asks of the runner is a message.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

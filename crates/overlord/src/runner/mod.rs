@@ -4,6 +4,7 @@
 //! are spawned, so the loop never waits on I/O; their outcome comes back as messages.
 
 mod blacklist;
+mod effects;
 pub mod select;
 mod state;
 pub mod zk_watch;

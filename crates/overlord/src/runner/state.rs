@@ -9,17 +9,16 @@ use drover_core::{
     WorkerHost,
 };
 use drover_task::Task;
-use drover_zk::client::{Acls, CreateMode, Error as ZkClientError};
-use drover_zk::{with_timeout, ZkError, ZkPaths, ZkSession};
+use drover_zk::{ZkPaths, ZkSession};
 use indexmap::IndexMap;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::effects::{Effect, Executor, ZK_CALL_TIMEOUT};
 use super::select::{select_worker, Candidate, Selection};
 use super::{RunnerConfig, RunnerEvent, RunnerMsg, ZkEvent};
 
 const TICK: Duration = Duration::from_millis(250);
-const ZK_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a failed assignment write, the worker is skipped for this long.
 const ASSIGN_RETRY_DELAY: Duration = Duration::from_secs(1);
 
@@ -145,13 +144,12 @@ pub struct RunnerSnapshot {
 
 pub(crate) struct RunnerState {
     config: RunnerConfig,
-    session: ZkSession,
     paths: ZkPaths,
     events: mpsc::UnboundedSender<RunnerEvent>,
-    self_tx: mpsc::UnboundedSender<RunnerMsg>,
-    http: reqwest::Client,
-    /// ZooKeeper writes and calls to workers run here: they end with the leadership term.
-    scope: crate::scope::LeaderScope,
+    /// What the decisions asked for since the last message; `executor` carries it out.
+    effects: Vec<Effect>,
+    /// Runs effects in the leadership term's scope: they end with it.
+    executor: Executor,
     ready: bool,
     /// Strategy, affinity and categories in force (the dynamic worker config, else the static one).
     selection: Selection,
@@ -169,19 +167,14 @@ impl RunnerState {
         self_tx: mpsc::UnboundedSender<RunnerMsg>,
         scope: crate::scope::LeaderScope,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(config.task_shutdown_link_timeout)
-            .build()
-            .expect("HTTP client");
+        let executor = Executor::new(session, config.task_shutdown_link_timeout, self_tx, scope);
         RunnerState {
             selection: Selection::plain(config.strategy),
             config,
-            session,
             paths,
             events,
-            self_tx,
-            http,
-            scope,
+            effects: Vec::new(),
+            executor,
             ready: false,
             workers: BTreeMap::new(),
             tasks: IndexMap::new(),
@@ -198,6 +191,9 @@ impl RunnerState {
                     None => return,
                 },
                 _ = tick.tick() => self.on_tick(Instant::now()),
+            }
+            for effect in self.effects.drain(..) {
+                self.executor.execute(effect);
             }
         }
     }
@@ -291,10 +287,10 @@ impl RunnerState {
             }
             Place::Assigned { worker, .. } => {
                 // It may or may not have started: withdraw the assignment and ask the worker.
-                self.spawn_delete(self.paths.task(&worker, &id));
-                self.spawn_worker_shutdown(&worker, &id, &reason);
+                self.delete_znode(self.paths.task(&worker, &id));
+                self.shutdown_on_worker(&worker, &id, &reason);
             }
-            Place::Running { worker } => self.spawn_worker_shutdown(&worker, &id, &reason),
+            Place::Running { worker } => self.shutdown_on_worker(&worker, &id, &reason),
             Place::Complete { .. } => self.on_cleanup(id),
         }
     }
@@ -303,8 +299,8 @@ impl RunnerState {
         let Some(e) = self.tasks.get(&id) else { return };
         if let Place::Complete { worker } = &e.place {
             if let Some(worker) = worker.clone() {
-                self.spawn_delete(self.paths.task_status(&worker, &id));
-                self.spawn_delete(self.paths.task(&worker, &id));
+                self.delete_znode(self.paths.task_status(&worker, &id));
+                self.delete_znode(self.paths.task(&worker, &id));
             }
             self.tasks.shift_remove(&id);
         }
@@ -593,7 +589,7 @@ impl RunnerState {
         for (id, worker) in timed_out {
             tracing::warn!(task = %id, %worker, "worker did not start the task in time");
             self.clear_ack(&worker, &id);
-            self.spawn_delete(self.paths.task(&worker, &id));
+            self.delete_znode(self.paths.task(&worker, &id));
             let status = TaskStatus::failure(
                 id.clone(),
                 format!(
@@ -635,7 +631,7 @@ impl RunnerState {
             .collect();
         tracing::warn!(worker = %host, tasks = ids.len(), "cleaning up vanished worker");
         for id in &ids {
-            self.spawn_delete(self.paths.task(&host, id));
+            self.delete_znode(self.paths.task(&host, id));
             let status = TaskStatus::failure(
                 id.clone(),
                 "Canceled for worker cleanup. See overlord logs for more details.",
@@ -643,27 +639,8 @@ impl RunnerState {
             self.complete_here(id, Some(host.clone()), status);
         }
         self.workers.remove(&host);
-        let (session, status_dir) = (self.session.clone(), self.paths.worker_status(&host));
-        self.scope.spawn(async move {
-            let Some(client) = session.try_client() else {
-                return;
-            };
-            if let Ok(children) =
-                with_timeout(ZK_CALL_TIMEOUT, client.list_children(&status_dir)).await
-            {
-                for child in children {
-                    with_timeout(
-                        ZK_CALL_TIMEOUT,
-                        client.delete(&format!("{status_dir}/{child}"), None),
-                    )
-                    .await
-                    .ok();
-                }
-            }
-            with_timeout(ZK_CALL_TIMEOUT, client.delete(&status_dir, None))
-                .await
-                .ok();
-        });
+        self.effects
+            .push(Effect::DeleteStatusDir(self.paths.worker_status(&host)));
     }
 
     /// The worker no longer waits to acknowledge `id` (it did, or never will).
@@ -770,41 +747,15 @@ impl RunnerState {
             };
         }
         let path = self.paths.task(&host, &task.id);
-        let (session, tx) = (self.session.clone(), self.self_tx.clone());
-        self.scope.spawn(async move {
-            let data = task.to_json_bytes();
-            let result = async {
-                let client = session.try_client().ok_or(ZkError::NoSession)?;
-                // Ephemeral and owned by this overlord's session, as in Druid.
-                let options = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
-                with_timeout(ZK_CALL_TIMEOUT, client.create(&path, &data, &options)).await
-            }
-            .await;
-            match result {
-                Ok(_) | Err(ZkError::Client(ZkClientError::NodeExists)) => {}
-                Err(e) => {
-                    tx.send(RunnerMsg::AssignFailed {
-                        id: task.id.clone(),
-                        worker: host,
-                        error: e.to_string(),
-                    })
-                    .ok();
-                }
-            }
+        self.effects.push(Effect::Assign {
+            task,
+            worker: host,
+            path,
         });
     }
 
-    fn spawn_delete(&self, path: String) {
-        let session = self.session.clone();
-        self.scope.spawn(async move {
-            let Some(client) = session.try_client() else {
-                return;
-            };
-            match with_timeout(ZK_CALL_TIMEOUT, client.delete(&path, None)).await {
-                Ok(()) | Err(ZkError::Client(ZkClientError::NoNode)) => {}
-                Err(e) => tracing::warn!(%path, error = %e, "could not delete znode"),
-            }
-        });
+    fn delete_znode(&mut self, path: String) {
+        self.effects.push(Effect::DeleteZnode(path));
     }
 
     /// A worker's API base URL (as announced; `http://host` when it never was).
@@ -816,17 +767,16 @@ impl RunnerState {
             .unwrap_or_else(|| format!("http://{host}"))
     }
 
-    fn spawn_worker_shutdown(&self, host: &WorkerHost, id: &TaskId, reason: &str) {
-        let base = self.worker_url(host);
-        let url = format!("{base}/druid/worker/v1/task/{id}/shutdown");
-        tracing::info!(task = %id, worker = %host, %reason, "asking worker to shut down task");
-        let http = self.http.clone();
-        self.scope.spawn(async move {
-            match http.post(&url).send().await {
-                Ok(r) if r.status().is_success() => {}
-                Ok(r) => tracing::warn!(%url, status = %r.status(), "worker refused shutdown"),
-                Err(e) => tracing::warn!(%url, error = %e, "could not reach worker for shutdown"),
-            }
+    fn shutdown_on_worker(&mut self, host: &WorkerHost, id: &TaskId, reason: &str) {
+        let url = format!(
+            "{}/druid/worker/v1/task/{id}/shutdown",
+            self.worker_url(host)
+        );
+        tracing::info!(task = %id, worker = %host, %reason, "shutting down task on its worker");
+        self.effects.push(Effect::ShutdownOnWorker {
+            task: id.clone(),
+            worker: host.clone(),
+            url,
         });
     }
 
@@ -917,7 +867,7 @@ mod tests {
             max_percentage_blacklist_workers: 20,
             max_znode_bytes: 1000,
         };
-        // Nothing listens there: spawned ZooKeeper writes fail quietly, decisions are what we test.
+        // Never connected: the tests read the effects the decisions produce, nothing executes them.
         let session = ZkSession::start("127.0.0.1:1".into(), Duration::from_secs(2));
         let (events, rx) = mpsc::unbounded_channel();
         let (self_tx, _self_rx) = mpsc::unbounded_channel();
@@ -975,6 +925,45 @@ mod tests {
     fn running_status(t: &str, port: i32) -> TaskAnnouncement {
         let st = TaskStatus::running(id(t)).with_location(TaskLocation::new("127.0.0.1", port));
         TaskAnnouncement::new(st, "noop", TaskResource::for_task(&id(t)), "none")
+    }
+
+    #[tokio::test]
+    async fn decisions_come_out_as_effects() {
+        let (mut r, _events) = runner();
+        sync(&mut r, Instant::now(), vec![], vec![worker("a:1", 2)]);
+        r.effects.clear();
+        r.on_run(task("t1"));
+        let assignment = r.paths.task(&host("a:1"), &id("t1"));
+        assert!(
+            matches!(r.effects.as_slice(), [Effect::Assign { task, worker, path }]
+                if task.id == id("t1") && *worker == host("a:1") && *path == assignment),
+            "{:?}",
+            r.effects
+        );
+        r.effects.clear();
+        // An assigned task may or may not have started: the assignment is withdrawn and the
+        // worker asked.
+        r.on_shutdown(id("t1"), "stop".into());
+        assert_eq!(
+            r.effects,
+            [
+                Effect::DeleteZnode(assignment),
+                Effect::ShutdownOnWorker {
+                    task: id("t1"),
+                    worker: host("a:1"),
+                    url: "http://a:1/druid/worker/v1/task/t1/shutdown".into(),
+                },
+            ]
+        );
+        r.effects.clear();
+        // A vanished worker is cleaned up: its status directory goes.
+        r.cleanup_worker(host("a:1"));
+        assert_eq!(
+            r.effects.last(),
+            Some(&Effect::DeleteStatusDir(
+                r.paths.worker_status(&host("a:1"))
+            ))
+        );
     }
 
     #[tokio::test]
