@@ -14,6 +14,7 @@ pub mod status;
 pub mod stream_offsets;
 pub mod task_logs;
 pub mod time;
+pub mod wire;
 pub mod worker;
 
 pub use ids::{DataSource, IdError, SupervisorId, TaskGroupId, TaskId, WorkerHost};

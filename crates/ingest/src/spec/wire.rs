@@ -6,6 +6,7 @@
 
 use drover_core::granularity::Granularity;
 use drover_core::interval::Interval;
+pub use drover_core::wire::{flag, Flag};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
@@ -219,25 +220,4 @@ pub struct PartitionsSpec {
     pub kind: Option<String>,
     pub max_rows_per_segment: Option<u64>,
     pub max_total_rows: Option<u64>,
-}
-
-/// A boolean that is `true` or `false` and nothing else (serde's own message for a string is
-/// "expected a boolean"; Druid users read "must be true or false" more easily).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Flag(pub bool);
-
-impl<'de> Deserialize<'de> for Flag {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match Value::deserialize(d)? {
-            Value::Bool(b) => Ok(Flag(b)),
-            other => Err(serde::de::Error::custom(format!(
-                "must be true or false, got {other}"
-            ))),
-        }
-    }
-}
-
-/// `Some(flag)` or `default`.
-pub fn flag(value: Option<Flag>, default: bool) -> bool {
-    value.map_or(default, |Flag(b)| b)
 }

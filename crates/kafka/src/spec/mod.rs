@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use drover_core::ids::{DataSource, SupervisorId};
-use drover_core::period::parse_period;
+use drover_core::wire::{flag, period};
 use serde_json::{json, Map, Value};
+
+mod wire;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
@@ -76,62 +78,27 @@ pub struct KafkaSupervisorSpec {
     pub payload: Value,
 }
 
-fn object<'a>(
-    name: &str,
-    v: Option<&'a Value>,
-) -> Result<Option<&'a Map<String, Value>>, SpecError> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(o)) => Ok(Some(o)),
-        Some(_) => Err(field(name, "must be a JSON object")),
-    }
+/// Reads `value` as `T`; an error names its path under `prefix` (`spec.ioConfig`, or `ioConfig`
+/// for a legacy spec, or nothing for the top level).
+fn read<T: serde::de::DeserializeOwned>(prefix: &str, value: &Value) -> Result<T, SpecError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let name = match (prefix, path.as_str()) {
+            (p, ".") => p.to_string(),
+            ("", path) => path.to_string(),
+            (p, path) => format!("{p}.{path}"),
+        };
+        field(&name, e.into_inner().to_string())
+    })
 }
 
-pub(crate) fn period(
-    name: &str,
-    v: Option<&Value>,
-    default: Option<Duration>,
-) -> Result<Option<Duration>, SpecError> {
-    match v {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::String(s)) => parse_period(s).map(Some).map_err(|e| field(name, e.0)),
-        // Druid also takes a number of milliseconds for some of these.
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .map(|ms| Some(Duration::from_millis(ms)))
-            .ok_or_else(|| field(name, "must be a non-negative number of milliseconds")),
-        Some(_) => Err(field(name, "must be an ISO-8601 period such as PT1H")),
-    }
-}
-
-fn required_period(
-    name: &str,
-    v: Option<&Value>,
-    default: Duration,
-) -> Result<Duration, SpecError> {
-    Ok(period(name, v, Some(default))?.unwrap_or(default))
-}
-
-fn count(name: &str, v: Option<&Value>, default: u64, min: u64) -> Result<u64, SpecError> {
-    let n = match v {
-        None | Some(Value::Null) => default,
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .ok_or_else(|| field(name, "must be a non-negative whole number"))?,
-        Some(_) => return Err(field(name, "must be a number")),
-    };
+/// A count with a floor, `default` when absent.
+fn at_least(name: &str, value: Option<u64>, default: u64, min: u64) -> Result<u64, SpecError> {
+    let n = value.unwrap_or(default);
     if n < min {
         return Err(field(name, format!("must be at least {min}")));
     }
     Ok(n)
-}
-
-fn boolean(name: &str, v: Option<&Value>, default: bool) -> Result<bool, SpecError> {
-    match v {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(field(name, "must be true or false")),
-    }
 }
 
 impl KafkaSupervisorSpec {
@@ -151,19 +118,27 @@ impl KafkaSupervisorSpec {
             Some(Value::String(t)) => return Err(SpecError::UnsupportedType(t.clone())),
             Some(_) => return Err(field("type", "must be a string")),
         }
+        let wire: wire::Supervisor = read("", v)?;
         // Modern specs nest the three parts in `spec`; legacy ones have them at the top.
-        let (parts, prefix) = match object("spec", top.get("spec"))? {
-            Some(spec) => (spec, "spec."),
-            None => (top, ""),
+        let (parts, prefix) = match wire.spec {
+            Some(parts) => (parts, "spec."),
+            None => (
+                wire::Parts {
+                    data_schema: wire.data_schema,
+                    io_config: wire.io_config,
+                    tuning_config: wire.tuning_config,
+                },
+                "",
+            ),
         };
         let name = |k: &str| format!("{prefix}{k}");
-        let schema = object(&name("dataSchema"), parts.get("dataSchema"))?
+        let schema = parts
+            .data_schema
             .ok_or_else(|| field(&name("dataSchema"), "is required"))?;
-        let io = object(&name("ioConfig"), parts.get("ioConfig"))?
+        let io_raw = parts
+            .io_config
             .ok_or_else(|| field(&name("ioConfig"), "is required"))?;
-        let tuning = object(&name("tuningConfig"), parts.get("tuningConfig"))?
-            .cloned()
-            .unwrap_or_default();
+        let tuning_raw = parts.tuning_config.unwrap_or_default();
 
         let data_source = match schema.get("dataSource") {
             Some(Value::String(ds)) => ds.clone(),
@@ -176,44 +151,35 @@ impl KafkaSupervisorSpec {
         };
         let data_source = DataSource::new(data_source)
             .map_err(|e| field(&name("dataSchema.dataSource"), e.to_string()))?;
-        let id = match top.get("id") {
-            None | Some(Value::Null) => data_source.to_string(),
-            Some(Value::String(id)) => id.clone(),
-            Some(_) => return Err(field("id", "must be a string")),
-        };
-        let id = SupervisorId::new(id).map_err(|e| field("id", e.to_string()))?;
-        let suspended = boolean("suspended", top.get("suspended"), false)?;
-        let context = object("context", top.get("context"))?
-            .cloned()
-            .unwrap_or_default();
+        let id = SupervisorId::new(wire.id.unwrap_or_else(|| data_source.to_string()))
+            .map_err(|e| field("id", e.to_string()))?;
+        let suspended = flag(wire.suspended, false);
+        let context = wire.context.unwrap_or_default();
 
         let io_name = |k: &str| name(&format!("ioConfig.{k}"));
-        if let Some(t) = io.get("type").and_then(Value::as_str) {
-            if t != "kafka" {
-                return Err(field(&io_name("type"), format!("must be kafka, got [{t}]")));
-            }
+        let io: wire::IoConfig = read(&name("ioConfig"), &Value::Object(io_raw.clone()))?;
+        if let Some(t) = io.kind.as_deref().filter(|t| *t != "kafka") {
+            return Err(field(&io_name("type"), format!("must be kafka, got [{t}]")));
         }
-        if io.get("topicPattern").is_some_and(|p| !p.is_null()) {
+        if io.topic_pattern.as_ref().is_some_and(|p| !p.is_null()) {
             return Err(field(
                 &io_name("topicPattern"),
                 "multi-topic ingestion is not supported yet; give [topic]",
             ));
         }
-        let topic = match io.get("topic") {
-            Some(Value::String(t)) if !t.is_empty() => t.clone(),
-            _ => {
-                return Err(field(
-                    &io_name("topic"),
-                    "is required and must be a non-empty string",
-                ))
-            }
-        };
-        let props = object(&io_name("consumerProperties"), io.get("consumerProperties"))?
+        let topic = io.topic.filter(|t| !t.is_empty()).ok_or_else(|| {
+            field(
+                &io_name("topic"),
+                "is required and must be a non-empty string",
+            )
+        })?;
+        let props = io
+            .consumer_properties
             .ok_or_else(|| field(&io_name("consumerProperties"), "is required"))?;
         let mut consumer_properties = BTreeMap::new();
         for (k, v) in props {
             let text = match v {
-                Value::String(s) => s.clone(),
+                Value::String(s) => s,
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
                 _ => {
@@ -223,7 +189,7 @@ impl KafkaSupervisorSpec {
                     ))
                 }
             };
-            consumer_properties.insert(k.clone(), text);
+            consumer_properties.insert(k, text);
         }
         if consumer_properties
             .get("bootstrap.servers")
@@ -234,36 +200,22 @@ impl KafkaSupervisorSpec {
                 "is required",
             ));
         }
-        let input_format = match io.get("inputFormat") {
-            None | Some(Value::Null) => None,
-            Some(f @ Value::Object(_)) => Some(f.clone()),
-            Some(_) => return Err(field(&io_name("inputFormat"), "must be a JSON object")),
-        };
+        let input_format = io.input_format.map(Value::Object);
         if input_format.is_none() && schema.get("parser").is_none() {
             return Err(field(
                 &io_name("inputFormat"),
                 "is required (or a legacy dataSchema.parser)",
             ));
         }
-        let late = period(
-            &io_name("lateMessageRejectionPeriod"),
-            io.get("lateMessageRejectionPeriod"),
-            None,
-        )?;
-        let late_start = match io.get("lateMessageRejectionStartDateTime") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(drover_core::time::parse_iso(s).ok_or_else(|| {
+        let late = io.late_message_rejection_period.map(|p| p.0);
+        let late_start = match io.late_message_rejection_start_date_time {
+            None => None,
+            Some(s) => Some(drover_core::time::parse_iso(&s).ok_or_else(|| {
                 field(
                     &io_name("lateMessageRejectionStartDateTime"),
                     "must be an ISO-8601 instant",
                 )
             })?),
-            Some(_) => {
-                return Err(field(
-                    &io_name("lateMessageRejectionStartDateTime"),
-                    "must be an ISO-8601 instant",
-                ))
-            }
         };
         if late.is_some() && late_start.is_some() {
             return Err(field(
@@ -275,41 +227,17 @@ impl KafkaSupervisorSpec {
             topic,
             input_format,
             consumer_properties,
-            poll_timeout_ms: count(&io_name("pollTimeout"), io.get("pollTimeout"), 100, 1)?,
-            task_count: count(&io_name("taskCount"), io.get("taskCount"), 1, 1)? as u32,
-            replicas: count(&io_name("replicas"), io.get("replicas"), 1, 1)? as u32,
-            task_duration: required_period(
-                &io_name("taskDuration"),
-                io.get("taskDuration"),
-                Duration::from_secs(3600),
-            )?,
-            start_delay: required_period(
-                &io_name("startDelay"),
-                io.get("startDelay"),
-                Duration::from_secs(5),
-            )?,
-            period: required_period(
-                &io_name("period"),
-                io.get("period"),
-                Duration::from_secs(30),
-            )?,
-            use_earliest_offset: boolean(
-                &io_name("useEarliestOffset"),
-                io.get("useEarliestOffset"),
-                false,
-            )?,
-            completion_timeout: required_period(
-                &io_name("completionTimeout"),
-                io.get("completionTimeout"),
-                Duration::from_secs(1800),
-            )?,
+            poll_timeout_ms: at_least(&io_name("pollTimeout"), io.poll_timeout, 100, 1)?,
+            task_count: at_least(&io_name("taskCount"), io.task_count, 1, 1)? as u32,
+            replicas: at_least(&io_name("replicas"), io.replicas, 1, 1)? as u32,
+            task_duration: period(io.task_duration, Duration::from_secs(3600)),
+            start_delay: period(io.start_delay, Duration::from_secs(5)),
+            period: period(io.period, Duration::from_secs(30)),
+            use_earliest_offset: flag(io.use_earliest_offset, false),
+            completion_timeout: period(io.completion_timeout, Duration::from_secs(1800)),
             late_message_rejection_period: late,
             late_message_rejection_start: late_start,
-            early_message_rejection_period: period(
-                &io_name("earlyMessageRejectionPeriod"),
-                io.get("earlyMessageRejectionPeriod"),
-                None,
-            )?,
+            early_message_rejection_period: io.early_message_rejection_period.map(|p| p.0),
         };
         if io_config.task_duration.is_zero() || io_config.period.is_zero() {
             return Err(field(
@@ -319,40 +247,26 @@ impl KafkaSupervisorSpec {
         }
 
         let tn = |k: &str| name(&format!("tuningConfig.{k}"));
-        if let Some(t) = tuning.get("type").and_then(Value::as_str) {
-            if t != "kafka" && t != "KafkaTuningConfig" {
-                return Err(field(&tn("type"), format!("must be kafka, got [{t}]")));
-            }
+        let tuning: wire::Tuning = read(&name("tuningConfig"), &Value::Object(tuning_raw.clone()))?;
+        if let Some(t) = tuning
+            .kind
+            .as_deref()
+            .filter(|t| *t != "kafka" && *t != "KafkaTuningConfig")
+        {
+            return Err(field(&tn("type"), format!("must be kafka, got [{t}]")));
         }
         let sup_tuning = KafkaSupervisorTuning {
-            offset_fetch_period: required_period(
-                &tn("offsetFetchPeriod"),
-                tuning.get("offsetFetchPeriod"),
-                Duration::from_secs(30),
-            )?
             // Druid's minimum.
-            .max(Duration::from_secs(5)),
-            reset_offset_automatically: boolean(
-                &tn("resetOffsetAutomatically"),
-                tuning.get("resetOffsetAutomatically"),
-                false,
-            )?,
-            chat_retries: count(&tn("chatRetries"), tuning.get("chatRetries"), 8, 0)? as u32,
-            http_timeout: required_period(
-                &tn("httpTimeout"),
-                tuning.get("httpTimeout"),
-                Duration::from_secs(10),
-            )?,
-            shutdown_timeout: required_period(
-                &tn("shutdownTimeout"),
-                tuning.get("shutdownTimeout"),
-                Duration::from_secs(80),
-            )?,
+            offset_fetch_period: period(tuning.offset_fetch_period, Duration::from_secs(30))
+                .max(Duration::from_secs(5)),
+            reset_offset_automatically: flag(tuning.reset_offset_automatically, false),
+            chat_retries: at_least(&tn("chatRetries"), tuning.chat_retries, 8, 0)? as u32,
+            http_timeout: period(tuning.http_timeout, Duration::from_secs(10)),
+            shutdown_timeout: period(tuning.shutdown_timeout, Duration::from_secs(80)),
         };
-        // Read by the tasks; checked here so a bad value is a 400, not failing tasks.
-        for name in ["intermediateHandoffPeriod", "brokerOutageTimeout"] {
-            period(&tn(name), tuning.get(name), None)?;
-        }
+        let schema = &schema;
+        let tuning = &tuning_raw;
+        let io = &io_raw;
         let mut tuning_config = tuning.clone();
         tuning_config.insert("type".into(), json!("kafka"));
         let tuning_config = Value::Object(tuning_config);
@@ -453,6 +367,39 @@ mod tests {
         assert!(s.with_suspended(true).payload["suspended"]
             .as_bool()
             .unwrap());
+    }
+
+    #[test]
+    fn wrongly_typed_fields_are_errors_naming_their_path() {
+        let err = |v: Value| KafkaSupervisorSpec::from_value(&v).unwrap_err().to_string();
+        let modern = |io: Value, tuning: Value| {
+            json!({"type":"kafka","suspended":false,"spec":{
+                "dataSchema":{"dataSource":"x","timestampSpec":{"column":"ts"}},
+                "ioConfig": io, "tuningConfig": tuning}})
+        };
+        let io = |extra: Value| {
+            let mut io = json!({"topic":"t","inputFormat":{"type":"json"},
+                "consumerProperties":{"bootstrap.servers":"h:1"}});
+            io.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            io
+        };
+        assert!(KafkaSupervisorSpec::from_value(&modern(io(json!({})), json!({}))).is_ok());
+        let e = err(modern(io(json!({"useEarliestOffset":"yes"})), json!({})));
+        assert!(
+            e.contains("[spec.ioConfig.useEarliestOffset]") && e.contains("true or false"),
+            "{e}"
+        );
+        let e = err(modern(io(json!({"taskCount":"2"})), json!({})));
+        assert!(e.contains("[spec.ioConfig.taskCount]"), "{e}");
+        let e = err(modern(io(json!({})), json!({"chatRetries":-1})));
+        assert!(e.contains("[spec.tuningConfig.chatRetries]"), "{e}");
+        let e = err(modern(io(json!({})), json!({"brokerOutageTimeout":"soon"})));
+        assert!(e.contains("[spec.tuningConfig.brokerOutageTimeout]"), "{e}");
+        let mut v = modern(io(json!({})), json!({}));
+        v["suspended"] = json!("no");
+        assert!(err(v).contains("[suspended]"));
     }
 
     #[test]

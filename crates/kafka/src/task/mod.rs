@@ -5,11 +5,13 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use drover_core::time::{parse_iso, to_iso};
+use drover_core::time::to_iso;
 use drover_core::TaskGroupId;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 use sha1::{Digest, Sha1};
+
+mod wire;
 
 use crate::spec::KafkaSupervisorSpec;
 
@@ -197,20 +199,21 @@ pub struct KafkaTaskIo {
 pub const DEFAULT_BROKER_OUTAGE_TIMEOUT: std::time::Duration =
     std::time::Duration::from_secs(10 * 60);
 
-fn read_offsets(name: &str, v: Option<&Value>) -> Result<(String, Offsets), TaskIoError> {
+/// A start or end position: its stream and offsets, `name` naming it in errors.
+fn read_position(
+    name: &str,
+    v: Option<wire::SequenceNumbers>,
+) -> Result<(String, Offsets), TaskIoError> {
     let v = v.ok_or_else(|| format!("[ioConfig.{name}] is required"))?;
     let stream = v
-        .get("stream")
-        .or_else(|| v.get("topic"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("[ioConfig.{name}.stream] is required"))?
-        .to_string();
+        .stream
+        .or(v.topic)
+        .ok_or_else(|| format!("[ioConfig.{name}.stream] is required"))?;
     let map = v
-        .get("partitionSequenceNumberMap")
-        .or_else(|| v.get("partitionOffsetMap"))
-        .and_then(Value::as_object)
+        .partition_sequence_number_map
+        .or(v.partition_offset_map)
         .ok_or_else(|| format!("[ioConfig.{name}.partitionSequenceNumberMap] is required"))?;
-    Ok((stream, parse_offset_map(&format!("ioConfig.{name}"), map)?))
+    Ok((stream, parse_offset_map(&format!("ioConfig.{name}"), &map)?))
 }
 
 /// `{"0": 12, "1": 40}` → offsets, naming `what` in errors.
@@ -232,20 +235,16 @@ pub fn parse_offset_map(what: &str, map: &Map<String, Value>) -> Result<Offsets,
 
 impl KafkaTaskIo {
     pub fn from_task(task: &Value) -> Result<KafkaTaskIo, TaskIoError> {
-        let io = task
-            .get("ioConfig")
-            .and_then(Value::as_object)
-            .ok_or("[ioConfig] is required")?;
-        // Older tasks say startPartitions/endPartitions.
-        let (topic, start) = read_offsets(
+        let wire: wire::Task = serde_path_to_error::deserialize(task)
+            .map_err(|e| format!("[{}]: {}", e.path(), e.inner()))?;
+        let io = wire.io_config.ok_or("[ioConfig] is required")?;
+        let (topic, start) = read_position(
             "startSequenceNumbers",
-            io.get("startSequenceNumbers")
-                .or_else(|| io.get("startPartitions")),
+            io.start_sequence_numbers.or(io.start_partitions),
         )?;
-        let (end_topic, end) = read_offsets(
+        let (end_topic, end) = read_position(
             "endSequenceNumbers",
-            io.get("endSequenceNumbers")
-                .or_else(|| io.get("endPartitions")),
+            io.end_sequence_numbers.or(io.end_partitions),
         )?;
         if end_topic != topic {
             return Err(format!(
@@ -260,41 +259,20 @@ impl KafkaTaskIo {
             return Err("[ioConfig.startSequenceNumbers]: no partitions to read".into());
         }
         let base_sequence_name = io
-            .get("baseSequenceName")
-            .and_then(Value::as_str)
-            .ok_or("[ioConfig.baseSequenceName] is required")?
-            .to_string();
-        let mut consumer_properties = BTreeMap::new();
-        for (k, v) in io
-            .get("consumerProperties")
-            .and_then(Value::as_object)
+            .base_sequence_name
+            .ok_or("[ioConfig.baseSequenceName] is required")?;
+        let consumer_properties = io
+            .consumer_properties
             .ok_or("[ioConfig.consumerProperties] is required")?
-        {
-            let text = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            consumer_properties.insert(k.clone(), text);
-        }
-        let time = |k: &str| -> Result<Option<DateTime<Utc>>, TaskIoError> {
-            match io.get(k) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => parse_iso(s)
-                    .map(Some)
-                    .ok_or_else(|| format!("[ioConfig.{k}] must be an ISO-8601 instant").into()),
-                Some(Value::Number(n)) => {
-                    Ok(n.as_i64().and_then(DateTime::<Utc>::from_timestamp_millis))
-                }
-                Some(_) => Err(format!("[ioConfig.{k}] must be an ISO-8601 instant").into()),
-            }
-        };
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => (k, s),
+                other => (k, other.to_string()),
+            })
+            .collect();
         let mut checkpoints = BTreeMap::new();
-        if let Some(text) = task
-            .get("context")
-            .and_then(|c| c.get("checkpoints"))
-            .and_then(Value::as_str)
-        {
-            let parsed: Map<String, Value> = serde_json::from_str(text)
+        if let Some(Value::String(text)) = wire.context.and_then(|c| c.checkpoints) {
+            let parsed: Map<String, Value> = serde_json::from_str(&text)
                 .map_err(|e| format!("[context.checkpoints] is not a JSON object: {e}"))?;
             for (seq, offsets) in parsed {
                 let id: u32 = seq
@@ -309,39 +287,34 @@ impl KafkaTaskIo {
         if checkpoints.is_empty() {
             checkpoints.insert(0, start.clone());
         }
-        let supervisor_id = ["supervisorId", "dataSource"]
-            .iter()
-            .find_map(|k| task.get(*k).and_then(Value::as_str))
+        let supervisor_id = wire
+            .supervisor_id
+            .or(wire.data_source)
             .or_else(|| {
                 task.pointer("/dataSchema/dataSource")
                     .and_then(Value::as_str)
+                    .map(str::to_string)
             })
-            .unwrap_or_default()
-            .to_string();
-        let tuning_period = |name: &str, default: Option<std::time::Duration>| {
-            crate::spec::period(
-                &format!("tuningConfig.{name}"),
-                task.pointer(&format!("/tuningConfig/{name}")),
-                default,
-            )
-            .map_err(|e| e.to_string())
-        };
-        let intermediate_handoff_period = tuning_period("intermediateHandoffPeriod", None)?;
-        let broker_outage_timeout =
-            tuning_period("brokerOutageTimeout", Some(DEFAULT_BROKER_OUTAGE_TIMEOUT))?
-                .unwrap_or(DEFAULT_BROKER_OUTAGE_TIMEOUT);
+            .unwrap_or_default();
+        let tuning = wire.tuning_config;
+        let intermediate_handoff_period = tuning
+            .as_ref()
+            .and_then(|t| t.intermediate_handoff_period)
+            .map(|p| p.0);
+        let broker_outage_timeout = tuning
+            .as_ref()
+            .and_then(|t| t.broker_outage_timeout)
+            .map_or(DEFAULT_BROKER_OUTAGE_TIMEOUT, |p| p.0);
         Ok(KafkaTaskIo {
             topic,
-            task_group_id: TaskGroupId(
-                io.get("taskGroupId").and_then(Value::as_u64).unwrap_or(0) as u32
-            ),
+            task_group_id: TaskGroupId(io.task_group_id.unwrap_or(0)),
             base_sequence_name,
             start,
             end,
             consumer_properties,
-            poll_timeout_ms: io.get("pollTimeout").and_then(Value::as_u64).unwrap_or(100),
-            minimum_message_time: time("minimumMessageTime")?,
-            maximum_message_time: time("maximumMessageTime")?,
+            poll_timeout_ms: io.poll_timeout.unwrap_or(100),
+            minimum_message_time: io.minimum_message_time.map(|t| t.0),
+            maximum_message_time: io.maximum_message_time.map(|t| t.0),
             checkpoints,
             supervisor_id,
             intermediate_handoff_period,
@@ -353,6 +326,7 @@ impl KafkaTaskIo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use drover_core::time::parse_iso;
 
     fn spec() -> KafkaSupervisorSpec {
         KafkaSupervisorSpec::from_value(&json!({"type":"kafka","spec":{
