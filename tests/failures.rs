@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use drover_scenarios::*;
+use serde_json::json;
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -165,5 +166,54 @@ async fn kill_9_of_a_middle_manager_fails_its_tasks_after_cleanup_timeout() {
     assert_eq!(
         log_facts(&log).worker.as_deref(),
         Some(cluster.middle_managers[1].host.as_str())
+    );
+}
+
+/// A stored active task this version cannot read (written by hand, or accepted by a version
+/// that took something this one refuses) fails with the reason when the queue loads it, and
+/// does not keep the queue from loading and running the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_stored_task_fails_with_the_reason_and_the_rest_run() {
+    let mut cluster = Cluster::start(ClusterSpec::workers(&[1])).await;
+    let c = cluster.client.clone();
+    // Both wait (isReadyResult NO) so they are still active when the overlord stops.
+    for id in ["unreadable", "readable"] {
+        c.submit(&json!({"type":"noop","id":id,"isReadyResult":"NO"}))
+            .await
+            .unwrap();
+    }
+    cluster.overlord().kill9();
+    let url = format!("sqlite://{}", cluster.dir.join("metadata.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let changed = sqlx::query("UPDATE druid_tasks SET payload = ? WHERE id = ?")
+        .bind(br#"{"type":"index","id":"unreadable","spec":{}}"#.to_vec())
+        .bind("unreadable")
+        .execute(&pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    pool.close().await;
+    assert_eq!(changed, 1);
+
+    cluster.restart_overlord().await;
+    let failed = c.wait_complete("unreadable", LONG).await.unwrap();
+    assert_eq!(failed["statusCode"], "FAILED", "{failed}");
+    let reason = failed["errorMsg"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("cannot read the task") && reason.contains("dataSource"),
+        "{reason}"
+    );
+    // The readable one was loaded and is still waiting; a new task runs.
+    assert_eq!(
+        c.status("readable").await.unwrap().unwrap()["statusCode"],
+        "RUNNING"
+    );
+    let id = c
+        .submit(&json!({"type":"noop","runTime":10}))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.wait_complete(&id, LONG).await.unwrap()["statusCode"],
+        "SUCCESS"
     );
 }
