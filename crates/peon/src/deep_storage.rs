@@ -64,4 +64,107 @@ impl DeepStorage {
             (None, None) => json!({"type": "object_store", "path": path.to_string()}),
         })
     }
+
+    /// Deletes a segment's file, given its `loadSpec`. A load spec that points outside this
+    /// deep storage (another directory or bucket, a path with `..`) is refused and nothing is
+    /// deleted: a segment row could have been written by anyone with access to `/action`. A file
+    /// already gone is fine (a kill that is run again).
+    pub async fn delete(&self, load_spec: &Value) -> Result<(), TaskFailure> {
+        let path = self.object_path(load_spec)?;
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(fail!("cannot delete segment file [{path}]: {e}")),
+        }
+        if let Some(dir) = &self.local_dir {
+            // Empty directories of the segment (version, interval, data source) go too.
+            let mut parent = dir
+                .join(path.as_ref())
+                .parent()
+                .map(std::path::Path::to_path_buf);
+            while let Some(p) = parent.filter(|p| p.starts_with(dir) && p != dir) {
+                if std::fs::remove_dir(&p).is_err() {
+                    break;
+                }
+                parent = p.parent().map(std::path::Path::to_path_buf);
+            }
+        }
+        Ok(())
+    }
+
+    /// The object a load spec names, if it is inside this deep storage.
+    fn object_path(&self, load_spec: &Value) -> Result<ObjectPath, TaskFailure> {
+        let refuse =
+            || fail!("segment loadSpec {load_spec} is not inside this deep storage; not deleted");
+        let text = |k: &str| load_spec.get(k).and_then(Value::as_str);
+        let relative = match (
+            load_spec.get("type").and_then(Value::as_str),
+            &self.local_dir,
+            &self.bucket,
+        ) {
+            (Some("local"), Some(dir), _) => {
+                let path = std::path::Path::new(text("path").ok_or_else(refuse)?);
+                let inside = path.strip_prefix(dir).map_err(|_| refuse())?;
+                if inside
+                    .components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
+                {
+                    return Err(refuse());
+                }
+                inside.to_string_lossy().into_owned()
+            }
+            (Some("s3"), None, Some(bucket)) if text("bucket") == Some(bucket.as_str()) => {
+                text("key").ok_or_else(refuse)?.to_string()
+            }
+            (Some("object_store"), None, _) => text("path").ok_or_else(refuse)?.to_string(),
+            _ => return Err(refuse()),
+        };
+        let mut path = ObjectPath::default();
+        for part in relative.split('/') {
+            if part.is_empty() || part == "." || part == ".." {
+                return Err(refuse());
+            }
+            path = path.child(part);
+        }
+        // An S3 key or object path is absolute within the store: it must be under the prefix.
+        if self.local_dir.is_none() && !path.prefix_matches(&self.prefix) {
+            return Err(refuse());
+        }
+        Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn deletes_its_own_files_and_refuses_anything_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = DeepStorage::from_location(dir.path().to_str().unwrap()).unwrap();
+        let spec = deep
+            .put("wiki/2015-09-12/v1/0/index.parquet", b"x".to_vec())
+            .await
+            .unwrap();
+        let file = std::path::PathBuf::from(spec["path"].as_str().unwrap());
+        assert!(file.is_file());
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        for bad in [
+            json!({"type": "local", "path": outside.path()}),
+            json!({"type": "local", "path": format!("{}/../x", dir.path().display())}),
+            json!({"type": "local", "path": "/etc/passwd"}),
+            json!({"type": "s3", "bucket": "b", "key": "wiki/x"}),
+            json!({"type": "hdfs", "path": "/x"}),
+            json!({}),
+        ] {
+            assert!(deep.delete(&bad).await.is_err(), "{bad}");
+        }
+        assert!(outside.path().is_file());
+        deep.delete(&spec).await.unwrap();
+        assert!(!file.exists());
+        // Its empty directories went with it; deep storage itself stays.
+        assert!(!dir.path().join("wiki").exists());
+        assert!(dir.path().is_dir());
+        // Deleting again is fine.
+        deep.delete(&spec).await.unwrap();
+    }
 }

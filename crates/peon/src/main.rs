@@ -13,6 +13,7 @@ mod failure;
 mod deep_storage;
 mod index;
 mod kafka;
+mod kill;
 mod lock;
 mod noop;
 mod overlord_client;
@@ -90,6 +91,7 @@ fn run(task_dir: &Path, attempt: &str) -> Result<(), TaskFailure> {
             task_dir,
             &task_dir.join("attempt").join(attempt),
         ),
+        TaskKind::Kill(spec) => kill::run(&task, spec, &task_dir.join("attempt").join(attempt)),
         TaskKind::Kafka(spec) => kafka::run(
             &task,
             spec,

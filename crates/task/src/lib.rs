@@ -4,4 +4,7 @@
 
 pub mod task;
 
-pub use task::{IsReadyResult, KafkaTaskSpec, NoopSpec, Task, TaskKind, TaskSpecError};
+pub use task::{
+    IsReadyResult, KafkaTaskSpec, KillSpec, NoopSpec, Task, TaskKind, TaskSpecError,
+    KILL_DEFAULT_BATCH_SIZE,
+};

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use drover_core::ids::{validate_id, DataSource, IdError, TaskId};
+use drover_core::interval::Interval;
 use drover_core::TaskResource;
 use drover_ingest::IngestionSpec;
 use drover_kafka::task::TaskIoError;
@@ -18,11 +19,10 @@ use serde_json::{Map, Value};
 const NOT_YET_SUPPORTED: &[&str] = &[
     "index_kinesis",
     "compact",
-    "kill",
     "index_hadoop",
     "single_phase_sub_task",
 ];
-const SUPPORTED: &[&str] = &["noop", "index", "index_parallel", "index_kafka"];
+const SUPPORTED: &[&str] = &["noop", "index", "index_parallel", "index_kafka", "kill"];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TaskSpecError {
@@ -43,6 +43,8 @@ pub enum TaskSpecError {
         field: &'static str,
         message: String,
     },
+    #[error("invalid field [{field}]: {message}")]
+    Field { field: String, message: String },
     #[error(transparent)]
     Id(#[from] IdError),
     /// The ingestion spec of an `index`, `index_parallel` or `index_kafka` task.
@@ -87,18 +89,36 @@ pub enum TaskKind {
     Index(Arc<IngestionSpec>),
     /// `index_kafka`: reads its partitions between start and end offsets.
     Kafka(Arc<KafkaTaskSpec>),
+    /// `kill`: deletes unused segments for good.
+    Kill(KillSpec),
 }
 
 impl TaskKind {
     /// The ingestion spec of a task that writes segments (`None` for a noop).
     pub fn ingestion(&self) -> Option<&IngestionSpec> {
         match self {
-            TaskKind::Noop(_) => None,
+            TaskKind::Noop(_) | TaskKind::Kill(_) => None,
             TaskKind::Index(spec) => Some(spec),
             TaskKind::Kafka(spec) => Some(&spec.schema),
         }
     }
 }
+
+/// Druid's `kill` task (`KillUnusedSegmentsTask`): deletes the unused segments of its data
+/// source wholly inside `interval` (of `versions`, when given) from deep storage and from
+/// `druid_segments`, `batch_size` at a time, at most `limit`. Used segments are never touched;
+/// the legacy `markAsUnused` first marks the used ones in the interval unused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KillSpec {
+    pub interval: Interval,
+    pub versions: Option<Vec<String>>,
+    pub batch_size: u64,
+    pub limit: Option<u64>,
+    pub mark_as_unused: bool,
+}
+
+/// Druid's default `batchSize`.
+pub const KILL_DEFAULT_BATCH_SIZE: u64 = 100;
 
 /// What an `index_kafka` task reads and how it turns records into rows.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,6 +182,9 @@ impl Task {
             _ => None,
         };
         let data_source = match schema_data_source.as_ref().or(obj.get("dataSource")) {
+            None | Some(Value::Null) if task_type == "kill" => {
+                return Err(invalid("dataSource", "is required for a kill task"))
+            }
             None | Some(Value::Null) if schema_data_source.is_none() && task_type != "noop" => {
                 return Err(invalid(
                     "spec.dataSchema.dataSource",
@@ -209,6 +232,10 @@ impl Task {
             "noop" => Some(parse_noop(&obj)?),
             _ => None,
         };
+        let kill = match task_type.as_str() {
+            "kill" => Some(parse_kill(&obj)?),
+            _ => None,
+        };
 
         obj.insert("id".into(), Value::String(id.to_string()));
         obj.insert("groupId".into(), Value::String(group_id.clone()));
@@ -220,6 +247,7 @@ impl Task {
         let payload = Value::Object(obj);
         let kind = match (task_type.as_str(), noop) {
             (_, Some(noop)) => TaskKind::Noop(noop),
+            ("kill", _) => TaskKind::Kill(kill.expect("parsed above for kill")),
             ("index" | "index_parallel", _) => {
                 TaskKind::Index(Arc::new(IngestionSpec::from_task(&payload)?))
             }
@@ -280,6 +308,48 @@ fn non_negative_ms(
         },
         Some(_) => Err(invalid(field, "must be a number of milliseconds")),
     }
+}
+
+/// The kill task's fields, read through serde: a wrong type names the field.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KillWire {
+    interval: Option<String>,
+    versions: Option<Vec<String>>,
+    batch_size: Option<u64>,
+    limit: Option<u64>,
+    mark_as_unused: Option<drover_core::wire::Flag>,
+}
+
+fn parse_kill(obj: &Map<String, Value>) -> Result<KillSpec, TaskSpecError> {
+    let value = Value::Object(obj.clone());
+    let wire: KillWire =
+        serde_path_to_error::deserialize(&value).map_err(|e| TaskSpecError::Field {
+            field: e.path().to_string(),
+            message: e.inner().to_string(),
+        })?;
+    let text = wire
+        .interval
+        .ok_or_else(|| invalid("interval", "is required for a kill task"))?;
+    let interval = Interval::parse(&text)
+        .map_err(|e| invalid("interval", format!("[{text}] is not an interval: {e}")))?;
+    if wire.versions.as_ref().is_some_and(Vec::is_empty) {
+        return Err(invalid("versions", "must not be empty when given"));
+    }
+    let batch_size = wire.batch_size.unwrap_or(KILL_DEFAULT_BATCH_SIZE);
+    if batch_size == 0 {
+        return Err(invalid("batchSize", "must be at least 1"));
+    }
+    if wire.limit == Some(0) {
+        return Err(invalid("limit", "must be at least 1 when given"));
+    }
+    Ok(KillSpec {
+        interval,
+        versions: wire.versions,
+        batch_size,
+        limit: wire.limit,
+        mark_as_unused: drover_core::wire::flag(wire.mark_as_unused, false),
+    })
 }
 
 fn parse_noop(obj: &Map<String, Value>) -> Result<NoopSpec, TaskSpecError> {

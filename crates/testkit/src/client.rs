@@ -74,6 +74,23 @@ impl ApiClient {
         Ok(RawResponse::read(r).await?)
     }
 
+    /// Any method on a path from the server's root (not under `/druid/indexer/v1`), with an
+    /// optional JSON body.
+    pub async fn send_root(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<RawResponse> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(serde_json::to_vec(body)?);
+        }
+        Ok(RawResponse::read(request.send().await?).await?)
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<RawResponse> {
         let r = self.http.get(self.url(path)).send().await?;
         Ok(RawResponse::read(r).await?)

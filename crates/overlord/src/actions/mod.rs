@@ -59,6 +59,28 @@ pub enum TaskAction {
         #[serde(default)]
         end_metadata: Option<Value>,
     },
+    /// Unused segments wholly inside `interval` (of `versions`), oldest first, at most `limit`.
+    #[serde(rename = "retrieveUnusedSegments")]
+    RetrieveUnusedSegments {
+        data_source: String,
+        interval: Interval,
+        #[serde(default)]
+        versions: Option<Vec<String>>,
+        #[serde(default)]
+        limit: Option<u64>,
+    },
+    /// Deletes the rows of these segments, if they are still unused; answers the ids deleted (a
+    /// Drover addition: the task removes only their files).
+    #[serde(rename = "segmentNuke")]
+    SegmentNuke { segments: Vec<DataSegment> },
+    /// Marks the used segments wholly inside `interval` (of `versions`) unused.
+    #[serde(rename = "markSegmentsAsUnused")]
+    MarkSegmentsAsUnused {
+        data_source: String,
+        interval: Interval,
+        #[serde(default)]
+        versions: Option<Vec<String>>,
+    },
     #[serde(rename = "segmentListUsed")]
     SegmentListUsed {
         data_source: String,

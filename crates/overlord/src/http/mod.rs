@@ -1,6 +1,7 @@
 //! The overlord's HTTP API under `/druid/indexer/v1` (see docs/api.md).
 
 mod actions;
+mod data_management;
 mod datasources;
 mod error;
 mod redirect;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use drover_core::task_logs::FileTaskLogs;
 use drover_core::TaskId;
@@ -99,6 +100,22 @@ pub fn router(state: AppState) -> Router {
             "/datasources/{ds}/shutdownAllTasks",
             post(tasks::shutdown_all),
         )
+        .route(
+            "/datasources/{ds}",
+            post(data_management::mark_all_used).delete(data_management::mark_all_unused),
+        )
+        .route(
+            "/datasources/{ds}/markUnused",
+            post(data_management::mark_unused_route),
+        )
+        .route(
+            "/datasources/{ds}/markUsed",
+            post(data_management::mark_used_route),
+        )
+        .route(
+            "/datasources/{ds}/segments/{segment}",
+            post(data_management::mark_segment_used).delete(data_management::mark_segment_unused),
+        )
         .route("/lockedIntervals", post(tasks::locked_intervals_v1))
         .route("/lockedIntervals/v2", post(tasks::locked_intervals))
         .route("/runningTasks", get(tasks::running))
@@ -152,11 +169,25 @@ pub fn router(state: AppState) -> Router {
         .route("/druid/coordinator/v1/datasources", get(datasources::list))
         .route(
             "/druid/coordinator/v1/datasources/{ds}",
-            get(datasources::get),
+            get(datasources::get)
+                .post(data_management::mark_all_used)
+                .delete(data_management::mark_all_unused),
+        )
+        .route(
+            "/druid/coordinator/v1/datasources/{ds}/markUnused",
+            post(data_management::mark_unused_route),
+        )
+        .route(
+            "/druid/coordinator/v1/datasources/{ds}/markUsed",
+            post(data_management::mark_used_route),
         )
         .route(
             "/druid/coordinator/v1/datasources/{ds}/intervals",
             get(datasources::intervals),
+        )
+        .route(
+            "/druid/coordinator/v1/datasources/{ds}/intervals/{interval}",
+            delete(data_management::kill_interval),
         )
         .route(
             "/druid/coordinator/v1/datasources/{ds}/segments",
@@ -164,7 +195,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/druid/coordinator/v1/datasources/{ds}/segments/{segment}",
-            get(datasources::segment),
+            get(datasources::segment)
+                .post(data_management::mark_segment_used)
+                .delete(data_management::mark_segment_unused),
         )
         .route("/status/health", get(|| async { Json(true) }))
         .fallback(|| async { ApiError::NotFound(json!({ "error": "no such route" })) })

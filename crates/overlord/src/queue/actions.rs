@@ -8,12 +8,23 @@ use drover_core::lock::LockType;
 use drover_core::segment::{numbered_shard_spec, DataSegment};
 use drover_core::stream_offsets::StreamOffsets;
 use drover_core::TaskId;
-use drover_metadata::{OffsetCommit, PendingSegment, PublishOutcome};
+use drover_metadata::{OffsetCommit, PendingSegment, PublishOutcome, SegmentFilter};
 use serde_json::{json, Value};
 
 use super::{bounded, ActionOutcome, QueueError, TaskQueue};
 use crate::actions::{allocate, overshadowed, TaskAction};
 use crate::lockbox::LockResult;
+
+/// A task acts on its own data source only.
+fn same_data_source(asked: &str, own: &str) -> Result<(), QueueError> {
+    if asked == own {
+        Ok(())
+    } else {
+        Err(QueueError::Action(format!(
+            "dataSource [{asked}] is not the task's data source [{own}]"
+        )))
+    }
+}
 
 fn to_json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).expect("action results serialize")
@@ -121,6 +132,59 @@ impl TaskQueue {
                     .collect();
                 self.publish(&id, &data_source, segments, extra, commit)
                     .await
+            }
+            TaskAction::RetrieveUnusedSegments {
+                data_source: ds,
+                interval,
+                versions,
+                limit,
+            } => {
+                same_data_source(&ds, &data_source)?;
+                let filter = SegmentFilter::Interval {
+                    interval: &interval,
+                    versions: versions.as_deref(),
+                };
+                let unused = bounded(self.store.segments_where(&ds, false, filter, limit)).await?;
+                done(to_json(&unused))
+            }
+            TaskAction::SegmentNuke { segments } => {
+                // The segments' intervals must be under the task's exclusive, live locks, as a
+                // publish's are: nothing publishes there while their rows go.
+                if let Some(s) = segments.iter().find(|s| s.data_source != data_source) {
+                    return Err(QueueError::Action(format!(
+                        "segment [{}] is not of the task's data source [{data_source}]",
+                        s.id()
+                    )));
+                }
+                let intervals: Vec<Interval> = segments.iter().map(|s| s.interval).collect();
+                self.lockbox
+                    .check_publishable(&id, &intervals)
+                    .map_err(|e| QueueError::Action(e.to_string()))?;
+                let ids: Vec<String> = segments.iter().map(DataSegment::id).collect();
+                let deleted =
+                    bounded(self.store.delete_unused_segments(&data_source, &ids)).await?;
+                done(to_json(&deleted))
+            }
+            TaskAction::MarkSegmentsAsUnused {
+                data_source: ds,
+                interval,
+                versions,
+            } => {
+                same_data_source(&ds, &data_source)?;
+                self.lockbox
+                    .check_publishable(&id, &[interval])
+                    .map_err(|e| QueueError::Action(e.to_string()))?;
+                let filter = SegmentFilter::Interval {
+                    interval: &interval,
+                    versions: versions.as_deref(),
+                };
+                let ids: Vec<String> = bounded(self.store.segments_where(&ds, true, filter, None))
+                    .await?
+                    .iter()
+                    .map(DataSegment::id)
+                    .collect();
+                let n = bounded(self.store.set_segments_used(&ds, &ids, false)).await?;
+                done(json!(n))
             }
             TaskAction::SegmentListUsed {
                 data_source: ds,

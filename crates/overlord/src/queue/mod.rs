@@ -188,7 +188,7 @@ struct Queued {
     submitted: bool,
     /// Druid's task priority: context `priority`, else the type's default.
     priority: i32,
-    /// What `isReady` locks: a batch task's `granularitySpec.intervals`.
+    /// What `isReady` locks: a batch task's `granularitySpec.intervals`, a kill's interval.
     ready_locks: Vec<Interval>,
 }
 
@@ -206,6 +206,8 @@ impl Queued {
                 &spec.granularity.intervals,
                 spec.granularity.segment,
             ),
+            // A kill deletes what is in its interval: nobody may publish there meanwhile.
+            TaskKind::Kill(spec) => vec![spec.interval],
             // A streaming task locks each segment as it allocates it (Druid's isReady: true).
             TaskKind::Noop(_) | TaskKind::Kafka(_) => Vec::new(),
         };
@@ -564,7 +566,7 @@ enum Readiness {
 /// moment it was queued.
 fn is_ready(task: &Task, added: Instant) -> Readiness {
     match &task.kind {
-        TaskKind::Index(_) | TaskKind::Kafka(_) => Readiness::Ready,
+        TaskKind::Index(_) | TaskKind::Kafka(_) | TaskKind::Kill(_) => Readiness::Ready,
         TaskKind::Noop(spec) => match spec.is_ready_result {
             IsReadyResult::Exception => {
                 Readiness::Failed("isReady failed: isReadyResult is EXCEPTION".into())

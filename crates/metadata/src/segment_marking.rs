@@ -1,0 +1,203 @@
+//! Changing which segments are used (Druid's data-management routes, retention rules) and
+//! deleting the rows of unused ones (the `kill` task). Every write is fenced: a deposed leader
+//! changes nothing. A segment is used or not; nothing here touches the files.
+
+use drover_core::interval::Interval;
+use drover_core::segment::DataSegment;
+use drover_core::time::{now_iso, to_iso};
+use sqlx::Row;
+
+use crate::error::MetadataError;
+use crate::sql::MetadataStore;
+
+/// Ids per statement: far below every backend's limit on bound parameters.
+const IDS_PER_STATEMENT: usize = 500;
+
+/// Which segments of a data source a change or a lookup applies to.
+#[derive(Debug, Clone, Copy)]
+pub enum SegmentFilter<'a> {
+    /// Wholly inside the interval (start inclusive, end exclusive, as Druid), of these versions
+    /// when given.
+    Interval {
+        interval: &'a Interval,
+        versions: Option<&'a [String]>,
+    },
+    Ids(&'a [String]),
+    All,
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+impl MetadataStore {
+    /// The segments of `data_source` with `used` that `filter` selects, oldest first, at most
+    /// `limit`.
+    pub async fn segments_where(
+        &self,
+        data_source: &str,
+        used: bool,
+        filter: SegmentFilter<'_>,
+        limit: Option<u64>,
+    ) -> Result<Vec<DataSegment>, MetadataError> {
+        let mut out = Vec::new();
+        if let SegmentFilter::Ids(ids) = filter {
+            for chunk in ids.chunks(IDS_PER_STATEMENT) {
+                let q = self.backend.sql(&format!(
+                    "SELECT payload FROM druid_segments WHERE dataSource = ? AND used = ? AND id IN ({}) ORDER BY start, id",
+                    placeholders(chunk.len())
+                ));
+                let mut query = sqlx::query(&q).bind(data_source).bind(used);
+                for id in chunk {
+                    query = query.bind(id.as_str());
+                }
+                out.extend(decode(query.fetch_all(&self.pool).await?)?);
+            }
+            if let Some(limit) = limit {
+                out.truncate(limit as usize);
+            }
+            return Ok(out);
+        }
+        let end = self.backend.quote("end");
+        let mut q =
+            "SELECT payload FROM druid_segments WHERE dataSource = ? AND used = ?".to_string();
+        let mut versions: &[String] = &[];
+        if let SegmentFilter::Interval {
+            versions: Some(v), ..
+        } = filter
+        {
+            versions = v;
+        }
+        if let SegmentFilter::Interval { .. } = filter {
+            // ISO strings of one format compare as instants.
+            q.push_str(&format!(" AND start >= ? AND {end} <= ?"));
+            if !versions.is_empty() {
+                q.push_str(&format!(
+                    " AND version IN ({})",
+                    placeholders(versions.len())
+                ));
+            }
+        }
+        q.push_str(" ORDER BY start, id");
+        if let Some(limit) = limit {
+            q.push_str(&format!(" LIMIT {limit}"));
+        }
+        let q = self.backend.sql(&q);
+        let mut query = sqlx::query(&q).bind(data_source).bind(used);
+        if let SegmentFilter::Interval { interval, .. } = filter {
+            query = query
+                .bind(to_iso(interval.start))
+                .bind(to_iso(interval.end));
+            for v in versions {
+                query = query.bind(v.as_str());
+            }
+        }
+        out.extend(decode(query.fetch_all(&self.pool).await?)?);
+        Ok(out)
+    }
+
+    /// Sets `used` on those of `ids` (of `data_source`) not already so; how many changed.
+    pub async fn set_segments_used(
+        &self,
+        data_source: &str,
+        ids: &[String],
+        used: bool,
+    ) -> Result<u64, MetadataError> {
+        let now = now_iso();
+        let mut changed = 0;
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let q = self.backend.sql(&format!(
+                "UPDATE druid_segments SET used = ?, used_status_last_updated = ? \
+                 WHERE dataSource = ? AND used = ? AND id IN ({}){}",
+                placeholders(chunk.len()),
+                self.fence_clause()
+            ));
+            let mut query = sqlx::query(&q)
+                .bind(used)
+                .bind(now.clone())
+                .bind(data_source)
+                .bind(!used);
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            changed += self
+                .with_fence(query)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        if changed == 0 && !ids.is_empty() {
+            // Nothing to change, or a stale epoch: the fence says which.
+            self.check_fence().await?;
+        }
+        Ok(changed)
+    }
+
+    /// Deletes the rows of those of `ids` that are unused; one used meanwhile stays. Returns the
+    /// ids deleted, so that only their files are removed.
+    pub async fn delete_unused_segments(
+        &self,
+        data_source: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>, MetadataError> {
+        let mut deleted = Vec::new();
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let mut tx = self.pool.begin().await?;
+            // Which of them are unused now; the delete below repeats the condition, so a
+            // segment marked used in between is neither deleted nor reported.
+            let select = self.backend.sql(&format!(
+                "SELECT id FROM druid_segments WHERE dataSource = ? AND used = ? AND id IN ({})",
+                placeholders(chunk.len())
+            ));
+            let mut query = sqlx::query(&select).bind(data_source).bind(false);
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            let unused: Vec<String> = query
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("id"))
+                .collect::<Result<_, _>>()?;
+            if unused.is_empty() {
+                tx.rollback().await?;
+                continue;
+            }
+            let delete = self.backend.sql(&format!(
+                "DELETE FROM druid_segments WHERE dataSource = ? AND used = ? AND id IN ({}){}",
+                placeholders(unused.len()),
+                self.fence_clause()
+            ));
+            let mut query = sqlx::query(&delete).bind(data_source).bind(false);
+            for id in &unused {
+                query = query.bind(id.as_str());
+            }
+            let n = self
+                .with_fence(query)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n as usize != unused.len() {
+                tx.rollback().await?;
+                self.check_fence().await?;
+                return Err(MetadataError::corrupt(format!(
+                    "deleting {} unused segments of [{data_source}] deleted {n}",
+                    unused.len()
+                )));
+            }
+            tx.commit().await?;
+            deleted.extend(unused);
+        }
+        Ok(deleted)
+    }
+}
+
+fn decode(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<DataSegment>, MetadataError> {
+    rows.iter()
+        .map(|r| {
+            let payload: Vec<u8> = r.try_get("payload")?;
+            serde_json::from_slice(&payload)
+                .map_err(|e| MetadataError::corrupt(format!("segment payload: {e}")))
+        })
+        .collect()
+}

@@ -1,0 +1,280 @@
+//! Segment lifecycle: marking segments unused and used (the Coordinator's routes and the
+//! Overlord's forms), then deleting unused ones for good with `kill`, following Druid's "Delete
+//! data" tutorial on a small hourly data source.
+
+use std::time::Duration;
+
+use drover_scenarios::{inline_index_task, report, used_segments, Cluster, ClusterSpec};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+const DS: &str = "deletion-tutorial";
+
+/// Four hours of rows on 2015-09-12, 5 per hour, in hourly segments.
+fn hourly_task() -> Value {
+    let mut data = String::new();
+    for hour in 0..4 {
+        for i in 0..5 {
+            data.push_str(&format!(
+                "{{\"ts\":\"2015-09-12T{hour:02}:{i:02}:00Z\",\"page\":\"p{i}\",\"n\":1}}\n"
+            ));
+        }
+    }
+    let mut task = inline_index_task(
+        "deletion-index",
+        DS,
+        "2015-09-12/2015-09-13",
+        &data,
+        json!({}),
+        json!({}),
+    );
+    task["spec"]["dataSchema"]["granularitySpec"]["segmentGranularity"] = json!("hour");
+    task
+}
+
+/// The rows of `druid_segments` for the data source: (id, used).
+async fn segment_rows_in_store(cluster: &Cluster) -> Vec<(String, bool)> {
+    use sqlx::Row;
+    let url = format!(
+        "sqlite://{}?mode=ro",
+        cluster.dir.join("metadata.db").display()
+    );
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let rows = sqlx::query("SELECT id, used FROM druid_segments WHERE dataSource = ? ORDER BY id")
+        .bind(DS)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+}
+
+/// Files under deep storage for the data source.
+fn files_in_deep_storage(cluster: &Cluster) -> Vec<String> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path.display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&cluster.deep_storage_dir.join(DS), &mut out);
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mark_unused_and_used_then_kill_deletes_files_and_rows() {
+    let cluster = Cluster::start(ClusterSpec::workers(&[2])).await;
+    let c = cluster.client.clone();
+    let send = |method: Method, path: String, body: Option<Value>| {
+        let c = c.clone();
+        async move { c.send_root(method, &path, body.as_ref()).await.unwrap() }
+    };
+    let coordinator = |rest: &str| format!("/druid/coordinator/v1/datasources/{DS}{rest}");
+    let overlord = |rest: &str| format!("/druid/indexer/v1/datasources/{DS}{rest}");
+
+    let id = c.submit(&hourly_task()).await.unwrap();
+    let status = c.wait_complete(&id, TIMEOUT).await.unwrap();
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    let segments = used_segments(&c, DS).await;
+    assert_eq!(segments.len(), 4);
+    let ids: Vec<String> = segments
+        .iter()
+        .map(|s| s["identifier"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(files_in_deep_storage(&cluster).len(), 4);
+
+    // By interval: only segments wholly inside it (00:00-01:30 holds hour 0 whole, hour 1 not).
+    let r = send(
+        Method::POST,
+        coordinator("/markUnused"),
+        Some(json!({"interval": "2015-09-12T00:00:00Z/2015-09-12T01:30:00Z"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json(), json!({"numChangedSegments": 1}));
+    // By segment ids, through the Overlord's form.
+    let r = send(
+        Method::POST,
+        overlord("/markUnused"),
+        Some(json!({"segmentIds": [ids[1]]})),
+    )
+    .await;
+    assert_eq!(r.json(), json!({"numChangedSegments": 1}));
+    assert_eq!(used_segments(&c, DS).await.len(), 2);
+    let intervals = send(Method::GET, coordinator("/intervals"), None).await;
+    assert_eq!(intervals.json().as_array().unwrap().len(), 2);
+
+    // One segment back, and unused again; each answers whether it changed anything.
+    let one = |rest: &str| coordinator(&format!("/segments/{rest}"));
+    let r = send(Method::POST, one(&ids[1]), None).await;
+    assert_eq!(r.json(), json!({"segmentStateChanged": true}));
+    let r = send(Method::POST, one(&ids[1]), None).await;
+    assert_eq!(r.json(), json!({"segmentStateChanged": false}));
+    let r = send(Method::DELETE, one(&ids[1]), None).await;
+    assert_eq!(r.json(), json!({"segmentStateChanged": true}));
+
+    // Bad requests change nothing and say why.
+    for (body, says) in [
+        (json!({}), "exactly one"),
+        (
+            json!({"interval": "2015-09-12/2015-09-13", "segmentIds": [ids[2]]}),
+            "exactly one",
+        ),
+        (json!({"interval": "noon to three"}), "[interval]"),
+        (json!({"segmentIds": []}), "[segmentIds]"),
+        (json!({"segmentIds": "x"}), "[segmentIds]"),
+    ] {
+        let r = send(Method::POST, coordinator("/markUnused"), Some(body.clone())).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(r.body.contains(says), "{body}: {}", r.body);
+    }
+    let r = send(
+        Method::POST,
+        "/druid/coordinator/v1/datasources/..x/markUnused".into(),
+        Some(json!({"segmentIds": ["a"]})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(used_segments(&c, DS).await.len(), 2);
+
+    // A kill task for the day: the two unused segments go, files and rows; the used stay.
+    let r = send(
+        Method::DELETE,
+        coordinator("/intervals/2015-09-12_2015-09-13"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let kills: Vec<Value> = c.tasks("?type=kill").await.unwrap();
+    let kill_id = kills
+        .iter()
+        .find(|t| t["dataSource"] == DS)
+        .and_then(|t| t["id"].as_str())
+        .expect("the kill task is listed")
+        .to_string();
+    let status = c.wait_complete(&kill_id, TIMEOUT).await.unwrap();
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    let killed = report(&c, &kill_id).await;
+    assert_eq!(
+        killed["killUnusedSegments"]["payload"]["numSegmentsKilled"],
+        2
+    );
+    let rows = segment_rows_in_store(&cluster).await;
+    assert_eq!(
+        rows,
+        vec![(ids[2].clone(), true), (ids[3].clone(), true)],
+        "only the used segments' rows are left"
+    );
+    let files = files_in_deep_storage(&cluster);
+    assert_eq!(files.len(), 2, "{files:?}");
+    for s in used_segments(&c, DS).await {
+        assert!(files.contains(&s["loadSpec"]["path"].as_str().unwrap().to_string()));
+    }
+
+    // A kill never touches used segments: with nothing unused it succeeds and deletes nothing.
+    let again = c
+        .submit(&json!({"type": "kill", "dataSource": DS, "interval": "2015-09-12/2015-09-13"}))
+        .await
+        .unwrap();
+    let status = c.wait_complete(&again, TIMEOUT).await.unwrap();
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    assert_eq!(
+        report(&c, &again).await["killUnusedSegments"]["payload"]["numSegmentsKilled"],
+        0
+    );
+    assert_eq!(files_in_deep_storage(&cluster).len(), 2);
+
+    // The legacy markAsUnused kills what is used in its interval (hour 2), with a limit.
+    let legacy = c
+        .submit(
+            &json!({"type": "kill", "dataSource": DS, "markAsUnused": true,
+            "interval": "2015-09-12T02:00:00Z/2015-09-12T03:00:00Z", "limit": 5, "batchSize": 1}),
+        )
+        .await
+        .unwrap();
+    let status = c.wait_complete(&legacy, TIMEOUT).await.unwrap();
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    assert_eq!(
+        segment_rows_in_store(&cluster).await,
+        vec![(ids[3].clone(), true)]
+    );
+    assert_eq!(files_in_deep_storage(&cluster).len(), 1);
+
+    // Bad kill tasks are refused at submission, naming the field.
+    for (task, says) in [
+        (json!({"type": "kill", "dataSource": DS}), "interval"),
+        (
+            json!({"type": "kill", "dataSource": DS, "interval": "soon"}),
+            "interval",
+        ),
+        (
+            json!({"type": "kill", "interval": "2015-09-12/2015-09-13"}),
+            "dataSource",
+        ),
+        (
+            json!({"type": "kill", "dataSource": DS, "interval": "2015-09-12/2015-09-13",
+                "batchSize": "ten"}),
+            "batchSize",
+        ),
+    ] {
+        let r = c
+            .post("/task", serde_json::to_vec(&task).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.status, 400, "{task}: {}", r.body);
+        assert!(r.body.contains(says), "{task}: {}", r.body);
+    }
+}
+
+/// All of a data source unused with `DELETE /datasources/{ds}`, and back with `POST`: only
+/// segments nothing newer overshadows come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_data_source_goes_unused_and_comes_back_without_overshadowed_segments() {
+    let cluster = Cluster::start(ClusterSpec::workers(&[2])).await;
+    let c = cluster.client.clone();
+    let path = format!("/druid/coordinator/v1/datasources/{DS}");
+    // Two versions of the same hours: the second overwrites the first.
+    for id in ["first", "second"] {
+        let mut task = hourly_task();
+        task["id"] = json!(id);
+        let status = c
+            .wait_complete(&c.submit(&task).await.unwrap(), TIMEOUT)
+            .await
+            .unwrap();
+        assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    }
+    assert_eq!(used_segments(&c, DS).await.len(), 4);
+    let r = c.send_root(Method::DELETE, &path, None).await.unwrap();
+    assert_eq!(r.json(), json!({"numChangedSegments": 4}));
+    assert!(used_segments(&c, DS).await.is_empty());
+    let r = c.send_root(Method::POST, &path, None).await.unwrap();
+    assert_eq!(r.json(), json!({"numChangedSegments": 4}));
+    let back = used_segments(&c, DS).await;
+    assert_eq!(back.len(), 4);
+    let versions: std::collections::BTreeSet<&str> = back
+        .iter()
+        .map(|s| s["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        versions.len(),
+        1,
+        "only the newest version comes back: {back:?}"
+    );
+    // An unknown data source changes nothing.
+    let r = c
+        .send_root(
+            Method::DELETE,
+            "/druid/coordinator/v1/datasources/nothing-here",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.json(), json!({"numChangedSegments": 0}));
+}
