@@ -278,3 +278,110 @@ async fn a_whole_data_source_goes_unused_and_comes_back_without_overshadowed_seg
         .unwrap();
     assert_eq!(r.json(), json!({"numChangedSegments": 0}));
 }
+
+/// Druid's "Configure data retention" tutorial: a rule set that keeps one day and drops the
+/// rest, applied by the leader on its own; the rules' history and bad rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_rules_drop_all_but_one_day() {
+    let cluster = Cluster::start(
+        ClusterSpec::workers(&[2]).overlord_args(&["--coordinator-period", "300ms"]),
+    )
+    .await;
+    let c = cluster.client.clone();
+    let rules_path = format!("/druid/coordinator/v1/rules/{DS}");
+    let mut data = String::new();
+    for day in 12..15 {
+        data.push_str(&format!(
+            "{{\"ts\":\"2015-09-{day}T10:00:00Z\",\"page\":\"p\",\"n\":1}}\n"
+        ));
+    }
+    let task = inline_index_task(
+        "three-days",
+        DS,
+        "2015-09-12/2015-09-15",
+        &data,
+        json!({}),
+        json!({}),
+    );
+    let status = c
+        .wait_complete(&c.submit(&task).await.unwrap(), TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    assert_eq!(used_segments(&c, DS).await.len(), 3);
+
+    // With only the default rules nothing is dropped.
+    let all = c
+        .get_root("/druid/coordinator/v1/rules")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(all["_default"][0]["type"], "loadForever");
+    let r = c.get_root(&rules_path).await.unwrap();
+    assert_eq!(r.json(), json!([]));
+
+    // Malformed rules are refused, naming the rule and field, and change nothing.
+    for (body, says) in [
+        (json!({"type": "loadForever"}), "array"),
+        (json!([{"type": "loadSome"}]), "[0].type"),
+        (
+            json!([{"type": "loadForever"}, {"type": "loadByInterval"}]),
+            "[1].interval",
+        ),
+        (
+            json!([{"type": "dropByPeriod", "period": "a while"}]),
+            "[0].period",
+        ),
+    ] {
+        let r = c
+            .send_root(Method::POST, &rules_path, Some(&body))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(r.body.contains(says), "{body}: {}", r.body);
+    }
+
+    let rules = json!([
+        {"type": "loadByInterval", "interval": "2015-09-12/2015-09-13"},
+        {"type": "dropForever"}
+    ]);
+    let r = c
+        .http_with_headers(
+            Method::POST,
+            &rules_path,
+            &rules,
+            &[("X-Druid-Author", "tutorial")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(c.get_root(&rules_path).await.unwrap().json(), rules);
+    let full = c
+        .get_root(&format!("{rules_path}?full"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(full.as_array().unwrap().len(), 3, "{full}");
+
+    // The leader applies them on its own: only 2015-09-12 stays used.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let used = used_segments(&c, DS).await;
+        if used.len() == 1 {
+            assert!(used[0]["interval"]
+                .as_str()
+                .unwrap()
+                .starts_with("2015-09-12"));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still used: {used:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let history = c
+        .get_root(&format!("{rules_path}/history?count=5"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(history.as_array().unwrap().len(), 1, "{history}");
+    assert_eq!(history[0]["auditInfo"]["author"], "tutorial");
+    assert_eq!(history[0]["type"], "rules");
+}

@@ -43,6 +43,10 @@ pub struct OverlordConfig {
     /// redirecting a client to a leader that does not answer.
     #[serde(with = "humantime_serde")]
     pub leader_probe_timeout: Duration,
+    /// How often the leader runs its Coordinator duties, such as applying retention rules
+    /// (`druid.coordinator.period`).
+    #[serde(with = "humantime_serde")]
+    pub coordinator_period: Duration,
     /// How often the queue re-reads active tasks from storage (`druid.indexer.queue.storageSyncRate`).
     #[serde(with = "humantime_serde")]
     pub storage_sync_period: Duration,
@@ -106,6 +110,7 @@ impl Default for OverlordConfig {
             request_timeout: Duration::from_secs(30),
             leader_probe_timeout: Duration::from_secs(2),
             storage_sync_period: Duration::from_secs(60),
+            coordinator_period: Duration::from_secs(60),
             task_assignment_timeout: Duration::from_secs(300),
             task_cleanup_timeout: Duration::from_secs(900),
             task_shutdown_link_timeout: Duration::from_secs(60),
@@ -183,6 +188,9 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_OVERLORD_LEADER_PROBE_TIMEOUT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leader_probe_timeout: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_COORDINATOR_PERIOD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coordinator_period: Option<String>,
     #[arg(long, env = "DROVER_OVERLORD_STORAGE_SYNC_PERIOD")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_sync_period: Option<String>,

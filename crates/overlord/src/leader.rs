@@ -40,6 +40,8 @@ pub struct ServiceConfig {
     pub queue: QueueConfig,
     pub paths: ZkPaths,
     pub zk_resync_period: Duration,
+    /// How often retention rules are applied.
+    pub coordinator_period: Duration,
 }
 
 #[derive(Clone)]
@@ -207,7 +209,11 @@ impl Manager {
             },
             scope.clone(),
         );
-        tracing::info!(epoch, "leading: task queue, runner and supervisors started");
+        crate::retention::start(store.clone(), self.config.coordinator_period, &scope);
+        tracing::info!(
+            epoch,
+            "leading: task queue, runner, supervisors and retention started"
+        );
         self.services.send_replace(Some(Arc::new(LeaderServices {
             store,
             queue,

@@ -8,6 +8,7 @@ pub mod http;
 pub mod leader;
 pub mod lockbox;
 pub mod queue;
+pub mod retention;
 mod retry;
 pub mod runner;
 pub mod scope;
@@ -77,6 +78,7 @@ pub async fn run(
             },
             paths: ZkPaths::new(&config.zk_base),
             zk_resync_period: config.zk_resync_period,
+            coordinator_period: config.coordinator_period,
         },
         store,
         session,

@@ -74,21 +74,54 @@ impl ApiClient {
         Ok(RawResponse::read(r).await?)
     }
 
-    /// Any method on a path from the server's root (not under `/druid/indexer/v1`), with an
-    /// optional JSON body.
+    /// A request to a path from the server's root (not under `/druid/indexer/v1`), with an
+    /// optional JSON body and extra headers (Druid's `X-Druid-Author`, …).
+    fn root_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::RequestBuilder {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(serde_json::to_vec(body).expect("JSON"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request
+    }
+
+    /// Any method on a path from the server's root, with an optional JSON body.
     pub async fn send_root(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<RawResponse> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request
-                .header("Content-Type", "application/json")
-                .body(serde_json::to_vec(body)?);
-        }
-        Ok(RawResponse::read(request.send().await?).await?)
+        let response = self.root_request(method, path, body, &[]).send().await?;
+        Ok(RawResponse::read(response).await?)
+    }
+
+    /// `send_root` with extra headers; panics on a transport error.
+    pub async fn http_with_headers(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> RawResponse {
+        let response = self
+            .root_request(method, path, Some(body), headers)
+            .send()
+            .await
+            .expect("the request is answered");
+        RawResponse::read(response)
+            .await
+            .expect("the answer is read")
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<RawResponse> {

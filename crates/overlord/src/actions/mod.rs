@@ -265,7 +265,11 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(a, TaskAction::SegmentAllocate { .. }));
-        let bad = serde_json::from_str::<TaskAction>(r#"{"type":"segmentNuke"}"#).unwrap_err();
-        assert!(bad.to_string().contains("segmentNuke"), "{bad}");
+        let nuke: TaskAction =
+            serde_json::from_str(r#"{"type":"segmentNuke","segments":[]}"#).unwrap();
+        assert!(matches!(nuke, TaskAction::SegmentNuke { .. }));
+        let bad =
+            serde_json::from_str::<TaskAction>(r#"{"type":"segmentMetadataUpdate"}"#).unwrap_err();
+        assert!(bad.to_string().contains("segmentMetadataUpdate"), "{bad}");
     }
 }

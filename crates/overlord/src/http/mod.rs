@@ -1,10 +1,12 @@
 //! The overlord's HTTP API under `/druid/indexer/v1` (see docs/api.md).
 
 mod actions;
+mod audit;
 mod data_management;
 mod datasources;
 mod error;
 mod redirect;
+mod rules;
 mod segments;
 mod supervisors;
 mod tasks;
@@ -198,6 +200,15 @@ pub fn router(state: AppState) -> Router {
             get(datasources::segment)
                 .post(data_management::mark_segment_used)
                 .delete(data_management::mark_segment_unused),
+        )
+        .route("/druid/coordinator/v1/rules", get(rules::all))
+        .route(
+            "/druid/coordinator/v1/rules/{ds}",
+            get(rules::get).post(rules::set),
+        )
+        .route(
+            "/druid/coordinator/v1/rules/{ds}/history",
+            get(rules::history),
         )
         .route("/status/health", get(|| async { Json(true) }))
         .fallback(|| async { ApiError::NotFound(json!({ "error": "no such route" })) })

@@ -6,17 +6,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::Utc;
-use drover_core::time::{now_iso, parse_iso, to_iso};
-use drover_metadata::{AuditInfo, AuditRecord};
-use serde::Deserialize;
+use drover_core::time::now_iso;
+use drover_metadata::AuditRecord;
 use serde_json::{json, Value};
 
 use super::{ApiError, AppState};
 use crate::runner::select::{Selection, WorkerBehaviorConfig, WORKER_CONFIG_KEY};
-
-/// How far back `/worker/history` looks without `interval` or `count` (Druid: one week).
-const DEFAULT_HISTORY_DAYS: i64 = 7;
 
 pub async fn list(State(s): State<AppState>) -> Result<Response, ApiError> {
     Ok(Json(s.runner_snapshot().await?.workers).into_response())
@@ -41,21 +36,10 @@ pub async fn set_config(
 ) -> Result<Response, ApiError> {
     let config = WorkerBehaviorConfig::parse(&body).map_err(|e| ApiError::BadRequest(e.0))?;
     let payload = serde_json::to_string(&config).expect("serializes");
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
     let audit = AuditRecord {
         key: WORKER_CONFIG_KEY.into(),
         audit_type: WORKER_CONFIG_KEY.into(),
-        info: AuditInfo {
-            author: header("X-Druid-Author"),
-            comment: header("X-Druid-Comment"),
-            ip: String::new(),
-        },
+        info: super::audit::info(&headers),
         payload: payload.clone(),
         created_date: now_iso(),
     };
@@ -71,44 +55,12 @@ pub async fn set_config(
     Ok(StatusCode::OK.into_response())
 }
 
-#[derive(Deserialize)]
-pub struct HistoryQuery {
-    interval: Option<String>,
-    count: Option<u32>,
-}
-
 /// `GET /worker/history?interval=start/end` or `?count=N`: Druid's AuditEntry list, newest first.
 pub async fn history(
     State(s): State<AppState>,
-    Query(q): Query<HistoryQuery>,
+    Query(q): Query<super::audit::HistoryQuery>,
 ) -> Result<Response, ApiError> {
-    let (since, until, limit) = match (&q.interval, q.count) {
-        (Some(interval), _) => {
-            let bad = || {
-                ApiError::BadRequest(format!(
-                    "invalid interval [{interval}]; expected <start>/<end> in ISO-8601"
-                ))
-            };
-            let (start, end) = interval
-                .split_once('/')
-                .or_else(|| interval.split_once('_'))
-                .ok_or_else(bad)?;
-            let (start, end) = (
-                parse_iso(start).ok_or_else(bad)?,
-                parse_iso(end).ok_or_else(bad)?,
-            );
-            (Some(to_iso(start)), Some(to_iso(end)), None)
-        }
-        (None, Some(0)) => return Err(ApiError::BadRequest("[count] must be positive".into())),
-        (None, Some(count)) => (None, None, Some(count)),
-        (None, None) => (
-            Some(to_iso(
-                Utc::now() - chrono::Duration::days(DEFAULT_HISTORY_DAYS),
-            )),
-            None,
-            None,
-        ),
-    };
+    let (since, until, limit) = q.window()?;
     let rows = s
         .leader()?
         .store
@@ -120,19 +72,7 @@ pub async fn history(
             limit,
         )
         .await?;
-    let entries: Vec<Value> = rows
-        .into_iter()
-        .map(|r| {
-            json!({
-                "key": r.key,
-                "type": r.audit_type,
-                "auditInfo": {"author": r.info.author, "comment": r.info.comment, "ip": r.info.ip},
-                "payload": r.payload,
-                "auditTime": r.created_date,
-            })
-        })
-        .collect();
-    Ok(Json(entries).into_response())
+    Ok(Json(super::audit::entries(rows)).into_response())
 }
 
 /// `POST /worker/{host}/enable` and `/disable`, forwarded to the middle manager.
