@@ -385,3 +385,134 @@ async fn retention_rules_drop_all_but_one_day() {
     assert_eq!(history[0]["auditInfo"]["author"], "tutorial");
     assert_eq!(history[0]["type"], "rules");
 }
+
+/// The rows a reader sees: those of the used segments, less the rows inside the interval of a
+/// newer used segment (Druid's timeline: a finer, newer segment overshadows part of an older
+/// coarse one), as `(time, animal, count, number)`.
+fn current_rows(segments: &[Value]) -> Vec<(String, String, i64, i64)> {
+    let mut out = Vec::new();
+    for s in segments {
+        let newer: Vec<(String, String)> = segments
+            .iter()
+            .filter(|o| o["version"].as_str() > s["version"].as_str())
+            .map(|o| {
+                let (a, b) = o["interval"].as_str().unwrap().split_once('/').unwrap();
+                (a.to_string(), b.to_string())
+            })
+            .collect();
+        for row in drover_scenarios::segment_rows(std::slice::from_ref(s)) {
+            let time = row["__time"].as_str().unwrap().to_string();
+            // Same-format ISO strings compare as instants.
+            if newer.iter().any(|(a, b)| *a <= time && time < *b) {
+                continue;
+            }
+            out.push((
+                time,
+                row["animal"].as_str().unwrap().to_string(),
+                row["count"].as_i64().unwrap(),
+                row["number"].as_i64().unwrap(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Druid's "Update existing data" tutorial: load, overwrite, then append with a `combining`
+/// input source that reads the data source's own segments (`druid`) and a new file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_tutorial_overwrites_then_appends_with_a_combining_source() {
+    let cluster = Cluster::start(ClusterSpec::workers(&[2])).await;
+    let c = cluster.client.clone();
+    let data_dir = cluster.dir.join("tutorial-data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    for name in [
+        "updates-data.json",
+        "updates-data2.json",
+        "updates-data3.json",
+    ] {
+        std::fs::write(data_dir.join(name), drover_scenarios::tutorial_file(name)).unwrap();
+    }
+    let run = |name: &str, pointer: &str| {
+        let mut task: Value = serde_json::from_str(&drover_scenarios::tutorial_file(name)).unwrap();
+        *task.pointer_mut(pointer).unwrap() = json!(data_dir.display().to_string());
+        let c = c.clone();
+        async move {
+            let id = c.submit(&task).await.unwrap();
+            let status = c.wait_complete(&id, TIMEOUT).await.unwrap();
+            assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+        }
+    };
+    let row = |t: &str, animal: &str, count: i64, number: i64| {
+        (
+            format!("2018-01-01T{t}:00.000Z"),
+            animal.to_string(),
+            count,
+            number,
+        )
+    };
+    const DS: &str = "updates-tutorial";
+
+    run("updates-init-index.json", "/spec/ioConfig/firehose/baseDir").await;
+    assert_eq!(
+        current_rows(&used_segments(&c, DS).await),
+        [
+            row("01:01", "tiger", 1, 100),
+            row("03:01", "aardvark", 1, 42),
+            row("03:01", "giraffe", 1, 14124),
+        ]
+    );
+
+    // Overwrite with daily segments: the day's rows are replaced.
+    run(
+        "updates-overwrite-index.json",
+        "/spec/ioConfig/inputSource/baseDir",
+    )
+    .await;
+    assert_eq!(
+        current_rows(&used_segments(&c, DS).await),
+        [
+            row("01:01", "lion", 1, 100),
+            row("03:01", "aardvark", 1, 9999),
+            row("04:01", "bear", 1, 111),
+        ]
+    );
+
+    // Append: the current rows and the new file, rolled up together into a weekly segment.
+    run(
+        "updates-append-combining.json",
+        "/spec/ioConfig/inputSource/delegates/1/baseDir",
+    )
+    .await;
+    let segments = used_segments(&c, DS).await;
+    assert_eq!(segments.len(), 1, "the week's segment overshadows the rest");
+    assert_eq!(
+        current_rows(&segments),
+        [
+            row("01:01", "lion", 2, 400),
+            row("03:01", "aardvark", 1, 9999),
+            row("04:01", "bear", 1, 111),
+            row("05:01", "mongoose", 1, 737),
+            row("06:01", "snake", 1, 1234),
+            row("07:01", "octopus", 1, 115),
+        ]
+    );
+
+    // A druid source with no data source, or a bad interval, is a 400 naming the field.
+    let mut bad: Value = serde_json::from_str(&drover_scenarios::tutorial_file(
+        "updates-append-combining.json",
+    ))
+    .unwrap();
+    bad["spec"]["ioConfig"]["inputSource"]["delegates"][0]["interval"] = json!("last week");
+    let r = c
+        .post("/task", serde_json::to_vec(&bad).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body
+            .contains("spec.ioConfig.inputSource.delegates[0].interval"),
+        "{}",
+        r.body
+    );
+}

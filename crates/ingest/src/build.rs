@@ -63,7 +63,10 @@ pub fn build(
             message: e.to_string(),
         };
         let mut reader = input.open().map_err(fail)?;
-        let mut records = RecordReader::new(spec.input_format.clone());
+        let mut records = RecordReader::new(match input {
+            Input::Rows(_) => crate::spec::InputFormat::Json,
+            _ => spec.input_format.clone(),
+        });
         let mut buf = Vec::with_capacity(1024);
         let mut line_no = 0u64;
         loop {

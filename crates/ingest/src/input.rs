@@ -16,6 +16,8 @@ use crate::spec::InputSource;
 pub enum InputError {
     #[error("http inputs must be downloaded first")]
     NotDownloaded,
+    #[error("druid inputs must be read from their segments first")]
+    NotRead,
     #[error("a streaming task has no batch input")]
     Stream,
     #[error("local input baseDir [{}] is not a readable directory", .0.display())]
@@ -36,6 +38,9 @@ pub enum InputError {
 pub enum Input {
     Inline(String),
     File(PathBuf),
+    /// Rows a task read from segments (a `druid` source), as JSON lines whatever the spec's
+    /// `inputFormat` says.
+    Rows(PathBuf),
 }
 
 impl Input {
@@ -43,6 +48,7 @@ impl Input {
         match self {
             Input::Inline(_) => "inline data".into(),
             Input::File(p) => p.display().to_string(),
+            Input::Rows(p) => format!("segment rows in {}", p.display()),
         }
     }
 
@@ -50,6 +56,10 @@ impl Input {
     pub fn open(&self) -> std::io::Result<Box<dyn BufRead>> {
         match self {
             Input::Inline(data) => Ok(Box::new(Cursor::new(data.clone().into_bytes()))),
+            Input::Rows(path) => Ok(Box::new(BufReader::with_capacity(
+                1 << 16,
+                File::open(path)?,
+            ))),
             Input::File(path) => {
                 let file = File::open(path)?;
                 if path.extension().is_some_and(|e| e == "gz") {
@@ -66,9 +76,18 @@ impl Input {
 }
 
 /// The inputs of a source, files sorted by path. An `http` source must have been replaced by
-/// its downloaded files (`InputSource::Local { files, .. }`) before this is called.
+/// its downloaded files (`InputSource::Local { files, .. }`), and a `druid` one by the rows the
+/// task read, before this is called.
 pub fn resolve(source: &InputSource) -> Result<Vec<Input>, InputError> {
     match source {
+        InputSource::Druid { .. } => Err(InputError::NotRead),
+        InputSource::Combining(delegates) => {
+            let mut inputs = Vec::new();
+            for d in delegates {
+                inputs.extend(resolve(d)?);
+            }
+            Ok(inputs)
+        }
         InputSource::Inline { data } => Ok(vec![Input::Inline(data.clone())]),
         InputSource::Http { .. } => Err(InputError::NotDownloaded),
         InputSource::Stream => Err(InputError::Stream),

@@ -5,6 +5,7 @@ pub mod aggregate;
 pub mod build;
 pub mod dictionary;
 pub mod expr;
+pub mod filter;
 pub mod format;
 pub mod input;
 pub mod record;

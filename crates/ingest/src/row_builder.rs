@@ -320,58 +320,14 @@ impl RowBuilder {
 
 fn matches(filter: &Filter, record: &Record, fields: &Fields) -> bool {
     // Borrowed from the record: no copy of a value per row and filter.
-    let values = |dim: &str| -> Vec<Option<Cow<str>>> {
+    crate::filter::matches(filter, &|dim: &str| {
         let cell = fields.slot(dim).map_or(&Cell::Missing, |s| record.get(s));
         match cell {
             Cell::Missing | Cell::Null => vec![None],
             Cell::List(items) => items.iter().map(Cell::text).collect(),
             c => vec![c.text()],
         }
-    };
-    match filter {
-        Filter::Selector { dimension, value } => values(dimension)
-            .iter()
-            .any(|v| v.as_deref() == value.as_deref()),
-        Filter::In {
-            dimension,
-            values: wanted,
-        } => values(dimension)
-            .iter()
-            .any(|v| wanted.iter().any(|w| w.as_deref() == v.as_deref())),
-        Filter::Bound {
-            dimension,
-            lower,
-            upper,
-            lower_strict,
-            upper_strict,
-            numeric,
-        } => values(dimension).iter().flatten().any(|v| {
-            let cmp = |a: &str, b: &str| {
-                if *numeric {
-                    match (a.parse::<f64>(), b.parse::<f64>()) {
-                        (Ok(x), Ok(y)) => x.partial_cmp(&y),
-                        _ => None,
-                    }
-                } else {
-                    Some(a.cmp(b))
-                }
-            };
-            let above = lower.as_ref().is_none_or(|l| match cmp(v, l) {
-                Some(std::cmp::Ordering::Greater) => true,
-                Some(std::cmp::Ordering::Equal) => !lower_strict,
-                _ => false,
-            });
-            let below = upper.as_ref().is_none_or(|u| match cmp(v, u) {
-                Some(std::cmp::Ordering::Less) => true,
-                Some(std::cmp::Ordering::Equal) => !upper_strict,
-                _ => false,
-            });
-            above && below
-        }),
-        Filter::And(fs) => fs.iter().all(|f| matches(f, record, fields)),
-        Filter::Or(fs) => fs.iter().any(|f| matches(f, record, fields)),
-        Filter::Not(f) => !matches(f, record, fields),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -65,6 +65,21 @@ impl DeepStorage {
         })
     }
 
+    /// Reads a segment's file, given its `loadSpec` (one inside this deep storage only).
+    pub async fn read(&self, load_spec: &Value) -> Result<Vec<u8>, TaskFailure> {
+        let path = self.object_path(load_spec)?;
+        let object = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| fail!("cannot read segment file [{path}]: {e}"))?;
+        let bytes = object
+            .bytes()
+            .await
+            .map_err(|e| fail!("cannot read segment file [{path}]: {e}"))?;
+        Ok(bytes.to_vec())
+    }
+
     /// Deletes a segment's file, given its `loadSpec`. A load spec that points outside this
     /// deep storage (another directory or bucket, a path with `..`) is refused and nothing is
     /// deleted: a segment row could have been written by anyone with access to `/action`. A file
@@ -93,8 +108,7 @@ impl DeepStorage {
 
     /// The object a load spec names, if it is inside this deep storage.
     fn object_path(&self, load_spec: &Value) -> Result<ObjectPath, TaskFailure> {
-        let refuse =
-            || fail!("segment loadSpec {load_spec} is not inside this deep storage; not deleted");
+        let refuse = || fail!("segment loadSpec {load_spec} is not inside this deep storage");
         let text = |k: &str| load_spec.get(k).and_then(Value::as_str);
         let relative = match (
             load_spec.get("type").and_then(Value::as_str),

@@ -3,7 +3,7 @@
 //! deep storage, and publish them with one `segmentTransactionalInsert` under the task's locks.
 //! The report (`report.json`, Druid's `ingestionStatsAndErrors`) is written whatever happens.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use drover_core::interval::Interval;
@@ -12,10 +12,9 @@ use drover_core::segment::{numbered_shard_spec, DataSegment};
 use drover_core::time::to_iso;
 use drover_core::TaskStatus;
 use drover_ingest::build::{build, Built};
-use drover_ingest::input::{resolve, Input};
+use drover_ingest::input::Input;
 use drover_ingest::row_builder::RowStats;
 use drover_ingest::segment::WrittenPartition;
-use drover_ingest::spec::InputSource;
 use drover_ingest::IngestionSpec;
 use drover_task::Task;
 use serde_json::{json, Value};
@@ -105,10 +104,14 @@ async fn ingest(
     )?;
 
     progress.state = "BUILD_SEGMENTS";
-    let inputs = match &spec.input_source {
-        InputSource::Http { uris } => download(uris, &task_dir.join("tmp")).await?,
-        other => resolve(other)?,
-    };
+    let inputs = crate::inputs::gather(
+        &spec.input_source,
+        &spec.timestamp,
+        &overlord,
+        &deep,
+        &task_dir.join("tmp"),
+    )
+    .await?;
     println!(
         "reading {} input(s): {}",
         inputs.len(),
@@ -373,41 +376,6 @@ pub(crate) fn thread_cpu_time() -> Duration {
 /// ISO instants carry ':' which some object stores and file systems dislike.
 fn path_safe(s: &str) -> String {
     s.replace(':', "")
-}
-
-async fn download(uris: &[String], dir: &Path) -> Result<Vec<Input>, TaskFailure> {
-    std::fs::create_dir_all(dir).map_err(|e| fail!("cannot create {}: {e}", dir.display()))?;
-    let http = reqwest::Client::new();
-    let mut out = Vec::new();
-    for (i, uri) in uris.iter().enumerate() {
-        let url = url::Url::parse(uri).map_err(|e| fail!("http input [{uri}]: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(fail!("http input [{uri}] must be an http or https URL"));
-        }
-        let name = url
-            .path_segments()
-            .and_then(|mut s| s.next_back())
-            .filter(|n| !n.is_empty())
-            .unwrap_or("input")
-            .replace(
-                |c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_'),
-                "_",
-            );
-        let path: PathBuf = dir.join(format!("http-{i}-{name}"));
-        let r = http
-            .get(url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| fail!("cannot fetch http input [{uri}]: {e}"))?;
-        let bytes = r
-            .bytes()
-            .await
-            .map_err(|e| fail!("cannot fetch http input [{uri}]: {e}"))?;
-        std::fs::write(&path, &bytes).map_err(|e| fail!("cannot write {}: {e}", path.display()))?;
-        out.push(Input::File(path));
-    }
-    Ok(out)
 }
 
 fn write_report(

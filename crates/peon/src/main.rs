@@ -12,6 +12,7 @@
 mod failure;
 mod deep_storage;
 mod index;
+mod inputs;
 mod kafka;
 mod kill;
 mod lock;

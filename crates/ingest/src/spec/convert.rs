@@ -4,6 +4,7 @@
 
 use drover_core::granularity::Granularity;
 use drover_core::ids::DataSource;
+use drover_core::interval::Interval;
 use serde_json::Value;
 
 use super::wire::{self, flag};
@@ -58,6 +59,8 @@ pub(super) fn spec(wire: wire::Spec, source: Source) -> Result<IngestionSpec, Sp
         (Source::Batch, None, None) => return Err(err("spec.ioConfig.inputSource", "is required")),
     };
     let input_format = match (io.input_format, parse_spec) {
+        // Rows read from segments are JSON-shaped already.
+        (None, _) if input_source.reads_only_segments() => InputFormat::Json,
         (Some(f), _) => {
             let kind = f.kind.clone();
             input_format("spec.ioConfig.inputFormat", "type", kind, f)?
@@ -267,6 +270,43 @@ fn input_source(field: &str, source: wire::InputSource) -> Result<InputSource, S
             }
         }
         wire::InputSource::Http { uris } => InputSource::Http { uris },
+        wire::InputSource::Druid {
+            data_source,
+            interval,
+            filter: row_filter,
+            dimensions,
+            metrics,
+        } => {
+            let data_source =
+                data_source.ok_or_else(|| err(&format!("{field}.dataSource"), "is required"))?;
+            let data_source = DataSource::new(data_source)
+                .map_err(|e| err(&format!("{field}.dataSource"), e.to_string()))?;
+            let text = interval.ok_or_else(|| err(&format!("{field}.interval"), "is required"))?;
+            let interval = Interval::parse(&text).map_err(|e| {
+                err(
+                    &format!("{field}.interval"),
+                    format!("[{text}] is not an interval: {e}"),
+                )
+            })?;
+            InputSource::Druid {
+                data_source,
+                interval,
+                filter: row_filter.map(|f| filter(*f)),
+                dimensions,
+                metrics,
+            }
+        }
+        wire::InputSource::Combining { delegates } => {
+            if delegates.is_empty() {
+                return Err(err(&format!("{field}.delegates"), "must not be empty"));
+            }
+            let delegates = delegates
+                .into_iter()
+                .enumerate()
+                .map(|(i, d)| input_source(&format!("{field}.delegates[{i}]"), d))
+                .collect::<Result<_, _>>()?;
+            InputSource::Combining(delegates)
+        }
     })
 }
 

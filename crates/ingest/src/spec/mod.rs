@@ -118,8 +118,34 @@ pub enum InputSource {
     Http {
         uris: Vec<String>,
     },
+    /// Druid's `druid` input source (legacy `ingestSegment`): the rows of a data source's used
+    /// segments inside `interval`, with `__time` in milliseconds; `filter` keeps some of them,
+    /// `dimensions`/`metrics` (when given) the columns read.
+    Druid {
+        data_source: DataSource,
+        interval: Interval,
+        filter: Option<Filter>,
+        dimensions: Option<Vec<String>>,
+        metrics: Option<Vec<String>>,
+    },
+    /// `combining`: its delegates' rows, in order.
+    Combining(Vec<InputSource>),
     /// A streaming task's records come from its stream, not from an input source.
     Stream,
+}
+
+impl InputSource {
+    /// Whether every row comes from segments (a `druid` source, alone or combined): such a spec
+    /// needs no `inputFormat`.
+    pub fn reads_only_segments(&self) -> bool {
+        match self {
+            InputSource::Druid { .. } => true,
+            InputSource::Combining(delegates) => {
+                delegates.iter().all(InputSource::reads_only_segments)
+            }
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

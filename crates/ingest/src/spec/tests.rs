@@ -242,3 +242,59 @@ fn wrong_types_anywhere_name_their_path() {
     let e = IngestionSpec::from_task(&serde_json::json!({"type":"index","spec":"x"})).unwrap_err();
     assert_eq!(e.field, "spec");
 }
+
+#[test]
+fn reads_druid_and_combining_sources() {
+    let mut task = tutorial("rollup-index.json");
+    let io = &mut task["spec"]["ioConfig"];
+    io["inputSource"] = serde_json::json!({"type": "druid", "dataSource": "rollup-tutorial",
+        "interval": "2018-01-01/2018-01-03", "filter": {"type": "selector", "dimension": "srcIP",
+        "value": "1.1.1.1"}});
+    // Rows from segments need no inputFormat.
+    io.as_object_mut().unwrap().remove("inputFormat");
+    let s = IngestionSpec::from_task(&task).unwrap();
+    assert!(matches!(
+        &s.input_source,
+        InputSource::Druid {
+            filter: Some(_),
+            ..
+        }
+    ));
+    assert!(s.input_source.reads_only_segments());
+    assert_eq!(s.input_format, InputFormat::Json);
+
+    let mut task = tutorial("rollup-index.json");
+    task["spec"]["ioConfig"]["inputSource"] = serde_json::json!({"type": "combining",
+        "delegates": [{"type": "ingestSegment", "dataSource": "d", "interval": "2018-01-01/2018-01-02"},
+                      {"type": "inline", "data": "{}"}]});
+    let s = IngestionSpec::from_task(&task).unwrap();
+    let InputSource::Combining(delegates) = &s.input_source else {
+        panic!("{:?}", s.input_source)
+    };
+    assert_eq!(delegates.len(), 2);
+    assert!(!s.input_source.reads_only_segments());
+
+    for (source, field) in [
+        (
+            serde_json::json!({"type": "druid", "interval": "2018-01-01/2018-01-02"}),
+            "spec.ioConfig.inputSource.dataSource",
+        ),
+        (
+            serde_json::json!({"type": "druid", "dataSource": "d"}),
+            "spec.ioConfig.inputSource.interval",
+        ),
+        (
+            serde_json::json!({"type": "combining", "delegates": []}),
+            "spec.ioConfig.inputSource.delegates",
+        ),
+        (
+            serde_json::json!({"type": "combining", "delegates": [{"type": "local"}]}),
+            "spec.ioConfig.inputSource.delegates[0]",
+        ),
+    ] {
+        let mut task = tutorial("rollup-index.json");
+        task["spec"]["ioConfig"]["inputSource"] = source.clone();
+        let e = IngestionSpec::from_task(&task).unwrap_err();
+        assert_eq!(e.field, field, "{source}: {e}");
+    }
+}

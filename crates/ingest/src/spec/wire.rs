@@ -180,6 +180,17 @@ pub enum InputSource {
     Http {
         uris: Vec<String>,
     },
+    #[serde(alias = "ingestSegment")]
+    Druid {
+        data_source: Option<String>,
+        interval: Option<String>,
+        filter: Option<Box<Filter>>,
+        dimensions: Option<Vec<String>>,
+        metrics: Option<Vec<String>>,
+    },
+    Combining {
+        delegates: Vec<InputSource>,
+    },
 }
 
 /// `ioConfig.inputFormat` (named by `type`), and the legacy `parser.parseSpec` (named by

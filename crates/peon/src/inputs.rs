@@ -1,0 +1,204 @@
+//! A batch task's inputs made readable: `http` sources downloaded, `druid` sources read from
+//! their segments into JSON lines, `combining` sources gathered delegate by delegate; local and
+//! inline inputs as they are.
+
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use drover_core::interval::Interval;
+use drover_core::segment::DataSegment;
+use drover_ingest::input::{resolve, Input};
+use drover_ingest::spec::{Filter, InputSource};
+use drover_ingest::timestamp::TimestampSpec;
+use serde_json::{json, Value};
+
+use crate::deep_storage::DeepStorage;
+use crate::failure::TaskFailure;
+use crate::overlord_client::OverlordClient;
+
+/// The inputs of `source`, in order, fetched or read into `dir` where needed.
+pub fn gather<'a>(
+    source: &'a InputSource,
+    timestamp: &'a TimestampSpec,
+    overlord: &'a OverlordClient,
+    deep: &'a DeepStorage,
+    dir: &'a Path,
+) -> Pin<Box<dyn Future<Output = Result<Vec<Input>, TaskFailure>> + 'a>> {
+    Box::pin(async move {
+        match source {
+            InputSource::Http { uris } => download(uris, dir).await,
+            InputSource::Druid {
+                data_source,
+                interval,
+                filter,
+                dimensions,
+                metrics,
+            } => {
+                let columns = match (dimensions, metrics) {
+                    (None, None) => None,
+                    (d, m) => Some(d.iter().chain(m).flatten().cloned().collect::<Vec<_>>()),
+                };
+                let rows = SegmentRows {
+                    interval: *interval,
+                    filter: filter.as_ref(),
+                    columns: columns.as_deref(),
+                    timestamp,
+                };
+                let path = rows.read(data_source, overlord, deep, dir).await?;
+                Ok(vec![Input::Rows(path)])
+            }
+            InputSource::Combining(delegates) => {
+                let mut inputs = Vec::new();
+                for (i, d) in delegates.iter().enumerate() {
+                    let dir = dir.join(format!("delegate-{i}"));
+                    inputs.extend(gather(d, timestamp, overlord, deep, &dir).await?);
+                }
+                Ok(inputs)
+            }
+            other => Ok(resolve(other)?),
+        }
+    })
+}
+
+/// What a `druid` source keeps of its segments' rows.
+struct SegmentRows<'a> {
+    interval: Interval,
+    filter: Option<&'a Filter>,
+    /// Besides `__time`; all columns when `None`.
+    columns: Option<&'a [String]>,
+    timestamp: &'a TimestampSpec,
+}
+
+impl SegmentRows<'_> {
+    /// Reads the used segments of `data_source` overlapping the interval into one JSON-lines
+    /// file: the rows inside the interval that pass the filter.
+    async fn read(
+        &self,
+        data_source: &str,
+        overlord: &OverlordClient,
+        deep: &DeepStorage,
+        dir: &Path,
+    ) -> Result<PathBuf, TaskFailure> {
+        let answer = overlord
+            .submit(json!({"type": "segmentListUsed", "dataSource": data_source,
+                "intervals": [self.interval]}))
+            .await?;
+        let segments: Vec<DataSegment> = serde_json::from_value(answer)
+            .map_err(|e| fail!("segmentListUsed answered something unreadable: {e}"))?;
+        std::fs::create_dir_all(dir).map_err(|e| fail!("cannot create {}: {e}", dir.display()))?;
+        let path = dir.join(format!("druid-{data_source}.json"));
+        let file = std::fs::File::create(&path)
+            .map_err(|e| fail!("cannot write {}: {e}", path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        let mut kept = 0u64;
+        for segment in &segments {
+            // A used segment can be partly overshadowed (a newer version over some of its
+            // time): those of its rows are not current, as in Druid's timeline.
+            let newer: Vec<Interval> = segments
+                .iter()
+                .filter(|s| s.version > segment.version && s.interval.overlaps(&segment.interval))
+                .map(|s| s.interval)
+                .collect();
+            let bytes = deep.read(&segment.load_spec).await?;
+            let rows = drover_ingest::segment::read_parquet(bytes)
+                .map_err(|e| fail!("cannot read segment [{}]: {e}", segment.id()))?;
+            for row in rows {
+                if let Some(line) = self.keep(row, &newer) {
+                    writeln!(out, "{line}")
+                        .map_err(|e| fail!("cannot write {}: {e}", path.display()))?;
+                    kept += 1;
+                }
+            }
+        }
+        out.flush()
+            .map_err(|e| fail!("cannot write {}: {e}", path.display()))?;
+        println!(
+            "druid input [{data_source}] {}: {kept} row(s) from {} segment(s)",
+            self.interval,
+            segments.len()
+        );
+        Ok(path)
+    }
+
+    /// The row as the build reads it, or `None` when it is outside the interval, inside a newer
+    /// segment's interval (`newer`), or filtered out.
+    fn keep(&self, row: Value, newer: &[Interval]) -> Option<Value> {
+        let Value::Object(mut row) = row else {
+            return None;
+        };
+        let time = row
+            .get("__time")
+            .and_then(Value::as_str)
+            .and_then(drover_core::time::parse_iso)?;
+        if !self.interval.contains(time) || newer.iter().any(|i| i.contains(time)) {
+            return None;
+        }
+        if let Some(f) = self.filter {
+            if !drover_ingest::filter::matches(f, &|d: &str| {
+                drover_ingest::filter::json_values(&row, d)
+            }) {
+                return None;
+            }
+        }
+        if let Some(columns) = self.columns {
+            row.retain(|k, _| columns.contains(k));
+        }
+        // `__time` in milliseconds, as Druid's druid input source gives it; the spec's timestamp
+        // column (`__time` too, usually) written the way its format reads it.
+        row.insert("__time".into(), json!(time.timestamp_millis()));
+        row.insert(
+            self.timestamp.column.clone(),
+            time_as(&self.timestamp.format, time),
+        );
+        Some(Value::Object(row))
+    }
+}
+
+/// `time` as a value the timestamp `format` parses.
+fn time_as(format: &str, time: DateTime<Utc>) -> Value {
+    match format {
+        "millis" | "auto" => json!(time.timestamp_millis()),
+        "posix" => json!(time.timestamp()),
+        "micro" => json!(time.timestamp_micros()),
+        "nano" => json!(time.timestamp_nanos_opt()),
+        _ => json!(drover_core::time::to_iso(time)),
+    }
+}
+
+async fn download(uris: &[String], dir: &Path) -> Result<Vec<Input>, TaskFailure> {
+    std::fs::create_dir_all(dir).map_err(|e| fail!("cannot create {}: {e}", dir.display()))?;
+    let http = reqwest::Client::new();
+    let mut out = Vec::new();
+    for (i, uri) in uris.iter().enumerate() {
+        let url = url::Url::parse(uri).map_err(|e| fail!("http input [{uri}]: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(fail!("http input [{uri}] must be an http or https URL"));
+        }
+        let name = url
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .filter(|n| !n.is_empty())
+            .unwrap_or("input")
+            .replace(
+                |c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_'),
+                "_",
+            );
+        let path: PathBuf = dir.join(format!("http-{i}-{name}"));
+        let r = http
+            .get(url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| fail!("cannot fetch http input [{uri}]: {e}"))?;
+        let bytes = r
+            .bytes()
+            .await
+            .map_err(|e| fail!("cannot fetch http input [{uri}]: {e}"))?;
+        std::fs::write(&path, &bytes).map_err(|e| fail!("cannot write {}: {e}", path.display()))?;
+        out.push(Input::File(path));
+    }
+    Ok(out)
+}
