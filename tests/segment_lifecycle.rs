@@ -516,3 +516,110 @@ async fn update_tutorial_overwrites_then_appends_with_a_combining_source() {
         r.body
     );
 }
+
+/// Druid's "Compact segments" tutorial on wiki-like rows: many small hourly segments compacted
+/// keeping their granularity, then into one day, with every row and sum kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_keeps_rows_and_sums_while_reducing_segments() {
+    let cluster = Cluster::start(ClusterSpec::workers(&[2])).await;
+    let c = cluster.client.clone();
+    const DS: &str = "compaction-tutorial";
+    let mut data = String::new();
+    let mut added_total = 0i64;
+    for hour in 0..24 {
+        for i in 0..100 {
+            let added = (hour * 100 + i) % 37;
+            added_total += added;
+            data.push_str(&format!(
+                "{{\"time\":\"2015-09-12T{hour:02}:{:02}:{:02}Z\",\"channel\":\"#en\",\"page\":\"p{}\",\"user\":\"u{}\",\"added\":{added},\"deleted\":1}}\n",
+                i % 60,
+                i % 7,
+                i % 13,
+                i % 5
+            ));
+        }
+    }
+    // As compaction-init-index.json: hourly, at most 40 rows per segment, no rollup.
+    let init = json!({"type": "index_parallel", "spec": {
+        "dataSchema": {"dataSource": DS, "timestampSpec": {"column": "time", "format": "iso"},
+            "dimensionsSpec": {"dimensions": ["channel", "page", "user",
+                {"name": "added", "type": "long"}, {"name": "deleted", "type": "long"}]},
+            "metricsSpec": [],
+            "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "none",
+                "intervals": ["2015-09-12/2015-09-13"], "rollup": false}},
+        "ioConfig": {"type": "index_parallel", "inputSource": {"type": "inline", "data": data},
+            "inputFormat": {"type": "json"}, "appendToExisting": false},
+        "tuningConfig": {"type": "index_parallel",
+            "partitionsSpec": {"type": "dynamic", "maxRowsPerSegment": 40}}}});
+    let run = |task: Value| {
+        let c = c.clone();
+        async move {
+            let id = c.submit(&task).await.unwrap();
+            c.wait_complete(&id, TIMEOUT).await.unwrap()
+        }
+    };
+    let totals = |segments: &[Value]| {
+        let rows = drover_scenarios::segment_rows(segments);
+        let added: i64 = rows.iter().map(|r| r["added"].as_i64().unwrap()).sum();
+        (rows.len(), added)
+    };
+    assert_eq!(run(init).await["statusCode"], "SUCCESS");
+    let before = used_segments(&c, DS).await;
+    assert_eq!(before.len(), 72, "3 partitions an hour");
+    assert_eq!(totals(&before), (2400, added_total));
+
+    // compaction-keep-granularity.json, as Druid ships it.
+    let keep = json!({"type": "compact", "dataSource": DS, "interval": "2015-09-12/2015-09-13",
+        "tuningConfig": {"type": "index_parallel", "partitionsSpec": {"type": "dynamic"},
+            "maxRowsInMemory": 25000}});
+    let status = run(keep).await;
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    let hourly = used_segments(&c, DS).await;
+    assert_eq!(hourly.len(), 24);
+    assert_eq!(totals(&hourly), (2400, added_total));
+    assert!(hourly.iter().all(|s| s["version"] != before[0]["version"]));
+    // The long dimensions kept their type.
+    assert!(drover_scenarios::segment_rows(&hourly[..1])[0]["added"].is_i64());
+
+    // compaction-day-granularity.json: one segment for the day.
+    let day = json!({"type": "compact", "dataSource": DS, "interval": "2015-09-12/2015-09-13",
+        "tuningConfig": {"type": "index_parallel", "partitionsSpec": {"type": "dynamic"},
+            "maxRowsInMemory": 25000, "forceExtendableShardSpecs": true},
+        "granularitySpec": {"segmentGranularity": "DAY", "queryGranularity": "none"}});
+    let status = run(day).await;
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    let daily = used_segments(&c, DS).await;
+    assert_eq!(daily.len(), 1);
+    assert_eq!(totals(&daily), (2400, added_total));
+
+    // Nothing to compact: the task ends saying so, and nothing changes.
+    let empty = json!({"type": "compact", "dataSource": DS, "interval": "2015-09-13/2015-09-14"});
+    let status = run(empty).await;
+    assert_eq!(status["statusCode"], "FAILED");
+    assert!(
+        status["errorMsg"]
+            .as_str()
+            .unwrap()
+            .contains("nothing to compact"),
+        "{status}"
+    );
+    assert_eq!(used_segments(&c, DS).await, daily);
+
+    // An interval not aligned to the new granularity is refused at submission.
+    let r = c
+        .post(
+            "/task",
+            serde_json::to_vec(&json!({"type": "compact", "dataSource": DS,
+                "interval": "2015-09-12T05:00:00Z/2015-09-12T07:00:00Z",
+                "granularitySpec": {"segmentGranularity": "DAY"}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("granularitySpec.segmentGranularity"),
+        "{}",
+        r.body
+    );
+}

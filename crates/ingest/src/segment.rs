@@ -290,6 +290,34 @@ impl<'a> SegmentWriter<'a> {
     }
 }
 
+/// What a segment column holds, as its Parquet type says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Time,
+    Text,
+    Long,
+    Double,
+}
+
+/// The columns of a segment file and their kinds, from its schema (no rows are read).
+pub fn column_kinds(bytes: Vec<u8>) -> Result<Vec<(String, ColumnKind)>, SegmentError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?;
+    Ok(builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let kind = match f.data_type() {
+                DataType::Timestamp(..) => ColumnKind::Time,
+                DataType::Int64 | DataType::Int32 => ColumnKind::Long,
+                DataType::Float64 | DataType::Float32 => ColumnKind::Double,
+                _ => ColumnKind::Text,
+            };
+            (f.name().clone(), kind)
+        })
+        .collect())
+}
+
 /// Reads a segment file back as JSON rows (`__time` as ISO) — for the dump tool and tests.
 pub fn read_parquet(bytes: Vec<u8>) -> Result<Vec<Value>, SegmentError> {
     use arrow_array::cast::AsArray;

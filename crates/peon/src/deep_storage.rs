@@ -46,6 +46,13 @@ impl DeepStorage {
         })
     }
 
+    /// The deep storage the middle manager points the task at (`DROVER_DEEP_STORAGE`).
+    pub fn from_env() -> Result<DeepStorage, TaskFailure> {
+        DeepStorage::from_location(
+            &std::env::var("DROVER_DEEP_STORAGE").unwrap_or_else(|_| "var/druid/segments".into()),
+        )
+    }
+
     /// Writes `bytes` at `key` (below the prefix) and returns the segment's `loadSpec`.
     pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<Value, TaskFailure> {
         let mut path = self.prefix.clone();

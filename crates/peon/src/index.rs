@@ -99,16 +99,27 @@ async fn ingest(
     progress: &mut Progress,
 ) -> Result<(), TaskFailure> {
     let overlord = OverlordClient::from_env(task.payload().clone())?;
-    let deep = DeepStorage::from_location(
-        &std::env::var("DROVER_DEEP_STORAGE").unwrap_or_else(|_| "var/druid/segments".into()),
-    )?;
+    let deep = DeepStorage::from_env()?;
+    build_and_publish(task, spec, task_dir, progress, &overlord, &deep, &[]).await
+}
 
+/// Reads the spec's inputs into segments and publishes them under the task's locks; `replaced`
+/// are marked unused in the same transaction (a compaction's `dropExisting`).
+pub(crate) async fn build_and_publish(
+    task: &Task,
+    spec: &IngestionSpec,
+    task_dir: &Path,
+    progress: &mut Progress,
+    overlord: &OverlordClient,
+    deep: &DeepStorage,
+    replaced: &[DataSegment],
+) -> Result<(), TaskFailure> {
     progress.state = "BUILD_SEGMENTS";
     let inputs = crate::inputs::gather(
         &spec.input_source,
         &spec.timestamp,
-        &overlord,
-        &deep,
+        overlord,
+        deep,
         &task_dir.join("tmp"),
     )
     .await?;
@@ -158,7 +169,7 @@ async fn ingest(
     );
 
     let write_started = std::time::Instant::now();
-    let segments = write_segments(task, spec, &built, &overlord, &deep).await?;
+    let segments = write_segments(task, spec, &built, overlord, deep).await?;
     println!(
         "uploaded {} segment file(s) in {} ms; peak RSS {} kB",
         segments.len(),
@@ -171,9 +182,12 @@ async fn ingest(
         println!("pausing {ms} ms before publishing (context drover.pauseBeforePublishMs)");
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    if !segments.is_empty() {
+    if !segments.is_empty() || !replaced.is_empty() {
         let result = overlord
-            .submit(json!({"type": "segmentTransactionalInsert", "segments": segments}))
+            .submit(
+                json!({"type": "segmentTransactionalInsert", "segments": segments,
+                "segmentsToBeOverwritten": replaced}),
+            )
             .await?;
         if result.get("success").and_then(Value::as_bool) != Some(true) {
             return Err(fail!(

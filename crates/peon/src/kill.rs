@@ -54,9 +54,7 @@ pub fn run(task: &Task, spec: &KillSpec, attempt_dir: &Path) -> TaskStatus {
 
 async fn kill(task: &Task, spec: &KillSpec, killed: &mut Killed) -> Result<(), TaskFailure> {
     let overlord = OverlordClient::from_env(task.payload().clone())?;
-    let deep = DeepStorage::from_location(
-        &std::env::var("DROVER_DEEP_STORAGE").unwrap_or_else(|_| "var/druid/segments".into()),
-    )?;
+    let deep = DeepStorage::from_env()?;
     let data_source = task.data_source.as_str();
     if spec.mark_as_unused {
         let n = overlord

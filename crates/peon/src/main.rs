@@ -10,6 +10,7 @@
 
 #[macro_use]
 mod failure;
+mod compact;
 mod deep_storage;
 mod index;
 mod inputs;
@@ -87,6 +88,12 @@ fn run(task_dir: &Path, attempt: &str) -> Result<(), TaskFailure> {
             }
         },
         TaskKind::Index(spec) => index::run(
+            &task,
+            spec,
+            task_dir,
+            &task_dir.join("attempt").join(attempt),
+        ),
+        TaskKind::Compact(spec) => compact::run(
             &task,
             spec,
             task_dir,

@@ -2,8 +2,10 @@
 //! specs that travel with the task from `POST /task` through the queue and the runner to the
 //! peon, so no later step reads the JSON again.
 
+pub mod compact;
 pub mod task;
 
+pub use compact::CompactSpec;
 pub use task::{
     IsReadyResult, KafkaTaskSpec, KillSpec, NoopSpec, Task, TaskKind, TaskSpecError,
     KILL_DEFAULT_BATCH_SIZE,

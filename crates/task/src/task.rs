@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use drover_core::ids::{validate_id, DataSource, IdError, TaskId};
 use drover_core::interval::Interval;
+
+use crate::compact::CompactSpec;
 use drover_core::TaskResource;
 use drover_ingest::IngestionSpec;
 use drover_kafka::task::TaskIoError;
@@ -16,13 +18,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 /// Task types Druid has that Drover does not run yet: named so the error says so.
-const NOT_YET_SUPPORTED: &[&str] = &[
-    "index_kinesis",
+const NOT_YET_SUPPORTED: &[&str] = &["index_kinesis", "index_hadoop", "single_phase_sub_task"];
+const SUPPORTED: &[&str] = &[
+    "noop",
+    "index",
+    "index_parallel",
+    "index_kafka",
+    "kill",
     "compact",
-    "index_hadoop",
-    "single_phase_sub_task",
 ];
-const SUPPORTED: &[&str] = &["noop", "index", "index_parallel", "index_kafka", "kill"];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TaskSpecError {
@@ -91,13 +95,15 @@ pub enum TaskKind {
     Kafka(Arc<KafkaTaskSpec>),
     /// `kill`: deletes unused segments for good.
     Kill(KillSpec),
+    /// `compact`: rewrites used segments as new ones.
+    Compact(Arc<CompactSpec>),
 }
 
 impl TaskKind {
     /// The ingestion spec of a task that writes segments (`None` for a noop).
     pub fn ingestion(&self) -> Option<&IngestionSpec> {
         match self {
-            TaskKind::Noop(_) | TaskKind::Kill(_) => None,
+            TaskKind::Noop(_) | TaskKind::Kill(_) | TaskKind::Compact(_) => None,
             TaskKind::Index(spec) => Some(spec),
             TaskKind::Kafka(spec) => Some(&spec.schema),
         }
@@ -182,8 +188,8 @@ impl Task {
             _ => None,
         };
         let data_source = match schema_data_source.as_ref().or(obj.get("dataSource")) {
-            None | Some(Value::Null) if task_type == "kill" => {
-                return Err(invalid("dataSource", "is required for a kill task"))
+            None | Some(Value::Null) if task_type == "kill" || task_type == "compact" => {
+                return Err(invalid("dataSource", "is required for this task type"))
             }
             None | Some(Value::Null) if schema_data_source.is_none() && task_type != "noop" => {
                 return Err(invalid(
@@ -236,6 +242,10 @@ impl Task {
             "kill" => Some(parse_kill(&obj)?),
             _ => None,
         };
+        let compact = match task_type.as_str() {
+            "compact" => Some(CompactSpec::parse(&obj, &data_source)?),
+            _ => None,
+        };
 
         obj.insert("id".into(), Value::String(id.to_string()));
         obj.insert("groupId".into(), Value::String(group_id.clone()));
@@ -248,6 +258,9 @@ impl Task {
         let kind = match (task_type.as_str(), noop) {
             (_, Some(noop)) => TaskKind::Noop(noop),
             ("kill", _) => TaskKind::Kill(kill.expect("parsed above for kill")),
+            ("compact", _) => {
+                TaskKind::Compact(Arc::new(compact.expect("parsed above for compact")))
+            }
             ("index" | "index_parallel", _) => {
                 TaskKind::Index(Arc::new(IngestionSpec::from_task(&payload)?))
             }

@@ -208,6 +208,8 @@ impl Queued {
             ),
             // A kill deletes what is in its interval: nobody may publish there meanwhile.
             TaskKind::Kill(spec) => vec![spec.interval],
+            // A compaction rewrites its interval (widened to whole new buckets).
+            TaskKind::Compact(spec) => spec.lock_intervals(),
             // A streaming task locks each segment as it allocates it (Druid's isReady: true).
             TaskKind::Noop(_) | TaskKind::Kafka(_) => Vec::new(),
         };
@@ -566,7 +568,9 @@ enum Readiness {
 /// moment it was queued.
 fn is_ready(task: &Task, added: Instant) -> Readiness {
     match &task.kind {
-        TaskKind::Index(_) | TaskKind::Kafka(_) | TaskKind::Kill(_) => Readiness::Ready,
+        TaskKind::Index(_) | TaskKind::Kafka(_) | TaskKind::Kill(_) | TaskKind::Compact(_) => {
+            Readiness::Ready
+        }
         TaskKind::Noop(spec) => match spec.is_ready_result {
             IsReadyResult::Exception => {
                 Readiness::Failed("isReady failed: isReadyResult is EXCEPTION".into())

@@ -68,9 +68,7 @@ fn ingest(
         .build()
         .map_err(|e| fail!("cannot start the async runtime: {e}"))?;
     let overlord = OverlordClient::from_env(task.payload().clone())?;
-    let deep = DeepStorage::from_location(
-        &std::env::var("DROVER_DEEP_STORAGE").unwrap_or_else(|_| "var/druid/segments".into()),
-    )?;
+    let deep = DeepStorage::from_env()?;
 
     let (snapshot_tx, snapshot_rx) = watch::channel(Snapshot {
         status: Status::NotStarted,
