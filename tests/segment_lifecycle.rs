@@ -623,3 +623,119 @@ async fn compaction_keeps_rows_and_sums_while_reducing_segments() {
         r.body
     );
 }
+
+/// Automatic compaction: many small hourly segments become one per day without an operator,
+/// one task at a time within the slot budget, every row kept; then it leaves them alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_compaction_reduces_many_small_segments() {
+    let cluster = Cluster::start(
+        ClusterSpec::workers(&[2]).overlord_args(&["--coordinator-period", "300ms"]),
+    )
+    .await;
+    let c = cluster.client.clone();
+    const DS: &str = "auto-compacted";
+    let mut data = String::new();
+    for day in 10..13 {
+        for hour in 0..6 {
+            for i in 0..20 {
+                data.push_str(&format!(
+                    "{{\"ts\":\"2015-09-{day}T{hour:02}:{i:02}:00Z\",\"page\":\"p{}\",\"n\":1}}\n",
+                    i % 3
+                ));
+            }
+        }
+    }
+    let mut task = inline_index_task(
+        "small",
+        DS,
+        "2015-09-10/2015-09-13",
+        &data,
+        json!({"partitionsSpec": {"type": "dynamic", "maxRowsPerSegment": 8}}),
+        json!({}),
+    );
+    task["spec"]["dataSchema"]["granularitySpec"]["segmentGranularity"] = json!("hour");
+    let status = c
+        .wait_complete(&c.submit(&task).await.unwrap(), TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    let before = used_segments(&c, DS).await;
+    assert_eq!(before.len(), 3 * 6 * 3, "3 partitions an hour");
+
+    let path = "/druid/coordinator/v1/config/compaction";
+    let bad = c
+        .send_root(
+            Method::POST,
+            path,
+            Some(&json!({"dataSource": DS, "skipOffsetFromLatest": "soon"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("skipOffsetFromLatest"), "{}", bad.body);
+    let config = json!({"dataSource": DS, "skipOffsetFromLatest": "PT0S",
+        "granularitySpec": {"segmentGranularity": "DAY"},
+        "tuningConfig": {"partitionsSpec": {"type": "dynamic"}}});
+    let r = c
+        .send_root(Method::POST, path, Some(&config))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let stored = c.get_root(path).await.unwrap().json();
+    assert_eq!(stored["compactionConfigs"][0]["dataSource"], DS);
+    assert_eq!(stored["compactionConfigs"][0]["taskPriority"], 25);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let daily = loop {
+        let used = used_segments(&c, DS).await;
+        if used.len() == 3 {
+            break used;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} segments still",
+            used.len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(drover_scenarios::segment_rows(&daily).len(), 360);
+    assert!(daily.iter().all(|s| !s["lastCompactionState"].is_null()));
+    // Three compactions, newest day first, never two at once (one slot: 2 workers × 0.1).
+    let tasks = c.tasks("?type=compact").await.unwrap();
+    assert_eq!(tasks.len(), 3, "{tasks:?}");
+    let status = c
+        .get_root(&format!(
+            "/druid/coordinator/v1/compaction/status?dataSource={DS}"
+        ))
+        .await
+        .unwrap()
+        .json();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut status = status;
+    while status["latestStatus"][0]["segmentCountCompacted"] != 3 {
+        assert!(std::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        status = c
+            .get_root(&format!(
+                "/druid/coordinator/v1/compaction/status?dataSource={DS}"
+            ))
+            .await
+            .unwrap()
+            .json();
+    }
+    assert_eq!(
+        status["latestStatus"][0]["segmentCountAwaitingCompaction"],
+        0
+    );
+    // Compacted as configured: nothing more is submitted.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(c.tasks("?type=compact").await.unwrap().len(), 3);
+    // The config can be removed.
+    let r = c
+        .send_root(Method::DELETE, &format!("{path}/{DS}"), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = c.get_root(&format!("{path}/{DS}")).await.unwrap();
+    assert_eq!(r.status, 404);
+}

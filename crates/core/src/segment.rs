@@ -25,6 +25,10 @@ pub struct DataSegment {
     pub size: u64,
     #[serde(default)]
     pub identifier: String,
+    /// Druid's record of the compaction that wrote the segment (absent otherwise): automatic
+    /// compaction leaves segments alone whose state matches its config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_compaction_state: Option<Value>,
 }
 
 fn binary_version() -> i32 {

@@ -407,6 +407,7 @@ async fn locks_and_segments_conformance(db: TestDb) {
         binary_version: 9,
         size: 100,
         identifier: String::new(),
+        last_compaction_state: None,
     };
     let v1 = [
         segment(1, "v1", 0),
@@ -581,6 +582,7 @@ async fn offsets_conformance(db: TestDb) {
         binary_version: 9,
         size: 1,
         identifier: String::new(),
+        last_compaction_state: None,
     };
     let commit = |start: &[(&str, i64)], end: &[(&str, i64)]| OffsetCommit {
         key: "events".into(),

@@ -27,6 +27,8 @@ pub struct LeaderServices {
     pub queue: QueueHandle,
     pub runner: RunnerHandle,
     pub supervisors: SupervisorManager,
+    /// Automatic compaction's latest view of each configured data source.
+    pub compaction: watch::Receiver<crate::compaction::CompactionStatus>,
     pub epoch: i64,
     /// The latch term these services were started in.
     term: u64,
@@ -210,6 +212,15 @@ impl Manager {
             scope.clone(),
         );
         crate::retention::start(store.clone(), self.config.coordinator_period, &scope);
+        let compaction = crate::compaction::start(
+            crate::compaction::CompactionDuty {
+                store: store.clone(),
+                queue: queue.clone(),
+                runner: runner.clone(),
+            },
+            self.config.coordinator_period,
+            &scope,
+        );
         tracing::info!(
             epoch,
             "leading: task queue, runner, supervisors and retention started"
@@ -219,6 +230,7 @@ impl Manager {
             queue,
             runner,
             supervisors,
+            compaction,
             epoch,
             term,
             scope,

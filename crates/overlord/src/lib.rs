@@ -3,6 +3,7 @@
 //! redirect to it.
 
 pub mod actions;
+pub mod compaction;
 pub mod config;
 pub mod http;
 pub mod leader;

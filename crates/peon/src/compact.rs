@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::deep_storage::DeepStorage;
 use crate::failure::TaskFailure;
-use crate::index::{build_and_publish, Progress};
+use crate::index::{build_and_publish, Progress, Rewrite};
 use crate::overlord_client::OverlordClient;
 
 pub fn run(task: &Task, spec: &CompactSpec, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
@@ -91,9 +91,12 @@ async fn compact(
         spec.interval,
         granularity.name()
     );
-    let replaced: &[DataSegment] = if spec.drop_existing { &segments } else { &[] };
+    let rewrite = Rewrite {
+        replaced: if spec.drop_existing { &segments } else { &[] },
+        state: Some(spec.state()),
+    };
     build_and_publish(
-        task, &ingestion, task_dir, progress, &overlord, &deep, replaced,
+        task, &ingestion, task_dir, progress, &overlord, &deep, &rewrite,
     )
     .await
 }

@@ -100,11 +100,20 @@ async fn ingest(
 ) -> Result<(), TaskFailure> {
     let overlord = OverlordClient::from_env(task.payload().clone())?;
     let deep = DeepStorage::from_env()?;
-    build_and_publish(task, spec, task_dir, progress, &overlord, &deep, &[]).await
+    let rewrite = Rewrite::default();
+    build_and_publish(task, spec, task_dir, progress, &overlord, &deep, &rewrite).await
 }
 
-/// Reads the spec's inputs into segments and publishes them under the task's locks; `replaced`
-/// are marked unused in the same transaction (a compaction's `dropExisting`).
+/// What a compaction adds to a publish.
+#[derive(Default)]
+pub(crate) struct Rewrite<'a> {
+    /// Marked unused in the publish's transaction (`dropExisting`).
+    pub replaced: &'a [DataSegment],
+    /// Recorded on every new segment as `lastCompactionState`.
+    pub state: Option<Value>,
+}
+
+/// Reads the spec's inputs into segments and publishes them under the task's locks.
 pub(crate) async fn build_and_publish(
     task: &Task,
     spec: &IngestionSpec,
@@ -112,7 +121,7 @@ pub(crate) async fn build_and_publish(
     progress: &mut Progress,
     overlord: &OverlordClient,
     deep: &DeepStorage,
-    replaced: &[DataSegment],
+    rewrite: &Rewrite<'_>,
 ) -> Result<(), TaskFailure> {
     progress.state = "BUILD_SEGMENTS";
     let inputs = crate::inputs::gather(
@@ -169,7 +178,10 @@ pub(crate) async fn build_and_publish(
     );
 
     let write_started = std::time::Instant::now();
-    let segments = write_segments(task, spec, &built, overlord, deep).await?;
+    let mut segments = write_segments(task, spec, &built, overlord, deep).await?;
+    for s in &mut segments {
+        s.last_compaction_state = rewrite.state.clone();
+    }
     println!(
         "uploaded {} segment file(s) in {} ms; peak RSS {} kB",
         segments.len(),
@@ -182,11 +194,11 @@ pub(crate) async fn build_and_publish(
         println!("pausing {ms} ms before publishing (context drover.pauseBeforePublishMs)");
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    if !segments.is_empty() || !replaced.is_empty() {
+    if !segments.is_empty() || !rewrite.replaced.is_empty() {
         let result = overlord
             .submit(
                 json!({"type": "segmentTransactionalInsert", "segments": segments,
-                "segmentsToBeOverwritten": replaced}),
+                "segmentsToBeOverwritten": rewrite.replaced}),
             )
             .await?;
         if result.get("success").and_then(Value::as_bool) != Some(true) {
@@ -341,6 +353,7 @@ pub(crate) async fn upload(
         binary_version: 9,
         size,
         identifier: String::new(),
+        last_compaction_state: None,
     };
     println!(
         "wrote segment {} ({} rows, {size} bytes)",

@@ -219,6 +219,23 @@ impl CompactSpec {
         }}))
     }
 
+    /// Druid's `lastCompactionState`, recorded on the segments this compaction writes: the parts
+    /// of the spec that decide what the segments look like, as given (`null` where the segments'
+    /// own were kept). Automatic compaction compares it with its config's.
+    pub fn state(&self) -> Value {
+        json!({
+            "granularitySpec": {
+                "segmentGranularity": self.segment_granularity.map(Granularity::name),
+                "queryGranularity": self.query_granularity.map(Granularity::name),
+                "rollup": self.rollup,
+            },
+            "dimensionsSpec": self.dimensions_spec,
+            "metricsSpec": self.metrics_spec,
+            "transformSpec": self.transform_spec,
+            "partitionsSpec": self.tuning_config.as_ref().and_then(|t| t.get("partitionsSpec")),
+        })
+    }
+
     /// What the task locks: the interval, widened to whole buckets of a new granularity.
     pub fn lock_intervals(&self) -> Vec<Interval> {
         match self.segment_granularity {

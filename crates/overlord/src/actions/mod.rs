@@ -189,6 +189,7 @@ mod tests {
             binary_version: 9,
             size: 0,
             identifier: String::new(),
+            last_compaction_state: None,
         }
     }
 

@@ -2,6 +2,7 @@
 
 mod actions;
 mod audit;
+mod compaction;
 mod data_management;
 mod datasources;
 mod error;
@@ -200,6 +201,26 @@ pub fn router(state: AppState) -> Router {
             get(datasources::segment)
                 .post(data_management::mark_segment_used)
                 .delete(data_management::mark_segment_unused),
+        )
+        .route(
+            "/druid/coordinator/v1/config/compaction",
+            get(compaction::get_all).post(compaction::set),
+        )
+        .route(
+            "/druid/coordinator/v1/config/compaction/taskslots",
+            post(compaction::task_slots),
+        )
+        .route(
+            "/druid/coordinator/v1/config/compaction/{ds}",
+            get(compaction::get).delete(compaction::delete),
+        )
+        .route(
+            "/druid/coordinator/v1/compaction/status",
+            get(compaction::status),
+        )
+        .route(
+            "/druid/coordinator/v1/compaction/progress",
+            get(compaction::progress),
         )
         .route("/druid/coordinator/v1/rules", get(rules::all))
         .route(
