@@ -40,6 +40,18 @@ ensure_zookeeper() {
     [ -f /usr/share/java/slf4j-nop.jar ] || apt_install libslf4j-java
 }
 
+# DuckDB's Python package: the scenario tests read the current view of a data source with it,
+# as a user without the API would.
+ensure_duckdb() {
+    if ! command -v python3 >/dev/null; then apt_install python3 python3-pip; fi
+    if ! python3 -c 'import duckdb' 2>/dev/null; then
+        log "installing DuckDB's Python package from PyPI"
+        python3 -m pip install --quiet --disable-pip-version-check duckdb \
+            || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages duckdb \
+            || die "cannot install the duckdb Python package"
+    fi
+}
+
 ensure_cargo() {
     command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"
 }

@@ -386,6 +386,27 @@ async fn retention_rules_drop_all_but_one_day() {
     assert_eq!(history[0]["type"], "rules");
 }
 
+/// Runs `outer` (with `{query}` standing for the view's query) in DuckDB, through its Python
+/// package (`scripts/test` installs it), and answers the rows as JSON.
+fn duckdb_rows(view_sql: &str, outer: &str) -> Value {
+    let query = view_sql.trim().trim_end_matches(';');
+    let sql = outer.replace("{query}", query);
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import duckdb, json, sys; print(json.dumps(duckdb.sql(sys.argv[1]).fetchall()))",
+            &sql,
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "DuckDB failed on {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The rows a reader sees: those of the used segments, less the rows inside the interval of a
 /// newer used segment (Druid's timeline: a finer, newer segment overshadows part of an older
 /// coarse one), as `(time, animal, count, number)`.
@@ -476,6 +497,24 @@ async fn update_tutorial_overwrites_then_appends_with_a_combining_source() {
             row("03:01", "aardvark", 1, 9999),
             row("04:01", "bear", 1, 111),
         ]
+    );
+
+    // A reader without the API gets the same three rows: DuckDB over the current view's query
+    // (the weekly segment is still used, partly overshadowed by the daily one).
+    assert_eq!(used_segments(&c, DS).await.len(), 2);
+    let sql = c
+        .get_root(&format!(
+            "/drover/v1/datasources/{DS}/current?format=duckdb"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(sql.status, 200, "{}", sql.body);
+    assert_eq!(
+        duckdb_rows(
+            &sql.body,
+            "SELECT animal, number FROM ({query}) ORDER BY animal"
+        ),
+        json!([["aardvark", 9999], ["bear", 111], ["lion", 100]])
     );
 
     // Append: the current rows and the new file, rolled up together into a weekly segment.

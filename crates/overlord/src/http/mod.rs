@@ -3,6 +3,7 @@
 mod actions;
 mod audit;
 mod compaction;
+mod current_view;
 mod data_management;
 mod datasources;
 mod error;
@@ -221,6 +222,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/druid/coordinator/v1/compaction/progress",
             get(compaction::progress),
+        )
+        .route(
+            "/drover/v1/datasources/{ds}/current",
+            get(current_view::current),
         )
         .route("/druid/coordinator/v1/rules", get(rules::all))
         .route(
