@@ -9,6 +9,7 @@ mod failover;
 mod hardening;
 mod ingest;
 mod kafka;
+mod lifecycle;
 
 use clap::Parser;
 use drover_testkit::{bin_dir, Cluster, ClusterSpec, ZooKeeper};
@@ -46,6 +47,10 @@ struct Args {
     /// requests, submissions during a metadata-store outage (needs DROVER_TEST_POSTGRES_URL).
     #[arg(long)]
     hardening: bool,
+    /// Measure the segment lifecycle instead: compaction of this many rows (beside DuckDB) and
+    /// the kill of 10,000 unused segments.
+    #[arg(long)]
+    lifecycle: Option<usize>,
     /// taskCleanupTimeout for the failover run.
     #[arg(long, default_value = "5s")]
     cleanup_timeout: String,
@@ -114,6 +119,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.hardening {
         return hardening::run().await;
+    }
+    if let Some(rows) = args.lifecycle {
+        return lifecycle::run(rows).await;
     }
     if let Some(rows) = args.ingest {
         return ingest::run(rows).await;
