@@ -135,7 +135,14 @@ pub fn router(state: AppState) -> Router {
         .route("/worker/{host}/enable", post(workers::enable))
         .route("/worker/{host}/disable", post(workers::disable))
         .route("/totalWorkerCapacity", get(workers::total_capacity))
-        .route("/action", post(actions::action))
+        // A publish carries every segment of the task (10,000 one-row segments are ~6 MB): the
+        // same limit as a task's payload, not axum's 2 MB default.
+        .route(
+            "/action",
+            post(actions::action).layer(axum::extract::DefaultBodyLimit::max(
+                state.max_task_payload_bytes,
+            )),
+        )
         .route(
             "/supervisor",
             get(supervisors::list).post(supervisors::submit),
