@@ -778,3 +778,59 @@ async fn automatic_compaction_reduces_many_small_segments() {
     let r = c.get_root(&format!("{path}/{DS}")).await.unwrap();
     assert_eq!(r.status, 404);
 }
+
+/// With `kill_unused_segments` on, the leader deletes unused segments by itself once they have
+/// been unused for `kill_buffer_period`: files and rows go, used segments stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_kill_deletes_old_unused_segments() {
+    let cluster = Cluster::start(ClusterSpec::workers(&[2]).overlord_args(&[
+        "--kill-unused-segments",
+        "true",
+        "--kill-period",
+        "300ms",
+        "--kill-buffer-period",
+        "1s",
+        "--kill-duration-to-retain",
+        "0s",
+    ]))
+    .await;
+    let c = cluster.client.clone();
+    let status = c
+        .wait_complete(&c.submit(&hourly_task()).await.unwrap(), TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    let ids: Vec<String> = used_segments(&c, DS)
+        .await
+        .iter()
+        .map(|s| s["identifier"].as_str().unwrap().to_string())
+        .collect();
+    let r = c
+        .send_root(
+            Method::POST,
+            &format!("/druid/coordinator/v1/datasources/{DS}/markUnused"),
+            Some(&json!({"interval": "2015-09-12T00:00:00Z/2015-09-12T02:00:00Z"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.json(), json!({"numChangedSegments": 2}));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = segment_rows_in_store(&cluster).await;
+        if rows.len() == 2 {
+            assert_eq!(rows, vec![(ids[2].clone(), true), (ids[3].clone(), true)]);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(files_in_deep_storage(&cluster).len(), 2);
+    let kills = c.tasks("?type=kill").await.unwrap();
+    assert!(
+        kills.iter().all(|t| t["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("coordinator-issued_kill_")),
+        "{kills:?}"
+    );
+}

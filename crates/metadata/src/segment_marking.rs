@@ -2,6 +2,7 @@
 //! deleting the rows of unused ones (the `kill` task). Every write is fenced: a deposed leader
 //! changes nothing. A segment is used or not; nothing here touches the files.
 
+use chrono::{DateTime, Utc};
 use drover_core::interval::Interval;
 use drover_core::segment::DataSegment;
 use drover_core::time::{now_iso, to_iso};
@@ -26,28 +27,68 @@ pub enum SegmentFilter<'a> {
     All,
 }
 
+/// Used segments, or unused ones (those marked unused before a time, when given: a kill leaves
+/// recently dropped segments a grace period).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    Used,
+    Unused {
+        marked_before: Option<DateTime<Utc>>,
+    },
+}
+
+impl Usage {
+    fn used(self) -> bool {
+        self == Usage::Used
+    }
+
+    /// ` AND used_status_last_updated <= ?` when it applies; bind `marked_before_bind` after.
+    fn clause(self) -> &'static str {
+        match self {
+            Usage::Unused {
+                marked_before: Some(_),
+            } => " AND used_status_last_updated <= ?",
+            _ => "",
+        }
+    }
+
+    fn marked_before(self) -> Option<String> {
+        match self {
+            Usage::Unused {
+                marked_before: Some(t),
+            } => Some(to_iso(t)),
+            _ => None,
+        }
+    }
+}
+
 fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
 impl MetadataStore {
-    /// The segments of `data_source` with `used` that `filter` selects, oldest first, at most
+    /// The segments of `data_source` in `usage` that `filter` selects, oldest first, at most
     /// `limit`.
     pub async fn segments_where(
         &self,
         data_source: &str,
-        used: bool,
+        usage: Usage,
         filter: SegmentFilter<'_>,
         limit: Option<u64>,
     ) -> Result<Vec<DataSegment>, MetadataError> {
+        let used = usage.used();
         let mut out = Vec::new();
         if let SegmentFilter::Ids(ids) = filter {
             for chunk in ids.chunks(IDS_PER_STATEMENT) {
                 let q = self.backend.sql(&format!(
-                    "SELECT payload FROM druid_segments WHERE dataSource = ? AND used = ? AND id IN ({}) ORDER BY start, id",
+                    "SELECT payload FROM druid_segments WHERE dataSource = ? AND used = ?{} AND id IN ({}) ORDER BY start, id",
+                    usage.clause(),
                     placeholders(chunk.len())
                 ));
                 let mut query = sqlx::query(&q).bind(data_source).bind(used);
+                if let Some(t) = usage.marked_before() {
+                    query = query.bind(t);
+                }
                 for id in chunk {
                     query = query.bind(id.as_str());
                 }
@@ -59,8 +100,10 @@ impl MetadataStore {
             return Ok(out);
         }
         let end = self.backend.quote("end");
-        let mut q =
-            "SELECT payload FROM druid_segments WHERE dataSource = ? AND used = ?".to_string();
+        let mut q = format!(
+            "SELECT payload FROM druid_segments WHERE dataSource = ? AND used = ?{}",
+            usage.clause()
+        );
         let mut versions: &[String] = &[];
         if let SegmentFilter::Interval {
             versions: Some(v), ..
@@ -84,6 +127,9 @@ impl MetadataStore {
         }
         let q = self.backend.sql(&q);
         let mut query = sqlx::query(&q).bind(data_source).bind(used);
+        if let Some(t) = usage.marked_before() {
+            query = query.bind(t);
+        }
         if let SegmentFilter::Interval { interval, .. } = filter {
             query = query
                 .bind(to_iso(interval.start))
@@ -200,4 +246,40 @@ fn decode(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<DataSegment>, MetadataErro
                 .map_err(|e| MetadataError::corrupt(format!("segment payload: {e}")))
         })
         .collect()
+}
+
+impl MetadataStore {
+    /// Data sources with unused segments marked unused before `marked_before`, with the span of
+    /// those segments: what an automatic kill may delete.
+    pub async fn unused_spans(
+        &self,
+        marked_before: DateTime<Utc>,
+    ) -> Result<Vec<(String, Interval)>, MetadataError> {
+        let end = self.backend.quote("end");
+        // PostgreSQL folds unquoted names to lower case: alias them.
+        let q = self.backend.sql(&format!(
+            "SELECT dataSource AS data_source, MIN(start) AS first_start, MAX({end}) AS last_end \
+             FROM druid_segments WHERE used = ? AND used_status_last_updated <= ? \
+             GROUP BY dataSource ORDER BY dataSource"
+        ));
+        let rows = sqlx::query(&q)
+            .bind(false)
+            .bind(to_iso(marked_before))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let ds: String = r.try_get("data_source")?;
+            let start: String = r.try_get("first_start")?;
+            let end: String = r.try_get("last_end")?;
+            let parse = |t: &str| {
+                drover_core::time::parse_iso(t)
+                    .ok_or_else(|| MetadataError::corrupt(format!("segment time [{t}] of [{ds}]")))
+            };
+            if let Ok(span) = Interval::new(parse(&start)?, parse(&end)?) {
+                out.push((ds, span));
+            }
+        }
+        Ok(out)
+    }
 }

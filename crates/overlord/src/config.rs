@@ -47,6 +47,20 @@ pub struct OverlordConfig {
     /// (`druid.coordinator.period`).
     #[serde(with = "humantime_serde")]
     pub coordinator_period: Duration,
+    /// Whether the leader deletes old unused segments by itself (`druid.coordinator.kill.on`).
+    pub kill_unused_segments: bool,
+    /// How often it looks for them (`druid.coordinator.kill.period`).
+    #[serde(with = "humantime_serde")]
+    pub kill_period: Duration,
+    /// Segments unused for less than this are kept (`druid.coordinator.kill.bufferPeriod`).
+    #[serde(with = "humantime_serde")]
+    pub kill_buffer_period: Duration,
+    /// Segments whose time ended less than this ago are kept
+    /// (`druid.coordinator.kill.durationToRetain`).
+    #[serde(with = "humantime_serde")]
+    pub kill_duration_to_retain: Duration,
+    /// At most this many segments a kill task (`druid.coordinator.kill.maxSegments`).
+    pub kill_max_segments: u64,
     /// How often the queue re-reads active tasks from storage (`druid.indexer.queue.storageSyncRate`).
     #[serde(with = "humantime_serde")]
     pub storage_sync_period: Duration,
@@ -111,6 +125,11 @@ impl Default for OverlordConfig {
             leader_probe_timeout: Duration::from_secs(2),
             storage_sync_period: Duration::from_secs(60),
             coordinator_period: Duration::from_secs(60),
+            kill_unused_segments: false,
+            kill_period: Duration::from_secs(24 * 3600),
+            kill_buffer_period: Duration::from_secs(30 * 24 * 3600),
+            kill_duration_to_retain: Duration::from_secs(90 * 24 * 3600),
+            kill_max_segments: 100,
             task_assignment_timeout: Duration::from_secs(300),
             task_cleanup_timeout: Duration::from_secs(900),
             task_shutdown_link_timeout: Duration::from_secs(60),
@@ -188,6 +207,21 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_OVERLORD_LEADER_PROBE_TIMEOUT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leader_probe_timeout: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_KILL_UNUSED_SEGMENTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kill_unused_segments: Option<bool>,
+    #[arg(long, env = "DROVER_OVERLORD_KILL_PERIOD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kill_period: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_KILL_BUFFER_PERIOD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kill_buffer_period: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_KILL_DURATION_TO_RETAIN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kill_duration_to_retain: Option<String>,
+    #[arg(long, env = "DROVER_OVERLORD_KILL_MAX_SEGMENTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kill_max_segments: Option<u64>,
     #[arg(long, env = "DROVER_OVERLORD_COORDINATOR_PERIOD")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coordinator_period: Option<String>,

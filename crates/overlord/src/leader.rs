@@ -44,6 +44,17 @@ pub struct ServiceConfig {
     pub zk_resync_period: Duration,
     /// How often retention rules are applied.
     pub coordinator_period: Duration,
+    /// Automatic kill of old unused segments, when on: its period and settings.
+    pub auto_kill: Option<AutoKillConfig>,
+}
+
+/// `kill_*` settings of the automatic kill.
+#[derive(Debug, Clone)]
+pub struct AutoKillConfig {
+    pub period: Duration,
+    pub buffer_period: Duration,
+    pub duration_to_retain: Duration,
+    pub max_segments: u64,
 }
 
 #[derive(Clone)]
@@ -212,6 +223,19 @@ impl Manager {
             scope.clone(),
         );
         crate::retention::start(store.clone(), self.config.coordinator_period, &scope);
+        if let Some(kill) = &self.config.auto_kill {
+            crate::retention::auto_kill::start(
+                crate::retention::auto_kill::AutoKill {
+                    store: store.clone(),
+                    queue: queue.clone(),
+                    buffer_period: kill.buffer_period,
+                    duration_to_retain: kill.duration_to_retain,
+                    max_segments: kill.max_segments,
+                },
+                kill.period,
+                &scope,
+            );
+        }
         let compaction = crate::compaction::start(
             crate::compaction::CompactionDuty {
                 store: store.clone(),

@@ -80,6 +80,14 @@ pub async fn run(
             paths: ZkPaths::new(&config.zk_base),
             zk_resync_period: config.zk_resync_period,
             coordinator_period: config.coordinator_period,
+            auto_kill: config
+                .kill_unused_segments
+                .then_some(leader::AutoKillConfig {
+                    period: config.kill_period,
+                    buffer_period: config.kill_buffer_period,
+                    duration_to_retain: config.kill_duration_to_retain,
+                    max_segments: config.kill_max_segments,
+                }),
         },
         store,
         session,

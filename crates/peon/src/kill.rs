@@ -81,7 +81,9 @@ async fn kill(task: &Task, spec: &KillSpec, killed: &mut Killed) -> Result<(), T
         let answer = overlord
             .submit(
                 json!({"type": "retrieveUnusedSegments", "dataSource": data_source,
-                "interval": spec.interval, "versions": spec.versions, "limit": wanted}),
+                "interval": spec.interval, "versions": spec.versions, "limit": wanted,
+                "maxUsedStatusLastUpdatedTime": spec.max_used_status_last_updated_time
+                    .map(drover_core::time::to_iso)}),
             )
             .await?;
         let batch: Vec<DataSegment> = serde_json::from_value(answer)

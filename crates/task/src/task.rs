@@ -121,6 +121,8 @@ pub struct KillSpec {
     pub batch_size: u64,
     pub limit: Option<u64>,
     pub mark_as_unused: bool,
+    /// Only segments marked unused at or before this time (`maxUsedStatusLastUpdatedTime`).
+    pub max_used_status_last_updated_time: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Druid's default `batchSize`.
@@ -332,6 +334,7 @@ struct KillWire {
     batch_size: Option<u64>,
     limit: Option<u64>,
     mark_as_unused: Option<drover_core::wire::Flag>,
+    max_used_status_last_updated_time: Option<String>,
 }
 
 fn parse_kill(obj: &Map<String, Value>) -> Result<KillSpec, TaskSpecError> {
@@ -356,12 +359,22 @@ fn parse_kill(obj: &Map<String, Value>) -> Result<KillSpec, TaskSpecError> {
     if wire.limit == Some(0) {
         return Err(invalid("limit", "must be at least 1 when given"));
     }
+    let max_used_status_last_updated_time = match wire.max_used_status_last_updated_time {
+        None => None,
+        Some(text) => Some(drover_core::time::parse_iso(&text).ok_or_else(|| {
+            invalid(
+                "maxUsedStatusLastUpdatedTime",
+                format!("[{text}] is not an ISO-8601 instant"),
+            )
+        })?),
+    };
     Ok(KillSpec {
         interval,
         versions: wire.versions,
         batch_size,
         limit: wire.limit,
         mark_as_unused: drover_core::wire::flag(wire.mark_as_unused, false),
+        max_used_status_last_updated_time,
     })
 }
 

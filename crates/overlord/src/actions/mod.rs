@@ -68,6 +68,9 @@ pub enum TaskAction {
         versions: Option<Vec<String>>,
         #[serde(default)]
         limit: Option<u64>,
+        /// Only segments marked unused at or before this time (an automatic kill's grace).
+        #[serde(default)]
+        max_used_status_last_updated_time: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Deletes the rows of these segments, if they are still unused; answers the ids deleted (a
     /// Drover addition: the task removes only their files).

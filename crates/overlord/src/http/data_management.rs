@@ -13,7 +13,7 @@ use axum::Json;
 use drover_core::ids::DataSource;
 use drover_core::interval::Interval;
 use drover_core::segment::DataSegment;
-use drover_metadata::{MetadataStore, SegmentFilter};
+use drover_metadata::{MetadataStore, SegmentFilter, Usage};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -102,7 +102,16 @@ async fn mark_used(
     ds: &DataSource,
     filter: SegmentFilter<'_>,
 ) -> Result<u64, ApiError> {
-    let candidates = store.segments_where(ds, false, filter, None).await?;
+    let candidates = store
+        .segments_where(
+            ds,
+            Usage::Unused {
+                marked_before: None,
+            },
+            filter,
+            None,
+        )
+        .await?;
     if candidates.is_empty() {
         return Ok(0);
     }
@@ -123,7 +132,7 @@ async fn mark_unused(
     filter: SegmentFilter<'_>,
 ) -> Result<u64, ApiError> {
     let ids: Vec<String> = store
-        .segments_where(ds, true, filter, None)
+        .segments_where(ds, Usage::Used, filter, None)
         .await?
         .iter()
         .map(DataSegment::id)

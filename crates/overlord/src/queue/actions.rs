@@ -8,7 +8,7 @@ use drover_core::lock::LockType;
 use drover_core::segment::{numbered_shard_spec, DataSegment};
 use drover_core::stream_offsets::StreamOffsets;
 use drover_core::TaskId;
-use drover_metadata::{OffsetCommit, PendingSegment, PublishOutcome, SegmentFilter};
+use drover_metadata::{OffsetCommit, PendingSegment, PublishOutcome, SegmentFilter, Usage};
 use serde_json::{json, Value};
 
 use super::{bounded, ActionOutcome, QueueError, TaskQueue};
@@ -138,13 +138,17 @@ impl TaskQueue {
                 interval,
                 versions,
                 limit,
+                max_used_status_last_updated_time,
             } => {
                 same_data_source(&ds, &data_source)?;
                 let filter = SegmentFilter::Interval {
                     interval: &interval,
                     versions: versions.as_deref(),
                 };
-                let unused = bounded(self.store.segments_where(&ds, false, filter, limit)).await?;
+                let usage = Usage::Unused {
+                    marked_before: max_used_status_last_updated_time,
+                };
+                let unused = bounded(self.store.segments_where(&ds, usage, filter, limit)).await?;
                 done(to_json(&unused))
             }
             TaskAction::SegmentNuke { segments } => {
@@ -178,11 +182,12 @@ impl TaskQueue {
                     interval: &interval,
                     versions: versions.as_deref(),
                 };
-                let ids: Vec<String> = bounded(self.store.segments_where(&ds, true, filter, None))
-                    .await?
-                    .iter()
-                    .map(DataSegment::id)
-                    .collect();
+                let ids: Vec<String> =
+                    bounded(self.store.segments_where(&ds, Usage::Used, filter, None))
+                        .await?
+                        .iter()
+                        .map(DataSegment::id)
+                        .collect();
                 let n = bounded(self.store.set_segments_used(&ds, &ids, false)).await?;
                 done(json!(n))
             }

@@ -2,6 +2,7 @@
 //! their routes' storage and the leader's periodic duty that applies them. The rules themselves
 //! are pure (`rules.rs`); this module reads the store, decides, and marks segments unused.
 
+pub mod auto_kill;
 pub mod rules;
 
 use std::time::Duration;
