@@ -62,18 +62,7 @@ impl MetadataStore {
             q = self.with_fence(q);
             written = q.execute(&mut *tx).await?.rows_affected() > 0;
         }
-        let audit_sql = self.backend.sql(&format!(
-            "INSERT INTO druid_audit (audit_key, type, author, comment, created_date, payload) SELECT ?, ?, ?, ?, ?, ?{source}"
-        ));
-        let mut q = sqlx::query(&audit_sql)
-            .bind(&audit.key)
-            .bind(&audit.audit_type)
-            .bind(&audit.info.author)
-            .bind(&audit.info.comment)
-            .bind(&audit.created_date)
-            .bind(audit.payload.as_bytes().to_vec());
-        q = self.with_fence(q);
-        let audited = q.execute(&mut *tx).await?.rows_affected() > 0;
+        let audited = self.insert_audit(&mut tx, audit).await?;
         if !(written && audited) {
             tx.rollback().await?;
             self.check_fence().await?;
@@ -83,6 +72,26 @@ impl MetadataStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Appends `audit` in `tx`, fenced; whether it was written.
+    pub(crate) async fn insert_audit(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        audit: &AuditRecord,
+    ) -> Result<bool, MetadataError> {
+        let source = self.fence_source();
+        let audit_sql = self.backend.sql(&format!(
+            "INSERT INTO druid_audit (audit_key, type, author, comment, created_date, payload) SELECT ?, ?, ?, ?, ?, ?{source}"
+        ));
+        let q = sqlx::query(&audit_sql)
+            .bind(&audit.key)
+            .bind(&audit.audit_type)
+            .bind(&audit.info.author)
+            .bind(&audit.info.comment)
+            .bind(&audit.created_date)
+            .bind(audit.payload.as_bytes().to_vec());
+        Ok(self.with_fence(q).execute(&mut **tx).await?.rows_affected() > 0)
     }
 
     /// Audit rows of one key and type, newest first: those created in `[since, until)` when

@@ -47,17 +47,7 @@ impl MetadataStore {
             .bind(version)
             .bind(payload.to_vec());
         let written = self.with_fence(q).execute(&mut *tx).await?.rows_affected() > 0;
-        let audit_sql = self.backend.sql(&format!(
-            "INSERT INTO druid_audit (audit_key, type, author, comment, created_date, payload) SELECT ?, ?, ?, ?, ?, ?{source}"
-        ));
-        let q = sqlx::query(&audit_sql)
-            .bind(&audit.key)
-            .bind(&audit.audit_type)
-            .bind(&audit.info.author)
-            .bind(&audit.info.comment)
-            .bind(&audit.created_date)
-            .bind(audit.payload.as_bytes().to_vec());
-        let audited = self.with_fence(q).execute(&mut *tx).await?.rows_affected() > 0;
+        let audited = self.insert_audit(&mut tx, audit).await?;
         if !(written && audited) {
             tx.rollback().await?;
             self.check_fence().await?;

@@ -238,7 +238,8 @@ impl MetadataStore {
     }
 }
 
-fn decode(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<DataSegment>, MetadataError> {
+/// The segments of rows selecting `payload`.
+pub(crate) fn decode(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<DataSegment>, MetadataError> {
     rows.iter()
         .map(|r| {
             let payload: Vec<u8> = r.try_get("payload")?;

@@ -263,14 +263,7 @@ impl MetadataStore {
                 .bind(drover_core::time::to_iso(i.end))
                 .bind(drover_core::time::to_iso(i.start));
         }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                let payload: Vec<u8> = r.try_get("payload")?;
-                serde_json::from_slice(&payload)
-                    .map_err(|e| MetadataError::corrupt(format!("segment payload: {e}")))
-            })
-            .collect()
+        crate::segment_marking::decode(query.fetch_all(&self.pool).await?)
     }
 
     /// Data sources with at least one used segment.

@@ -434,11 +434,13 @@ fn write_report(
             }
         }
     });
+    write_report_file(attempt_dir, &report)
+}
+
+/// Writes a task's report as `report.json` in its attempt directory, whole or not at all.
+pub(crate) fn write_report_file(attempt_dir: &Path, report: &Value) -> std::io::Result<()> {
     std::fs::create_dir_all(attempt_dir)?;
     let tmp = attempt_dir.join("report.json.tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec(&report).expect("reports serialize"),
-    )?;
+    std::fs::write(&tmp, serde_json::to_vec(report).expect("reports serialize"))?;
     std::fs::rename(tmp, attempt_dir.join("report.json"))
 }

@@ -133,11 +133,5 @@ fn write_report(task: &Task, attempt_dir: &Path, killed: &Killed) -> std::io::Re
             }
         }
     });
-    std::fs::create_dir_all(attempt_dir)?;
-    let tmp = attempt_dir.join("report.json.tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec(&report).expect("reports serialize"),
-    )?;
-    std::fs::rename(tmp, attempt_dir.join("report.json"))
+    crate::index::write_report_file(attempt_dir, &report)
 }

@@ -146,11 +146,15 @@ pub async fn mark_unused_route(
     Path(ds): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let ds = data_source(ds)?;
-    let which = selection(&body)?;
-    let n = mark_unused(&s.leader()?.store, &ds, which.filter()).await?;
-    tracing::info!(data_source = %ds, segments = n, "marked segments unused");
-    Ok(changed(n))
+    mark_selected(
+        &s,
+        ds,
+        &body,
+        Usage::Unused {
+            marked_before: None,
+        },
+    )
+    .await
 }
 
 /// `POST /datasources/{ds}/markUsed`, with the same body.
@@ -159,10 +163,24 @@ pub async fn mark_used_route(
     Path(ds): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    mark_selected(&s, ds, &body, Usage::Used).await
+}
+
+/// Marks the segments the body selects as `to`.
+async fn mark_selected(
+    s: &AppState,
+    ds: String,
+    body: &[u8],
+    to: Usage,
+) -> Result<Response, ApiError> {
     let ds = data_source(ds)?;
-    let which = selection(&body)?;
-    let n = mark_used(&s.leader()?.store, &ds, which.filter()).await?;
-    tracing::info!(data_source = %ds, segments = n, "marked segments used");
+    let which = selection(body)?;
+    let store = &s.leader()?.store;
+    let n = match to {
+        Usage::Used => mark_used(store, &ds, which.filter()).await?,
+        Usage::Unused { .. } => mark_unused(store, &ds, which.filter()).await?,
+    };
+    tracing::info!(data_source = %ds, segments = n, state = ?to, "marked segments");
     Ok(changed(n))
 }
 
