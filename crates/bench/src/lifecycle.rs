@@ -90,6 +90,7 @@ pub async fn run(rows: usize) -> anyhow::Result<()> {
     let status = c.wait_complete("bench_compact", TIMEOUT).await?;
     anyhow::ensure!(status["statusCode"] == "SUCCESS", "{status}");
     let log = c.log("bench_compact").await?.unwrap_or_default();
+    let segments_ms = number_before(&log, "druid input", "ms").unwrap_or(0);
     let read_ms = number_before(&log, "input row(s) in", "ms").unwrap_or(0);
     let write_ms = number_before(&log, "merged and wrote", "ms").unwrap_or(0);
     let task_ms = status["duration"].as_i64().unwrap_or(0);
@@ -98,8 +99,8 @@ pub async fn run(rows: usize) -> anyhow::Result<()> {
         .await?
         .json();
     println!(
-        "compaction of {rows} rows: {} hourly segments -> {} (DAY); read+rebuild {read_ms} ms = {:.0} rows/s/core; \
-         merge+Parquet {write_ms} ms; whole task {task_ms} ms = {:.0} rows/s",
+        "compaction of {rows} rows: {} hourly segments -> {} (DAY); segments read back into rows {segments_ms} ms; \
+         parse+rebuild {read_ms} ms = {:.0} rows/s/core; merge+Parquet {write_ms} ms; whole task {task_ms} ms = {:.0} rows/s",
         before.len(),
         after.as_array().map_or(0, Vec::len),
         rows as f64 / (read_ms.max(1) as f64 / 1000.0),

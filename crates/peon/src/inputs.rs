@@ -82,6 +82,7 @@ impl SegmentRows<'_> {
         deep: &DeepStorage,
         dir: &Path,
     ) -> Result<PathBuf, TaskFailure> {
+        let started = std::time::Instant::now();
         let answer = overlord
             .submit(json!({"type": "segmentListUsed", "dataSource": data_source,
                 "intervals": [self.interval]}))
@@ -116,9 +117,10 @@ impl SegmentRows<'_> {
         out.flush()
             .map_err(|e| fail!("cannot write {}: {e}", path.display()))?;
         println!(
-            "druid input [{data_source}] {}: {kept} row(s) from {} segment(s)",
+            "druid input [{data_source}] {}: {kept} row(s) from {} segment(s) in {} ms",
             self.interval,
-            segments.len()
+            segments.len(),
+            started.elapsed().as_millis()
         );
         Ok(path)
     }
