@@ -537,6 +537,27 @@ async fn update_tutorial_overwrites_then_appends_with_a_combining_source() {
         ]
     );
 
+    // Reindexing into another data source, keeping some rows and columns (the druid source's
+    // filter and dimensions/metrics): only the lion's row, without `number`.
+    let reindex = json!({"type": "index", "spec": {
+        "dataSchema": {"dataSource": "lions", "timestampSpec": {"column": "__time", "format": "millis"},
+            "dimensionsSpec": {"dimensions": ["animal"]}, "metricsSpec": [{"type": "longSum", "name": "count", "fieldName": "count"}],
+            "granularitySpec": {"segmentGranularity": "day", "queryGranularity": "none", "rollup": false,
+                "intervals": ["2018-01-01/2018-01-03"]}},
+        "ioConfig": {"inputSource": {"type": "druid", "dataSource": DS, "interval": "2018-01-01/2018-01-03",
+            "filter": {"type": "selector", "dimension": "animal", "value": "lion"},
+            "dimensions": ["animal"], "metrics": ["count"]}}}});
+    let status = c
+        .wait_complete(&c.submit(&reindex).await.unwrap(), TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    let lions = drover_scenarios::segment_rows(&used_segments(&c, "lions").await);
+    assert_eq!(lions.len(), 1, "{lions:?}");
+    assert_eq!(lions[0]["animal"], "lion");
+    assert_eq!(lions[0]["count"], 2);
+    assert!(lions[0].get("number").is_none(), "{lions:?}");
+
     // A druid source with no data source, or a bad interval, is a 400 naming the field.
     let mut bad: Value = serde_json::from_str(&drover_scenarios::tutorial_file(
         "updates-append-combining.json",

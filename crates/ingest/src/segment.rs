@@ -318,6 +318,101 @@ pub fn column_kinds(bytes: Vec<u8>) -> Result<Vec<(String, ColumnKind)>, Segment
         .collect())
 }
 
+/// How a row's time is written when a segment is read back as JSON lines: under which name,
+/// rendered from its milliseconds how.
+pub type TimeField<'a> = (&'a str, &'a dyn Fn(i64) -> Value);
+
+/// Writes a segment file's rows to `out` as JSON lines, keeping those whose time (in
+/// milliseconds) `keep` accepts, the time written as `time_fields` say instead of the file's
+/// own `__time`; answers how many rows it wrote. Straight from the columns: no row is built as
+/// a JSON value on the way.
+pub fn write_json_lines(
+    bytes: Vec<u8>,
+    out: &mut dyn std::io::Write,
+    keep: &dyn Fn(i64) -> bool,
+    time_fields: &[TimeField<'_>],
+) -> Result<u64, SegmentError> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float32Type, Float64Type, Int64Type, TimestampMillisecondType};
+    let io = SegmentError::Io;
+    let json = |e: serde_json::Error| SegmentError::Io(e.into());
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?.build()?;
+    let mut written = 0;
+    for batch in reader {
+        let batch = batch?;
+        let schema = batch.schema();
+        let Some(time_col) = schema
+            .fields()
+            .iter()
+            .position(|f| matches!(f.data_type(), DataType::Timestamp(..)))
+        else {
+            continue;
+        };
+        let times = batch
+            .column(time_col)
+            .as_primitive::<TimestampMillisecondType>();
+        for r in 0..batch.num_rows() {
+            let ms = times.value(r);
+            if !keep(ms) {
+                continue;
+            }
+            out.write_all(b"{").map_err(io)?;
+            let mut first = true;
+            let mut key = |out: &mut dyn std::io::Write, name: &str| -> Result<(), SegmentError> {
+                if !first {
+                    out.write_all(b",").map_err(io)?;
+                }
+                first = false;
+                serde_json::to_writer(&mut *out, name).map_err(json)?;
+                out.write_all(b":").map_err(io)
+            };
+            for (name, render) in time_fields {
+                key(out, name)?;
+                serde_json::to_writer(&mut *out, &render(ms)).map_err(json)?;
+            }
+            for (c, field) in schema.fields().iter().enumerate() {
+                if c == time_col || time_fields.iter().any(|(n, _)| n == field.name()) {
+                    continue;
+                }
+                let col = batch.column(c);
+                key(out, field.name())?;
+                if col.is_null(r) {
+                    out.write_all(b"null").map_err(io)?;
+                    continue;
+                }
+                match field.data_type() {
+                    DataType::Utf8 => {
+                        serde_json::to_writer(&mut *out, col.as_string::<i32>().value(r))
+                    }
+                    DataType::Int64 => {
+                        serde_json::to_writer(&mut *out, &col.as_primitive::<Int64Type>().value(r))
+                    }
+                    DataType::Float64 => serde_json::to_writer(
+                        &mut *out,
+                        &col.as_primitive::<Float64Type>().value(r),
+                    ),
+                    DataType::Float32 => serde_json::to_writer(
+                        &mut *out,
+                        &col.as_primitive::<Float32Type>().value(r),
+                    ),
+                    DataType::List(_) => {
+                        let list = col.as_list::<i32>().value(r);
+                        let strings = list.as_string::<i32>();
+                        let items: Vec<&str> =
+                            (0..strings.len()).map(|i| strings.value(i)).collect();
+                        serde_json::to_writer(&mut *out, &items)
+                    }
+                    other => serde_json::to_writer(&mut *out, &format!("<{other}>")),
+                }
+                .map_err(json)?;
+            }
+            out.write_all(b"}\n").map_err(io)?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
 /// Reads a segment file back as JSON rows (`__time` as ISO) — for the dump tool and tests.
 pub fn read_parquet(bytes: Vec<u8>) -> Result<Vec<Value>, SegmentError> {
     use arrow_array::cast::AsArray;
@@ -443,6 +538,29 @@ mod tests {
         assert_eq!(back[0]["n"], 7);
         assert_eq!(back[1]["tags"], json!(["c"]));
         assert_eq!(back[1]["n"], Value::Null);
+        // The same rows as JSON lines straight from the columns, time rendered as asked, only
+        // the rows `keep` accepts.
+        let mut lines = Vec::new();
+        let millis = |ms: i64| json!(ms);
+        let iso = |ms: i64| {
+            json!(drover_core::time::to_iso(
+                chrono::DateTime::from_timestamp_millis(ms).unwrap()
+            ))
+        };
+        let after_one = t("2020-01-01T01:30Z");
+        let n = write_json_lines(
+            std::fs::read(&parts[0].path).unwrap(),
+            &mut lines,
+            &|ms| ms > after_one,
+            &[("__time", &millis), ("ts", &iso)],
+        )
+        .unwrap();
+        assert_eq!(n, 1);
+        let line: Value = serde_json::from_slice(&lines).unwrap();
+        let mut expected = back[1].clone();
+        expected["__time"] = json!(t("2020-01-01T02:00Z"));
+        expected["ts"] = json!("2020-01-01T02:00:00.000Z");
+        assert_eq!(line, expected);
         assert_eq!(back[1]["x"], 2.0);
         let last = read_parquet(std::fs::read(&parts[2].path).unwrap()).unwrap();
         assert_eq!(last[0]["x"], 4.0);

@@ -104,6 +104,13 @@ impl SegmentRows<'_> {
                 .map(|s| s.interval)
                 .collect();
             let bytes = deep.read(&segment.load_spec).await?;
+            if self.filter.is_none() && self.columns.is_none() {
+                // Every column of every current row: written straight from the columns.
+                kept += self
+                    .write_whole(bytes, &newer, &mut out)
+                    .map_err(|e| fail!("cannot read segment [{}]: {e}", segment.id()))?;
+                continue;
+            }
             let rows = drover_ingest::segment::read_parquet(bytes)
                 .map_err(|e| fail!("cannot read segment [{}]: {e}", segment.id()))?;
             for row in rows {
@@ -123,6 +130,30 @@ impl SegmentRows<'_> {
             started.elapsed().as_millis()
         );
         Ok(path)
+    }
+
+    /// Writes the rows of one segment file inside the interval and outside `newer` as JSON
+    /// lines, all columns; answers how many.
+    fn write_whole(
+        &self,
+        bytes: Vec<u8>,
+        newer: &[Interval],
+        out: &mut dyn Write,
+    ) -> Result<u64, drover_ingest::segment::SegmentError> {
+        let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
+        let keep = |ms: i64| {
+            let t = at(ms);
+            self.interval.contains(t) && !newer.iter().any(|i| i.contains(t))
+        };
+        let millis = |ms: i64| json!(ms);
+        let formatted = |ms: i64| time_as(&self.timestamp.format, at(ms));
+        let column = self.timestamp.column.as_str();
+        let fields: Vec<drover_ingest::segment::TimeField<'_>> = if column == "__time" {
+            vec![("__time", &formatted)]
+        } else {
+            vec![("__time", &millis), (column, &formatted)]
+        };
+        drover_ingest::segment::write_json_lines(bytes, out, &keep, &fields)
     }
 
     /// The row as the build reads it, or `None` when it is outside the interval, inside a newer
