@@ -18,7 +18,7 @@ pub use config_storage::{AuditInfo, AuditRecord};
 pub use error::MetadataError;
 pub use pending_segment_storage::{allocation_key, PendingSegment};
 pub use rule_storage::DEFAULT_RULES_KEY;
-pub use segment_marking::{SegmentFilter, Usage};
+pub use segment_marking::{MarkAs, SegmentFilter, Usage};
 pub use segment_storage::{OffsetCommit, PublishOutcome};
 pub use sql::{redact, Backend, MetadataStore};
 pub use supervisor_storage::SupervisorVersion;

@@ -27,6 +27,13 @@ pub enum SegmentFilter<'a> {
     All,
 }
 
+/// What `mark_segments` makes segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkAs {
+    Used,
+    Unused,
+}
+
 /// Used segments, or unused ones (those marked unused before a time, when given: a kill leaves
 /// recently dropped segments a grace period).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,13 +149,14 @@ impl MetadataStore {
         Ok(out)
     }
 
-    /// Sets `used` on those of `ids` (of `data_source`) not already so; how many changed.
-    pub async fn set_segments_used(
+    /// Marks those of `ids` (of `data_source`) that are not so already `to`; how many changed.
+    pub async fn mark_segments(
         &self,
         data_source: &str,
         ids: &[String],
-        used: bool,
+        to: MarkAs,
     ) -> Result<u64, MetadataError> {
+        let used = to == MarkAs::Used;
         let now = now_iso();
         let mut changed = 0;
         for chunk in ids.chunks(IDS_PER_STATEMENT) {

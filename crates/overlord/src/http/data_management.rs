@@ -123,7 +123,9 @@ async fn mark_used(
         .map(DataSegment::id)
         .filter(|id| !overshadowed.contains(id))
         .collect();
-    Ok(store.set_segments_used(ds, &ids, true).await?)
+    Ok(store
+        .mark_segments(ds, &ids, drover_metadata::MarkAs::Used)
+        .await?)
 }
 
 async fn mark_unused(
@@ -137,7 +139,9 @@ async fn mark_unused(
         .iter()
         .map(DataSegment::id)
         .collect();
-    Ok(store.set_segments_used(ds, &ids, false).await?)
+    Ok(store
+        .mark_segments(ds, &ids, drover_metadata::MarkAs::Unused)
+        .await?)
 }
 
 /// `POST /datasources/{ds}/markUnused` with `{"interval"}` (and `versions`) or `{"segmentIds"}`.

@@ -188,7 +188,12 @@ impl TaskQueue {
                         .iter()
                         .map(DataSegment::id)
                         .collect();
-                let n = bounded(self.store.set_segments_used(&ds, &ids, false)).await?;
+                let n = bounded(self.store.mark_segments(
+                    &ds,
+                    &ids,
+                    drover_metadata::MarkAs::Unused,
+                ))
+                .await?;
                 done(json!(n))
             }
             TaskAction::SegmentListUsed {

@@ -81,7 +81,9 @@ pub async fn apply_rules(
         if ids.is_empty() {
             continue;
         }
-        let n = store.set_segments_used(&ds, &ids, false).await?;
+        let n = store
+            .mark_segments(&ds, &ids, drover_metadata::MarkAs::Unused)
+            .await?;
         tracing::info!(data_source = %ds, segments = n, "dropped by retention rules");
         dropped += n;
     }
