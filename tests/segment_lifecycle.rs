@@ -855,3 +855,103 @@ async fn automatic_kill_deletes_old_unused_segments() {
         "{kills:?}"
     );
 }
+
+/// Druid's "Compact segments" tutorial with its own specs and data, as shipped: the wikiticker
+/// sample (39,244 rows) as 51 hourly segments of at most 1,000 rows, compacted keeping the
+/// granularity (24 segments) and then into one day, every row and metric sum kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn druids_compaction_tutorial_on_the_wikiticker_sample() {
+    let cluster = Cluster::start(ClusterSpec::workers(&[2])).await;
+    let c = cluster.client.clone();
+    const DS: &str = "compaction-tutorial";
+    let tutorial = |name: &str| -> Value {
+        serde_json::from_str(&drover_scenarios::tutorial_file(name)).unwrap()
+    };
+    let data_dir = drover_ingest::tutorial::tutorial_dir();
+    let mut init = tutorial("compaction-init-index.json");
+    init["spec"]["ioConfig"]["inputSource"]["baseDir"] = json!(data_dir.display().to_string());
+    let sums = |segments: &[Value]| {
+        let rows = drover_scenarios::segment_rows(segments);
+        let sum = |k: &str| rows.iter().map(|r| r[k].as_i64().unwrap_or(0)).sum::<i64>();
+        (rows.len(), sum("added"), sum("deleted"), sum("delta"))
+    };
+    for (task, segments) in [
+        (init, 51),
+        (tutorial("compaction-keep-granularity.json"), 24),
+        (tutorial("compaction-day-granularity.json"), 1),
+    ] {
+        let id = c.submit(&task).await.unwrap();
+        let status = c.wait_complete(&id, TIMEOUT).await.unwrap();
+        assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+        let used = used_segments(&c, DS).await;
+        assert_eq!(used.len(), segments, "after {}", task["type"]);
+        let (rows, added, deleted, delta) = sums(&used);
+        assert_eq!(rows, 39_244);
+        assert_eq!(delta, added - deleted, "the sample's own invariant");
+        // Same sums at every step: compared with the first.
+        static FIRST: std::sync::OnceLock<(i64, i64)> = std::sync::OnceLock::new();
+        assert_eq!(*FIRST.get_or_init(|| (added, deleted)), (added, deleted));
+    }
+}
+
+/// Druid's "Delete data" tutorial with its own specs: the wikiticker sample as 24 hourly
+/// segments, two hours marked unused by interval and two by id, then its kill task deletes
+/// those four, files and rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn druids_deletion_tutorial_on_the_wikiticker_sample() {
+    let cluster = Cluster::start(ClusterSpec::workers(&[2])).await;
+    let c = cluster.client.clone();
+    let tutorial = |name: &str| -> Value {
+        serde_json::from_str(&drover_scenarios::tutorial_file(name)).unwrap()
+    };
+    let mut index = tutorial("deletion-index.json");
+    index["spec"]["ioConfig"]["inputSource"]["baseDir"] =
+        json!(drover_ingest::tutorial::tutorial_dir()
+            .display()
+            .to_string());
+    let status = c
+        .wait_complete(&c.submit(&index).await.unwrap(), TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    let segments = used_segments(&c, DS).await;
+    assert_eq!(segments.len(), 24);
+    let base = format!("/druid/coordinator/v1/datasources/{DS}");
+    let r = c
+        .send_root(
+            Method::POST,
+            &format!("{base}/markUnused"),
+            Some(&json!({"interval": "2015-09-12T18:00:00.000Z/2015-09-12T20:00:00.000Z"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.json(), json!({"numChangedSegments": 2}));
+    let ids: Vec<&str> = segments
+        .iter()
+        .filter(|s| {
+            let i = s["interval"].as_str().unwrap();
+            i.starts_with("2015-09-12T13") || i.starts_with("2015-09-12T14")
+        })
+        .map(|s| s["identifier"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let r = c
+        .send_root(
+            Method::POST,
+            &format!("{base}/markUnused"),
+            Some(&json!({"segmentIds": ids})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.json(), json!({"numChangedSegments": 2}));
+    assert_eq!(used_segments(&c, DS).await.len(), 20);
+    assert_eq!(files_in_deep_storage(&cluster).len(), 24);
+    let kill = tutorial("deletion-kill.json");
+    let status = c
+        .wait_complete(&c.submit(&kill).await.unwrap(), TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    assert_eq!(files_in_deep_storage(&cluster).len(), 20);
+    assert_eq!(used_segments(&c, DS).await.len(), 20);
+}
