@@ -612,7 +612,7 @@ async fn a_reading_peon(cluster: &Cluster) -> (String, i32) {
         for t in running {
             let id = t["id"].as_str().unwrap().to_string();
             if let Ok(Some(log)) = cluster.client.log(&id).await {
-                if log.contains("chat API on port") {
+                if log.contains("chat API on 127.0.0.1:") {
                     if let Some(pid) = drover_scenarios::log_facts(&log).pid {
                         return Ok((id, pid));
                     }
@@ -736,6 +736,11 @@ async fn tasks_ask_for_checkpoints_and_publish_while_they_read() {
     assert!(
         log.contains("maxRowsPerSegment 1000") || log.contains("end offsets set to"),
         "no checkpoint in the task's log:\n{log}"
+    );
+    // The chat API listens on the middle manager's host, not on every interface.
+    assert!(
+        log.contains("chat API on 127.0.0.1:"),
+        "the chat API's address is not in the log:\n{log}"
     );
     let status = cluster
         .client

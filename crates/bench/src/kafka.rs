@@ -363,7 +363,7 @@ async fn produce_to_publish(
 /// The pid of a running task's peon, from the first line of its log.
 async fn peon_pid(client: &ApiClient, task: &str) -> Option<i32> {
     let log = client.log(task).await.ok()??;
-    if !log.contains("chat API on port") {
+    if !log.contains("chat API on ") {
         return None;
     }
     let line = log

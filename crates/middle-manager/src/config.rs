@@ -15,6 +15,10 @@ pub struct MiddleManagerConfig {
     pub port: u16,
     /// Address the HTTP server binds.
     pub bind_address: String,
+    /// Address peons bind their chat API to: `host` (the address their location advertises)
+    /// unless set, e.g. to `0.0.0.0` behind NAT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peon_bind_address: Option<String>,
     /// Where to write the port listened on once bound (useful with `port = 0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_file: Option<PathBuf>,
@@ -71,6 +75,7 @@ impl Default for MiddleManagerConfig {
             host: "127.0.0.1".into(),
             port: 8091,
             bind_address: "0.0.0.0".into(),
+            peon_bind_address: None,
             port_file: None,
             zk_connect: "127.0.0.1:2181".into(),
             zk_base: "/druid".into(),
@@ -123,6 +128,9 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_MM_BIND_ADDRESS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bind_address: Option<String>,
+    #[arg(long, env = "DROVER_MM_PEON_BIND_ADDRESS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peon_bind_address: Option<String>,
     #[arg(long, env = "DROVER_MM_ZK_CONNECT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zk_connect: Option<String>,

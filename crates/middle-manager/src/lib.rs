@@ -88,6 +88,10 @@ pub async fn run(
         MonitorConfig {
             worker_host: host.to_string(),
             host: config.host.clone(),
+            peon_bind_address: config
+                .peon_bind_address
+                .clone()
+                .unwrap_or_else(|| config.host.clone()),
             base_task_dir: config.base_task_dir.clone(),
             peon_command: peon,
             task_logs: task_logs.clone(),

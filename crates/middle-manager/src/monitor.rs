@@ -60,6 +60,8 @@ pub struct MonitorConfig {
     pub worker_host: String,
     /// Host part of `worker_host`, for peon locations.
     pub host: String,
+    /// Where peons bind their chat API (`peon_bind_address`, else `host`).
+    pub peon_bind_address: String,
     pub base_task_dir: PathBuf,
     pub peon_command: PathBuf,
     pub task_logs: FileTaskLogs,
@@ -221,6 +223,12 @@ impl Monitor {
         let env = [
             ("DROVER_OVERLORD_URLS", overlords),
             ("DROVER_DEEP_STORAGE", self.config.deep_storage.clone()),
+            // The chat API listens where the task's location says it is, not on every
+            // interface.
+            (
+                "DROVER_PEON_BIND_ADDRESS",
+                self.config.peon_bind_address.clone(),
+            ),
             (
                 "DROVER_OVERLORDS_FILE",
                 self.config.overlords_file.display().to_string(),

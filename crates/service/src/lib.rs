@@ -90,7 +90,16 @@ pub async fn bind_listener(
     let listener = tokio::net::TcpListener::bind((address, port))
         .await
         .with_context(|| format!("cannot listen on {address}:{port}"))?;
-    let port = listener.local_addr()?.port();
+    let local = listener.local_addr()?;
+    let port = local.port();
+    if local.ip().is_unspecified() {
+        // Drover has no authentication yet: say so where operators look.
+        tracing::warn!(
+            "listening on all interfaces ({address}:{port}) with no authentication: anyone who \
+             can reach this port can submit, kill and configure; set bind_address to a private \
+             address or keep the port behind a firewall"
+        );
+    }
     if let Some(file) = port_file {
         let tmp = file.with_extension("tmp");
         std::fs::write(&tmp, port.to_string())

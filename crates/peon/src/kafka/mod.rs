@@ -83,16 +83,18 @@ fn ingest(
         .and_then(|p| p.parse::<u16>().ok())
     {
         Some(port) => {
+            let address =
+                std::env::var("DROVER_PEON_BIND_ADDRESS").unwrap_or_else(|_| "127.0.0.1".into());
             let listener = rt
-                .block_on(tokio::net::TcpListener::bind(("0.0.0.0", port)))
-                .map_err(|e| fail!("cannot listen on port {port} for the chat API: {e}"))?;
+                .block_on(tokio::net::TcpListener::bind((address.as_str(), port)))
+                .map_err(|e| fail!("cannot listen on {address}:{port} for the chat API: {e}"))?;
             let app = chat::router(chat::ChatState {
                 task_id: task.id.to_string(),
                 controls: controls_tx,
                 snapshot: snapshot_rx,
             });
             rt.spawn(async move { axum::serve(listener, app).await });
-            println!("chat API on port {port}");
+            println!("chat API on {address}:{port}");
         }
         None => {
             println!("DROVER_PEON_PORT is not set: no chat API, the task reads to its end offsets")
