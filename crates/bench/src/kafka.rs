@@ -26,9 +26,9 @@ use serde_json::{json, Value};
 use crate::ingest::{dimensions_and_metrics, number_before, row};
 use crate::{own_cluster, percentile};
 
-type Mock = MockCluster<'static, rdkafka::producer::DefaultProducerContext>;
+pub(crate) type Mock = MockCluster<'static, rdkafka::producer::DefaultProducerContext>;
 
-fn producer(mock: &Mock) -> anyhow::Result<BaseProducer> {
+pub(crate) fn producer(mock: &Mock) -> anyhow::Result<BaseProducer> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", mock.bootstrap_servers())
         .set("linger.ms", "5")
@@ -42,7 +42,7 @@ fn producer(mock: &Mock) -> anyhow::Result<BaseProducer> {
 const MESSAGES_PER_PARTITION: usize = 10_000;
 
 /// Sends one message to `partition`, waiting for room in the producer's queue.
-fn send(p: &BaseProducer, topic: &str, partition: i32, payload: &str) {
+pub(crate) fn send(p: &BaseProducer, topic: &str, partition: i32, payload: &str) {
     loop {
         match p.send(
             BaseRecord::<(), str>::to(topic)
@@ -82,7 +82,7 @@ fn kafka_task(id: &str, servers: &str, topic: &str, ends: &[i64], rollup: bool) 
     })
 }
 
-fn supervisor(id: &str, servers: &str, topic: &str, task_duration: &str) -> Value {
+pub(crate) fn supervisor(id: &str, servers: &str, topic: &str, task_duration: &str) -> Value {
     let (dimensions, metrics, query) = dimensions_and_metrics(false);
     json!({"type": "kafka", "spec": {
         "dataSchema": {"dataSource": id, "timestampSpec": {"column": "time", "format": "iso"},

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+mod auto_compaction;
 mod failover;
 mod hardening;
 mod ingest;
@@ -51,6 +52,9 @@ struct Args {
     /// the kill of 10,000 unused segments.
     #[arg(long)]
     lifecycle: Option<usize>,
+    /// Measure automatic compaction under a Kafka supervisor instead, for this many seconds.
+    #[arg(long)]
+    auto_compaction: Option<u64>,
     /// taskCleanupTimeout for the failover run.
     #[arg(long, default_value = "5s")]
     cleanup_timeout: String,
@@ -119,6 +123,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.hardening {
         return hardening::run().await;
+    }
+    if let Some(seconds) = args.auto_compaction {
+        return auto_compaction::run(seconds).await;
     }
     if let Some(rows) = args.lifecycle {
         return lifecycle::run(rows).await;
