@@ -26,6 +26,23 @@ impl LeaderScope {
             .spawn(self.stop.clone().run_until_cancelled_owned(work));
     }
 
+    /// Runs `step` every `period` (the first at once; ticks missed while a step runs are not
+    /// made up) until the term ends: the leader's periodic duties.
+    pub fn spawn_every<F, Fut>(&self, period: Duration, mut step: F)
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                step().await;
+            }
+        });
+    }
+
     /// Cancels everything in the scope and waits up to `within` for it to finish; whether it
     /// did.
     pub async fn end(&self, within: Duration) -> bool {

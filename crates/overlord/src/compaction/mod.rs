@@ -39,11 +39,10 @@ pub fn start(
     scope: &LeaderScope,
 ) -> watch::Receiver<CompactionStatus> {
     let (tx, rx) = watch::channel(CompactionStatus::default());
-    scope.spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
+    let (duty, tx) = (Arc::new(duty), Arc::new(tx));
+    scope.spawn_every(period, move || {
+        let (duty, tx) = (duty.clone(), tx.clone());
+        async move {
             match duty.run_once().await {
                 Ok(status) => {
                     tx.send_replace(Arc::new(status));

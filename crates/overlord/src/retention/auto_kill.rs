@@ -26,11 +26,10 @@ pub struct AutoKill {
 }
 
 pub fn start(kill: AutoKill, period: Duration, scope: &LeaderScope) {
-    scope.spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
+    let kill = std::sync::Arc::new(kill);
+    scope.spawn_every(period, move || {
+        let kill = kill.clone();
+        async move {
             if let Err(e) = kill.run_once(Utc::now()).await {
                 tracing::warn!(error = %e, "automatic kill could not run; trying again next period");
             }

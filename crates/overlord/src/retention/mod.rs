@@ -21,11 +21,9 @@ pub fn default_rules() -> Value {
 /// Starts the retention duty in the leader's scope: every `period` (Druid's
 /// `druid.coordinator.period`), the rules are applied to every data source's used segments.
 pub fn start(store: MetadataStore, period: Duration, scope: &LeaderScope) {
-    scope.spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
+    scope.spawn_every(period, move || {
+        let store = store.clone();
+        async move {
             match apply_rules(&store, chrono::Utc::now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(segments = n, "retention rules marked segments unused"),
