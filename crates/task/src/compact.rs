@@ -12,7 +12,7 @@ use drover_ingest::{IngestionSpec, SpecError};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::task::TaskSpecError;
+use crate::task::{invalid, TaskSpecError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompactSpec {
@@ -67,13 +67,6 @@ struct GranularityWire {
     segment_granularity: Option<Granularity>,
     query_granularity: Option<Granularity>,
     rollup: Option<Flag>,
-}
-
-fn invalid(field: impl Into<String>, message: impl Into<String>) -> TaskSpecError {
-    TaskSpecError::Field {
-        field: field.into(),
-        message: message.into(),
-    }
 }
 
 /// The interval a segment id names: `<dataSource>_<start>_<end>_<version>[_<partition>]`.
@@ -289,7 +282,7 @@ mod tests {
     #[test]
     fn bad_compactions_name_the_field() {
         let field = |v: Value| match parse(v) {
-            Err(TaskSpecError::Field { field, .. }) => field,
+            Err(TaskSpecError::InvalidField { field, .. }) => field,
             other => panic!("{other:?}"),
         };
         assert_eq!(field(json!({})), "ioConfig.inputSpec");

@@ -42,13 +42,9 @@ pub enum TaskSpecError {
     UnknownType(String),
     #[error("task type [{0}] is not supported by this version of Drover yet")]
     UnsupportedType(String),
+    /// A field that is missing, of the wrong type or out of range; `field` is its path.
     #[error("invalid field [{field}]: {message}")]
-    InvalidField {
-        field: &'static str,
-        message: String,
-    },
-    #[error("invalid field [{field}]: {message}")]
-    Field { field: String, message: String },
+    InvalidField { field: String, message: String },
     #[error(transparent)]
     Id(#[from] IdError),
     /// The ingestion spec of an `index`, `index_parallel` or `index_kafka` task.
@@ -59,9 +55,9 @@ pub enum TaskSpecError {
     KafkaIo(#[from] TaskIoError),
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> TaskSpecError {
+pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> TaskSpecError {
     TaskSpecError::InvalidField {
-        field,
+        field: field.into(),
         message: message.into(),
     }
 }
@@ -339,11 +335,8 @@ struct KillWire {
 
 fn parse_kill(obj: &Map<String, Value>) -> Result<KillSpec, TaskSpecError> {
     let value = Value::Object(obj.clone());
-    let wire: KillWire =
-        serde_path_to_error::deserialize(&value).map_err(|e| TaskSpecError::Field {
-            field: e.path().to_string(),
-            message: e.inner().to_string(),
-        })?;
+    let wire: KillWire = serde_path_to_error::deserialize(&value)
+        .map_err(|e| invalid(e.path().to_string(), e.inner().to_string()))?;
     let text = wire
         .interval
         .ok_or_else(|| invalid("interval", "is required for a kill task"))?;
@@ -417,6 +410,14 @@ mod tests {
         Task::from_json_bytes(s.as_bytes())
     }
 
+    /// The field an `InvalidField` error names; panics on anything else.
+    fn invalid_field(r: Result<Task, TaskSpecError>) -> String {
+        match r {
+            Err(TaskSpecError::InvalidField { field, .. }) => field,
+            other => panic!("not an invalid field: {other:?}"),
+        }
+    }
+
     #[test]
     fn parses_druid_noop_example() {
         let t = parse(r#"{"type":"noop","id":"noop_test_1","dataSource":"none","runTime":2500,"isReadyTime":0,"isReadyResult":"YES","context":{}}"#).unwrap();
@@ -483,13 +484,10 @@ mod tests {
             parse(r#"{"type":"index_kinesis"}"#),
             Err(TaskSpecError::UnsupportedType("index_kinesis".into()))
         );
-        assert!(matches!(
-            parse(r#"{"type":"index","spec":{}}"#),
-            Err(TaskSpecError::InvalidField {
-                field: "spec.dataSchema.dataSource",
-                ..
-            })
-        ));
+        assert_eq!(
+            invalid_field(parse(r#"{"type":"index","spec":{}}"#)),
+            "spec.dataSchema.dataSource"
+        );
         assert!(matches!(
             parse(r#"{"type":"noop","id":"a/b"}"#),
             Err(TaskSpecError::Id(IdError::Slash { .. }))
@@ -498,27 +496,18 @@ mod tests {
             parse(r#"{"type":"noop","id":".."}"#),
             Err(TaskSpecError::Id(_))
         ));
-        assert!(matches!(
-            parse(r#"{"type":"noop","runTime":-1}"#),
-            Err(TaskSpecError::InvalidField {
-                field: "runTime",
-                ..
-            })
-        ));
-        assert!(matches!(
-            parse(r#"{"type":"noop","isReadyResult":"MAYBE"}"#),
-            Err(TaskSpecError::InvalidField {
-                field: "isReadyResult",
-                ..
-            })
-        ));
-        assert!(matches!(
-            parse(r#"{"type":"noop","context":[]}"#),
-            Err(TaskSpecError::InvalidField {
-                field: "context",
-                ..
-            })
-        ));
+        assert_eq!(
+            invalid_field(parse(r#"{"type":"noop","runTime":-1}"#)),
+            "runTime"
+        );
+        assert_eq!(
+            invalid_field(parse(r#"{"type":"noop","isReadyResult":"MAYBE"}"#)),
+            "isReadyResult"
+        );
+        assert_eq!(
+            invalid_field(parse(r#"{"type":"noop","context":[]}"#)),
+            "context"
+        );
         assert!(matches!(
             parse(r#"{"type":"noop","dataSource":"a/b"}"#),
             Err(TaskSpecError::Id(_))
