@@ -10,14 +10,26 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use drover_testkit::ClusterSpec;
+use drover_testkit::{ApiClient, ClusterSpec};
 use rdkafka::mocking::MockCluster;
 use reqwest::Method;
 use serde_json::json;
 
 use crate::ingest::row;
 use crate::kafka::{producer, send, supervisor, Mock};
+use crate::lifecycle::duckdb;
 use crate::own_cluster;
+
+/// How many used segments the data source has.
+async fn used_segments(c: &ApiClient, ds: &str) -> anyhow::Result<usize> {
+    Ok(
+        c.get_root(&format!("/druid/coordinator/v1/datasources/{ds}/segments"))
+            .await?
+            .json()
+            .as_array()
+            .map_or(0, Vec::len),
+    )
+}
 
 /// Real seconds per simulated hour of event time.
 const SECONDS_PER_HOUR: f64 = 2.0;
@@ -83,12 +95,7 @@ pub async fn run(seconds: u64) -> anyhow::Result<()> {
     let mut peak = 0;
     while started.elapsed() < Duration::from_secs(seconds) {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let used = c
-            .get_root(&format!("/druid/coordinator/v1/datasources/{ds}/segments"))
-            .await?
-            .json()
-            .as_array()
-            .map_or(0, Vec::len);
+        let used = used_segments(c, ds).await?;
         peak = peak.max(used);
         let compactions = c.tasks("?type=compact").await?.len();
         println!(
@@ -117,31 +124,18 @@ pub async fn run(seconds: u64) -> anyhow::Result<()> {
         let script = format!(
             "import duckdb\nq = {view:?}.strip().rstrip(';')\nprint(duckdb.sql(f'SELECT count(*) FROM ({{q}})').fetchall()[0][0])"
         );
-        let out = std::process::Command::new("python3")
-            .args(["-c", &script])
-            .output()?;
-        let n: usize = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(0);
-        if !out.status.success() {
-            println!(
-                "DuckDB failed ({}) on: {}",
-                String::from_utf8_lossy(&out.stderr).trim(),
-                view.chars().take(300).collect::<String>()
-            );
-        }
+        // A DuckDB error (not installed, say) ends the run once the deadline has passed.
+        let n: usize = match duckdb(&script) {
+            Ok(line) => line.parse().unwrap_or(0),
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => 0,
+        };
         if n >= total || Instant::now() > deadline {
             break n;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
-    let used = c
-        .get_root(&format!("/druid/coordinator/v1/datasources/{ds}/segments"))
-        .await?
-        .json()
-        .as_array()
-        .map_or(0, Vec::len);
+    let used = used_segments(c, ds).await?;
     println!(
         "after {seconds} s: {total} events produced, {counted} rows in the current view (DuckDB); \
          {used} used segments at the end, {peak} at the peak"

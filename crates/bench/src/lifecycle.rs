@@ -30,7 +30,7 @@ fn index_task(id: &str, data_source: &str, dir: &str, max_rows_per_segment: usiz
 }
 
 /// Runs a DuckDB script on one thread through its Python package; answers what it prints.
-fn duckdb(script: &str) -> anyhow::Result<String> {
+pub(crate) fn duckdb(script: &str) -> anyhow::Result<String> {
     let out = std::process::Command::new("python3")
         .args(["-c", script])
         .output()?;
