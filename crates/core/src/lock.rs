@@ -6,8 +6,8 @@ use crate::ids::DataSource;
 use crate::interval::Interval;
 
 /// `EXCLUSIVE` (shared only within a groupId), `SHARED` (any number; cannot publish), and the
-/// concurrent append/replace types `REPLACE` and `APPEND` (named so specs carrying them parse;
-/// not granted yet).
+/// concurrent append/replace types: `APPEND` (streaming and appending batch tasks, any number)
+/// and `REPLACE` (one at a time; appends inside it go on while it runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum LockType {

@@ -4,10 +4,16 @@
 //!
 //! Rules, as Druid's `createOrFindLockPosse`: a request conflicts with the locks of the same data
 //! source whose interval overlaps it. No conflict: a new lock. A lock of the same group and type
-//! that encloses the request: shared with it. Otherwise SHARED requests coexist with SHARED locks;
-//! and when *every* conflicting lock is revoked already or has a strictly lower priority, they
-//! are revoked and a new lock is granted; else the request must wait. Revoked locks stay (marked)
-//! until their tasks release them, and a task whose lock was revoked is told so.
+//! that encloses the request: shared with it. Otherwise the request is granted when it can
+//! coexist with every live conflicting lock (`coexists`: SHARED with SHARED; APPEND with APPEND
+//! and with one REPLACE that encloses it; REPLACE with APPENDs it encloses); and when *every*
+//! conflicting lock is revoked already or has a strictly lower priority, they are revoked and a
+//! new lock is granted; else the request must wait. Revoked locks stay (marked) until their
+//! tasks release them, and a task whose lock was revoked is told so.
+//!
+//! APPEND locks carry the epoch as their version, as in Druid: an appending task writes into the
+//! version already in its time chunk, never a newer one that would overshadow a concurrent
+//! REPLACE (see `queue::actions` for how appended segments are carried into a replace's version).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -131,33 +137,43 @@ impl Lockbox {
             );
         }
 
-        let all_shared = conflicting
+        let live: Vec<&TaskLock> = conflicting
             .iter()
-            .all(|&i| self.posses[i].lock.lock_type == LockType::Shared);
-        let grant = if conflicting.is_empty() || (req.lock_type == LockType::Shared && all_shared) {
-            true
-        } else if conflicting.iter().all(|&i| {
-            let l = &self.posses[i].lock;
-            l.revoked || l.priority < req.priority
-        }) {
-            for &i in &conflicting {
-                let lock = &mut self.posses[i].lock;
-                if !lock.revoked {
+            .map(|&i| &self.posses[i].lock)
+            .filter(|l| !l.revoked)
+            .collect();
+        // Otherwise the live locks it cannot coexist with are revoked, if every one of them has
+        // a strictly lower priority (Druid's `revokeAllIncompatibleActiveLocksIfPossible`).
+        let grant = coexists(req, &live) || {
+            let incompatible: Vec<usize> = conflicting
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let l = &self.posses[i].lock;
+                    !l.revoked && !coexists(req, &[l])
+                })
+                .collect();
+            let revocable = !incompatible.is_empty()
+                && incompatible
+                    .iter()
+                    .all(|&i| self.posses[i].lock.priority < req.priority);
+            if revocable {
+                for i in incompatible {
+                    let lock = &mut self.posses[i].lock;
                     lock.revoked = true;
                     changes.revoked.push(lock.clone());
                 }
             }
-            true
-        } else {
-            false
+            revocable
         };
         if !grant {
             return (LockResult::Conflict, changes);
         }
-        let version = req
-            .preferred_version
-            .clone()
-            .unwrap_or_else(|| self.next_version(req, now));
+        let version = match (&req.preferred_version, req.lock_type) {
+            (Some(v), _) => v.clone(),
+            (None, LockType::Append) => APPEND_LOCK_VERSION.to_string(),
+            (None, _) => self.next_version(req, now),
+        };
         let lock = TaskLock {
             lock_type: req.lock_type,
             group_id: req.group_id.clone(),
@@ -230,6 +246,24 @@ impl Lockbox {
                 tasks: [task.clone()].into(),
             }),
         }
+    }
+
+    /// Druid's `findReplaceLocksCoveringSegments`: the live REPLACE lock of another group whose
+    /// interval encloses `interval`, if there is one. A segment appended under it is carried into
+    /// that lock's version when its holder publishes.
+    pub fn replace_lock_covering(
+        &self,
+        data_source: &str,
+        interval: &Interval,
+        not_group: &str,
+    ) -> Option<&TaskLock> {
+        self.posses.iter().map(|p| &p.lock).find(|l| {
+            l.lock_type == LockType::Replace
+                && !l.revoked
+                && l.group_id != not_group
+                && l.data_source == data_source
+                && l.interval.encloses(interval)
+        })
     }
 
     /// The tasks sharing `lock`.
@@ -317,6 +351,32 @@ impl Lockbox {
             }
         }
         Ok(())
+    }
+}
+
+/// The version of every APPEND lock (Druid's `DateTimes.EPOCH`).
+pub const APPEND_LOCK_VERSION: &str = "1970-01-01T00:00:00.000Z";
+
+/// Druid's `canLockCoexist`: whether `req` may be granted beside the live (not revoked) locks
+/// it overlaps, without revoking any.
+fn coexists(req: &LockRequest, live: &[&TaskLock]) -> bool {
+    match req.lock_type {
+        LockType::Exclusive => live.is_empty(),
+        LockType::Shared => live.iter().all(|l| l.lock_type == LockType::Shared),
+        LockType::Append => {
+            let mut replaces = 0;
+            live.iter().all(|l| match l.lock_type {
+                LockType::Append => true,
+                LockType::Replace => {
+                    replaces += 1;
+                    replaces == 1 && l.interval.encloses(&req.interval)
+                }
+                LockType::Exclusive | LockType::Shared => false,
+            })
+        }
+        LockType::Replace => live
+            .iter()
+            .all(|l| l.lock_type == LockType::Append && req.interval.encloses(&l.interval)),
     }
 }
 
@@ -573,5 +633,106 @@ mod tests {
         assert!(b
             .check_publishable(&t, &[Interval::parse("2024-01-02/2024-01-04").unwrap()])
             .is_err());
+    }
+    #[test]
+    fn append_and_replace_locks_coexist_as_druid_allows() {
+        let mut b = Lockbox::new();
+        let hour = "2024-01-01T05:00/2024-01-01T06:00";
+        let (a1, _) = b.try_lock(&req("k1", "kafka", hour, LockType::Append, 75), now());
+        let LockResult::Acquired { lock: append, .. } = a1 else {
+            panic!("{a1:?}")
+        };
+        assert_eq!(
+            append.version, APPEND_LOCK_VERSION,
+            "appends write into existing versions"
+        );
+        // Another appender of the same hour, and a REPLACE of the day around it: all granted.
+        let (a2, _) = b.try_lock(&req("k2", "kafka2", hour, LockType::Append, 75), now());
+        assert!(matches!(a2, LockResult::Acquired { .. }), "{a2:?}");
+        let (r, changes) = b.try_lock(&req("c1", "compact", DAY1, LockType::Replace, 25), now());
+        let LockResult::Acquired { lock: replace, .. } = r else {
+            panic!("{r:?}")
+        };
+        assert!(changes.revoked.is_empty(), "nothing revoked: they coexist");
+        assert!(replace.version > append.version);
+        assert_eq!(
+            b.replace_lock_covering("wiki", &Interval::parse(hour).unwrap(), "kafka")
+                .map(|l| l.group_id.as_str()),
+            Some("compact"),
+            "a segment appended in the hour is carried into the replace"
+        );
+        assert!(b
+            .replace_lock_covering("wiki", &Interval::parse(hour).unwrap(), "compact")
+            .is_none());
+        // One REPLACE at a time, and none beside EXCLUSIVE or SHARED work.
+        let (r2, _) = b.try_lock(&req("c2", "compact2", DAY1, LockType::Replace, 25), now());
+        assert_eq!(r2, LockResult::Conflict);
+        let (x, _) = b.try_lock(&req("x", "gx", hour, LockType::Exclusive, 25), now());
+        assert_eq!(x, LockResult::Conflict);
+        // An append reaching outside the REPLACE's interval cannot be carried into it
+        // (and at no higher priority, it cannot revoke it).
+        let (wide, _) = b.try_lock(
+            &req(
+                "k3",
+                "kafka3",
+                "2024-01-01T23:00/2024-01-02T01:00",
+                LockType::Append,
+                25,
+            ),
+            now(),
+        );
+        assert_eq!(wide, LockResult::Conflict);
+        // Publishing is allowed under APPEND and REPLACE locks.
+        for t in ["k1", "c1"] {
+            assert!(b
+                .check_publishable(&TaskId::new(t).unwrap(), &[Interval::parse(hour).unwrap()])
+                .is_ok());
+        }
+    }
+
+    #[test]
+    fn a_replace_needs_its_appends_inside_it_and_revokes_only_what_it_cannot_live_with() {
+        let mut b = Lockbox::new();
+        b.try_lock(
+            &req(
+                "k1",
+                "kafka",
+                "2024-01-01T23:00/2024-01-02T01:00",
+                LockType::Append,
+                75,
+            ),
+            now(),
+        );
+        let (r, _) = b.try_lock(&req("c1", "compact", DAY1, LockType::Replace, 25), now());
+        assert_eq!(r, LockResult::Conflict, "the append sticks out of the day");
+
+        let mut b = Lockbox::new();
+        b.try_lock(
+            &req(
+                "k1",
+                "kafka",
+                "2024-01-01T05:00/2024-01-01T06:00",
+                LockType::Append,
+                25,
+            ),
+            now(),
+        );
+        b.try_lock(
+            &req(
+                "old",
+                "gold",
+                "2024-01-01T07:00/2024-01-01T08:00",
+                LockType::Exclusive,
+                25,
+            ),
+            now(),
+        );
+        let (r, changes) = b.try_lock(&req("c1", "compact", DAY1, LockType::Replace, 50), now());
+        assert!(matches!(r, LockResult::Acquired { .. }), "{r:?}");
+        assert_eq!(changes.revoked.len(), 1);
+        assert_eq!(
+            changes.revoked[0].group_id, "gold",
+            "the append is left alone"
+        );
     }
 }
