@@ -3,6 +3,7 @@
 //! peon, so no later step reads the JSON again.
 
 pub mod compact;
+mod lock_type;
 pub mod task;
 
 pub use compact::CompactSpec;

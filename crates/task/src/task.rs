@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use drover_core::ids::{validate_id, DataSource, IdError, TaskId};
 use drover_core::interval::Interval;
+use drover_core::lock::LockType;
 
 use crate::compact::CompactSpec;
 use drover_core::TaskResource;
@@ -141,6 +142,8 @@ pub struct Task {
     pub resource: TaskResource,
     pub data_source: DataSource,
     pub kind: TaskKind,
+    /// The lock it writes segments under (context `useConcurrentLocks`, `taskLockType`).
+    pub write_lock: LockType,
     payload: Value,
 }
 
@@ -268,6 +271,10 @@ impl Task {
             })),
             _ => unreachable!("checked against SUPPORTED above"),
         };
+        let write_lock = crate::lock_type::write_lock_type(
+            &kind,
+            payload.get("context").and_then(Value::as_object),
+        )?;
         Ok(Task {
             id,
             task_type,
@@ -275,6 +282,7 @@ impl Task {
             resource,
             data_source,
             kind,
+            write_lock,
             payload,
         })
     }
@@ -539,6 +547,54 @@ mod tests {
         assert!(
             matches!(&e, TaskSpecError::Ingestion(s) if s.field == "spec.ioConfig.appendToExisting"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn concurrent_locks_make_appends_append_and_rewrites_replace() {
+        let index = |append: bool, context: &str| {
+            parse(&format!(
+                r#"{{"type":"index","context":{context},"spec":{{
+                "dataSchema":{{"dataSource":"wiki","timestampSpec":{{"column":"ts"}}}},
+                "ioConfig":{{"inputSource":{{"type":"inline","data":"{{}}"}},"inputFormat":{{"type":"json"}},
+                "appendToExisting":{append}}}}}}}"#
+            ))
+        };
+        let lock = |r: Result<Task, TaskSpecError>| r.unwrap().write_lock;
+        assert_eq!(lock(index(false, "{}")), LockType::Exclusive);
+        assert_eq!(
+            lock(index(true, r#"{"useConcurrentLocks":true}"#)),
+            LockType::Append
+        );
+        assert_eq!(
+            lock(index(false, r#"{"useConcurrentLocks":"true"}"#)),
+            LockType::Replace
+        );
+        assert_eq!(
+            lock(index(false, r#"{"taskLockType":"SHARED"}"#)),
+            LockType::Shared
+        );
+        let compact = parse(
+            r#"{"type":"compact","dataSource":"wiki","interval":"2024-01-01/2024-01-02",
+                "context":{"useConcurrentLocks":true}}"#,
+        );
+        assert_eq!(lock(compact), LockType::Replace);
+        let kill = parse(
+            r#"{"type":"kill","dataSource":"wiki","interval":"2024-01-01/2024-01-02",
+                "context":{"useConcurrentLocks":true}}"#,
+        );
+        assert_eq!(lock(kill), LockType::Exclusive, "a kill never shares");
+        assert_eq!(
+            invalid_field(index(false, r#"{"useConcurrentLocks":1}"#)),
+            "context.useConcurrentLocks"
+        );
+        assert_eq!(
+            invalid_field(index(false, r#"{"taskLockType":"APPEND"}"#)),
+            "context.taskLockType"
+        );
+        assert_eq!(
+            invalid_field(index(true, r#"{"taskLockType":"BIG"}"#)),
+            "context.taskLockType"
         );
     }
 
