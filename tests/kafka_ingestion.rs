@@ -816,3 +816,89 @@ async fn reading_tasks_wait_out_a_broker_restart() {
     assert_exactly_once(&ids, 2_000);
     wait_committed_to_end(&cluster, &kafka, 2).await;
 }
+
+/// Druid's concurrent append and replace: with `useConcurrentLocks`, the supervisor's tasks keep
+/// appending (APPEND locks) to the hours a compaction rewrites into a day (REPLACE lock) — neither
+/// waits for the other. Each compaction holds its lock for seconds before publishing, so reading
+/// tasks publish under it; those segments are carried into the compaction's version. Every event
+/// ends up exactly once in the used segments, and a kill of what is unused afterwards leaves the
+/// files that carried segments share.
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_rewrites_the_hours_a_supervisor_keeps_appending_to() {
+    let mut kafka = Kafka::start(2);
+    let cluster = Cluster::start(ClusterSpec::workers(&[4, 4])).await;
+    let mut spec = supervisor_spec(&kafka.servers(), 2, 1, "PT3S");
+    spec["context"] = json!({"useConcurrentLocks": true});
+    submit_supervisor(&cluster, &spec).await;
+    let today = chrono::Utc::now().date_naive();
+    let day = format!("{today}/{}", today.succ_opt().unwrap());
+
+    kafka.produce(300);
+    wait_published(&cluster, 300, Duration::from_secs(60)).await;
+    let mut produced = 300;
+    for round in 0..3 {
+        let compact = json!({
+            "type": "compact",
+            "id": format!("compact-events-{round}"),
+            "dataSource": "events",
+            "ioConfig": {"type": "compact", "inputSpec": {"type": "interval", "interval": day}},
+            "granularitySpec": {"segmentGranularity": "DAY"},
+            "context": {"useConcurrentLocks": true, "drover.pauseBeforePublishMs": 5000}
+        });
+        let id = cluster.client.submit(&compact).await.unwrap();
+        // The supervisor's tasks go on reading and publishing while the compaction holds its
+        // REPLACE lock on the day.
+        for _ in 0..4 {
+            kafka.produce(100);
+            produced += 100;
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        let status = cluster
+            .client
+            .wait_complete(&id, Duration::from_secs(90))
+            .await
+            .unwrap();
+        if status["statusCode"] != "SUCCESS" {
+            cluster.fail(format!("compaction {id} did not succeed: {status}"));
+        }
+    }
+    wait_committed_to_end(&cluster, &kafka, 2).await;
+    let ids = wait_published(&cluster, produced as usize, Duration::from_secs(60)).await;
+    assert_exactly_once(&ids, produced);
+
+    // Segments published under a compaction's lock were carried into its version: used
+    // segments whose file was written for another version (deep storage keys name the version
+    // a segment was written with, colons left out).
+    let used = used_segments(&cluster.client, "events").await;
+    let carried = used
+        .iter()
+        .filter(|s| {
+            let written_as = s["version"].as_str().unwrap_or_default().replace(':', "");
+            s["loadSpec"]["path"]
+                .as_str()
+                .is_some_and(|p| !p.contains(&format!("/{written_as}/")))
+        })
+        .count();
+    assert!(
+        carried > 0,
+        "no appended segment was carried into a compaction's version: {used:?}"
+    );
+    let failed: Vec<Value> = completed_kafka_tasks(&cluster)
+        .await
+        .into_iter()
+        .filter(|t| t["statusCode"] != "SUCCESS")
+        .collect();
+    assert!(failed.is_empty(), "reading tasks failed: {failed:?}");
+
+    // The originals of carried segments are unused; killing them keeps the files their copies use.
+    let kill =
+        json!({"type": "kill", "id": "kill-events", "dataSource": "events", "interval": day});
+    let id = cluster.client.submit(&kill).await.unwrap();
+    let status = cluster
+        .client
+        .wait_complete(&id, Duration::from_secs(90))
+        .await
+        .unwrap();
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    assert_exactly_once(&published_ids(&cluster, "events").await, produced);
+}

@@ -13,6 +13,7 @@ mod segment_storage;
 mod sql;
 mod supervisor_storage;
 mod task_storage;
+mod upgrade_storage;
 
 pub use config_storage::{AuditInfo, AuditRecord};
 pub use error::MetadataError;
@@ -23,3 +24,4 @@ pub use segment_storage::{OffsetCommit, PublishOutcome};
 pub use sql::{redact, Backend, MetadataStore};
 pub use supervisor_storage::SupervisorVersion;
 pub use task_storage::{CompleteTaskFilter, TaskInfo, TaskRow};
+pub use upgrade_storage::AppendedUnderReplace;

@@ -62,6 +62,10 @@ impl MetadataStore {
              epoch BIGINT NOT NULL, leader VARCHAR(255) NOT NULL, updated VARCHAR(255) NOT NULL)"
                 .to_string(),
             format!(
+                "CREATE TABLE IF NOT EXISTS druid_upgradeSegments (id {serial}, task_id VARCHAR(255) NOT NULL, \
+                 segment_id VARCHAR(255) NOT NULL, lock_version VARCHAR(255) NOT NULL)"
+            ),
+            format!(
                 "CREATE TABLE IF NOT EXISTS druid_rules (id VARCHAR(255) NOT NULL PRIMARY KEY, \
                  dataSource VARCHAR(255) NOT NULL, version VARCHAR(255) NOT NULL, payload {payload} NOT NULL)"
             ),
@@ -79,6 +83,7 @@ impl MetadataStore {
             "idx_druid_audit_key_time ON druid_audit (audit_key, created_date)".to_string(),
             "idx_druid_audit_type_time ON druid_audit (type, created_date)".to_string(),
             "idx_druid_rules_datasource ON druid_rules (dataSource)".to_string(),
+            "idx_druid_upgradeSegments_task_id ON druid_upgradeSegments (task_id)".to_string(),
         ];
         for ddl in &tables {
             self.pool.execute(ddl.as_str()).await?;

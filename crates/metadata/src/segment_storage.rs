@@ -12,6 +12,7 @@ use sqlx::Row;
 
 use crate::error::MetadataError;
 use crate::sql::MetadataStore;
+use crate::upgrade_storage::AppendedUnderReplace;
 
 /// The offsets a streaming publish started from and ended at, kept under `key` (the data source,
 /// or the supervisor id).
@@ -49,10 +50,9 @@ impl MetadataStore {
         segments: &[DataSegment],
         overwritten: &[String],
     ) -> Result<(), MetadataError> {
-        let mut tx = self.pool.begin().await?;
-        self.insert_segments(&mut tx, segments, overwritten).await?;
-        tx.commit().await?;
-        Ok(())
+        self.publish(segments, overwritten, &[], None)
+            .await
+            .map(|_| ())
     }
 
     /// `publish_segments` that also moves the stream offsets of `commit`, in the same
@@ -63,6 +63,26 @@ impl MetadataStore {
         overwritten: &[String],
         commit: &OffsetCommit,
     ) -> Result<PublishOutcome, MetadataError> {
+        self.publish(segments, overwritten, &[], Some(commit)).await
+    }
+
+    /// The whole of a publish in one transaction: `segments` in, `overwritten` unused,
+    /// `appended` recorded for the REPLACE locks they were appended under, and the stream
+    /// offsets moved when there is a `commit` (which must start where the stored ones are).
+    pub async fn publish(
+        &self,
+        segments: &[DataSegment],
+        overwritten: &[String],
+        appended: &[AppendedUnderReplace],
+        commit: Option<&OffsetCommit>,
+    ) -> Result<PublishOutcome, MetadataError> {
+        let Some(commit) = commit else {
+            let mut tx = self.pool.begin().await?;
+            self.insert_segments(&mut tx, segments, overwritten).await?;
+            self.insert_upgrade_records(&mut tx, appended).await?;
+            tx.commit().await?;
+            return Ok(PublishOutcome::Published);
+        };
         for _ in 0..COMMIT_ATTEMPTS {
             let mut tx = self.pool.begin().await?;
             let stored = self.read_offsets(&mut tx, &commit.key).await?;
@@ -85,6 +105,7 @@ impl MetadataStore {
                 continue;
             }
             self.insert_segments(&mut tx, segments, overwritten).await?;
+            self.insert_upgrade_records(&mut tx, appended).await?;
             tx.commit().await?;
             return Ok(PublishOutcome::Published);
         }
@@ -248,16 +269,42 @@ impl MetadataStore {
         data_source: &str,
         interval: Option<&Interval>,
     ) -> Result<Vec<DataSegment>, MetadataError> {
+        self.segments_overlapping(data_source, Some(true), interval)
+            .await
+    }
+
+    /// Every segment row of a data source overlapping `interval`, used or not: what may still
+    /// point at a file (an appended segment carried into a replace's version shares its file).
+    pub async fn all_segments_overlapping(
+        &self,
+        data_source: &str,
+        interval: &Interval,
+    ) -> Result<Vec<DataSegment>, MetadataError> {
+        self.segments_overlapping(data_source, None, Some(interval))
+            .await
+    }
+
+    async fn segments_overlapping(
+        &self,
+        data_source: &str,
+        used: Option<bool>,
+        interval: Option<&Interval>,
+    ) -> Result<Vec<DataSegment>, MetadataError> {
         let end = self.backend.quote("end");
-        let mut q =
-            "SELECT payload FROM druid_segments WHERE dataSource = ? AND used = ?".to_string();
+        let mut q = "SELECT payload FROM druid_segments WHERE dataSource = ?".to_string();
+        if used.is_some() {
+            q.push_str(" AND used = ?");
+        }
         if interval.is_some() {
             // ISO strings of one format compare as instants.
             q.push_str(&format!(" AND start < ? AND {end} > ?"));
         }
         q.push_str(" ORDER BY start, id");
         let q = self.backend.sql(&q);
-        let mut query = sqlx::query(&q).bind(data_source).bind(true);
+        let mut query = sqlx::query(&q).bind(data_source);
+        if let Some(used) = used {
+            query = query.bind(used);
+        }
         if let Some(i) = interval {
             query = query
                 .bind(drover_core::time::to_iso(i.end))

@@ -1,6 +1,7 @@
 //! Conformance of the segment-lifecycle storage on every backend: marking segments unused and
 //! used (by interval, versions and ids, with the time they were marked), deleting the rows of
-//! unused ones only, the spans an automatic kill looks at, and retention-rule versions.
+//! unused ones only, the spans an automatic kill looks at, retention-rule versions, and the
+//! segments appended under a REPLACE lock.
 
 mod common;
 
@@ -8,7 +9,9 @@ use chrono::{Duration, Utc};
 use common::TestDb;
 use drover_core::interval::Interval;
 use drover_core::segment::{numbered_shard_spec, DataSegment};
-use drover_metadata::{AuditInfo, AuditRecord, MarkAs, SegmentFilter, Usage};
+use drover_metadata::{
+    AppendedUnderReplace, AuditInfo, AuditRecord, MarkAs, PublishOutcome, SegmentFilter, Usage,
+};
 
 fn day(d: u32) -> Interval {
     Interval::parse(&format!("2018-01-{d:02}/2018-01-{:02}", d + 1)).unwrap()
@@ -158,6 +161,62 @@ async fn conformance(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(history.len(), 2);
+
+    // A segment appended under another task's REPLACE lock is recorded in the same transaction
+    // as its publish, read back by that task, and forgotten when it ends.
+    let appended = segment(9, "1970-01-01T00:00:00.000Z");
+    let record = AppendedUnderReplace {
+        task_id: "compact_wiki".into(),
+        segment_id: appended.id(),
+        lock_version: "v9".into(),
+    };
+    let outcome = leader
+        .publish(
+            std::slice::from_ref(&appended),
+            &[],
+            std::slice::from_ref(&record),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, PublishOutcome::Published);
+    assert_eq!(
+        db.store
+            .appended_under_replace("compact_wiki")
+            .await
+            .unwrap(),
+        vec![record]
+    );
+    assert!(db
+        .store
+        .appended_under_replace("other")
+        .await
+        .unwrap()
+        .is_empty());
+    leader.delete_upgrade_records("compact_wiki").await.unwrap();
+    assert!(db
+        .store
+        .appended_under_replace("compact_wiki")
+        .await
+        .unwrap()
+        .is_empty());
+    // Every row overlapping an interval, used or not, for the kill's shared-file check.
+    leader
+        .mark_segments("wiki", &[appended.id()], MarkAs::Unused)
+        .await
+        .unwrap();
+    let around = db
+        .store
+        .all_segments_overlapping(
+            "wiki",
+            &Interval::parse("2018-01-09T12:00/2018-01-11").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        around.iter().map(DataSegment::id).collect::<Vec<_>>(),
+        vec![appended.id()]
+    );
     db.drop_db().await;
 }
 

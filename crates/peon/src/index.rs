@@ -124,7 +124,10 @@ pub(crate) async fn build_and_publish(
     rewrite: &Rewrite<'_>,
 ) -> Result<(), TaskFailure> {
     progress.state = "BUILD_SEGMENTS";
-    let inputs = crate::inputs::gather(
+    let crate::inputs::Gathered {
+        inputs,
+        segments_read,
+    } = crate::inputs::gather(
         &spec.input_source,
         &spec.timestamp,
         overlord,
@@ -198,7 +201,7 @@ pub(crate) async fn build_and_publish(
         let result = overlord
             .submit(
                 json!({"type": "segmentTransactionalInsert", "segments": segments,
-                "segmentsToBeOverwritten": rewrite.replaced}),
+                "segmentsToBeOverwritten": rewrite.replaced, "inputSegmentIds": segments_read}),
             )
             .await?;
         if result.get("success").and_then(Value::as_bool) != Some(true) {
@@ -238,13 +241,13 @@ async fn write_segments(
     let mut previous: Option<String> = None;
     let mut out = Vec::new();
     for p in &built.partitions {
-        let (version, partition_num) = if spec.append_to_existing {
+        let (interval, version, partition_num) = if spec.append_to_existing {
             allocate(overlord, spec, &p.interval, task.id.as_str(), &mut previous).await?
         } else {
             let lock = match locks.iter().find(|l| l.interval.encloses(&p.interval)) {
                 Some(l) => l.clone(),
                 None => {
-                    let lock = acquire(overlord, &p.interval, lock_timeout).await?;
+                    let lock = acquire(overlord, task, &p.interval, lock_timeout).await?;
                     locks.push(lock.clone());
                     lock
                 }
@@ -255,13 +258,14 @@ async fn write_segments(
                     lock.interval
                 ));
             }
-            (lock.version, p.partition_num)
+            (p.interval, lock.version, p.partition_num)
         };
         out.push(
             upload(
                 task,
                 spec,
                 p,
+                interval,
                 version,
                 partition_num,
                 &dimensions,
@@ -276,14 +280,15 @@ async fn write_segments(
 
 /// `segmentAllocate` for the bucket of `interval` in `sequence`, after `previous` (which becomes
 /// the allocated id): the same sequence, previous id and bucket always get the same segment, so
-/// replicas of a streaming task agree. Returns (version, partition number).
+/// replicas of a streaming task agree. Returns (interval, version, partition number): the
+/// interval is the bucket's, or that of a coarser time chunk already there (a compacted day).
 pub(crate) async fn allocate(
     overlord: &OverlordClient,
     spec: &IngestionSpec,
     interval: &Interval,
     sequence: &str,
     previous: &mut Option<String>,
-) -> Result<(String, u32), TaskFailure> {
+) -> Result<(Interval, String, u32), TaskFailure> {
     let allocated = overlord
         .submit(json!({
             "type": "segmentAllocate",
@@ -306,13 +311,23 @@ pub(crate) async fn allocate(
         .unwrap_or_default()
         .to_string();
     let num = allocated["shardSpec"]["partitionNum"].as_u64().unwrap_or(0) as u32;
+    let chunk = match allocated.get("interval").and_then(Value::as_str) {
+        Some(text) => Interval::parse(text)
+            .map_err(|e| fail!("segmentAllocate answered a bad interval [{text}]: {e}"))?,
+        None => *interval,
+    };
+    if !chunk.encloses(interval) {
+        return Err(fail!(
+            "segmentAllocate answered [{chunk}], which does not hold the rows of [{interval}]"
+        ));
+    }
     *previous = Some(drover_core::segment::segment_id(
         &spec.data_source,
-        interval,
+        &chunk,
         &version,
         num,
     ));
-    Ok((version, num))
+    Ok((chunk, version, num))
 }
 
 /// Puts one segment file in deep storage (under a key that names the task, so replicas writing
@@ -322,6 +337,7 @@ pub(crate) async fn upload(
     task: &Task,
     spec: &IngestionSpec,
     p: &WrittenPartition,
+    interval: Interval,
     version: String,
     partition_num: u32,
     dimensions: &[String],
@@ -334,8 +350,8 @@ pub(crate) async fn upload(
     let key = format!(
         "{}/{}_{}/{}/{}/{}.parquet",
         spec.data_source,
-        path_safe(&to_iso(p.interval.start)),
-        path_safe(&to_iso(p.interval.end)),
+        path_safe(&to_iso(interval.start)),
+        path_safe(&to_iso(interval.end)),
         path_safe(&version),
         partition_num,
         task.id
@@ -344,7 +360,7 @@ pub(crate) async fn upload(
     std::fs::remove_file(&p.path).ok();
     let segment = DataSegment {
         data_source: spec.data_source.clone(),
-        interval: p.interval,
+        interval,
         version,
         load_spec,
         dimensions: dimensions.join(","),
@@ -365,12 +381,13 @@ pub(crate) async fn upload(
 
 async fn acquire(
     overlord: &OverlordClient,
+    task: &Task,
     interval: &Interval,
     timeout_ms: u64,
 ) -> Result<TaskLock, TaskFailure> {
-    println!("acquiring a lock on [{interval}]");
+    println!("acquiring a {:?} lock on [{interval}]", task.write_lock);
     let lock = overlord
-        .submit(json!({"type": "lockAcquire", "lockType": "EXCLUSIVE",
+        .submit(json!({"type": "lockAcquire", "lockType": task.write_lock,
             "interval": interval, "timeoutMs": timeout_ms}))
         .await?;
     if lock.is_null() {

@@ -19,6 +19,15 @@ use crate::deep_storage::DeepStorage;
 use crate::failure::TaskFailure;
 use crate::overlord_client::OverlordClient;
 
+/// A task's inputs made readable, and the ids of the segments `druid` sources read (a REPLACE
+/// publish names them: what was appended under its lock and read already is not carried into
+/// its version again).
+#[derive(Default)]
+pub struct Gathered {
+    pub inputs: Vec<Input>,
+    pub segments_read: Vec<String>,
+}
+
 /// The inputs of `source`, in order, fetched or read into `dir` where needed.
 pub fn gather<'a>(
     source: &'a InputSource,
@@ -26,10 +35,14 @@ pub fn gather<'a>(
     overlord: &'a OverlordClient,
     deep: &'a DeepStorage,
     dir: &'a Path,
-) -> Pin<Box<dyn Future<Output = Result<Vec<Input>, TaskFailure>> + 'a>> {
+) -> Pin<Box<dyn Future<Output = Result<Gathered, TaskFailure>> + 'a>> {
     Box::pin(async move {
+        let inputs = |inputs| Gathered {
+            inputs,
+            segments_read: Vec::new(),
+        };
         match source {
-            InputSource::Http { uris } => download(uris, dir).await,
+            InputSource::Http { uris } => download(uris, dir).await.map(inputs),
             InputSource::Druid {
                 data_source,
                 interval,
@@ -47,18 +60,23 @@ pub fn gather<'a>(
                     columns: columns.as_deref(),
                     timestamp,
                 };
-                let path = rows.read(data_source, overlord, deep, dir).await?;
-                Ok(vec![Input::Rows(path)])
+                let (path, segments_read) = rows.read(data_source, overlord, deep, dir).await?;
+                Ok(Gathered {
+                    inputs: vec![Input::Rows(path)],
+                    segments_read,
+                })
             }
             InputSource::Combining(delegates) => {
-                let mut inputs = Vec::new();
+                let mut all = Gathered::default();
                 for (i, d) in delegates.iter().enumerate() {
                     let dir = dir.join(format!("delegate-{i}"));
-                    inputs.extend(gather(d, timestamp, overlord, deep, &dir).await?);
+                    let g = gather(d, timestamp, overlord, deep, &dir).await?;
+                    all.inputs.extend(g.inputs);
+                    all.segments_read.extend(g.segments_read);
                 }
-                Ok(inputs)
+                Ok(all)
             }
-            other => Ok(resolve(other)?),
+            other => Ok(inputs(resolve(other)?)),
         }
     })
 }
@@ -74,14 +92,15 @@ struct SegmentRows<'a> {
 
 impl SegmentRows<'_> {
     /// Reads the used segments of `data_source` overlapping the interval into one JSON-lines
-    /// file: the rows inside the interval that pass the filter.
+    /// file: the rows inside the interval that pass the filter. Answers the file and the ids of
+    /// the segments read.
     async fn read(
         &self,
         data_source: &str,
         overlord: &OverlordClient,
         deep: &DeepStorage,
         dir: &Path,
-    ) -> Result<PathBuf, TaskFailure> {
+    ) -> Result<(PathBuf, Vec<String>), TaskFailure> {
         let started = std::time::Instant::now();
         let answer = overlord
             .submit(json!({"type": "segmentListUsed", "dataSource": data_source,
@@ -129,7 +148,7 @@ impl SegmentRows<'_> {
             segments.len(),
             started.elapsed().as_millis()
         );
-        Ok(path)
+        Ok((path, segments.iter().map(DataSegment::id).collect()))
     }
 
     /// Writes the rows of one segment file inside the interval and outside `newer` as JSON

@@ -24,6 +24,16 @@ struct Killed {
     marked_unused: u64,
 }
 
+/// `segmentNuke`'s answer: the rows deleted, and those of them whose file another row still
+/// points at (a segment carried into a replace's version shares its file), which stay.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Nuked {
+    deleted: Vec<String>,
+    #[serde(default)]
+    files_in_use: Vec<String>,
+}
+
 pub fn run(task: &Task, spec: &KillSpec, attempt_dir: &Path) -> TaskStatus {
     let mut killed = Killed::default();
     let result = tokio::runtime::Builder::new_current_thread()
@@ -94,9 +104,15 @@ async fn kill(task: &Task, spec: &KillSpec, killed: &mut Killed) -> Result<(), T
         let answer = overlord
             .submit(json!({"type": "segmentNuke", "segments": batch}))
             .await?;
-        let deleted: Vec<String> = serde_json::from_value(answer)
+        let Nuked {
+            deleted,
+            files_in_use,
+        } = serde_json::from_value(answer)
             .map_err(|e| fail!("segmentNuke answered something unreadable: {e}"))?;
-        for segment in batch.iter().filter(|s| deleted.contains(&s.id())) {
+        for segment in batch
+            .iter()
+            .filter(|s| deleted.contains(&s.id()) && !files_in_use.contains(&s.id()))
+        {
             deep.delete(&segment.load_spec).await?;
         }
         killed.segments += deleted.len() as u64;

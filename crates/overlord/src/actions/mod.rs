@@ -3,6 +3,8 @@
 //! (which intervals a batch task locks, which segment id an allocation gets, which segments a
 //! publish overshadows) are pure functions here, and the TaskQueue's task carries them out.
 
+pub mod upgrade;
+
 use drover_core::granularity::Granularity;
 use drover_core::interval::Interval;
 use drover_core::lock::LockType;
@@ -48,8 +50,18 @@ pub enum TaskAction {
         sequence_name: String,
         #[serde(default)]
         previous_segment_id: Option<String>,
+        /// The lock to allocate under; the task's own (`useConcurrentLocks`) when absent.
+        #[serde(default)]
+        task_lock_type: Option<LockType>,
     },
-    #[serde(rename = "segmentTransactionalInsert")]
+    /// Also Druid's `segmentTransactionalAppend` and `segmentTransactionalReplace`: how the
+    /// segments go in (appended, replacing, or overwriting) follows from the locks that cover
+    /// them, whichever name the task uses.
+    #[serde(
+        rename = "segmentTransactionalInsert",
+        alias = "segmentTransactionalAppend",
+        alias = "segmentTransactionalReplace"
+    )]
     SegmentTransactionalInsert {
         segments: Vec<DataSegment>,
         #[serde(default)]
@@ -58,6 +70,11 @@ pub enum TaskAction {
         start_metadata: Option<Value>,
         #[serde(default)]
         end_metadata: Option<Value>,
+        /// A Drover addition for REPLACE publishes: the segments the task read its rows from.
+        /// Those appended under its lock are not carried into its version (their rows are in
+        /// its segments already).
+        #[serde(default)]
+        input_segment_ids: Option<Vec<String>>,
     },
     /// Unused segments wholly inside `interval` (of `versions`), oldest first, at most `limit`.
     #[serde(rename = "retrieveUnusedSegments")]
@@ -120,37 +137,78 @@ pub struct MixedGranularity {
     pub other: Interval,
 }
 
-/// Where an allocated segment goes in `bucket`: appended to the segments already there (same
-/// version, next partition number), or partition 0 of the lock's version in an empty bucket.
+/// The time chunk a row at `t` is allocated in, as Druid's `SegmentAllocateAction` picks it: the
+/// interval of the used segments that contain `t`, whatever their granularity (a compaction may
+/// have made the hour a streaming task writes part of a day), else the bucket of the preferred
+/// granularity.
+pub fn allocation_bucket(
+    t: chrono::DateTime<chrono::Utc>,
+    preferred: Granularity,
+    used: &[DataSegment],
+) -> Result<Interval, MixedGranularity> {
+    let mut containing = used.iter().map(|s| s.interval).filter(|i| i.contains(t));
+    match containing.next() {
+        None => Ok(preferred.bucket(t)),
+        Some(first) => match containing.find(|i| *i != first) {
+            None => Ok(first),
+            Some(other) => Err(MixedGranularity {
+                bucket: first,
+                other,
+            }),
+        },
+    }
+}
+
+/// Where an allocated segment goes in `bucket`: appended to the used segments there (their
+/// version, next partition number, after pending ones too), or the pending segments' version, or
+/// partition 0 of the lock's version in an empty bucket. Refused when used segments of another
+/// interval overlap the bucket, or pending ones of another interval at the same or a newer
+/// version (older ones are carried into this version when they are published).
 pub fn allocate(
     bucket: &Interval,
     used: &[DataSegment],
     pending: &[PendingSegment],
     lock_version: &str,
 ) -> Result<(String, u32), MixedGranularity> {
-    let existing: Vec<(&Interval, &str, u32)> = used
+    let mixed = |other: &Interval| MixedGranularity {
+        bucket: *bucket,
+        other: *other,
+    };
+    if let Some(s) = used
         .iter()
-        .map(|s| (&s.interval, s.version.as_str(), s.partition_num()))
+        .find(|s| s.interval.overlaps(bucket) && s.interval != *bucket)
+    {
+        return Err(mixed(&s.interval));
+    }
+    let here = |i: &Interval| i == bucket;
+    let version = used
+        .iter()
+        .filter(|s| here(&s.interval))
+        .map(|s| s.version.as_str())
+        .max()
+        .or_else(|| {
+            pending
+                .iter()
+                .filter(|p| here(&p.interval))
+                .map(|p| p.version.as_str())
+                .max()
+        })
+        .unwrap_or(lock_version);
+    if let Some(p) = pending.iter().find(|p| {
+        p.interval.overlaps(bucket) && !here(&p.interval) && p.version.as_str() >= version
+    }) {
+        return Err(mixed(&p.interval));
+    }
+    let next = used
+        .iter()
+        .filter(|s| here(&s.interval) && s.version == version)
+        .map(|s| s.partition_num() + 1)
         .chain(
             pending
                 .iter()
-                .map(|p| (&p.interval, p.version.as_str(), p.partition_num())),
+                .filter(|p| here(&p.interval) && p.version == version)
+                .map(|p| p.partition_num() + 1),
         )
-        .filter(|(i, _, _)| i.overlaps(bucket))
-        .collect();
-    if let Some((other, _, _)) = existing.iter().find(|(i, _, _)| *i != bucket) {
-        return Err(MixedGranularity {
-            bucket: *bucket,
-            other: **other,
-        });
-    }
-    let Some(version) = existing.iter().map(|(_, v, _)| *v).max() else {
-        return Ok((lock_version.to_string(), 0));
-    };
-    let next = existing
-        .iter()
-        .filter(|(_, v, _)| *v == version)
-        .map(|(_, _, p)| p + 1)
         .max()
         .unwrap_or(0);
     Ok((version.to_string(), next))
@@ -236,6 +294,41 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("granularity"));
+        // An older pending hour inside the day is carried in when published: no conflict.
+        let hour = PendingSegment {
+            data_source: "wiki".into(),
+            interval: iv("2024-01-01T05:00/2024-01-01T06:00"),
+            version: "v0".into(),
+            shard_spec: numbered_shard_spec(0),
+        };
+        assert_eq!(
+            allocate(&day, &used, std::slice::from_ref(&hour), "v9").unwrap(),
+            ("v1".into(), 2)
+        );
+        let same_version = PendingSegment {
+            version: "v1".into(),
+            ..hour
+        };
+        assert!(allocate(&day, &used, &[same_version], "v9").is_err());
+    }
+
+    #[test]
+    fn a_row_goes_into_the_chunk_of_the_used_segments_that_contain_it() {
+        let t = drover_core::interval::parse_instant("2024-01-01T05:30:00Z").unwrap();
+        assert_eq!(
+            allocation_bucket(t, Granularity::Hour, &[]).unwrap(),
+            iv("2024-01-01T05:00/2024-01-01T06:00")
+        );
+        let compacted = [seg("2024-01-01/2024-01-02", "v2", 0)];
+        assert_eq!(
+            allocation_bucket(t, Granularity::Hour, &compacted).unwrap(),
+            iv("2024-01-01/2024-01-02")
+        );
+        let mixed = [
+            seg("2024-01-01/2024-01-02", "v1", 0),
+            seg("2024-01-01T05:00/2024-01-01T06:00", "v2", 0),
+        ];
+        assert!(allocation_bucket(t, Granularity::Hour, &mixed).is_err());
     }
 
     #[test]
@@ -269,6 +362,21 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(a, TaskAction::SegmentAllocate { .. }));
+        let append: TaskAction = serde_json::from_str(
+            r#"{"type":"segmentTransactionalAppend","segments":[],"startMetadata":null}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            append,
+            TaskAction::SegmentTransactionalInsert { .. }
+        ));
+        let replace: TaskAction =
+            serde_json::from_str(r#"{"type":"segmentTransactionalReplace","segments":[]}"#)
+                .unwrap();
+        assert!(matches!(
+            replace,
+            TaskAction::SegmentTransactionalInsert { .. }
+        ));
         let nuke: TaskAction =
             serde_json::from_str(r#"{"type":"segmentNuke","segments":[]}"#).unwrap();
         assert!(matches!(nuke, TaskAction::SegmentNuke { .. }));

@@ -266,6 +266,16 @@ impl Lockbox {
         })
     }
 
+    /// The task's live lock that encloses `interval`, if any: its type says how a publish there
+    /// goes in (appended, replacing or overwriting).
+    pub fn covering_lock(&self, task: &TaskId, interval: &Interval) -> Option<&TaskLock> {
+        self.posses
+            .iter()
+            .filter(|p| p.tasks.contains(task) && !p.lock.revoked)
+            .map(|p| &p.lock)
+            .find(|l| l.interval.encloses(interval))
+    }
+
     /// The tasks sharing `lock`.
     pub fn holders(&self, lock: &TaskLock) -> Vec<TaskId> {
         self.posses

@@ -8,11 +8,14 @@ use drover_core::lock::LockType;
 use drover_core::segment::{numbered_shard_spec, DataSegment};
 use drover_core::stream_offsets::StreamOffsets;
 use drover_core::TaskId;
-use drover_metadata::{OffsetCommit, PendingSegment, PublishOutcome, SegmentFilter, Usage};
+use drover_metadata::{
+    AppendedUnderReplace, OffsetCommit, PendingSegment, PublishOutcome, SegmentFilter, Usage,
+};
 use serde_json::{json, Value};
 
 use super::{bounded, ActionOutcome, QueueError, TaskQueue};
-use crate::actions::{allocate, overshadowed, TaskAction};
+use crate::actions::upgrade::{carry_into_newer, carry_into_replace, FinerReplace};
+use crate::actions::{allocate, allocation_bucket, overshadowed, TaskAction};
 use crate::lockbox::LockResult;
 
 /// A task acts on its own data source only.
@@ -40,6 +43,7 @@ impl TaskQueue {
             return Err(QueueError::NotActive(id.to_string()));
         };
         let data_source = q.task.data_source.clone();
+        let write_lock = q.task.write_lock;
         let done = |v: Value| Ok(ActionOutcome::Done(v));
         match action {
             TaskAction::LockAcquire {
@@ -53,11 +57,6 @@ impl TaskQueue {
             } => {
                 let waits = matches!(action, TaskAction::LockAcquire { .. });
                 let lock_type = lock_type.unwrap_or_default();
-                if matches!(lock_type, LockType::Replace | LockType::Append) {
-                    return Err(QueueError::Action(format!(
-                        "lockType [{lock_type:?}] is not supported yet; use EXCLUSIVE or SHARED"
-                    )));
-                }
                 let req = self
                     .lock_request(&id, interval, lock_type)
                     .ok_or_else(|| QueueError::NotActive(id.to_string()))?;
@@ -74,6 +73,7 @@ impl TaskQueue {
             TaskAction::LockRelease { interval } => {
                 if let Some(lock) = self.lockbox.unlock(&id, &interval) {
                     bounded(self.store.delete_lock(&id, &lock)).await?;
+                    self.forget_appended_under(&lock).await;
                     self.lock_released.notify_waiters();
                 }
                 done(Value::Null)
@@ -84,20 +84,22 @@ impl TaskQueue {
                 preferred_segment_granularity,
                 sequence_name,
                 previous_segment_id,
+                task_lock_type,
             } => {
-                if ds != data_source {
-                    return Err(QueueError::Action(format!(
-                        "dataSource [{ds}] is not the task's data source [{data_source}]"
-                    )));
-                }
+                same_data_source(&ds, &data_source)?;
                 let Some(t) = parse_instant(&timestamp) else {
                     return Err(QueueError::Action(format!(
                         "timestamp [{timestamp}] is not an ISO-8601 instant"
                     )));
                 };
-                let bucket = preferred_segment_granularity.bucket(t);
+                // The chunk the row goes in: that of the used segments holding its time, if any.
+                let preferred = preferred_segment_granularity.bucket(t);
+                let around = bounded(self.store.used_segments(&ds, Some(&preferred))).await?;
+                let bucket = allocation_bucket(t, preferred_segment_granularity, &around)
+                    .map_err(|e| QueueError::Action(e.to_string()))?;
+                let lock_type = task_lock_type.unwrap_or(write_lock);
                 let previous = previous_segment_id.unwrap_or_default();
-                self.allocate_segment(&id, &ds, bucket, &sequence_name, &previous)
+                self.allocate_segment(&id, &ds, bucket, lock_type, &sequence_name, &previous)
                     .await
             }
             TaskAction::SegmentTransactionalInsert {
@@ -105,6 +107,7 @@ impl TaskQueue {
                 segments_to_be_overwritten,
                 start_metadata,
                 end_metadata,
+                input_segment_ids,
             } => {
                 let commit = match (start_metadata, end_metadata) {
                     (None, None) => None,
@@ -130,7 +133,9 @@ impl TaskQueue {
                     .iter()
                     .map(DataSegment::id)
                     .collect();
-                self.publish(&id, &data_source, segments, extra, commit)
+                let input: BTreeSet<String> =
+                    input_segment_ids.unwrap_or_default().into_iter().collect();
+                self.publish(&id, &data_source, segments, extra, commit, &input)
                     .await
             }
             TaskAction::RetrieveUnusedSegments {
@@ -167,7 +172,10 @@ impl TaskQueue {
                 let ids: Vec<String> = segments.iter().map(DataSegment::id).collect();
                 let deleted =
                     bounded(self.store.delete_unused_segments(&data_source, &ids)).await?;
-                done(to_json(&deleted))
+                let files_in_use = self
+                    .files_still_in_use(&data_source, &segments, &deleted)
+                    .await?;
+                done(json!({"deleted": deleted, "filesInUse": files_in_use}))
             }
             TaskAction::MarkSegmentsAsUnused {
                 data_source: ds,
@@ -228,6 +236,7 @@ impl TaskQueue {
         id: &TaskId,
         ds: &str,
         bucket: Interval,
+        lock_type: LockType,
         sequence: &str,
         previous: &str,
     ) -> Result<ActionOutcome, QueueError> {
@@ -242,7 +251,7 @@ impl TaskQueue {
             Some(l) => l,
             None => {
                 let req = self
-                    .lock_request(id, bucket, LockType::Exclusive)
+                    .lock_request(id, bucket, lock_type)
                     .ok_or_else(|| QueueError::NotActive(id.to_string()))?;
                 match self.lock(req).await? {
                     LockResult::Acquired { lock, .. } => lock,
@@ -302,8 +311,13 @@ impl TaskQueue {
         }
     }
 
-    /// `segmentTransactionalInsert`: the task's locks must cover every segment, un-revoked and
-    /// exclusive; then the segments go in and what they overshadow goes out, in one transaction.
+    /// `segmentTransactionalInsert` (and Druid's append and replace forms): the task's locks
+    /// must cover every segment, un-revoked and not SHARED. Then, in one transaction:
+    /// - under EXCLUSIVE locks, the segments go in and what they overshadow goes out;
+    /// - under a REPLACE lock, the same, plus the segments appended under that lock carried
+    ///   into its version (see `actions::upgrade`);
+    /// - under APPEND locks, the segments go in, each recorded for the REPLACE lock over it if
+    ///   one is held, and carried into a newer version committed over it meanwhile.
     async fn publish(
         &mut self,
         id: &TaskId,
@@ -311,6 +325,7 @@ impl TaskQueue {
         segments: Vec<DataSegment>,
         extra_overwritten: Vec<String>,
         commit: Option<OffsetCommit>,
+        input: &BTreeSet<String>,
     ) -> Result<ActionOutcome, QueueError> {
         let failure = |msg: String| {
             Ok(ActionOutcome::Done(json!({
@@ -327,6 +342,15 @@ impl TaskQueue {
         if let Err(refused) = self.lockbox.check_publishable(id, &intervals) {
             return failure(refused.to_string());
         }
+        let mode = match self.publish_mode(id, &intervals) {
+            Ok(mode) => mode,
+            Err(why) => return failure(why),
+        };
+        let group_id = self
+            .tasks
+            .get(id)
+            .map(|q| q.task.group_id.clone())
+            .ok_or_else(|| QueueError::NotActive(id.to_string()))?;
         let mut overwritten: BTreeSet<String> = extra_overwritten.into_iter().collect();
         let mut distinct: Vec<Interval> = Vec::new();
         for i in &intervals {
@@ -338,22 +362,61 @@ impl TaskQueue {
         for i in &distinct {
             used.extend(bounded(self.store.used_segments(data_source, Some(i))).await?);
         }
-        overwritten.extend(overshadowed(&segments, &used));
         let new_ids: BTreeSet<String> = segments.iter().map(DataSegment::id).collect();
-        overwritten.retain(|o| !new_ids.contains(o));
-        let overwritten: Vec<String> = overwritten.into_iter().collect();
-        let outcome = match &commit {
-            None => bounded(self.store.publish_segments(&segments, &overwritten))
-                .await
-                .map(|()| PublishOutcome::Published),
-            Some(c) => {
-                bounded(
-                    self.store
-                        .publish_segments_with_offsets(&segments, &overwritten, c),
-                )
-                .await
+        let mut to_insert = segments.clone();
+        let mut appended_under_replace = Vec::new();
+        match mode {
+            LockType::Append => {
+                for s in &segments {
+                    if let Some(r) =
+                        self.lockbox
+                            .replace_lock_covering(data_source, &s.interval, &group_id)
+                    {
+                        if r.version > s.version {
+                            appended_under_replace.push(AppendedUnderReplace {
+                                task_id: r.group_id.clone(),
+                                segment_id: s.id(),
+                                lock_version: r.version.clone(),
+                            });
+                        }
+                    }
+                }
+                let mut pending = Vec::new();
+                for i in &distinct {
+                    pending.extend(bounded(self.store.pending_segments(data_source, i)).await?);
+                }
+                let carried = match carry_into_newer(&segments, &used, &pending) {
+                    Ok(c) => c,
+                    Err(e) => return failure(e.to_string()),
+                };
+                // The originals are overshadowed by their copies: only the copies stay used.
+                overwritten.extend(overshadowed(&carried, &segments));
+                to_insert.extend(carried);
             }
-        };
+            LockType::Replace => {
+                overwritten.extend(overshadowed(&segments, &used));
+                overwritten.retain(|o| !new_ids.contains(o));
+                match self
+                    .appended_into_replace(&group_id, data_source, &segments, input)
+                    .await?
+                {
+                    Ok(carried) => to_insert.extend(carried),
+                    Err(e) => return failure(e.to_string()),
+                }
+            }
+            LockType::Exclusive | LockType::Shared => {
+                overwritten.extend(overshadowed(&segments, &used));
+                overwritten.retain(|o| !new_ids.contains(o));
+            }
+        }
+        let overwritten: Vec<String> = overwritten.into_iter().collect();
+        let outcome = bounded(self.store.publish(
+            &to_insert,
+            &overwritten,
+            &appended_under_replace,
+            commit.as_ref(),
+        ))
+        .await;
         // Whether every segment of this publish was already there before it: looked at only
         // when the publish did not go through.
         let all_there_already = || {
@@ -384,8 +447,8 @@ impl TaskQueue {
                 failure(why)
             }
             Ok(PublishOutcome::Published) => {
-                tracing::info!(task = %id, segments = segments.len(), overwritten = overwritten.len(), "segments published");
-                let published: Vec<DataSegment> = segments
+                tracing::info!(task = %id, segments = segments.len(), carried = to_insert.len() - segments.len(), overwritten = overwritten.len(), "segments published");
+                let published: Vec<DataSegment> = to_insert
                     .into_iter()
                     .map(|mut s| {
                         s.identifier = s.id();
@@ -407,5 +470,102 @@ impl TaskQueue {
                 failure(format!("publishing failed: {e}"))
             }
         }
+    }
+    /// How a publish over `intervals` goes in, from the task's locks there: APPEND, REPLACE, or
+    /// EXCLUSIVE (overwriting). One publish is of one kind.
+    fn publish_mode(&self, id: &TaskId, intervals: &[Interval]) -> Result<LockType, String> {
+        let mut mode: Option<LockType> = None;
+        for i in intervals {
+            let kind = match self.lockbox.covering_lock(id, i).map(|l| l.lock_type) {
+                Some(t @ (LockType::Append | LockType::Replace)) => t,
+                _ => LockType::Exclusive,
+            };
+            match mode {
+                Some(m) if m != kind => {
+                    return Err(format!(
+                        "one publish cannot mix segments under {m:?} and {kind:?} locks"
+                    ))
+                }
+                _ => mode = Some(kind),
+            }
+        }
+        Ok(mode.unwrap_or(LockType::Exclusive))
+    }
+
+    /// The segments appended under the REPLACE locks of `group_id` and not read by the task,
+    /// carried into its version beside `replace`.
+    async fn appended_into_replace(
+        &self,
+        group_id: &str,
+        data_source: &str,
+        replace: &[DataSegment],
+        input: &BTreeSet<String>,
+    ) -> Result<Result<Vec<DataSegment>, FinerReplace>, QueueError> {
+        let records: Vec<AppendedUnderReplace> =
+            bounded(self.store.appended_under_replace(group_id))
+                .await?
+                .into_iter()
+                .filter(|r| !input.contains(&r.segment_id))
+                .collect();
+        if records.is_empty() {
+            return Ok(Ok(Vec::new()));
+        }
+        let ids: Vec<String> = records.iter().map(|r| r.segment_id.clone()).collect();
+        let mut found = bounded(self.store.segments_where(
+            data_source,
+            Usage::Used,
+            SegmentFilter::Ids(&ids),
+            None,
+        ))
+        .await?;
+        found.extend(
+            bounded(self.store.segments_where(
+                data_source,
+                Usage::Unused {
+                    marked_before: None,
+                },
+                SegmentFilter::Ids(&ids),
+                None,
+            ))
+            .await?,
+        );
+        let mut appended = Vec::new();
+        for r in &records {
+            match found.iter().find(|s| s.id() == r.segment_id) {
+                Some(s) => appended.push((s.clone(), r.lock_version.clone())),
+                None => {
+                    tracing::warn!(segment = %r.segment_id, "a segment appended under a REPLACE lock is gone; not carried")
+                }
+            }
+        }
+        Ok(carry_into_replace(&appended, replace))
+    }
+
+    /// Of the segments whose rows a kill deleted, those whose file another row still points at
+    /// (an appended segment and its copy in a replace's version share one): their files stay.
+    async fn files_still_in_use(
+        &self,
+        data_source: &str,
+        segments: &[DataSegment],
+        deleted: &[String],
+    ) -> Result<Vec<String>, QueueError> {
+        let gone: Vec<&DataSegment> = segments
+            .iter()
+            .filter(|s| deleted.contains(&s.id()))
+            .collect();
+        let (Some(start), Some(end)) = (
+            gone.iter().map(|s| s.interval.start).min(),
+            gone.iter().map(|s| s.interval.end).max(),
+        ) else {
+            return Ok(Vec::new());
+        };
+        let span = Interval { start, end };
+        let rows = bounded(self.store.all_segments_overlapping(data_source, &span)).await?;
+        let in_use: BTreeSet<String> = rows.iter().map(|r| r.load_spec.to_string()).collect();
+        Ok(gone
+            .iter()
+            .filter(|s| in_use.contains(&s.load_spec.to_string()))
+            .map(|s| s.id())
+            .collect())
     }
 }

@@ -41,8 +41,20 @@ impl TaskQueue {
                 // The row is dropped by the next leader's restore (the task is not active).
                 tracing::warn!(task = %id, interval = %lock.interval, error = %e, "could not delete a released lock row");
             }
+            self.forget_appended_under(lock).await;
         }
         self.lock_released.notify_waiters();
+    }
+
+    /// Once nobody holds a REPLACE lock any more, what was appended under it has been carried
+    /// into its version (or never will be): its `druid_upgradeSegments` rows go.
+    pub(super) async fn forget_appended_under(&mut self, released: &TaskLock) {
+        if released.lock_type != LockType::Replace {
+            return;
+        }
+        if let Err(e) = bounded(self.store.delete_upgrade_records(&released.group_id)).await {
+            tracing::warn!(group = %released.group_id, error = %e, "could not delete the upgradeSegments rows of a released REPLACE lock");
+        }
     }
 
     /// The request a queued task makes for `interval`.
@@ -103,8 +115,9 @@ impl TaskQueue {
             return Readiness::NotYet;
         };
         let mut taken: Vec<Interval> = Vec::new();
+        let lock_type = self.tasks.get(id).map(|q| q.task.write_lock);
         for interval in intervals {
-            let Some(req) = self.lock_request(id, interval, LockType::Exclusive) else {
+            let Some(req) = lock_type.and_then(|t| self.lock_request(id, interval, t)) else {
                 return Readiness::NotYet;
             };
             match self.lock(req).await {

@@ -57,9 +57,9 @@ impl Publisher {
             let mut previous = None;
             let mut segments = Vec::new();
             for p in &partitions {
-                let (version, num) =
+                let (interval, version, num) =
                     allocate(&self.overlord, spec, &p.interval, &sequence_name, &mut previous).await?;
-                segments.push(upload(task, spec, p, version, num, &dimensions, &metrics, &self.deep).await?);
+                segments.push(upload(task, spec, p, interval, version, num, &dimensions, &metrics, &self.deep).await?);
             }
             let result = self
                 .overlord
