@@ -25,6 +25,30 @@ pub enum SpecError {
     Field { field: String, message: String },
 }
 
+/// The lock settings the supervisor's tasks inherit, checked here so that a bad one is a 400 at
+/// `POST /supervisor` rather than every task failing: `useConcurrentLocks` a boolean, and
+/// `taskLockType` one a streaming task can publish under.
+fn check_lock_context(context: &Map<String, Value>) -> Result<(), SpecError> {
+    match context.get("useConcurrentLocks") {
+        None | Some(Value::Null | Value::Bool(_)) => {}
+        Some(Value::String(s)) if s == "true" || s == "false" => {}
+        Some(other) => {
+            return Err(field(
+                "context.useConcurrentLocks",
+                format!("must be true or false, got {other}"),
+            ))
+        }
+    }
+    match context.get("taskLockType") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(t)) if t == "EXCLUSIVE" || t == "APPEND" => Ok(()),
+        Some(other) => Err(field(
+            "context.taskLockType",
+            format!("a streaming task publishes under EXCLUSIVE or APPEND, got {other}"),
+        )),
+    }
+}
+
 fn field(field: &str, message: impl Into<String>) -> SpecError {
     SpecError::Field {
         field: field.to_string(),
@@ -155,6 +179,7 @@ impl KafkaSupervisorSpec {
             .map_err(|e| field("id", e.to_string()))?;
         let suspended = flag(wire.suspended, false);
         let context = wire.context.unwrap_or_default();
+        check_lock_context(&context)?;
 
         let io_name = |k: &str| name(&format!("ioConfig.{k}"));
         let io: wire::IoConfig = read(&name("ioConfig"), &Value::Object(io_raw.clone()))?;
@@ -417,6 +442,15 @@ mod tests {
         let mut v = tutorial();
         v["ioConfig"].as_object_mut().unwrap().remove("topic");
         assert!(err(v).contains("[ioConfig.topic]"));
+        let mut v = tutorial();
+        v["context"] = json!({"useConcurrentLocks": "yes"});
+        assert!(err(v).contains("[context.useConcurrentLocks]"));
+        let mut v = tutorial();
+        v["context"] = json!({"taskLockType": "REPLACE"});
+        assert!(err(v).contains("[context.taskLockType]"));
+        let mut v = tutorial();
+        v["context"] = json!({"useConcurrentLocks": true});
+        assert!(KafkaSupervisorSpec::from_value(&v).is_ok());
         let mut v = tutorial();
         v["dataSchema"]["granularitySpec"]["segmentGranularity"] = json!("FORTNIGHT");
         let e = err(v);

@@ -550,10 +550,22 @@ pub struct LockFilterPolicy {
     priority: i32,
     #[serde(default)]
     intervals: Option<Vec<String>>,
+    /// `useConcurrentLocks` (or `taskLockType: APPEND`) leaves APPEND locks out: a task that
+    /// would take a REPLACE lock can run beside them.
     #[serde(default)]
-    #[allow(dead_code)]
-    // accepted as Druid sends it; concurrent-lock contexts are not kept yet
-    context: Option<Value>,
+    context: Option<serde_json::Map<String, Value>>,
+}
+
+impl LockFilterPolicy {
+    /// Druid's rule: `useConcurrentLocks` when given, else whether `taskLockType` is APPEND.
+    fn ignores_append_locks(&self) -> bool {
+        let get = |key: &str| self.context.as_ref().and_then(|c| c.get(key));
+        let truthy = |v: &Value| v.as_bool() == Some(true) || v.as_str() == Some("true");
+        match get("useConcurrentLocks") {
+            Some(v) if !v.is_null() => truthy(v),
+            _ => get("taskLockType").and_then(Value::as_str) == Some("APPEND"),
+        }
+    }
 }
 
 async fn answer_locked_intervals(
@@ -596,6 +608,7 @@ pub async fn locked_intervals(
     })?;
     let mut filters = Vec::with_capacity(policies.len());
     for p in policies {
+        let ignore_append_locks = p.ignores_append_locks();
         let intervals = p
             .intervals
             .map(|list| {
@@ -612,6 +625,7 @@ pub async fn locked_intervals(
             data_source: p.datasource,
             min_priority: p.priority,
             intervals,
+            ignore_append_locks,
         });
     }
     answer_locked_intervals(&s, filters).await
@@ -632,6 +646,7 @@ pub async fn locked_intervals_v1(
     let filters = by_ds
         .into_iter()
         .map(|(data_source, min_priority)| LockFilter {
+            ignore_append_locks: false,
             data_source,
             min_priority,
             intervals: None,

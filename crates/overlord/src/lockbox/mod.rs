@@ -62,6 +62,8 @@ pub struct LockFilter {
     pub data_source: String,
     pub min_priority: i32,
     pub intervals: Option<Vec<Interval>>,
+    /// Leave APPEND locks out (the filter's context asks for concurrent locks).
+    pub ignore_append_locks: bool,
 }
 
 /// Why a task may not publish segments in an interval (Druid's critical-section check).
@@ -297,6 +299,7 @@ impl Lockbox {
             for p in &self.posses {
                 let lock = &p.lock;
                 let wanted = !lock.revoked
+                    && !(f.ignore_append_locks && lock.lock_type == LockType::Append)
                     && lock.data_source == f.data_source
                     && lock.priority >= f.min_priority
                     && f.intervals
@@ -428,6 +431,7 @@ mod tests {
             now(),
         );
         let filter = |min_priority, intervals: Option<&str>| LockFilter {
+            ignore_append_locks: false,
             data_source: "wiki".into(),
             min_priority,
             intervals: intervals.map(|i| vec![Interval::parse(i).unwrap()]),
@@ -443,6 +447,7 @@ mod tests {
         let first_day = b.locked_intervals(&[filter(0, Some("2024-01-01T12:00:00Z/2024-01-02"))]);
         assert_eq!(first_day["wiki"], vec![Interval::parse(DAY1).unwrap()]);
         let none = b.locked_intervals(&[LockFilter {
+            ignore_append_locks: false,
             data_source: "other".into(),
             min_priority: 0,
             intervals: None,
@@ -674,6 +679,19 @@ mod tests {
         assert!(b
             .replace_lock_covering("wiki", &Interval::parse(hour).unwrap(), "compact")
             .is_none());
+        // lockedIntervals/v2 with useConcurrentLocks leaves the APPEND locks out.
+        let filter = |ignore_append_locks| LockFilter {
+            data_source: "wiki".into(),
+            min_priority: 50,
+            intervals: None,
+            ignore_append_locks,
+        };
+        assert_eq!(
+            b.locked_intervals(&[filter(false)])["wiki"].len(),
+            1,
+            "the appends' hour"
+        );
+        assert!(b.locked_intervals(&[filter(true)]).is_empty());
         // One REPLACE at a time, and none beside EXCLUSIVE or SHARED work.
         let (r2, _) = b.try_lock(&req("c2", "compact2", DAY1, LockType::Replace, 25), now());
         assert_eq!(r2, LockResult::Conflict);
