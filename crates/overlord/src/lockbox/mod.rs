@@ -298,8 +298,9 @@ impl Lockbox {
         for f in filters {
             for p in &self.posses {
                 let lock = &p.lock;
-                let wanted = !lock.revoked
-                    && !(f.ignore_append_locks && lock.lock_type == LockType::Append)
+                let left_out =
+                    lock.revoked || (f.ignore_append_locks && lock.lock_type == LockType::Append);
+                let wanted = !left_out
                     && lock.data_source == f.data_source
                     && lock.priority >= f.min_priority
                     && f.intervals
