@@ -270,7 +270,12 @@ fn index_task(data_source: &str, input_source: Value, input_format: Value, schem
 
 #[tokio::test(flavor = "multi_thread")]
 async fn csv_tsv_filters_and_schemaless_discovery() {
-    let cluster = Cluster::start(ClusterSpec::workers(&[3])).await;
+    // The http input below is served by this test on 127.0.0.1, which ingestion refuses unless
+    // the operator allows it.
+    let allow = ["--ingestion-http-allowed-hosts", "127.0.0.1"];
+    let mut spec = ClusterSpec::workers(&[3]).overlord_args(&allow);
+    spec.middle_managers[0].extra_args = allow.iter().map(|s| s.to_string()).collect();
+    let cluster = Cluster::start(spec).await;
     let dir = cluster.dir.join("formats");
     std::fs::create_dir_all(&dir).unwrap();
 

@@ -10,6 +10,7 @@ mod failures;
 mod hardening;
 mod kafka_ingestion;
 mod middle_manager_restart;
+mod safe_inputs;
 mod segment_lifecycle;
 mod task_lifecycle;
 mod task_locks;

@@ -8,6 +8,7 @@ pub mod expr;
 pub mod filter;
 pub mod format;
 pub mod input;
+pub mod input_policy;
 pub mod record;
 pub mod row_builder;
 pub mod row_store;

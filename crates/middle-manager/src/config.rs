@@ -63,6 +63,8 @@ pub struct MiddleManagerConfig {
     pub max_connections: usize,
     /// Logs as JSON lines.
     pub log_json: bool,
+    /// What batch tasks may read: `[ingestion]` (see docs/operations.md#safe-ingestion-inputs).
+    pub ingestion: drover_ingest::input_policy::InputPolicy,
 }
 
 impl Default for MiddleManagerConfig {
@@ -95,6 +97,7 @@ impl Default for MiddleManagerConfig {
             body_read_timeout: limits.body_read_timeout,
             max_connections: limits.max_connections,
             log_json: false,
+            ingestion: drover_ingest::input_policy::InputPolicy::default(),
         }
     }
 }
@@ -189,6 +192,8 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_MM_MAX_CONNECTIONS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    #[command(flatten)]
+    pub ingestion: drover_service::ingestion::IngestionOverrides,
 }
 
 impl MiddleManagerConfig {

@@ -98,6 +98,7 @@ pub async fn run(
             shutdown_grace: config.task_shutdown_timeout,
             files,
             deep_storage: config.deep_storage.clone(),
+            ingestion: config.ingestion.clone(),
             overlords: overlords.clone(),
             overlords_file,
         },

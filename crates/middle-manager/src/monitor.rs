@@ -69,6 +69,8 @@ pub struct MonitorConfig {
     pub files: WorkerFiles,
     /// Passed to peons: where segment files go.
     pub deep_storage: String,
+    /// Passed to peons: what batch tasks may read.
+    pub ingestion: drover_ingest::input_policy::InputPolicy,
     /// Passed to peons for their task actions: the overlords in the leader latch, leader first.
     pub overlords: Arc<std::sync::RwLock<Vec<String>>>,
     /// The same list as a file, kept current, that peons re-read.
@@ -223,6 +225,11 @@ impl Monitor {
         let env = [
             ("DROVER_OVERLORD_URLS", overlords),
             ("DROVER_DEEP_STORAGE", self.config.deep_storage.clone()),
+            // What the task may read: checked again by the peon on every file and address.
+            (
+                drover_ingest::input_policy::POLICY_ENV,
+                serde_json::to_string(&self.config.ingestion).expect("a plain struct serializes"),
+            ),
             // The chat API listens where the task's location says it is, not on every
             // interface.
             (

@@ -103,6 +103,8 @@ pub struct OverlordConfig {
     /// Most HTTP connections served at once; more are answered 503.
     pub max_connections: usize,
     pub log_json: bool,
+    /// What batch tasks may read: `[ingestion]` (see docs/operations.md#safe-ingestion-inputs).
+    pub ingestion: drover_ingest::input_policy::InputPolicy,
 }
 
 impl Default for OverlordConfig {
@@ -145,6 +147,7 @@ impl Default for OverlordConfig {
             body_read_timeout: limits.body_read_timeout,
             max_connections: limits.max_connections,
             log_json: false,
+            ingestion: drover_ingest::input_policy::InputPolicy::default(),
         }
     }
 }
@@ -273,6 +276,8 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_OVERLORD_LOG_JSON")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_json: Option<bool>,
+    #[command(flatten)]
+    pub ingestion: drover_service::ingestion::IngestionOverrides,
 }
 
 impl OverlordConfig {

@@ -105,6 +105,7 @@ pub async fn run(
         request_timeout: config.request_timeout,
         leader_probe_timeout: config.leader_probe_timeout,
         recently_finished_threshold: config.recently_finished_threshold,
+        ingestion: config.ingestion.clone(),
     })
     // Served by every overlord itself, leader or not.
     .merge(drover_service::status::routes(

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use drover_core::interval::Interval;
 use drover_core::segment::DataSegment;
 use drover_ingest::input::{resolve, Input};
+use drover_ingest::input_policy::InputPolicy;
 use drover_ingest::spec::{Filter, InputSource};
 use drover_ingest::timestamp::TimestampSpec;
 use serde_json::{json, Value};
@@ -43,6 +44,19 @@ pub fn gather<'a>(
         };
         match source {
             InputSource::Http { uris } => download(uris, dir).await.map(inputs),
+            InputSource::Local { .. } => {
+                let files = resolve(source)?;
+                let policy = InputPolicy::from_env();
+                for input in &files {
+                    if let Input::File(path) = input {
+                        // Symlinks resolved: the file actually opened is what is checked.
+                        let real = std::fs::canonicalize(path)
+                            .map_err(|e| fail!("cannot read {}: {e}", path.display()))?;
+                        policy.check_local(&real).map_err(|e| fail!("{e}"))?;
+                    }
+                }
+                Ok(inputs(files))
+            }
             InputSource::Druid {
                 data_source,
                 interval,
@@ -222,13 +236,10 @@ fn time_as(format: &str, time: DateTime<Utc>) -> Value {
 
 async fn download(uris: &[String], dir: &Path) -> Result<Vec<Input>, TaskFailure> {
     std::fs::create_dir_all(dir).map_err(|e| fail!("cannot create {}: {e}", dir.display()))?;
-    let http = reqwest::Client::new();
+    let policy = InputPolicy::from_env();
     let mut out = Vec::new();
     for (i, uri) in uris.iter().enumerate() {
-        let url = url::Url::parse(uri).map_err(|e| fail!("http input [{uri}]: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(fail!("http input [{uri}] must be an http or https URL"));
-        }
+        let url = policy.check_uri(uri).map_err(|e| fail!("{e}"))?;
         let name = url
             .path_segments()
             .and_then(|mut s| s.next_back())
@@ -239,18 +250,62 @@ async fn download(uris: &[String], dir: &Path) -> Result<Vec<Input>, TaskFailure
                 "_",
             );
         let path: PathBuf = dir.join(format!("http-{i}-{name}"));
-        let r = http
-            .get(url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| fail!("cannot fetch http input [{uri}]: {e}"))?;
-        let bytes = r
-            .bytes()
-            .await
-            .map_err(|e| fail!("cannot fetch http input [{uri}]: {e}"))?;
+        let bytes = fetch(&policy, uri, url).await?;
         std::fs::write(&path, &bytes).map_err(|e| fail!("cannot write {}: {e}", path.display()))?;
         out.push(Input::File(path));
     }
     Ok(out)
+}
+
+/// Redirects `fetch` follows, each checked as the first URL was.
+const MAX_REDIRECTS: usize = 5;
+
+/// GETs `url` under `policy`: the host's addresses are resolved here and every one checked, the
+/// connection pinned to the one checked (a second lookup cannot answer differently), and each
+/// redirect checked the same way before it is followed.
+async fn fetch(policy: &InputPolicy, uri: &str, mut url: url::Url) -> Result<Vec<u8>, TaskFailure> {
+    let failed = |e: &dyn std::fmt::Display| fail!("cannot fetch http input [{uri}]: {e}");
+    for _ in 0..=MAX_REDIRECTS {
+        let host = url.host_str().unwrap_or_default().to_string();
+        let port = url.port_or_known_default().unwrap_or(80);
+        let bare = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((bare.as_str(), port))
+            .await
+            .map_err(|e| failed(&e))?
+            .collect();
+        let Some(first) = addrs.first().copied() else {
+            return Err(failed(&format!("[{host}] resolves to no address")));
+        };
+        for a in &addrs {
+            policy
+                .check_address(uri, &host, a.ip())
+                .map_err(|e| fail!("{e}"))?;
+        }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve(&bare, first)
+            .build()
+            .map_err(|e| failed(&e))?;
+        let r = client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| failed(&e))?;
+        if r.status().is_redirection() {
+            let location = r
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .ok_or_else(|| failed(&format!("{} without a Location", r.status())))?;
+            let next = url.join(location).map_err(|e| failed(&e))?;
+            url = policy.check_uri(next.as_str()).map_err(|e| fail!("{e}"))?;
+            continue;
+        }
+        let r = r.error_for_status().map_err(|e| failed(&e))?;
+        return Ok(r.bytes().await.map_err(|e| failed(&e))?.to_vec());
+    }
+    Err(failed(&format!("more than {MAX_REDIRECTS} redirects")))
 }

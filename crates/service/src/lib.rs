@@ -1,6 +1,7 @@
 //! What every Drover server process shares: layered configuration, logging and signal handling.
 
 pub mod http_server;
+pub mod ingestion;
 pub mod status;
 
 use std::path::Path;

@@ -48,6 +48,8 @@ pub struct AppState {
     /// of redirecting there.
     pub leader_probe_timeout: Duration,
     pub recently_finished_threshold: Duration,
+    /// What batch tasks may read; a task whose spec asks for more is refused at submission.
+    pub ingestion: drover_ingest::input_policy::InputPolicy,
 }
 
 impl AppState {

@@ -12,7 +12,7 @@ use drover_core::interval::{parse_instant, Interval};
 use drover_core::time::{parse_iso, to_iso};
 use drover_core::{RunnerTaskState, TaskId, TaskLocation, TaskStatusPlus};
 use drover_metadata::{CompleteTaskFilter, TaskInfo};
-use drover_task::Task;
+use drover_task::{Task, TaskKind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -61,6 +61,18 @@ pub async fn submit(
         }
     })?;
     let task = Task::from_json_bytes(&bytes).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if let TaskKind::Index(spec) = &task.kind {
+        let field = if task.payload().get("spec").is_some() {
+            "spec.ioConfig.inputSource"
+        } else {
+            "ioConfig.inputSource"
+        };
+        s.ingestion
+            .check_source(&spec.input_source, field)
+            .map_err(|(field, why)| {
+                ApiError::BadRequest(format!("invalid field [{field}]: {why}"))
+            })?;
+    }
     // Refused now rather than failed later: the ZooKeeper runner could never hand it out.
     if let Some(reason) =
         crate::runner::znode_too_large(task.to_json_bytes().len(), s.max_znode_bytes)
