@@ -120,6 +120,13 @@ pub async fn run(
     .merge(drover_service::status::routes(
         "drover-middle-manager",
         drover_service::status::properties_of(&config),
+    ))
+    .route(
+        "/metrics",
+        axum::routing::get(|| async { drover_service::metrics::response() }),
+    )
+    .layer(axum::middleware::from_fn(
+        drover_service::metrics::track_http,
     ));
     tracing::info!(worker = %host, capacity = config.capacity, "middle manager listening on {}:{}", config.bind_address, config.port);
     let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();

@@ -8,6 +8,7 @@ pub mod config;
 pub mod http;
 pub mod leader;
 pub mod lockbox;
+pub mod metrics;
 pub mod queue;
 pub mod retention;
 mod retry;
@@ -93,7 +94,7 @@ pub async fn run(
         session,
         config.advertised_url(),
     );
-    let app = http::router(http::AppState {
+    let state = http::AppState {
         leadership: leadership.clone(),
         task_logs,
         http: reqwest::Client::builder()
@@ -106,15 +107,20 @@ pub async fn run(
         leader_probe_timeout: config.leader_probe_timeout,
         recently_finished_threshold: config.recently_finished_threshold,
         ingestion: config.ingestion.clone(),
-    })
-    // Served by every overlord itself, leader or not.
-    .merge(drover_service::status::routes(
-        "drover-overlord",
-        drover_service::status::properties_of(&OverlordConfig {
-            metadata_url: drover_metadata::redact(&config.metadata_url),
-            ..config.clone()
-        }),
-    ));
+    };
+    let app = http::router(state.clone())
+        // Served by every overlord itself, leader or not.
+        .merge(http::local_routes(state))
+        .merge(drover_service::status::routes(
+            "drover-overlord",
+            drover_service::status::properties_of(&OverlordConfig {
+                metadata_url: drover_metadata::redact(&config.metadata_url),
+                ..config.clone()
+            }),
+        ))
+        .layer(axum::middleware::from_fn(
+            drover_service::metrics::track_http,
+        ));
     tracing::info!(
         "overlord listening on {}:{} as {}",
         config.bind_address,

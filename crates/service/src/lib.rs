@@ -2,6 +2,7 @@
 
 pub mod http_server;
 pub mod ingestion;
+pub mod metrics;
 pub mod status;
 
 use std::path::Path;

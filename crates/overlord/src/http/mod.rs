@@ -7,6 +7,7 @@ mod current_view;
 mod data_management;
 mod datasources;
 mod error;
+mod metrics;
 mod redirect;
 mod rules;
 mod segments;
@@ -88,6 +89,13 @@ impl AppState {
             .await
             .ok_or_else(|| ApiError::Unavailable("the task runner is not running".into()))
     }
+}
+
+/// Routes every overlord answers itself, leader or not (no redirect, no request timeout).
+pub fn local_routes(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .with_state(state)
 }
 
 pub fn router(state: AppState) -> Router {

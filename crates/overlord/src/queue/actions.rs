@@ -447,6 +447,10 @@ impl TaskQueue {
                 failure(why)
             }
             Ok(PublishOutcome::Published) => {
+                if let Some(q) = self.tasks.get(id) {
+                    let bytes = segments.iter().map(|s| s.size).sum();
+                    crate::metrics::segments_added(data_source, &q.task.task_type, bytes);
+                }
                 tracing::info!(task = %id, segments = segments.len(), carried = to_insert.len() - segments.len(), overwritten = overwritten.len(), "segments published");
                 let published: Vec<DataSegment> = to_insert
                     .into_iter()

@@ -406,6 +406,10 @@ impl TaskQueue {
     /// reported it, `shutdown` when the queue decided it.
     async fn complete(&mut self, status: TaskStatus, from_runner: bool) {
         let id = status.id.clone();
+        let described = self
+            .tasks
+            .get(&id)
+            .map(|q| (q.task.data_source.to_string(), q.task.task_type.clone()));
         let status = match self.tasks.shift_remove(&id) {
             // Ended without a duration of its own (shut down, never started): it lasted from
             // its creation until now, rather than Druid's -1.
@@ -422,6 +426,13 @@ impl TaskQueue {
             Ok(updated) => {
                 if !updated {
                     tracing::warn!(task = %id, "ignoring status for a task already complete in storage");
+                } else if let Some((data_source, task_type)) = &described {
+                    crate::metrics::task_completed(
+                        data_source,
+                        task_type,
+                        status.status,
+                        Duration::from_millis(status.duration.max(0) as u64),
+                    );
                 }
                 tracing::info!(task = %id, status = ?status.status, error = ?status.error_msg, "task complete");
                 self.after_persist(&status, from_runner);
