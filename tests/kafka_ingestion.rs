@@ -902,3 +902,27 @@ async fn compaction_rewrites_the_hours_a_supervisor_keeps_appending_to() {
     assert_eq!(status["statusCode"], "SUCCESS", "{status}");
     assert_exactly_once(&published_ids(&cluster, "events").await, produced);
 }
+
+/// With authentication on, the supervisor talks to its tasks' chat APIs and the tasks to the
+/// overlord with the internal credentials: ingestion is exactly once as without it.
+#[tokio::test(flavor = "multi_thread")]
+async fn exactly_once_with_authentication_on() {
+    let mut kafka = Kafka::start(2);
+    let cluster =
+        Cluster::start(ClusterSpec::workers(&[4]).basic_auth("admin-secret", "internal-secret"))
+            .await;
+    submit_supervisor(&cluster, &supervisor_spec(&kafka.servers(), 2, 1, "PT4S")).await;
+    kafka.produce(200);
+    let ids = wait_published(&cluster, 200, Duration::from_secs(60)).await;
+    assert_exactly_once(&ids, 200);
+    kafka.produce(100);
+    wait_committed_to_end(&cluster, &kafka, 2).await;
+    let ids = wait_published(&cluster, 300, Duration::from_secs(60)).await;
+    assert_exactly_once(&ids, 300);
+    let failed: Vec<Value> = completed_kafka_tasks(&cluster)
+        .await
+        .into_iter()
+        .filter(|t| t["statusCode"] != "SUCCESS")
+        .collect();
+    assert!(failed.is_empty(), "reading tasks failed: {failed:?}");
+}

@@ -12,6 +12,7 @@ mod kafka_ingestion;
 mod metrics;
 mod middle_manager_restart;
 mod safe_inputs;
+mod security;
 mod segment_lifecycle;
 mod task_lifecycle;
 mod task_locks;

@@ -65,6 +65,8 @@ pub struct MiddleManagerConfig {
     pub log_json: bool,
     /// What batch tasks may read: `[ingestion]` (see docs/operations.md#safe-ingestion-inputs).
     pub ingestion: drover_ingest::input_policy::InputPolicy,
+    /// Authentication: `[security]` (see docs/operations.md#authentication).
+    pub security: drover_service::auth::SecurityConfig,
 }
 
 impl Default for MiddleManagerConfig {
@@ -98,6 +100,7 @@ impl Default for MiddleManagerConfig {
             max_connections: limits.max_connections,
             log_json: false,
             ingestion: drover_ingest::input_policy::InputPolicy::default(),
+            security: drover_service::auth::SecurityConfig::default(),
         }
     }
 }
@@ -194,6 +197,8 @@ pub struct Overrides {
     pub max_connections: Option<usize>,
     #[command(flatten)]
     pub ingestion: drover_service::ingestion::IngestionOverrides,
+    #[command(flatten)]
+    pub security: drover_service::auth::SecurityOverrides,
 }
 
 impl MiddleManagerConfig {
@@ -214,6 +219,7 @@ impl MiddleManagerConfig {
 
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.capacity >= 1, "capacity must be at least 1");
+        self.security.validate()?;
         anyhow::ensure!(
             self.peon_start_port <= self.peon_end_port,
             "peon_start_port ({}) must not be above peon_end_port ({})",

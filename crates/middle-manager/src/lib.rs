@@ -99,6 +99,7 @@ pub async fn run(
             files,
             deep_storage: config.deep_storage.clone(),
             ingestion: config.ingestion.clone(),
+            internal_credentials: config.security.internal_credentials(),
             overlords: overlords.clone(),
             overlords_file,
         },
@@ -125,6 +126,11 @@ pub async fn run(
         "/metrics",
         axum::routing::get(|| async { drover_service::metrics::response() }),
     )
+    // Only Drover's own processes call a middle manager: it takes the internal credentials.
+    .layer(axum::middleware::from_fn_with_state(
+        drover_service::auth::Authenticator::new(config.security.clone(), None),
+        drover_service::auth::require_auth,
+    ))
     .layer(axum::middleware::from_fn(
         drover_service::metrics::track_http,
     ));

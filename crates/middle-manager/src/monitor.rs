@@ -71,6 +71,9 @@ pub struct MonitorConfig {
     pub deep_storage: String,
     /// Passed to peons: what batch tasks may read.
     pub ingestion: drover_ingest::input_policy::InputPolicy,
+    /// Passed to peons when authentication is on: `user:password` they call the overlord with
+    /// and require on their chat API.
+    pub internal_credentials: Option<String>,
     /// Passed to peons for their task actions: the overlords in the leader latch, leader first.
     pub overlords: Arc<std::sync::RwLock<Vec<String>>>,
     /// The same list as a file, kept current, that peons re-read.
@@ -222,7 +225,7 @@ impl Monitor {
             .read()
             .map(|o| o.join(","))
             .unwrap_or_default();
-        let env = [
+        let mut env = vec![
             ("DROVER_OVERLORD_URLS", overlords),
             ("DROVER_DEEP_STORAGE", self.config.deep_storage.clone()),
             // What the task may read: checked again by the peon on every file and address.
@@ -241,6 +244,9 @@ impl Monitor {
                 self.config.overlords_file.display().to_string(),
             ),
         ];
+        if let Some(c) = &self.config.internal_credentials {
+            env.push((drover_service::auth::INTERNAL_CREDENTIALS_ENV, c.clone()));
+        }
         let child = forking::spawn_peon(
             &self.config.peon_command,
             &dir,

@@ -105,6 +105,8 @@ pub struct OverlordConfig {
     pub log_json: bool,
     /// What batch tasks may read: `[ingestion]` (see docs/operations.md#safe-ingestion-inputs).
     pub ingestion: drover_ingest::input_policy::InputPolicy,
+    /// Authentication: `[security]` (see docs/operations.md#authentication).
+    pub security: drover_service::auth::SecurityConfig,
 }
 
 impl Default for OverlordConfig {
@@ -148,6 +150,7 @@ impl Default for OverlordConfig {
             max_connections: limits.max_connections,
             log_json: false,
             ingestion: drover_ingest::input_policy::InputPolicy::default(),
+            security: drover_service::auth::SecurityConfig::default(),
         }
     }
 }
@@ -278,6 +281,8 @@ pub struct Overrides {
     pub log_json: Option<bool>,
     #[command(flatten)]
     pub ingestion: drover_service::ingestion::IngestionOverrides,
+    #[command(flatten)]
+    pub security: drover_service::auth::SecurityOverrides,
 }
 
 impl OverlordConfig {
@@ -288,6 +293,7 @@ impl OverlordConfig {
             config.queue_max_size >= 1,
             "queue_max_size must be at least 1"
         );
+        config.security.validate()?;
         Ok(config)
     }
 

@@ -61,6 +61,13 @@ pub async fn run(
     config.port = port;
 
     let session = ZkSession::start(config.zk_connect.clone(), config.zk_session_timeout);
+    let internal_credentials = config.security.internal_credentials();
+    let authenticator = std::sync::Arc::new(drover_service::auth::Authenticator::new(
+        config.security.clone(),
+        Some(std::sync::Arc::new(http::basic_security::StoredUsers(
+            store.clone(),
+        ))),
+    ));
     let leadership = leader::start(
         leader::ServiceConfig {
             runner: RunnerConfig {
@@ -73,6 +80,7 @@ pub async fn run(
                 worker_blacklist_backoff_time: config.worker_blacklist_backoff_time,
                 max_percentage_blacklist_workers: config.max_percentage_blacklist_workers,
                 max_znode_bytes: config.max_znode_bytes,
+                internal_credentials: internal_credentials.clone(),
             },
             queue: QueueConfig {
                 max_size: config.queue_max_size as usize,
@@ -81,6 +89,7 @@ pub async fn run(
             paths: ZkPaths::new(&config.zk_base),
             zk_resync_period: config.zk_resync_period,
             coordinator_period: config.coordinator_period,
+            internal_credentials: internal_credentials.clone(),
             auto_kill: config
                 .kill_unused_segments
                 .then_some(leader::AutoKillConfig {
@@ -99,6 +108,9 @@ pub async fn run(
         task_logs,
         http: reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
+            .default_headers(drover_service::auth::internal_headers(
+                internal_credentials.as_deref(),
+            ))
             .build()?,
         max_task_payload_bytes: config.max_task_payload_bytes,
         max_znode_bytes: config.max_znode_bytes,
@@ -107,6 +119,7 @@ pub async fn run(
         leader_probe_timeout: config.leader_probe_timeout,
         recently_finished_threshold: config.recently_finished_threshold,
         ingestion: config.ingestion.clone(),
+        authenticator: authenticator.clone(),
     };
     let app = http::router(state.clone())
         // Served by every overlord itself, leader or not.
@@ -117,6 +130,10 @@ pub async fn run(
                 metadata_url: drover_metadata::redact(&config.metadata_url),
                 ..config.clone()
             }),
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            (*authenticator).clone(),
+            drover_service::auth::require_auth,
         ))
         .layer(axum::middleware::from_fn(
             drover_service::metrics::track_http,

@@ -28,6 +28,9 @@ impl OverlordClient {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(600))
+            .default_headers(drover_service::auth::internal_headers(
+                drover_service::auth::internal_credentials_from_env().as_deref(),
+            ))
             .build()
             .map_err(|e| e.to_string())?;
         Ok(OverlordClient {

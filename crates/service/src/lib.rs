@@ -1,5 +1,6 @@
 //! What every Drover server process shares: layered configuration, logging and signal handling.
 
+pub mod auth;
 pub mod http_server;
 pub mod ingestion;
 pub mod metrics;

@@ -57,9 +57,12 @@ fn proc_kib(file: &str, key: &str) -> Option<u64> {
 /// A config (any serializable settings) as the string map `/status/properties` shows, Druid
 /// style: every value a string.
 pub fn properties_of(config: &impl serde::Serialize) -> Map<String, Value> {
-    let Ok(Value::Object(map)) = serde_json::to_value(config) else {
+    let Ok(Value::Object(mut map)) = serde_json::to_value(config) else {
         return Map::new();
     };
+    for v in map.values_mut() {
+        redact_passwords(v);
+    }
     map.into_iter()
         .map(|(k, v)| {
             let text = match v {
@@ -69,6 +72,21 @@ pub fn properties_of(config: &impl serde::Serialize) -> Map<String, Value> {
             (k, Value::String(text))
         })
         .collect()
+}
+
+/// Every `*password*` field inside `v`, shown as set or not, never as it is.
+fn redact_passwords(v: &mut Value) {
+    if let Value::Object(m) = v {
+        for (k, inner) in m.iter_mut() {
+            if k.contains("password") {
+                if !inner.is_null() {
+                    *inner = Value::String("<redacted>".into());
+                }
+            } else {
+                redact_passwords(inner);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

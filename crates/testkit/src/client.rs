@@ -15,18 +15,24 @@ pub struct RawResponse {
     pub status: u16,
     pub body: String,
     pub location: Option<String>,
+    /// The `WWW-Authenticate` challenge of a 401.
+    pub www_authenticate: Option<String>,
 }
 
 impl RawResponse {
     async fn read(r: reqwest::Response) -> reqwest::Result<RawResponse> {
-        let location = r
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let header = |name: &str| {
+            r.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let location = header("location");
+        let www_authenticate = header("www-authenticate");
         Ok(RawResponse {
             status: r.status().as_u16(),
             location,
+            www_authenticate,
             body: r.text().await?,
         })
     }
@@ -48,9 +54,45 @@ impl ApiClient {
     }
 
     fn with_redirects(base: impl Into<String>, policy: reqwest::redirect::Policy) -> Self {
+        Self::build(base, policy, None)
+    }
+
+    /// A client that sends `user:password` with HTTP Basic on every request (and follows
+    /// redirects to the leader; reqwest keeps the header on a redirect to the same host).
+    pub fn authenticated(base: impl Into<String>, credentials: &str) -> Self {
+        Self::build(
+            base,
+            reqwest::redirect::Policy::limited(5),
+            Some(credentials),
+        )
+    }
+
+    /// `authenticated`, showing redirects instead of following them.
+    pub fn authenticated_no_redirects(base: impl Into<String>, credentials: &str) -> Self {
+        Self::build(base, reqwest::redirect::Policy::none(), Some(credentials))
+    }
+
+    fn build(
+        base: impl Into<String>,
+        policy: reqwest::redirect::Policy,
+        credentials: Option<&str>,
+    ) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(c) = credentials {
+            use base64::Engine;
+            let value = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(c)
+            );
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                reqwest::header::HeaderValue::from_str(&value).unwrap(),
+            );
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .redirect(policy)
+            .default_headers(headers)
             .build()
             .unwrap();
         ApiClient {

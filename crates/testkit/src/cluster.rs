@@ -37,6 +37,28 @@ pub struct ClusterSpec {
     pub overlords: usize,
     /// The overlords' metadata store; a SQLite file in the cluster's directory when `None`.
     pub metadata_url: Option<String>,
+    /// With HTTP Basic authentication on: the admin's `user:password` the cluster's clients
+    /// use, and the flags every server gets.
+    pub basic_auth: Option<BasicAuth>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BasicAuth {
+    pub admin_password: String,
+    pub internal_password: String,
+}
+
+impl BasicAuth {
+    fn server_args(&self) -> Vec<String> {
+        [
+            "--security-basic-auth",
+            "true",
+            "--security-internal-client-password",
+            &self.internal_password,
+        ]
+        .map(String::from)
+        .to_vec()
+    }
 }
 
 pub struct MiddleManager {
@@ -68,6 +90,8 @@ pub struct Cluster {
     pub task_log_dir: PathBuf,
     /// Where the middle managers' peons write segment files.
     pub deep_storage_dir: PathBuf,
+    /// Flags every middle manager gets (authentication settings).
+    middle_manager_args: Vec<String>,
 }
 
 impl ClusterSpec {
@@ -80,6 +104,15 @@ impl ClusterSpec {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    /// Every server with HTTP Basic authentication on; the cluster's clients log in as `admin`.
+    pub fn basic_auth(mut self, admin_password: &str, internal_password: &str) -> Self {
+        self.basic_auth = Some(BasicAuth {
+            admin_password: admin_password.into(),
+            internal_password: internal_password.into(),
+        });
+        self
     }
 
     pub fn overlord_args(mut self, args: &[&str]) -> Self {
@@ -124,6 +157,13 @@ impl Cluster {
                 .unwrap_or_else(|| format!("sqlite://{}", dir.join("metadata.db").display()));
             cmd.extend(["--metadata-url".into(), metadata_url]);
             cmd.extend(spec.overlord_args.iter().cloned());
+            if let Some(auth) = &spec.basic_auth {
+                cmd.extend(auth.server_args());
+                cmd.extend([
+                    "--security-initial-admin-password".into(),
+                    auth.admin_password.clone(),
+                ]);
+            }
             let mut process = ManagedProcess::start(
                 &format!("overlord-{n}"),
                 cmd,
@@ -133,10 +173,20 @@ impl Cluster {
             let port = process.wait_for_port(&port_file);
             println!("overlord {n}: port {port}");
             let url = format!("http://127.0.0.1:{port}");
+            let (client, raw) = match &spec.basic_auth {
+                Some(auth) => {
+                    let admin = format!("admin:{}", auth.admin_password);
+                    (
+                        ApiClient::authenticated(&url, &admin),
+                        ApiClient::authenticated_no_redirects(&url, &admin),
+                    )
+                }
+                None => (ApiClient::new(&url), ApiClient::no_redirects(&url)),
+            };
             overlords.push(Overlord {
                 process,
-                client: ApiClient::new(&url),
-                raw: ApiClient::no_redirects(&url),
+                client,
+                raw,
                 url,
             });
         }
@@ -151,6 +201,11 @@ impl Cluster {
             middle_managers: vec![],
             task_log_dir,
             deep_storage_dir: dir.join("deep"),
+            middle_manager_args: spec
+                .basic_auth
+                .as_ref()
+                .map(BasicAuth::server_args)
+                .unwrap_or_default(),
         };
         for mm in &spec.middle_managers {
             cluster.add_middle_manager(mm);
@@ -236,6 +291,7 @@ impl Cluster {
             "--deep-storage".into(),
             self.deep_storage_dir.display().to_string(),
         ]);
+        cmd.extend(self.middle_manager_args.iter().cloned());
         cmd.extend(spec.extra_args.iter().cloned());
         let mut process = ManagedProcess::start(
             &format!("middle-manager-{n}"),

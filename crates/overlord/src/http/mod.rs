@@ -2,6 +2,7 @@
 
 mod actions;
 mod audit;
+pub mod basic_security;
 mod compaction;
 mod current_view;
 mod data_management;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub recently_finished_threshold: Duration,
     /// What batch tasks may read; a task whose spec asks for more is refused at submission.
     pub ingestion: drover_ingest::input_policy::InputPolicy,
+    /// Checks every request's credentials (when `security.basic_auth` is on).
+    pub authenticator: std::sync::Arc<drover_service::auth::Authenticator>,
 }
 
 impl AppState {
@@ -252,6 +255,28 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/druid/coordinator/v1/rules/{ds}/history",
             get(rules::history),
+        )
+        .route(
+            "/druid-ext/basic-security/authentication/loadStatus",
+            get(basic_security::load_status),
+        )
+        .route(
+            "/druid-ext/basic-security/authentication/refreshAll",
+            post(basic_security::refresh_all),
+        )
+        .route(
+            "/druid-ext/basic-security/authentication/db/{name}/users",
+            get(basic_security::list),
+        )
+        .route(
+            "/druid-ext/basic-security/authentication/db/{name}/users/{user}",
+            get(basic_security::get)
+                .post(basic_security::create)
+                .delete(basic_security::delete),
+        )
+        .route(
+            "/druid-ext/basic-security/authentication/db/{name}/users/{user}/credentials",
+            post(basic_security::set_credentials),
         )
         .route("/status/health", get(|| async { Json(true) }))
         .fallback(|| async { ApiError::NotFound(json!({ "error": "no such route" })) })

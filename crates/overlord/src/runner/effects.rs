@@ -50,11 +50,13 @@ impl Executor {
     pub(crate) fn new(
         session: ZkSession,
         shutdown_timeout: Duration,
+        internal_credentials: Option<&str>,
         runner: mpsc::UnboundedSender<RunnerMsg>,
         scope: crate::scope::LeaderScope,
     ) -> Self {
         let http = reqwest::Client::builder()
             .timeout(shutdown_timeout)
+            .default_headers(drover_service::auth::internal_headers(internal_credentials))
             .build()
             .expect("HTTP client");
         Executor {

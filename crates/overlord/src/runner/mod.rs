@@ -24,6 +24,8 @@ use self::state::RunnerState;
 
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
+    /// `user:password` the runner calls middle managers with, when authentication is on.
+    pub internal_credentials: Option<String>,
     pub strategy: SelectStrategy,
     pub min_worker_version: String,
     pub task_assignment_timeout: Duration,

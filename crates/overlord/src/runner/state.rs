@@ -167,7 +167,13 @@ impl RunnerState {
         self_tx: mpsc::UnboundedSender<RunnerMsg>,
         scope: crate::scope::LeaderScope,
     ) -> Self {
-        let executor = Executor::new(session, config.task_shutdown_link_timeout, self_tx, scope);
+        let executor = Executor::new(
+            session,
+            config.task_shutdown_link_timeout,
+            config.internal_credentials.as_deref(),
+            self_tx,
+            scope,
+        );
         RunnerState {
             selection: Selection::plain(config.strategy),
             config,
@@ -857,6 +863,7 @@ mod tests {
 
     fn runner() -> (RunnerState, mpsc::UnboundedReceiver<RunnerEvent>) {
         let config = RunnerConfig {
+            internal_credentials: None,
             strategy: SelectStrategy::EqualDistribution,
             min_worker_version: "0".into(),
             task_assignment_timeout: Duration::from_secs(300),

@@ -43,6 +43,10 @@ pub fn router(state: ChatState) -> Router {
         )
         .route("/status/health", get(|| async { Json(true) }))
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            drover_service::auth::peon_authenticator(),
+            drover_service::auth::require_auth,
+        ))
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

@@ -1,0 +1,180 @@
+//! Authentication with security on (`[security] basic_auth`): every route but `/status/health`
+//! answers 401 with a `WWW-Authenticate` challenge to a request without good credentials, and
+//! nothing it asked for happens; middle managers take only the internal client's credentials;
+//! with credentials every normal flow works (a batch task's peon calls the overlord with the
+//! internal credentials, the overlord calls the middle manager with them); users are managed
+//! through Druid's basic-security routes.
+
+use std::time::Duration;
+
+use drover_scenarios::{inline_index_task, noop, Cluster, ClusterSpec};
+use drover_testkit::ApiClient;
+use reqwest::Method;
+use serde_json::json;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+const USERS: &str =
+    "/druid-ext/basic-security/authentication/db/MyBasicMetadataAuthenticator/users";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_need_credentials_and_internal_calls_carry_them() {
+    let cluster =
+        Cluster::start(ClusterSpec::workers(&[2]).basic_auth("admin-secret", "internal-secret"))
+            .await;
+    let c = &cluster.client;
+    let url = cluster.overlords[0].url.clone();
+    let mm = cluster.middle_managers[0].url.clone();
+
+    // Without credentials, or with a wrong password: 401 and a challenge; nothing stored.
+    for stranger in [
+        ApiClient::new(&url),
+        ApiClient::authenticated(&url, "admin:guess"),
+        ApiClient::authenticated(&url, "druid_system:guess"),
+    ] {
+        let r = stranger
+            .post("/task", noop("sneaky", 0).to_string())
+            .await
+            .unwrap();
+        assert_eq!(r.status, 401, "{}", r.body);
+        assert_eq!(
+            r.www_authenticate.as_deref(),
+            Some(r#"Basic realm="druid""#)
+        );
+        for (method, path) in [
+            (Method::GET, "/druid/indexer/v1/tasks"),
+            (Method::POST, "/druid/indexer/v1/worker"),
+            (Method::POST, "/druid/indexer/v1/action"),
+            (Method::GET, "/metrics"),
+            (Method::GET, USERS),
+        ] {
+            let r = stranger
+                .send_root(method.clone(), path, Some(&json!({})))
+                .await
+                .unwrap();
+            assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
+        }
+    }
+    assert_eq!(c.get("/task/sneaky").await.unwrap().status, 404);
+    let health = ApiClient::new(&url)
+        .get_root("/status/health")
+        .await
+        .unwrap();
+    assert_eq!(health.status, 200, "health checks need no credentials");
+
+    // A middle manager takes the internal client's credentials only.
+    for who in ["", "admin:admin-secret", "druid_system:wrong"] {
+        let client = if who.is_empty() {
+            ApiClient::new(&mm)
+        } else {
+            ApiClient::authenticated(&mm, who)
+        };
+        let r = client.get_root("/druid/worker/v1/tasks").await.unwrap();
+        assert_eq!(r.status, 401, "{who}: {}", r.body);
+        let r = client
+            .send_root(Method::POST, "/druid/worker/v1/task/x/shutdown", None)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 401, "{who}: {}", r.body);
+    }
+    let internal = ApiClient::authenticated(&mm, "druid_system:internal-secret");
+    assert_eq!(
+        internal
+            .get_root("/druid/worker/v1/tasks")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+
+    // With credentials, tasks run: the batch task's peon locks, allocates and publishes through
+    // the overlord; its log comes through the overlord from the middle manager.
+    let data = "{\"ts\":\"2024-01-01T01:00:00Z\",\"page\":\"a\",\"n\":1}\n";
+    let task = inline_index_task(
+        "secure-index",
+        "secure_ds",
+        "2024-01-01/2024-01-02",
+        data,
+        json!({}),
+        json!({}),
+    );
+    let id = c.submit(&task).await.unwrap();
+    let status = c.wait_complete(&id, TIMEOUT).await.unwrap();
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    let log = c.log(&id).await.unwrap().unwrap_or_default();
+    assert!(log.contains("published"), "{log}");
+    // A shutdown reaches the peon through the middle manager.
+    let id = c.submit(&noop("secure-long", 60_000)).await.unwrap();
+    c.wait_running(&id, TIMEOUT).await.unwrap();
+    assert_eq!(c.shutdown(&id).await.unwrap().status, 200);
+    let status = c.wait_complete(&id, TIMEOUT).await.unwrap();
+    assert_eq!(status["statusCode"], "FAILED", "{status}");
+
+    // Users: create one, give it a password; it logs in, a wrong password does not, and once
+    // deleted it cannot.
+    let send = |method: Method, path: String, body: Option<serde_json::Value>| {
+        let c = c.clone();
+        async move { c.send_root(method, &path, body.as_ref()).await.unwrap() }
+    };
+    let r = send(Method::POST, format!("{USERS}/alice"), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = send(Method::POST, format!("{USERS}/alice"), None).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("already exists"), "{}", r.body);
+    let alice = ApiClient::authenticated(&url, "alice:wonderland");
+    assert_eq!(
+        alice.get("/tasks").await.unwrap().status,
+        401,
+        "no password yet"
+    );
+    let r = send(
+        Method::POST,
+        format!("{USERS}/alice/credentials"),
+        Some(json!({"password": "wonderland"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(alice.get("/tasks").await.unwrap().status, 200);
+    let listed = send(Method::GET, USERS.to_string(), None).await.json();
+    assert_eq!(listed, json!(["admin", "alice", "druid_system"]));
+    let r = send(
+        Method::POST,
+        format!("{USERS}/nobody/credentials"),
+        Some(json!({"password": "x"})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = send(
+        Method::POST,
+        "/druid-ext/basic-security/authentication/db/Other/users/x".into(),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        send(Method::DELETE, format!("{USERS}/alice"), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(alice.get("/tasks").await.unwrap().status, 401, "deleted");
+
+    // The admin's password changes through the same route; the initial one stops working.
+    let r = send(
+        Method::POST,
+        format!("{USERS}/admin/credentials"),
+        Some(json!({"password": "new-admin-secret"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let old = ApiClient::authenticated(&url, "admin:admin-secret");
+    assert_eq!(old.get("/tasks").await.unwrap().status, 401);
+    let new = ApiClient::authenticated(&url, "admin:new-admin-secret");
+    assert_eq!(new.get("/tasks").await.unwrap().status, 200);
+
+    // /status/properties shows that passwords are set, never what they are.
+    let props = new.get_root("/status/properties").await.unwrap().body;
+    assert!(
+        !props.contains("admin-secret") && !props.contains("internal-secret"),
+        "{props}"
+    );
+}
