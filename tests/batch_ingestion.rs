@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
+use drover_scenarios::serve_http;
 use drover_scenarios::{report, segment_rows, tutorial_file, used_segments, Cluster, ClusterSpec};
 use serde_json::{json, Value};
 
@@ -480,23 +481,6 @@ async fn csv_tsv_filters_and_schemaless_discovery() {
 
 /// Serves `body` to every GET on a local port (a minimal HTTP/1.1 server for the http source).
 async fn serve_once(body: Vec<u8>) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let body = body.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let _ = conn.read(&mut buf).await;
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/gzip\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = conn.write_all(head.as_bytes()).await;
-                let _ = conn.write_all(&body).await;
-            });
-        }
-    });
-    format!("http://{addr}")
+    let port = serve_http("200 OK\r\nContent-Type: application/gzip", body).await;
+    format!("http://127.0.0.1:{port}")
 }

@@ -67,3 +67,27 @@ pub async fn report(client: &ApiClient, id: &str) -> Value {
     assert_eq!(r.status, 200, "reports of {id}: {}", r.body);
     serde_json::from_str(&r.body).unwrap()
 }
+
+/// A minimal HTTP/1.1 server on a local port: every request gets `HTTP/1.1 {status_and_headers}`
+/// and `body`. Answers the port.
+pub async fn serve_http(status_and_headers: &str, body: Vec<u8>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let head = format!(
+        "HTTP/1.1 {status_and_headers}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let (head, body) = (head.clone(), body.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(&body).await;
+            });
+        }
+    });
+    port
+}

@@ -283,6 +283,16 @@ async fn wait_caught_up(cluster: &Cluster, kafka: &Kafka, partitions: i32) {
     .await
 }
 
+/// Every completed `index_kafka` task succeeded.
+async fn assert_no_reading_task_failed(cluster: &Cluster) {
+    let failed: Vec<Value> = completed_kafka_tasks(cluster)
+        .await
+        .into_iter()
+        .filter(|t| t["statusCode"] != "SUCCESS")
+        .collect();
+    assert!(failed.is_empty(), "reading tasks failed: {failed:?}");
+}
+
 async fn completed_kafka_tasks(cluster: &Cluster) -> Vec<Value> {
     cluster
         .client
@@ -883,12 +893,7 @@ async fn compaction_rewrites_the_hours_a_supervisor_keeps_appending_to() {
         carried > 0,
         "no appended segment was carried into a compaction's version: {used:?}"
     );
-    let failed: Vec<Value> = completed_kafka_tasks(&cluster)
-        .await
-        .into_iter()
-        .filter(|t| t["statusCode"] != "SUCCESS")
-        .collect();
-    assert!(failed.is_empty(), "reading tasks failed: {failed:?}");
+    assert_no_reading_task_failed(&cluster).await;
 
     // The originals of carried segments are unused; killing them keeps the files their copies use.
     let kill =
@@ -919,10 +924,5 @@ async fn exactly_once_with_authentication_on() {
     wait_committed_to_end(&cluster, &kafka, 2).await;
     let ids = wait_published(&cluster, 300, Duration::from_secs(60)).await;
     assert_exactly_once(&ids, 300);
-    let failed: Vec<Value> = completed_kafka_tasks(&cluster)
-        .await
-        .into_iter()
-        .filter(|t| t["statusCode"] != "SUCCESS")
-        .collect();
-    assert!(failed.is_empty(), "reading tasks failed: {failed:?}");
+    assert_no_reading_task_failed(&cluster).await;
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use drover_scenarios::{inline_index_task, used_segments, Cluster, ClusterSpec};
+use drover_scenarios::{inline_index_task, serve_http, used_segments, Cluster, ClusterSpec};
 use serde_json::{json, Value};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -26,23 +26,7 @@ fn task_reading(id: &str, source: Value) -> Value {
 
 /// Answers every request with a redirect to `location`.
 async fn redirect_to(location: String) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let location = location.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let _ = conn.read(&mut buf).await;
-                let head = format!(
-                    "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                );
-                let _ = conn.write_all(head.as_bytes()).await;
-            });
-        }
-    });
-    port
+    serve_http(&format!("302 Found\r\nLocation: {location}"), Vec::new()).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

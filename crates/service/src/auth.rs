@@ -223,7 +223,11 @@ impl Authenticator {
                 .initial_admin_password
                 .as_deref()
                 .is_some_and(|p| constant_time_eq(p.as_bytes(), password.as_bytes())),
-            None => false,
+            None => {
+                // As slow as a wrong password: how long a refusal takes tells no user names.
+                Credentials::new(&password, self.config.credential_iterations);
+                false
+            }
         };
         if ok {
             self.verified

@@ -57,8 +57,9 @@ impl ApiClient {
         Self::build(base, policy, None)
     }
 
-    /// A client that sends `user:password` with HTTP Basic on every request (and follows
-    /// redirects to the leader; reqwest keeps the header on a redirect to the same host).
+    /// A client that sends `user:password` with HTTP Basic on every request. It follows
+    /// redirects, but (as curl without `--location-trusted`) does not resend the credentials
+    /// to another host or port: point it at the leader.
     pub fn authenticated(base: impl Into<String>, credentials: &str) -> Self {
         Self::build(
             base,
