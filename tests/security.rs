@@ -133,7 +133,8 @@ async fn requests_need_credentials_and_internal_calls_carry_them() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(alice.get("/tasks").await.unwrap().status, 200);
+    // Logged in (no 401); with no role yet, allowed nothing (403).
+    assert_eq!(alice.get("/tasks").await.unwrap().status, 403);
     let listed = send(Method::GET, USERS.to_string(), None).await.json();
     assert_eq!(listed, json!(["admin", "alice", "druid_system"]));
     let r = send(
@@ -177,4 +178,178 @@ async fn requests_need_credentials_and_internal_calls_carry_them() {
         !props.contains("admin-secret") && !props.contains("internal-secret"),
         "{props}"
     );
+}
+
+const AUTHN: &str = "/druid-ext/basic-security/authentication/db/MyBasicMetadataAuthenticator";
+const AUTHZ: &str = "/druid-ext/basic-security/authorization/db/MyBasicMetadataAuthorizer";
+
+/// Roles and permissions with Druid's model: a user may do what its roles' permissions name
+/// (an action on a data source, on the cluster's `STATE` or on `CONFIG`), 403 otherwise, and
+/// nothing it was refused happens. Task actions are for the internal client alone, so not even
+/// the admin can act for a task.
+#[tokio::test(flavor = "multi_thread")]
+async fn roles_grant_what_their_permissions_name() {
+    let cluster =
+        Cluster::start(ClusterSpec::workers(&[2]).basic_auth("admin-secret", "internal-secret"))
+            .await;
+    let c = &cluster.client;
+    let url = cluster.overlords[0].url.clone();
+    let admin = |method: Method, path: String, body: Option<serde_json::Value>| {
+        let c = c.clone();
+        async move {
+            let r = c
+                .send_root(method.clone(), &path, body.as_ref())
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{method} {path}: {}", r.body);
+            r
+        }
+    };
+    for (user, role, permissions) in [
+        (
+            "reader",
+            "wiki_reader",
+            json!([{"resource": {"name": "wiki.*", "type": "DATASOURCE"}, "action": "READ"},
+                   {"resource": {"name": ".*", "type": "STATE"}, "action": "READ"}]),
+        ),
+        (
+            "writer",
+            "wiki_writer",
+            json!([{"resource": {"name": "wiki", "type": "DATASOURCE"}, "action": "WRITE"}]),
+        ),
+    ] {
+        admin(Method::POST, format!("{AUTHN}/users/{user}"), None).await;
+        admin(
+            Method::POST,
+            format!("{AUTHN}/users/{user}/credentials"),
+            Some(json!({"password": "pw"})),
+        )
+        .await;
+        admin(Method::POST, format!("{AUTHZ}/users/{user}"), None).await;
+        admin(Method::POST, format!("{AUTHZ}/roles/{role}"), None).await;
+        admin(
+            Method::POST,
+            format!("{AUTHZ}/roles/{role}/permissions"),
+            Some(permissions),
+        )
+        .await;
+        admin(
+            Method::POST,
+            format!("{AUTHZ}/users/{user}/roles/{role}"),
+            None,
+        )
+        .await;
+    }
+    let shown = admin(Method::GET, format!("{AUTHZ}/users/reader"), None)
+        .await
+        .json();
+    assert_eq!(shown, json!({"name": "reader", "roles": ["wiki_reader"]}));
+    let reader = ApiClient::authenticated(&url, "reader:pw");
+    let writer = ApiClient::authenticated(&url, "writer:pw");
+
+    let wiki_task = |id: &str, ds: &str| {
+        inline_index_task(
+            id,
+            ds,
+            "2024-01-01/2024-01-02",
+            "{\"ts\":\"2024-01-01T01:00:00Z\",\"page\":\"a\",\"n\":1}\n",
+            json!({}),
+            json!({}),
+        )
+    };
+    // The writer may write `wiki` and nothing else; the reader may only read.
+    let r = reader
+        .post("/task", wiki_task("by-reader", "wiki").to_string())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("Access-Check-Result"), "{}", r.body);
+    let r = writer
+        .post("/task", wiki_task("elsewhere", "other").to_string())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    let id = writer
+        .submit(&wiki_task("by-writer", "wiki"))
+        .await
+        .unwrap();
+    let status = c.wait_complete(&id, TIMEOUT).await.unwrap();
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    for refused in ["by-reader", "elsewhere"] {
+        assert_eq!(
+            c.get(&format!("/task/{refused}")).await.unwrap().status,
+            404
+        );
+    }
+    // Reading a task needs READ on its data source; lists need STATE READ.
+    assert_eq!(
+        reader
+            .get(&format!("/task/{id}/status"))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        writer
+            .get(&format!("/task/{id}/status"))
+            .await
+            .unwrap()
+            .status,
+        403
+    );
+    assert_eq!(reader.get("/tasks").await.unwrap().status, 200);
+    assert_eq!(writer.get("/tasks").await.unwrap().status, 403);
+    let r = reader
+        .get_root("/druid/coordinator/v1/datasources/wiki/segments")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = reader
+        .send_root(
+            Method::DELETE,
+            "/druid/coordinator/v1/datasources/wiki",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        c.get_root("/druid/coordinator/v1/datasources/wiki/segments")
+            .await
+            .unwrap()
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "still there"
+    );
+    // Configuration and users need CONFIG; the reader has none.
+    let r = reader.post("/worker", json!({}).to_string()).await.unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = reader.get_root(&format!("{AUTHN}/users")).await.unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    // Not even the admin acts for a task: only the peons' internal client does.
+    let r = c
+        .post(
+            "/action",
+            json!({"task": {"id": id}, "action": {"type": "lockList"}}).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    // A malformed permission is a 400 naming where; nothing changes.
+    let r = c
+        .send_root(
+            Method::POST,
+            &format!("{AUTHZ}/roles/wiki_reader/permissions"),
+            Some(&json!([{"resource": {"name": "x", "type": "TABLE"}, "action": "READ"}])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("[0].resource.type"), "{}", r.body);
+    assert_eq!(reader.get("/tasks").await.unwrap().status, 200);
 }

@@ -62,6 +62,7 @@ pub async fn run(
 
     let session = ZkSession::start(config.zk_connect.clone(), config.zk_session_timeout);
     let internal_credentials = config.security.internal_credentials();
+    let authorization_store = store.clone();
     let authenticator = std::sync::Arc::new(drover_service::auth::Authenticator::new(
         config.security.clone(),
         Some(std::sync::Arc::new(http::basic_security::StoredUsers(
@@ -120,7 +121,9 @@ pub async fn run(
         recently_finished_threshold: config.recently_finished_threshold,
         ingestion: config.ingestion.clone(),
         authenticator: authenticator.clone(),
+        policies: std::sync::Arc::new(http::authorization::PolicyCache::new(authorization_store)),
     };
+    let state_for_authorization = state.clone();
     let app = http::router(state.clone())
         // Served by every overlord itself, leader or not.
         .merge(http::local_routes(state))
@@ -130,6 +133,11 @@ pub async fn run(
                 metadata_url: drover_metadata::redact(&config.metadata_url),
                 ..config.clone()
             }),
+        ))
+        // Inside authentication: the user is known.
+        .layer(axum::middleware::from_fn_with_state(
+            state_for_authorization,
+            http::authorization::authorize,
         ))
         .layer(axum::middleware::from_fn_with_state(
             (*authenticator).clone(),

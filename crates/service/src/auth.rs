@@ -39,6 +39,8 @@ pub struct SecurityConfig {
     pub basic_auth: bool,
     /// The authenticator name in `/druid-ext/basic-security/authentication/db/{name}/…`.
     pub authenticator_name: String,
+    /// The authorizer name in `/druid-ext/basic-security/authorization/db/{name}/…`.
+    pub authorizer_name: String,
     /// The `admin` user's password until one is set through the API (overlord).
     pub initial_admin_password: Option<String>,
     pub internal_client_username: String,
@@ -52,6 +54,7 @@ impl Default for SecurityConfig {
         SecurityConfig {
             basic_auth: false,
             authenticator_name: "MyBasicMetadataAuthenticator".into(),
+            authorizer_name: "MyBasicMetadataAuthorizer".into(),
             initial_admin_password: None,
             internal_client_username: INTERNAL_USER.into(),
             internal_client_password: None,

@@ -23,6 +23,8 @@ pub enum ApiError {
     RequestTimeout(String),
     TooManyRequests(String),
     Unavailable(String),
+    /// 403: authenticated, but the user's roles do not allow it (Druid's `Access-Check-Result`).
+    Forbidden(String),
     Internal(String),
 }
 
@@ -54,6 +56,11 @@ impl IntoResponse for ApiError {
             ApiError::RequestTimeout(m) => json_error(StatusCode::REQUEST_TIMEOUT, m),
             ApiError::TooManyRequests(m) => json_error(StatusCode::TOO_MANY_REQUESTS, m),
             ApiError::Unavailable(m) => json_error(StatusCode::SERVICE_UNAVAILABLE, m),
+            ApiError::Forbidden(m) => (
+                StatusCode::FORBIDDEN,
+                Json(json!({ "Access-Check-Result": "Unauthorized", "error": m })),
+            )
+                .into_response(),
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "request failed");
                 json_error(StatusCode::INTERNAL_SERVER_ERROR, m)

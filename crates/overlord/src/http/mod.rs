@@ -2,6 +2,7 @@
 
 mod actions;
 mod audit;
+pub mod authorization;
 pub mod basic_security;
 mod compaction;
 mod current_view;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub ingestion: drover_ingest::input_policy::InputPolicy,
     /// Checks every request's credentials (when `security.basic_auth` is on).
     pub authenticator: std::sync::Arc<drover_service::auth::Authenticator>,
+    /// The authorization policy, as recently read.
+    pub policies: std::sync::Arc<authorization::PolicyCache>,
 }
 
 impl AppState {
@@ -277,6 +280,39 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/druid-ext/basic-security/authentication/db/{name}/users/{user}/credentials",
             post(basic_security::set_credentials),
+        )
+        .route(
+            "/druid-ext/basic-security/authorization/loadStatus",
+            get(authorization::routes::load_status),
+        )
+        .route(
+            "/druid-ext/basic-security/authorization/db/{name}/users",
+            get(authorization::routes::list_users),
+        )
+        .route(
+            "/druid-ext/basic-security/authorization/db/{name}/users/{user}",
+            get(authorization::routes::get_user)
+                .post(authorization::routes::create_user)
+                .delete(authorization::routes::delete_user),
+        )
+        .route(
+            "/druid-ext/basic-security/authorization/db/{name}/users/{user}/roles/{role}",
+            post(authorization::routes::assign_role).delete(authorization::routes::unassign_role),
+        )
+        .route(
+            "/druid-ext/basic-security/authorization/db/{name}/roles",
+            get(authorization::routes::list_roles),
+        )
+        .route(
+            "/druid-ext/basic-security/authorization/db/{name}/roles/{role}",
+            get(authorization::routes::get_role)
+                .post(authorization::routes::create_role)
+                .delete(authorization::routes::delete_role),
+        )
+        .route(
+            "/druid-ext/basic-security/authorization/db/{name}/roles/{role}/permissions",
+            get(authorization::routes::get_permissions)
+                .post(authorization::routes::set_permissions),
         )
         .route("/status/health", get(|| async { Json(true) }))
         .fallback(|| async { ApiError::NotFound(json!({ "error": "no such route" })) })

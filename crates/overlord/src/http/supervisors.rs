@@ -11,6 +11,8 @@ use drover_core::stream_offsets::StreamOffsets;
 use drover_kafka::KafkaSupervisorSpec;
 use serde_json::{json, Value};
 
+use super::authorization::policy::{Action, ResourceType};
+use super::authorization::{self, Access};
 use super::{ApiError, AppState};
 use crate::supervisor::kafka::{Notice, SupervisorHandle};
 use crate::supervisor::{RunError, SupervisorError, SupervisorManager};
@@ -51,7 +53,11 @@ async fn handle(s: &AppState, id: &str) -> Result<SupervisorHandle, ApiError> {
 }
 
 /// `POST /supervisor`: create, or replace the running supervisor with this id.
-pub async fn submit(State(s): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn submit(
+    State(s): State<AppState>,
+    access: Option<axum::Extension<Access>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::BadRequest(
             "the request body is empty; expected a supervisor spec".into(),
@@ -59,6 +65,12 @@ pub async fn submit(State(s): State<AppState>, body: Bytes) -> Result<Response, 
     }
     let spec = KafkaSupervisorSpec::from_json_bytes(&body)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    authorization::check(
+        access.as_deref(),
+        ResourceType::Datasource,
+        spec.data_source.as_str(),
+        Action::Write,
+    )?;
     let id = spec.id.clone();
     manager(&s)?.submit(spec).await?;
     Ok(Json(json!({ "id": id })).into_response())

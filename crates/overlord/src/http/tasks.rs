@@ -16,6 +16,8 @@ use drover_task::{Task, TaskKind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::authorization::policy::{Action, ResourceType};
+use super::authorization::{self, Access};
 use super::{ApiError, AppState};
 use crate::lockbox::LockFilter;
 use crate::runner::TaskFilter;
@@ -36,6 +38,7 @@ fn task_id(raw: &str) -> Result<TaskId, ApiError> {
 /// `POST /task`. The body is read against the size limit before anything is parsed or stored.
 pub async fn submit(
     State(s): State<AppState>,
+    access: Option<axum::Extension<Access>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -61,6 +64,12 @@ pub async fn submit(
         }
     })?;
     let task = Task::from_json_bytes(&bytes).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    authorization::check(
+        access.as_deref(),
+        ResourceType::Datasource,
+        task.data_source.as_str(),
+        Action::Write,
+    )?;
     if let TaskKind::Index(spec) = &task.kind {
         let field = if task.payload().get("spec").is_some() {
             "spec.ioConfig.inputSource"
