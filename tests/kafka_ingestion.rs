@@ -622,7 +622,7 @@ async fn a_reading_peon(cluster: &Cluster) -> (String, i32) {
         for t in running {
             let id = t["id"].as_str().unwrap().to_string();
             if let Ok(Some(log)) = cluster.client.log(&id).await {
-                if log.contains("chat API on 127.0.0.1:") {
+                if log.contains("chat API on http://127.0.0.1:") {
                     if let Some(pid) = drover_scenarios::log_facts(&log).pid {
                         return Ok((id, pid));
                     }
@@ -749,7 +749,7 @@ async fn tasks_ask_for_checkpoints_and_publish_while_they_read() {
     );
     // The chat API listens on the middle manager's host, not on every interface.
     assert!(
-        log.contains("chat API on 127.0.0.1:"),
+        log.contains("chat API on http://127.0.0.1:"),
         "the chat API's address is not in the log:\n{log}"
     );
     let status = cluster
@@ -908,14 +908,18 @@ async fn compaction_rewrites_the_hours_a_supervisor_keeps_appending_to() {
     assert_exactly_once(&published_ids(&cluster, "events").await, produced);
 }
 
-/// With authentication on, the supervisor talks to its tasks' chat APIs and the tasks to the
-/// overlord with the internal credentials: ingestion is exactly once as without it.
+/// With authentication and TLS on, the supervisor talks to its tasks' chat APIs (HTTPS on their
+/// TLS ports) and the tasks to the overlord with the internal credentials: ingestion is exactly
+/// once as without them.
 #[tokio::test(flavor = "multi_thread")]
-async fn exactly_once_with_authentication_on() {
+async fn exactly_once_with_authentication_and_tls() {
     let mut kafka = Kafka::start(2);
-    let cluster =
-        Cluster::start(ClusterSpec::workers(&[4]).basic_auth("admin-secret", "internal-secret"))
-            .await;
+    let cluster = Cluster::start(
+        ClusterSpec::workers(&[4])
+            .basic_auth("admin-secret", "internal-secret")
+            .tls(),
+    )
+    .await;
     submit_supervisor(&cluster, &supervisor_spec(&kafka.servers(), 2, 1, "PT4S")).await;
     kafka.produce(200);
     let ids = wait_published(&cluster, 200, Duration::from_secs(60)).await;

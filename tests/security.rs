@@ -353,3 +353,39 @@ async fn roles_grant_what_their_permissions_name() {
     assert!(r.body.contains("[0].resource.type"), "{}", r.body);
     assert_eq!(reader.get("/tasks").await.unwrap().status, 200);
 }
+
+/// Every server on HTTPS (a CA made for the test): the noop and batch flows run, the overlord
+/// reaches the middle manager and the peons reach the overlord over TLS, and a client that
+/// speaks plain HTTP or does not trust the CA gets nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_on_tls_runs_tasks_and_refuses_plain_http() {
+    let cluster = Cluster::start(ClusterSpec::workers(&[2]).tls()).await;
+    let c = &cluster.client;
+    let url = cluster.overlords[0].url.clone();
+    assert!(url.starts_with("https://"), "{url}");
+    let id = c.submit(&noop("tls-noop", 0)).await.unwrap();
+    let status = c.wait_complete(&id, TIMEOUT).await.unwrap();
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    let task = inline_index_task(
+        "tls-index",
+        "tls_ds",
+        "2024-01-01/2024-01-02",
+        "{\"ts\":\"2024-01-01T01:00:00Z\",\"page\":\"a\",\"n\":1}\n",
+        json!({}),
+        json!({}),
+    );
+    let id = c.submit(&task).await.unwrap();
+    let status = c.wait_complete(&id, TIMEOUT).await.unwrap();
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    let log = c.log(&id).await.unwrap().unwrap_or_default();
+    assert!(log.contains("published"), "{log}");
+    let workers = c.get("/workers").await.unwrap().json();
+    assert_eq!(workers[0]["worker"]["scheme"], "https", "{workers}");
+
+    // Plain HTTP on the TLS port, and HTTPS without trusting the CA: no answer.
+    let plain = ApiClient::new(url.replacen("https://", "http://", 1));
+    assert!(plain.get_root("/status/health").await.is_err());
+    let untrusting = ApiClient::new(&url);
+    let err = untrusting.get_root("/status/health").await.unwrap_err();
+    assert!(format!("{err:#}").contains("certificate"), "{err:#}");
+}

@@ -58,6 +58,15 @@ impl TaskLocation {
             tls_port: -1,
         }
     }
+
+    /// A task that serves HTTPS only, on `tls_port` (Druid's `port` is then -1).
+    pub fn tls(host: impl Into<String>, tls_port: i32) -> Self {
+        TaskLocation {
+            host: Some(host.into()),
+            port: -1,
+            tls_port,
+        }
+    }
 }
 
 impl Default for TaskLocation {

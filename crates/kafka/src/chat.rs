@@ -30,9 +30,10 @@ pub fn server_path(route: &str) -> String {
     format!("{BASE}/{route}")
 }
 
-/// The URL of `route` for task `task` listening at `location` (`host:port`).
-pub fn url(location: &str, task: &str, route: &str) -> String {
-    format!("http://{location}{}/{route}", BASE.replace("{id}", task))
+/// The URL of `route` for task `task` whose chat API is at `base` (`http://host:port`, or
+/// `https://` on its TLS port).
+pub fn url(base: &str, task: &str, route: &str) -> String {
+    format!("{base}{}/{route}", BASE.replace("{id}", task))
 }
 
 #[cfg(test)]
@@ -42,7 +43,7 @@ mod tests {
     #[test]
     fn urls_and_server_paths_agree() {
         assert_eq!(
-            url("127.0.0.1:8100", "t1", OFFSETS_END),
+            url("http://127.0.0.1:8100", "t1", OFFSETS_END),
             "http://127.0.0.1:8100/druid/worker/v1/chat/t1/offsets/end"
         );
         assert_eq!(

@@ -67,6 +67,8 @@ pub struct MiddleManagerConfig {
     pub ingestion: drover_ingest::input_policy::InputPolicy,
     /// Authentication: `[security]` (see docs/operations.md#authentication).
     pub security: drover_service::auth::SecurityConfig,
+    /// HTTPS: `[tls]` (see docs/operations.md#tls).
+    pub tls: drover_service::tls::TlsConfig,
 }
 
 impl Default for MiddleManagerConfig {
@@ -101,6 +103,7 @@ impl Default for MiddleManagerConfig {
             log_json: false,
             ingestion: drover_ingest::input_policy::InputPolicy::default(),
             security: drover_service::auth::SecurityConfig::default(),
+            tls: drover_service::tls::TlsConfig::default(),
         }
     }
 }
@@ -199,6 +202,8 @@ pub struct Overrides {
     pub ingestion: drover_service::ingestion::IngestionOverrides,
     #[command(flatten)]
     pub security: drover_service::auth::SecurityOverrides,
+    #[command(flatten)]
+    pub tls: drover_service::tls::TlsOverrides,
 }
 
 impl MiddleManagerConfig {
@@ -220,6 +225,7 @@ impl MiddleManagerConfig {
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.capacity >= 1, "capacity must be at least 1");
         self.security.validate()?;
+        self.tls.validate()?;
         anyhow::ensure!(
             self.peon_start_port <= self.peon_end_port,
             "peon_start_port ({}) must not be above peon_end_port ({})",

@@ -77,7 +77,7 @@ pub async fn run(
     let task_logs = FileTaskLogs::new(&config.task_log_dir);
 
     let worker = Worker {
-        scheme: "http".into(),
+        scheme: config.tls.scheme().into(),
         host: host.to_string(),
         ip: config.host.clone(),
         capacity: config.capacity as i32,
@@ -100,6 +100,7 @@ pub async fn run(
             deep_storage: config.deep_storage.clone(),
             ingestion: config.ingestion.clone(),
             internal_credentials: config.security.internal_credentials(),
+            tls: config.tls.clone(),
             overlords: overlords.clone(),
             overlords_file,
         },
@@ -136,9 +137,10 @@ pub async fn run(
     ));
     tracing::info!(worker = %host, capacity = config.capacity, "middle manager listening on {}:{}", config.bind_address, config.port);
     let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
+    let tls = config.tls.acceptor()?;
     let limits = config.server_limits();
     let server = tokio::spawn(async move {
-        drover_service::http_server::serve(listener, app, limits, async {
+        drover_service::http_server::serve(listener, app, limits, tls, async {
             http_stop_rx.await.ok();
         })
         .await

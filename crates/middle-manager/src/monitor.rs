@@ -74,6 +74,8 @@ pub struct MonitorConfig {
     /// Passed to peons when authentication is on: `user:password` they call the overlord with
     /// and require on their chat API.
     pub internal_credentials: Option<String>,
+    /// Passed to peons: their chat API serves HTTPS with this certificate, and they trust its CA.
+    pub tls: drover_service::tls::TlsConfig,
     /// Passed to peons for their task actions: the overlords in the leader latch, leader first.
     pub overlords: Arc<std::sync::RwLock<Vec<String>>>,
     /// The same list as a file, kept current, that peons re-read.
@@ -244,6 +246,12 @@ impl Monitor {
                 self.config.overlords_file.display().to_string(),
             ),
         ];
+        if self.config.tls != drover_service::tls::TlsConfig::default() {
+            env.push((
+                drover_service::tls::TLS_ENV,
+                serde_json::to_string(&self.config.tls).expect("a plain struct serializes"),
+            ));
+        }
         if let Some(c) = &self.config.internal_credentials {
             env.push((drover_service::auth::INTERNAL_CREDENTIALS_ENV, c.clone()));
         }
@@ -263,7 +271,11 @@ impl Monitor {
         })?;
         let pid = child.id();
         let (control_tx, control_rx) = mpsc::channel(4);
-        let location = TaskLocation::new(self.config.host.clone(), port as i32);
+        let location = if self.config.tls.enabled() {
+            TaskLocation::tls(self.config.host.clone(), port as i32)
+        } else {
+            TaskLocation::new(self.config.host.clone(), port as i32)
+        };
         tracing::info!(task = %task.id, ?pid, port, "peon started");
 
         // Announce RUNNING with its location, then withdraw the assignment (Druid's order).

@@ -107,6 +107,8 @@ pub struct OverlordConfig {
     pub ingestion: drover_ingest::input_policy::InputPolicy,
     /// Authentication: `[security]` (see docs/operations.md#authentication).
     pub security: drover_service::auth::SecurityConfig,
+    /// HTTPS: `[tls]` (see docs/operations.md#tls).
+    pub tls: drover_service::tls::TlsConfig,
 }
 
 impl Default for OverlordConfig {
@@ -151,6 +153,7 @@ impl Default for OverlordConfig {
             log_json: false,
             ingestion: drover_ingest::input_policy::InputPolicy::default(),
             security: drover_service::auth::SecurityConfig::default(),
+            tls: drover_service::tls::TlsConfig::default(),
         }
     }
 }
@@ -283,6 +286,8 @@ pub struct Overrides {
     pub ingestion: drover_service::ingestion::IngestionOverrides,
     #[command(flatten)]
     pub security: drover_service::auth::SecurityOverrides,
+    #[command(flatten)]
+    pub tls: drover_service::tls::TlsOverrides,
 }
 
 impl OverlordConfig {
@@ -294,11 +299,12 @@ impl OverlordConfig {
             "queue_max_size must be at least 1"
         );
         config.security.validate()?;
+        config.tls.validate()?;
         Ok(config)
     }
 
     pub fn advertised_url(&self) -> String {
-        format!("http://{}:{}", self.host, self.port)
+        format!("{}://{}:{}", self.tls.scheme(), self.host, self.port)
     }
 
     pub fn server_limits(&self) -> drover_service::http_server::ServerLimits {

@@ -44,8 +44,8 @@ pub struct ServiceConfig {
     pub zk_resync_period: Duration,
     /// How often retention rules are applied.
     pub coordinator_period: Duration,
-    /// `user:password` the leader calls peons with, when authentication is on.
-    pub internal_credentials: Option<String>,
+    /// How the leader calls peons (TLS, internal credentials).
+    pub internal_client: drover_service::client::InternalClient,
     /// Automatic kill of old unused segments, when on: its period and settings.
     pub auto_kill: Option<AutoKillConfig>,
 }
@@ -220,10 +220,10 @@ impl Manager {
                 store: store.clone(),
                 queue: queue.clone(),
                 runner: runner.clone(),
-                http: reqwest::Client::builder()
-                    .default_headers(drover_service::auth::internal_headers(
-                        self.config.internal_credentials.as_deref(),
-                    ))
+                http: self
+                    .config
+                    .internal_client
+                    .builder()
                     .build()
                     .expect("HTTP client"),
             },

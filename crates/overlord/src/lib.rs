@@ -61,7 +61,12 @@ pub async fn run(
     config.port = port;
 
     let session = ZkSession::start(config.zk_connect.clone(), config.zk_session_timeout);
-    let internal_credentials = config.security.internal_credentials();
+    let internal_client = drover_service::client::InternalClient {
+        tls: config.tls.clone(),
+        credentials: config.security.internal_credentials(),
+    };
+    internal_client.check()?;
+    let tls = config.tls.acceptor()?;
     let authorization_store = store.clone();
     let authenticator = std::sync::Arc::new(drover_service::auth::Authenticator::new(
         config.security.clone(),
@@ -81,7 +86,7 @@ pub async fn run(
                 worker_blacklist_backoff_time: config.worker_blacklist_backoff_time,
                 max_percentage_blacklist_workers: config.max_percentage_blacklist_workers,
                 max_znode_bytes: config.max_znode_bytes,
-                internal_credentials: internal_credentials.clone(),
+                internal_client: internal_client.clone(),
             },
             queue: QueueConfig {
                 max_size: config.queue_max_size as usize,
@@ -90,7 +95,7 @@ pub async fn run(
             paths: ZkPaths::new(&config.zk_base),
             zk_resync_period: config.zk_resync_period,
             coordinator_period: config.coordinator_period,
-            internal_credentials: internal_credentials.clone(),
+            internal_client: internal_client.clone(),
             auto_kill: config
                 .kill_unused_segments
                 .then_some(leader::AutoKillConfig {
@@ -107,11 +112,9 @@ pub async fn run(
     let state = http::AppState {
         leadership: leadership.clone(),
         task_logs,
-        http: reqwest::Client::builder()
+        http: internal_client
+            .builder()
             .connect_timeout(std::time::Duration::from_secs(5))
-            .default_headers(drover_service::auth::internal_headers(
-                internal_credentials.as_deref(),
-            ))
             .build()?,
         max_task_payload_bytes: config.max_task_payload_bytes,
         max_znode_bytes: config.max_znode_bytes,
@@ -121,6 +124,7 @@ pub async fn run(
         recently_finished_threshold: config.recently_finished_threshold,
         ingestion: config.ingestion.clone(),
         authenticator: authenticator.clone(),
+        internal_client: internal_client.clone(),
         policies: std::sync::Arc::new(http::authorization::PolicyCache::new(authorization_store)),
     };
     let state_for_authorization = state.clone();
@@ -152,7 +156,7 @@ pub async fn run(
         config.port,
         config.advertised_url()
     );
-    drover_service::http_server::serve(listener, app, config.server_limits(), async move {
+    drover_service::http_server::serve(listener, app, config.server_limits(), tls, async move {
         stop.await;
         leadership.shutdown().await;
     })

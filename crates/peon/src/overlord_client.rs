@@ -25,12 +25,14 @@ impl OverlordClient {
         if urls.is_empty() && file.is_none() {
             return Err("no overlord is known: neither DROVER_OVERLORD_URLS nor DROVER_OVERLORDS_FILE is set".into());
         }
-        let http = reqwest::Client::builder()
+        let client = drover_service::client::InternalClient {
+            tls: drover_service::tls::TlsConfig::from_env(),
+            credentials: drover_service::auth::internal_credentials_from_env(),
+        };
+        let http = client
+            .builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(600))
-            .default_headers(drover_service::auth::internal_headers(
-                drover_service::auth::internal_credentials_from_env().as_deref(),
-            ))
             .build()
             .map_err(|e| e.to_string())?;
         Ok(OverlordClient {

@@ -1,10 +1,12 @@
 //! What every Drover server process shares: layered configuration, logging and signal handling.
 
 pub mod auth;
+pub mod client;
 pub mod http_server;
 pub mod ingestion;
 pub mod metrics;
 pub mod status;
+pub mod tls;
 
 use std::path::Path;
 

@@ -11,6 +11,7 @@ pub struct ApiClient {
     http: reqwest::Client,
 }
 
+#[derive(Debug)]
 pub struct RawResponse {
     pub status: u16,
     pub body: String,
@@ -54,29 +55,37 @@ impl ApiClient {
     }
 
     fn with_redirects(base: impl Into<String>, policy: reqwest::redirect::Policy) -> Self {
-        Self::build(base, policy, None)
+        Self::build(base, policy, None, None)
+    }
+
+    /// A client for a cluster with `credentials` (HTTP Basic) and/or a private CA (PEM) that
+    /// its HTTPS certificates are signed by; `follow` redirects or show them.
+    pub fn configured(
+        base: impl Into<String>,
+        credentials: Option<&str>,
+        ca_pem: Option<&[u8]>,
+        follow: bool,
+    ) -> Self {
+        let policy = if follow {
+            reqwest::redirect::Policy::limited(5)
+        } else {
+            reqwest::redirect::Policy::none()
+        };
+        Self::build(base, policy, credentials, ca_pem)
     }
 
     /// A client that sends `user:password` with HTTP Basic on every request. It follows
     /// redirects, but (as curl without `--location-trusted`) does not resend the credentials
     /// to another host or port: point it at the leader.
     pub fn authenticated(base: impl Into<String>, credentials: &str) -> Self {
-        Self::build(
-            base,
-            reqwest::redirect::Policy::limited(5),
-            Some(credentials),
-        )
-    }
-
-    /// `authenticated`, showing redirects instead of following them.
-    pub fn authenticated_no_redirects(base: impl Into<String>, credentials: &str) -> Self {
-        Self::build(base, reqwest::redirect::Policy::none(), Some(credentials))
+        Self::configured(base, Some(credentials), None, true)
     }
 
     fn build(
         base: impl Into<String>,
         policy: reqwest::redirect::Policy,
         credentials: Option<&str>,
+        ca_pem: Option<&[u8]>,
     ) -> Self {
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(c) = credentials {
@@ -90,12 +99,15 @@ impl ApiClient {
                 reqwest::header::HeaderValue::from_str(&value).unwrap(),
             );
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .redirect(policy)
-            .default_headers(headers)
-            .build()
-            .unwrap();
+            .default_headers(headers);
+        if let Some(pem) = ca_pem {
+            builder = builder
+                .add_root_certificate(reqwest::Certificate::from_pem(pem).expect("a PEM CA"));
+        }
+        let http = builder.build().unwrap();
         ApiClient {
             base: base.into(),
             http,

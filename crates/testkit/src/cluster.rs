@@ -40,6 +40,52 @@ pub struct ClusterSpec {
     /// With HTTP Basic authentication on: the admin's `user:password` the cluster's clients
     /// use, and the flags every server gets.
     pub basic_auth: Option<BasicAuth>,
+    /// Every server on HTTPS with a certificate from a CA made for the cluster.
+    pub tls: bool,
+}
+
+/// A CA and a certificate for `127.0.0.1`/`localhost` signed by it, written in the cluster's
+/// directory.
+struct TestCertificates {
+    ca_pem: String,
+    ca_file: PathBuf,
+    cert_file: PathBuf,
+    key_file: PathBuf,
+}
+
+impl TestCertificates {
+    fn write(dir: &std::path::Path) -> TestCertificates {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let params =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        let files = TestCertificates {
+            ca_pem: ca.pem(),
+            ca_file: dir.join("ca.pem"),
+            cert_file: dir.join("server.pem"),
+            key_file: dir.join("server.key"),
+        };
+        std::fs::write(&files.ca_file, &files.ca_pem).unwrap();
+        std::fs::write(&files.cert_file, cert.pem()).unwrap();
+        std::fs::write(&files.key_file, key.serialize_pem()).unwrap();
+        files
+    }
+
+    fn server_args(&self) -> Vec<String> {
+        vec![
+            "--tls-cert-file".into(),
+            self.cert_file.display().to_string(),
+            "--tls-key-file".into(),
+            self.key_file.display().to_string(),
+            "--tls-ca-file".into(),
+            self.ca_file.display().to_string(),
+        ]
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -90,8 +136,12 @@ pub struct Cluster {
     pub task_log_dir: PathBuf,
     /// Where the middle managers' peons write segment files.
     pub deep_storage_dir: PathBuf,
-    /// Flags every middle manager gets (authentication settings).
+    /// Flags every middle manager gets (authentication and TLS settings).
     middle_manager_args: Vec<String>,
+    /// `http`, or `https` with `ClusterSpec::tls`.
+    pub scheme: &'static str,
+    /// The CA the servers' certificates are signed by (PEM), with `ClusterSpec::tls`.
+    pub ca_pem: Option<String>,
 }
 
 impl ClusterSpec {
@@ -112,6 +162,12 @@ impl ClusterSpec {
             admin_password: admin_password.into(),
             internal_password: internal_password.into(),
         });
+        self
+    }
+
+    /// Every server on HTTPS (a CA made for the cluster; its clients trust it).
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
         self
     }
 
@@ -138,6 +194,16 @@ impl Cluster {
             dir.display()
         );
         let task_log_dir = dir.join("task-logs");
+        let tls = spec.tls.then(|| TestCertificates::write(&dir));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut server_args: Vec<String> = spec
+            .basic_auth
+            .as_ref()
+            .map(BasicAuth::server_args)
+            .unwrap_or_default();
+        if let Some(t) = &tls {
+            server_args.extend(t.server_args());
+        }
         let mut overlords = Vec::new();
         for n in 0..spec.overlords.max(1) {
             // Port 0: the overlord binds a port the kernel picks and writes it to this file.
@@ -157,8 +223,8 @@ impl Cluster {
                 .unwrap_or_else(|| format!("sqlite://{}", dir.join("metadata.db").display()));
             cmd.extend(["--metadata-url".into(), metadata_url]);
             cmd.extend(spec.overlord_args.iter().cloned());
+            cmd.extend(server_args.iter().cloned());
             if let Some(auth) = &spec.basic_auth {
-                cmd.extend(auth.server_args());
                 cmd.extend([
                     "--security-initial-admin-password".into(),
                     auth.admin_password.clone(),
@@ -172,17 +238,14 @@ impl Cluster {
             );
             let port = process.wait_for_port(&port_file);
             println!("overlord {n}: port {port}");
-            let url = format!("http://127.0.0.1:{port}");
-            let (client, raw) = match &spec.basic_auth {
-                Some(auth) => {
-                    let admin = format!("admin:{}", auth.admin_password);
-                    (
-                        ApiClient::authenticated(&url, &admin),
-                        ApiClient::authenticated_no_redirects(&url, &admin),
-                    )
-                }
-                None => (ApiClient::new(&url), ApiClient::no_redirects(&url)),
-            };
+            let url = format!("{scheme}://127.0.0.1:{port}");
+            let admin = spec
+                .basic_auth
+                .as_ref()
+                .map(|auth| format!("admin:{}", auth.admin_password));
+            let ca = tls.as_ref().map(|t| t.ca_pem.as_bytes());
+            let client = ApiClient::configured(&url, admin.as_deref(), ca, true);
+            let raw = ApiClient::configured(&url, admin.as_deref(), ca, false);
             overlords.push(Overlord {
                 process,
                 client,
@@ -201,11 +264,9 @@ impl Cluster {
             middle_managers: vec![],
             task_log_dir,
             deep_storage_dir: dir.join("deep"),
-            middle_manager_args: spec
-                .basic_auth
-                .as_ref()
-                .map(BasicAuth::server_args)
-                .unwrap_or_default(),
+            middle_manager_args: server_args,
+            scheme,
+            ca_pem: tls.as_ref().map(|t| t.ca_pem.clone()),
         };
         for mm in &spec.middle_managers {
             cluster.add_middle_manager(mm);
@@ -307,7 +368,7 @@ impl Cluster {
         self.middle_managers.push(MiddleManager {
             process,
             host: format!("127.0.0.1:{port}"),
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{}://127.0.0.1:{port}", self.scheme),
             base_task_dir,
         });
     }

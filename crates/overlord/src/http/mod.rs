@@ -55,6 +55,8 @@ pub struct AppState {
     pub ingestion: drover_ingest::input_policy::InputPolicy,
     /// Checks every request's credentials (when `security.basic_auth` is on).
     pub authenticator: std::sync::Arc<drover_service::auth::Authenticator>,
+    /// How this overlord calls other Drover processes (TLS trust, internal credentials).
+    pub internal_client: drover_service::client::InternalClient,
     /// The authorization policy, as recently read.
     pub policies: std::sync::Arc<authorization::PolicyCache>,
 }
@@ -323,7 +325,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             redirect::RedirectState {
                 leadership: state.leadership.clone(),
-                probe: redirect::LeaderProbe::new(state.leader_probe_timeout),
+                probe: redirect::LeaderProbe::new(
+                    state.leader_probe_timeout,
+                    &state.internal_client,
+                ),
             },
             redirect::to_leader,
         ))

@@ -37,9 +37,10 @@ pub struct LeaderProbe {
 }
 
 impl LeaderProbe {
-    pub fn new(timeout: Duration) -> LeaderProbe {
+    pub fn new(timeout: Duration, client: &drover_service::client::InternalClient) -> LeaderProbe {
         LeaderProbe {
-            http: reqwest::Client::builder()
+            http: client
+                .builder()
                 .timeout(timeout)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

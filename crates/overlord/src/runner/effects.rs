@@ -50,13 +50,13 @@ impl Executor {
     pub(crate) fn new(
         session: ZkSession,
         shutdown_timeout: Duration,
-        internal_credentials: Option<&str>,
+        internal_client: &drover_service::client::InternalClient,
         runner: mpsc::UnboundedSender<RunnerMsg>,
         scope: crate::scope::LeaderScope,
     ) -> Self {
-        let http = reqwest::Client::builder()
+        let http = internal_client
+            .builder()
             .timeout(shutdown_timeout)
-            .default_headers(drover_service::auth::internal_headers(internal_credentials))
             .build()
             .expect("HTTP client");
         Executor {

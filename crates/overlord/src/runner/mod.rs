@@ -24,8 +24,8 @@ use self::state::RunnerState;
 
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
-    /// `user:password` the runner calls middle managers with, when authentication is on.
-    pub internal_credentials: Option<String>,
+    /// How the runner calls middle managers (TLS, internal credentials).
+    pub internal_client: drover_service::client::InternalClient,
     pub strategy: SelectStrategy,
     pub min_worker_version: String,
     pub task_assignment_timeout: Duration,

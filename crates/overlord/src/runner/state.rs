@@ -170,7 +170,7 @@ impl RunnerState {
         let executor = Executor::new(
             session,
             config.task_shutdown_link_timeout,
-            config.internal_credentials.as_deref(),
+            &config.internal_client,
             self_tx,
             scope,
         );
@@ -863,7 +863,7 @@ mod tests {
 
     fn runner() -> (RunnerState, mpsc::UnboundedReceiver<RunnerEvent>) {
         let config = RunnerConfig {
-            internal_credentials: None,
+            internal_client: Default::default(),
             strategy: SelectStrategy::EqualDistribution,
             min_worker_version: "0".into(),
             task_assignment_timeout: Duration::from_secs(300),

@@ -371,7 +371,8 @@ impl KafkaSupervisor {
         Ok((earliest, latest))
     }
 
-    /// Where the runner says a task runs: `host:port` of its chat API.
+    /// Where the runner says a task runs: the base URL of its chat API (`https://` on its TLS
+    /// port when it has one).
     async fn locations(&self) -> BTreeMap<TaskId, String> {
         let Some(tasks) = self.ctx.runner.tasks(crate::runner::TaskFilter::All).await else {
             return BTreeMap::new();
@@ -380,7 +381,12 @@ impl KafkaSupervisor {
             .into_iter()
             .filter_map(|t| {
                 let host = t.location.host?;
-                (t.location.port > 0).then(|| (t.id, format!("{host}:{}", t.location.port)))
+                let base = match (t.location.tls_port, t.location.port) {
+                    (tls, _) if tls > 0 => format!("https://{host}:{tls}"),
+                    (_, port) if port > 0 => format!("http://{host}:{port}"),
+                    _ => return None,
+                };
+                Some((t.id, base))
             })
             .collect()
     }

@@ -93,8 +93,20 @@ fn ingest(
                 controls: controls_tx,
                 snapshot: snapshot_rx,
             });
-            rt.spawn(async move { axum::serve(listener, app).await });
-            println!("chat API on {address}:{port}");
+            // HTTPS when the middle manager serves it (its certificate), with the same limits
+            // on slow and idle clients as every Drover server.
+            let tls = drover_service::tls::TlsConfig::from_env()
+                .acceptor()
+                .map_err(|e| fail!("cannot set up TLS for the chat API: {e}"))?;
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            rt.spawn(drover_service::http_server::serve(
+                listener,
+                app,
+                drover_service::http_server::ServerLimits::default(),
+                tls,
+                std::future::pending(),
+            ));
+            println!("chat API on {scheme}://{address}:{port}");
         }
         None => {
             println!("DROVER_PEON_PORT is not set: no chat API, the task reads to its end offsets")
