@@ -389,3 +389,97 @@ async fn a_cluster_on_tls_runs_tasks_and_refuses_plain_http() {
     let err = untrusting.get_root("/status/health").await.unwrap_err();
     assert!(format!("{err:#}").contains("certificate"), "{err:#}");
 }
+
+/// Input-source security (Druid's `enableInputSourceSecurity`): an ingestion also needs READ on
+/// the `EXTERNAL` resource of its input source type. Methods no API uses are refused, and audit
+/// rows name the authenticated user, whatever `X-Druid-Author` claims.
+#[tokio::test(flavor = "multi_thread")]
+async fn input_sources_need_external_permission_and_audits_name_the_user() {
+    let cluster = Cluster::start(
+        ClusterSpec::workers(&[2])
+            .basic_auth("admin-secret", "internal-secret")
+            .overlord_args(&["--security-input-source-security", "true"]),
+    )
+    .await;
+    let c = &cluster.client;
+    let url = cluster.overlords[0].url.clone();
+    let admin = |method: Method, path: String, body: Option<serde_json::Value>| {
+        let c = c.clone();
+        async move {
+            let r = c
+                .send_root(method.clone(), &path, body.as_ref())
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{method} {path}: {}", r.body);
+        }
+    };
+    admin(Method::POST, format!("{AUTHN}/users/ingester"), None).await;
+    admin(
+        Method::POST,
+        format!("{AUTHN}/users/ingester/credentials"),
+        Some(json!({"password": "pw"})),
+    )
+    .await;
+    admin(Method::POST, format!("{AUTHZ}/users/ingester"), None).await;
+    admin(Method::POST, format!("{AUTHZ}/roles/ingest"), None).await;
+    let set_permissions = |perms: serde_json::Value| {
+        admin(
+            Method::POST,
+            format!("{AUTHZ}/roles/ingest/permissions"),
+            Some(perms),
+        )
+    };
+    set_permissions(
+        json!([{"resource": {"name": "wiki", "type": "DATASOURCE"}, "action": "WRITE"}]),
+    )
+    .await;
+    admin(
+        Method::POST,
+        format!("{AUTHZ}/users/ingester/roles/ingest"),
+        None,
+    )
+    .await;
+    let ingester = ApiClient::authenticated(&url, "ingester:pw");
+    let task = inline_index_task(
+        "inline-wiki",
+        "wiki",
+        "2024-01-01/2024-01-02",
+        "{\"ts\":\"2024-01-01T01:00:00Z\",\"page\":\"a\",\"n\":1}\n",
+        json!({}),
+        json!({}),
+    );
+    let r = ingester.post("/task", task.to_string()).await.unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.body.contains("EXTERNAL") && r.body.contains("inline"),
+        "{}",
+        r.body
+    );
+    set_permissions(json!([
+        {"resource": {"name": "wiki", "type": "DATASOURCE"}, "action": "WRITE"},
+        {"resource": {"name": "inline", "type": "EXTERNAL"}, "action": "READ"}
+    ]))
+    .await;
+    let r = ingester.post("/task", task.to_string()).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // TRACE is no API's method: 405, before any credentials are looked at.
+    let r = ApiClient::new(&url)
+        .send_root(Method::TRACE, "/druid/indexer/v1/tasks", None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 405, "{}", r.body);
+
+    // The worker config's audit row names the admin, not the header's claim.
+    let r = c
+        .http_with_headers(
+            Method::POST,
+            "/druid/indexer/v1/worker",
+            &json!({"selectStrategy": {"type": "fillCapacity"}}),
+            &[("X-Druid-Author", "mallory")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let history = c.get("/worker/history").await.unwrap().json();
+    assert_eq!(history[0]["auditInfo"]["author"], "admin", "{history}");
+}

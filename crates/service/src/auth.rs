@@ -47,7 +47,17 @@ pub struct SecurityConfig {
     /// What Drover's processes use to call each other; required with `basic_auth`.
     pub internal_client_password: Option<String>,
     pub credential_iterations: u32,
+    /// Methods allowed besides the ones Drover's APIs use (GET, HEAD, POST, PUT, DELETE), as
+    /// Druid's `druid.server.http.allowedHttpMethods`; any other is answered 405.
+    pub allowed_http_methods: Vec<String>,
+    /// Druid's `druid.auth.enableInputSourceSecurity`: an ingestion also needs READ on the
+    /// `EXTERNAL` resource named by each input source type (`local`, `http`, `inline`, `kafka`),
+    /// and READ on the data source a `druid` input source reads.
+    pub input_source_security: bool,
 }
+
+/// The methods Drover's APIs answer.
+const API_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE"];
 
 impl Default for SecurityConfig {
     fn default() -> Self {
@@ -59,6 +69,8 @@ impl Default for SecurityConfig {
             internal_client_username: INTERNAL_USER.into(),
             internal_client_password: None,
             credential_iterations: DEFAULT_ITERATIONS,
+            allowed_http_methods: Vec::new(),
+            input_source_security: false,
         }
     }
 }
@@ -258,13 +270,31 @@ fn unsecured(path: &str) -> bool {
     path == "/status/health"
 }
 
-/// The middleware: lets a request through when authentication is off, the route is unsecured,
-/// or its credentials are good; answers 401 otherwise.
+/// The middleware: refuses methods no API uses (405, as Druid's `allowedHttpMethods`), then
+/// lets a request through when authentication is off, the route is unsecured, or its
+/// credentials are good; answers 401 otherwise.
 pub async fn require_auth(
     State(auth): State<Authenticator>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let method = request.method().as_str();
+    let allowed = API_METHODS.contains(&method)
+        || auth
+            .config
+            .allowed_http_methods
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(method));
+    if !allowed {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, API_METHODS.join(", "))],
+            axum::Json(serde_json::json!({
+                "error": format!("method [{method}] is not allowed (security.allowed_http_methods)")
+            })),
+        )
+            .into_response();
+    }
     if !auth.config.basic_auth || unsecured(request.uri().path()) {
         return next.run(request).await;
     }
@@ -273,6 +303,11 @@ pub async fn require_auth(
         .await
     {
         Ok(Some(user)) => {
+            // Audit rows name who changed a config: the authenticated user, not whatever the
+            // request's `X-Druid-Author` claims.
+            if let Ok(v) = HeaderValue::from_str(&user) {
+                request.headers_mut().insert("X-Druid-Author", v);
+            }
             request.extensions_mut().insert(Identity(user));
             next.run(request).await
         }
@@ -389,6 +424,27 @@ pub struct SecurityOverrides {
         skip_serializing_if = "Option::is_none"
     )]
     pub internal_client_password: Option<String>,
+    /// READ on `EXTERNAL` input source types for ingestion (Druid's enableInputSourceSecurity).
+    #[arg(
+        long = "security-input-source-security",
+        env = "DROVER_SECURITY_INPUT_SOURCE_SECURITY"
+    )]
+    #[serde(
+        rename = "input_source_security",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub input_source_security: Option<bool>,
+    /// Methods to allow besides GET, HEAD, POST, PUT, DELETE, comma-separated.
+    #[arg(
+        long = "security-allowed-http-methods",
+        env = "DROVER_SECURITY_ALLOWED_HTTP_METHODS",
+        value_delimiter = ','
+    )]
+    #[serde(
+        rename = "allowed_http_methods",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allowed_http_methods: Option<Vec<String>>,
 }
 
 /// The internal `user:password` a middle manager handed its peon, if authentication is on.

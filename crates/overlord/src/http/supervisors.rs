@@ -71,6 +71,11 @@ pub async fn submit(
         spec.data_source.as_str(),
         Action::Write,
     )?;
+    authorization::check_inputs(
+        &s,
+        access.as_deref(),
+        &drover_ingest::spec::InputSource::Stream,
+    )?;
     let id = spec.id.clone();
     manager(&s)?.submit(spec).await?;
     Ok(Json(json!({ "id": id })).into_response())

@@ -70,6 +70,9 @@ pub async fn submit(
         task.data_source.as_str(),
         Action::Write,
     )?;
+    if let Some(spec) = task.kind.ingestion() {
+        authorization::check_inputs(&s, access.as_deref(), &spec.input_source)?;
+    }
     if let TaskKind::Index(spec) = &task.kind {
         let field = if task.payload().get("spec").is_some() {
             "spec.ioConfig.inputSource"

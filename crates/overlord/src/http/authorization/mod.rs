@@ -93,6 +93,35 @@ impl Access {
     }
 }
 
+/// With input-source security on, READ on what an ingestion reads: the `EXTERNAL` resource of
+/// each input source type, the data source of a `druid` source.
+pub fn check_inputs(
+    s: &AppState,
+    access: Option<&Access>,
+    source: &drover_ingest::spec::InputSource,
+) -> Result<(), ApiError> {
+    use drover_ingest::spec::InputSource;
+    if !s.authenticator.config().input_source_security {
+        return Ok(());
+    }
+    let external = |name: &str| check(access, ResourceType::External, name, Action::Read);
+    match source {
+        InputSource::Inline { .. } => external("inline"),
+        InputSource::Local { .. } => external("local"),
+        InputSource::Http { .. } => external("http"),
+        InputSource::Stream => external("kafka"),
+        InputSource::Druid { data_source, .. } => check(
+            access,
+            ResourceType::Datasource,
+            data_source.as_str(),
+            Action::Read,
+        ),
+        InputSource::Combining(delegates) => delegates
+            .iter()
+            .try_for_each(|d| check_inputs(s, access, d)),
+    }
+}
+
 /// 403 unless `access` (absent when authentication is off) allows `action` on the resource.
 pub fn check(
     access: Option<&Access>,
@@ -109,8 +138,14 @@ pub fn check(
 }
 
 fn forbidden(user: &str, resource_type: ResourceType, name: &str, action: Action) -> ApiError {
+    // Druid's names: `WRITE` on `DATASOURCE`.
+    let shown = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let (action, resource_type) = (
+        shown(serde_json::json!(action)),
+        shown(serde_json::json!(resource_type)),
+    );
     ApiError::Forbidden(format!(
-        "user [{user}] is not allowed {action:?} on {resource_type:?} [{name}]"
+        "user [{user}] is not allowed {action} on {resource_type} [{name}]"
     ))
 }
 
