@@ -483,3 +483,48 @@ async fn input_sources_need_external_permission_and_audits_name_the_user() {
     let history = c.get("/worker/history").await.unwrap().json();
     assert_eq!(history[0]["auditInfo"]["author"], "admin", "{history}");
 }
+
+/// Failover with authentication on: the new leader takes the same credentials and keeps the
+/// users, and the tasks of the old one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_leader_takes_the_same_credentials() {
+    let mut cluster = Cluster::start(ClusterSpec {
+        overlords: 2,
+        ..ClusterSpec::workers(&[2]).basic_auth("admin-secret", "internal-secret")
+    })
+    .await;
+    let old = cluster.wait_for_leader(TIMEOUT).await;
+    let leader = cluster.overlords[old].client.clone();
+    let r = leader
+        .send_root(Method::POST, &format!("{USERS}/carol"), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = leader
+        .send_root(
+            Method::POST,
+            &format!("{USERS}/carol/credentials"),
+            Some(&json!({"password": "pw"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let first = leader.submit(&noop("before-failover", 0)).await.unwrap();
+    leader.wait_complete(&first, TIMEOUT).await.unwrap();
+
+    cluster.overlords[old].process.kill9();
+    let new = cluster.wait_for_leader(TIMEOUT).await;
+    assert_ne!(new, old);
+    let leader = cluster.overlords[new].client.clone();
+    let id = leader.submit(&noop("after-failover", 0)).await.unwrap();
+    let status = leader.wait_complete(&id, TIMEOUT).await.unwrap();
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    let before = leader.status(&first).await.unwrap().unwrap_or_default();
+    assert_eq!(before["statusCode"], "SUCCESS", "{before}");
+    // Users are in the metadata store: carol logs in on the new leader (no role: 403, not 401).
+    let url = cluster.overlords[new].url.clone();
+    let carol = ApiClient::authenticated(&url, "carol:pw");
+    assert_eq!(carol.get("/tasks").await.unwrap().status, 403);
+    let stranger = ApiClient::new(&url);
+    assert_eq!(stranger.get("/tasks").await.unwrap().status, 401);
+}

@@ -373,11 +373,13 @@ impl Cluster {
         });
     }
 
-    /// Waits until `/workers` lists `n` workers.
+    /// Waits until `/workers` lists `n` workers. Asked of the leader itself: a redirect from a
+    /// follower would not carry a cluster's credentials.
     pub async fn wait_for_workers(&self, n: usize, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok(w) = self.client.workers().await {
+            let leader = self.leader().await.unwrap_or(0);
+            if let Ok(w) = self.overlords[leader].client.workers().await {
                 if w.len() == n {
                     return;
                 }
