@@ -11,6 +11,7 @@ mod hardening;
 mod ingest;
 mod kafka;
 mod lifecycle;
+mod security;
 
 use clap::Parser;
 use drover_testkit::{bin_dir, Cluster, ClusterSpec, ZooKeeper};
@@ -55,6 +56,9 @@ struct Args {
     /// Measure automatic compaction under a Kafka supervisor instead, for this many seconds.
     #[arg(long)]
     auto_compaction: Option<u64>,
+    /// Measure what authentication and TLS cost instead: this many requests per configuration.
+    #[arg(long)]
+    security: Option<usize>,
     /// taskCleanupTimeout for the failover run.
     #[arg(long, default_value = "5s")]
     cleanup_timeout: String,
@@ -123,6 +127,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.hardening {
         return hardening::run().await;
+    }
+    if let Some(n) = args.security {
+        return security::run(n).await;
     }
     if let Some(seconds) = args.auto_compaction {
         return auto_compaction::run(seconds).await;
