@@ -339,6 +339,30 @@ async fn roles_grant_what_their_permissions_name() {
         .await
         .unwrap();
     assert_eq!(r.status, 403, "{}", r.body);
+    // A peon acts with its own task's token (made by its middle manager from the internal
+    // password, which the peon never sees): for its own task, and for nothing else.
+    let token = drover_service::auth::task_token("internal-secret", &id);
+    let peon = ApiClient::authenticated(&url, &format!("{id}:{token}"));
+    let action =
+        |task: &str| json!({"task": {"id": task}, "action": {"type": "lockList"}}).to_string();
+    let r = peon.post("/action", action(&id)).await.unwrap();
+    assert_eq!(
+        r.status, 400,
+        "its own (complete) task is not active: {}",
+        r.body
+    );
+    let r = peon.post("/action", action("another-task")).await.unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(peon.get("/tasks").await.unwrap().status, 403);
+    let forged = ApiClient::authenticated(&url, &format!("another-task:{token}"));
+    assert_eq!(
+        forged
+            .post("/action", action("another-task"))
+            .await
+            .unwrap()
+            .status,
+        401
+    );
 
     // A malformed permission is a 400 naming where; nothing changes.
     let r = c

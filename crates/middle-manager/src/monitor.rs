@@ -71,8 +71,8 @@ pub struct MonitorConfig {
     pub deep_storage: String,
     /// Passed to peons: what batch tasks may read.
     pub ingestion: drover_ingest::input_policy::InputPolicy,
-    /// Passed to peons when authentication is on: `user:password` they call the overlord with
-    /// and require on their chat API.
+    /// The internal client's `user:password` when authentication is on: peons get a token
+    /// made from it for their own task.
     pub internal_credentials: Option<String>,
     /// Passed to peons: their chat API serves HTTPS with this certificate, and they trust its CA.
     pub tls: drover_service::tls::TlsConfig,
@@ -252,8 +252,19 @@ impl Monitor {
                 serde_json::to_string(&self.config.tls).expect("a plain struct serializes"),
             ));
         }
-        if let Some(c) = &self.config.internal_credentials {
-            env.push((drover_service::auth::INTERNAL_CREDENTIALS_ENV, c.clone()));
+        // The peon gets its task's credentials, never the internal password: it can act for its
+        // own task and nothing else.
+        if let Some((_, password)) = self
+            .config
+            .internal_credentials
+            .as_deref()
+            .and_then(|c| c.split_once(':'))
+        {
+            let token = drover_service::auth::task_token(password, task.id.as_str());
+            env.push((
+                drover_service::auth::TASK_CREDENTIALS_ENV,
+                format!("{}:{token}", task.id),
+            ));
         }
         let child = forking::spawn_peon(
             &self.config.peon_command,

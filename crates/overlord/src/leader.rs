@@ -226,6 +226,13 @@ impl Manager {
                     .builder()
                     .build()
                     .expect("HTTP client"),
+                task_token_secret: self
+                    .config
+                    .internal_client
+                    .credentials
+                    .as_deref()
+                    .and_then(|c| c.split_once(':'))
+                    .map(|(_, password)| password.to_string()),
             },
             scope.clone(),
         );

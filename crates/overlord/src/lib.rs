@@ -68,12 +68,15 @@ pub async fn run(
     internal_client.check()?;
     let tls = config.tls.acceptor()?;
     let authorization_store = store.clone();
-    let authenticator = std::sync::Arc::new(drover_service::auth::Authenticator::new(
-        config.security.clone(),
-        Some(std::sync::Arc::new(http::basic_security::StoredUsers(
-            store.clone(),
-        ))),
-    ));
+    let authenticator = std::sync::Arc::new(
+        drover_service::auth::Authenticator::new(
+            config.security.clone(),
+            Some(std::sync::Arc::new(http::basic_security::StoredUsers(
+                store.clone(),
+            ))),
+        )
+        .accepting_tasks(),
+    );
     let leadership = leader::start(
         leader::ServiceConfig {
             runner: RunnerConfig {

@@ -27,7 +27,7 @@ impl OverlordClient {
         }
         let client = drover_service::client::InternalClient {
             tls: drover_service::tls::TlsConfig::from_env(),
-            credentials: drover_service::auth::internal_credentials_from_env(),
+            credentials: drover_service::auth::task_credentials_from_env(),
         };
         let http = client
             .builder()

@@ -28,8 +28,24 @@ pub const INTERNAL_USER: &str = "druid_system";
 pub const ADMIN_USER: &str = "admin";
 /// How long a verified password is taken as good without hashing it again.
 const VERIFIED_FOR: Duration = Duration::from_secs(60);
-/// The environment variable a middle manager hands its peons the internal credentials in.
-pub const INTERNAL_CREDENTIALS_ENV: &str = "DROVER_INTERNAL_CREDENTIALS";
+/// The environment variable a middle manager hands a peon its task's credentials in
+/// (`taskId:token`): the peon acts for its own task only, and never holds the internal password.
+pub const TASK_CREDENTIALS_ENV: &str = "DROVER_TASK_CREDENTIALS";
+
+/// A task's token: HMAC-SHA256 of its id under the internal client's password, hex. The
+/// overlord and the task's middle manager can make it; the task's peon is handed it; nobody
+/// else (another peon included) can.
+pub fn task_token(internal_password: &str, task_id: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(internal_password.as_bytes())
+        .expect("HMAC takes any key length");
+    mac.update(task_id.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// The `[security]` table of every server's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,6 +188,8 @@ pub struct Authenticator {
     config: Arc<SecurityConfig>,
     users: Option<Arc<dyn UserStore>>,
     verified: Arc<Mutex<Verified>>,
+    /// Whether task tokens are taken (the overlord, for task actions).
+    accepts_tasks: bool,
 }
 
 /// SHA-256 of `user:password` → the user, and when its password was verified.
@@ -181,13 +199,31 @@ type Verified = HashMap<[u8; 32], (String, Instant)>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity(pub String);
 
+/// A request authenticated with a task's credentials (its peon): it may act for that task only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskIdentity(pub String);
+
+/// What good credentials are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Authenticated {
+    User(String),
+    Task(String),
+}
+
 impl Authenticator {
     pub fn new(config: SecurityConfig, users: Option<Arc<dyn UserStore>>) -> Authenticator {
         Authenticator {
             config: Arc::new(config),
             users,
             verified: Arc::default(),
+            accepts_tasks: false,
         }
+    }
+
+    /// Also takes a task's peon, authenticated by its task token (the overlord does).
+    pub fn accepting_tasks(mut self) -> Authenticator {
+        self.accepts_tasks = true;
+        self
     }
 
     pub fn config(&self) -> &SecurityConfig {
@@ -202,18 +238,24 @@ impl Authenticator {
             .clear();
     }
 
-    /// The user `header` authenticates, `Ok(None)` when it does not.
-    async fn authenticate(&self, header: Option<&HeaderValue>) -> Result<Option<String>, String> {
+    /// Who `header` authenticates: the internal client, a user, or (on a server with the
+    /// internal password) a task's peon with its task token.
+    async fn authenticate_any(
+        &self,
+        header: Option<&HeaderValue>,
+    ) -> Result<Option<Authenticated>, String> {
         let Some((user, password)) = header.and_then(parse_basic) else {
             return Ok(None);
         };
+        let internal = self.config.internal_client_password.as_deref();
         if user == self.config.internal_client_username {
-            let ok = self
-                .config
-                .internal_client_password
-                .as_deref()
-                .is_some_and(|p| constant_time_eq(p.as_bytes(), password.as_bytes()));
-            return Ok(ok.then_some(user));
+            let ok = internal.is_some_and(|p| constant_time_eq(p.as_bytes(), password.as_bytes()));
+            return Ok(ok.then_some(Authenticated::User(user)));
+        }
+        if let Some(secret) = internal.filter(|_| self.accepts_tasks) {
+            if constant_time_eq(task_token(secret, &user).as_bytes(), password.as_bytes()) {
+                return Ok(Some(Authenticated::Task(user)));
+            }
         }
         let key: [u8; 32] = Sha256::digest(format!("{user}:{password}")).into();
         if let Some((who, at)) = self
@@ -223,7 +265,7 @@ impl Authenticator {
             .get(&key)
         {
             if at.elapsed() < VERIFIED_FOR {
-                return Ok(Some(who.clone()));
+                return Ok(Some(Authenticated::User(who.clone())));
             }
         }
         let Some(store) = &self.users else {
@@ -250,7 +292,7 @@ impl Authenticator {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(key, (user.clone(), Instant::now()));
         }
-        Ok(ok.then_some(user))
+        Ok(ok.then_some(Authenticated::User(user)))
     }
 }
 
@@ -299,10 +341,17 @@ pub async fn require_auth(
         return next.run(request).await;
     }
     match auth
-        .authenticate(request.headers().get(header::AUTHORIZATION))
+        .authenticate_any(request.headers().get(header::AUTHORIZATION))
         .await
     {
-        Ok(Some(user)) => {
+        Ok(Some(Authenticated::Task(task))) => {
+            request.extensions_mut().insert(TaskIdentity(task.clone()));
+            request
+                .extensions_mut()
+                .insert(Identity(format!("task [{task}]")));
+            next.run(request).await
+        }
+        Ok(Some(Authenticated::User(user))) => {
             // Audit rows name who changed a config: the authenticated user, not whatever the
             // request's `X-Druid-Author` claims.
             if let Ok(v) = HeaderValue::from_str(&user) {
@@ -376,7 +425,13 @@ mod tests {
         let check = |c: &str| {
             let h = basic_header(c);
             let auth = auth.clone();
-            async move { auth.authenticate(Some(&h)).await.unwrap() }
+            async move {
+                match auth.authenticate_any(Some(&h)).await.unwrap() {
+                    Some(Authenticated::User(u)) => Some(u),
+                    Some(Authenticated::Task(t)) => Some(format!("task {t}")),
+                    None => None,
+                }
+            }
         };
         assert_eq!(
             check("druid_system:inner").await.as_deref(),
@@ -392,7 +447,18 @@ mod tests {
         assert_eq!(check("alice:blunder").await, None);
         assert_eq!(check("admin:first").await.as_deref(), Some("admin"));
         assert_eq!(check("bob:first").await, None);
-        assert_eq!(auth.authenticate(None).await.unwrap(), None);
+        assert_eq!(auth.authenticate_any(None).await.unwrap(), None);
+        // Task tokens count only where tasks are taken (the overlord).
+        let token = task_token("inner", "index_wiki_1");
+        assert_eq!(check(&format!("index_wiki_1:{token}")).await, None);
+        let overlord = auth.clone().accepting_tasks();
+        let h = basic_header(&format!("index_wiki_1:{token}"));
+        assert_eq!(
+            overlord.authenticate_any(Some(&h)).await.unwrap(),
+            Some(Authenticated::Task("index_wiki_1".into()))
+        );
+        let other = basic_header(&format!("index_wiki_2:{token}"));
+        assert_eq!(overlord.authenticate_any(Some(&other)).await.unwrap(), None);
     }
 }
 
@@ -447,24 +513,26 @@ pub struct SecurityOverrides {
     pub allowed_http_methods: Option<Vec<String>>,
 }
 
-/// The internal `user:password` a middle manager handed its peon, if authentication is on.
-pub fn internal_credentials_from_env() -> Option<String> {
-    std::env::var(INTERNAL_CREDENTIALS_ENV)
+/// The `taskId:token` a middle manager handed its peon, if authentication is on: what the peon
+/// calls the overlord with, and what its chat API takes (the overlord's supervisor, which can
+/// make the token, is its one caller).
+pub fn task_credentials_from_env() -> Option<String> {
+    std::env::var(TASK_CREDENTIALS_ENV)
         .ok()
         .filter(|c| !c.is_empty())
 }
 
-/// A peon's authenticator: its chat API takes the internal credentials only (the supervisor is
-/// its one caller), and is open when its middle manager runs without authentication.
+/// A peon's authenticator: its chat API takes its task's credentials only, and is open when
+/// its middle manager runs without authentication.
 pub fn peon_authenticator() -> Authenticator {
-    let config = match internal_credentials_from_env().and_then(|c| {
+    let config = match task_credentials_from_env().and_then(|c| {
         c.split_once(':')
             .map(|(u, p)| (u.to_string(), p.to_string()))
     }) {
-        Some((user, password)) => SecurityConfig {
+        Some((task, token)) => SecurityConfig {
             basic_auth: true,
-            internal_client_username: user,
-            internal_client_password: Some(password),
+            internal_client_username: task,
+            internal_client_password: Some(token),
             ..SecurityConfig::default()
         },
         None => SecurityConfig::default(),

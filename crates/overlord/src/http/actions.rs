@@ -53,9 +53,23 @@ async fn checkpoint(s: &AppState, raw: &Value) -> Result<Response, ApiError> {
 /// Druid's `taskLockTimeout` default (5 minutes).
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
 
-pub async fn action(State(s): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn action(
+    State(s): State<AppState>,
+    peon: Option<axum::Extension<drover_service::auth::TaskIdentity>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let raw: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("invalid task action: {e}")))?;
+    // A peon authenticated with its task's token acts for that task alone.
+    if let Some(axum::Extension(drover_service::auth::TaskIdentity(own))) = &peon {
+        let claimed = raw.pointer("/task/id").and_then(Value::as_str);
+        if claimed != Some(own.as_str()) {
+            return Err(ApiError::Forbidden(format!(
+                "the peon of task [{own}] may not act for task [{}]",
+                claimed.unwrap_or("")
+            )));
+        }
+    }
     if raw.pointer("/action/type").and_then(Value::as_str) == Some("checkPointDataSourceMetadata") {
         return checkpoint(&s, &raw).await;
     }

@@ -30,11 +30,21 @@ pub enum ChatError {
 pub struct ChatClient {
     http: reqwest::Client,
     timeout: Duration,
+    /// Makes each task's token when authentication is on (its chat API takes nothing else).
+    token_secret: Option<String>,
 }
 
 impl ChatClient {
-    pub fn new(http: reqwest::Client, timeout: Duration) -> ChatClient {
-        ChatClient { http, timeout }
+    pub fn new(
+        http: reqwest::Client,
+        timeout: Duration,
+        token_secret: Option<String>,
+    ) -> ChatClient {
+        ChatClient {
+            http,
+            timeout,
+            token_secret,
+        }
     }
 
     async fn call(
@@ -49,6 +59,13 @@ impl ChatClient {
             None => self.http.get(&url),
             Some((query, None)) => self.http.post(format!("{url}{query}")),
             Some((query, Some(body))) => self.http.post(format!("{url}{query}")).json(&body),
+        };
+        let request = match &self.token_secret {
+            Some(secret) => request.basic_auth(
+                task.as_str(),
+                Some(drover_service::auth::task_token(secret, task.as_str())),
+            ),
+            None => request,
         };
         let response = request
             .timeout(self.timeout)

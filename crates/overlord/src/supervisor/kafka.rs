@@ -135,6 +135,7 @@ pub fn start(
     let (tx, rx) = mpsc::unbounded_channel();
     let spec = Arc::new(spec);
     let (ctx_http, spec_timeout) = (ctx.http.clone(), spec.tuning.http_timeout);
+    let ctx_secret = ctx.task_token_secret.clone();
     let supervisor = KafkaSupervisor {
         spec: spec.clone(),
         ctx,
@@ -148,7 +149,7 @@ pub fn start(
         last_offset_fetch: None,
         health: Health::new(),
         stopping: false,
-        chat: ChatClient::new(ctx_http, spec_timeout),
+        chat: ChatClient::new(ctx_http, spec_timeout, ctx_secret),
         published: watch::Sender::new(Arc::new(Published {
             report: Value::Null,
             state: String::new(),

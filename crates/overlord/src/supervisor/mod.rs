@@ -33,6 +33,9 @@ pub struct SupervisorContext {
     pub queue: QueueHandle,
     pub runner: RunnerHandle,
     pub http: reqwest::Client,
+    /// The internal password, when authentication is on: a task's chat API takes the task's
+    /// token, made from it.
+    pub task_token_secret: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
