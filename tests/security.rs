@@ -42,7 +42,9 @@ async fn requests_need_credentials_and_internal_calls_carry_them() {
         );
         for (method, path) in [
             (Method::GET, "/druid/indexer/v1/tasks"),
+            (Method::POST, "/druid/indexer/v1/task/any/shutdown"),
             (Method::POST, "/druid/indexer/v1/worker"),
+            (Method::POST, "/druid/indexer/v1/worker/127.0.0.1:1/disable"),
             (Method::POST, "/druid/indexer/v1/action"),
             (Method::GET, "/metrics"),
             (Method::GET, USERS),
