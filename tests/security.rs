@@ -185,6 +185,46 @@ async fn requests_need_credentials_and_internal_calls_carry_them() {
 const AUTHN: &str = "/druid-ext/basic-security/authentication/db/MyBasicMetadataAuthenticator";
 const AUTHZ: &str = "/druid-ext/basic-security/authorization/db/MyBasicMetadataAuthorizer";
 
+/// An administrator's request, which must succeed.
+async fn as_admin(
+    c: &ApiClient,
+    method: Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> drover_testkit::RawResponse {
+    let r = c
+        .send_root(method.clone(), path, body.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{method} {path}: {}", r.body);
+    r
+}
+
+/// Through Druid's routes: a user with password `pw`, known to the authorizer, holding `role`
+/// with `permissions`.
+async fn user_with_role(c: &ApiClient, user: &str, role: &str, permissions: serde_json::Value) {
+    as_admin(c, Method::POST, &format!("{AUTHN}/users/{user}"), None).await;
+    let password = Some(json!({"password": "pw"}));
+    as_admin(
+        c,
+        Method::POST,
+        &format!("{AUTHN}/users/{user}/credentials"),
+        password,
+    )
+    .await;
+    as_admin(c, Method::POST, &format!("{AUTHZ}/users/{user}"), None).await;
+    as_admin(c, Method::POST, &format!("{AUTHZ}/roles/{role}"), None).await;
+    let path = format!("{AUTHZ}/roles/{role}/permissions");
+    as_admin(c, Method::POST, &path, Some(permissions)).await;
+    as_admin(
+        c,
+        Method::POST,
+        &format!("{AUTHZ}/users/{user}/roles/{role}"),
+        None,
+    )
+    .await;
+}
+
 /// Roles and permissions with Druid's model: a user may do what its roles' permissions name
 /// (an action on a data source, on the cluster's `STATE` or on `CONFIG`), 403 otherwise, and
 /// nothing it was refused happens. Task actions are for the internal client alone, so not even
@@ -196,17 +236,6 @@ async fn roles_grant_what_their_permissions_name() {
             .await;
     let c = &cluster.client;
     let url = cluster.overlords[0].url.clone();
-    let admin = |method: Method, path: String, body: Option<serde_json::Value>| {
-        let c = c.clone();
-        async move {
-            let r = c
-                .send_root(method.clone(), &path, body.as_ref())
-                .await
-                .unwrap();
-            assert_eq!(r.status, 200, "{method} {path}: {}", r.body);
-            r
-        }
-    };
     for (user, role, permissions) in [
         (
             "reader",
@@ -220,29 +249,9 @@ async fn roles_grant_what_their_permissions_name() {
             json!([{"resource": {"name": "wiki", "type": "DATASOURCE"}, "action": "WRITE"}]),
         ),
     ] {
-        admin(Method::POST, format!("{AUTHN}/users/{user}"), None).await;
-        admin(
-            Method::POST,
-            format!("{AUTHN}/users/{user}/credentials"),
-            Some(json!({"password": "pw"})),
-        )
-        .await;
-        admin(Method::POST, format!("{AUTHZ}/users/{user}"), None).await;
-        admin(Method::POST, format!("{AUTHZ}/roles/{role}"), None).await;
-        admin(
-            Method::POST,
-            format!("{AUTHZ}/roles/{role}/permissions"),
-            Some(permissions),
-        )
-        .await;
-        admin(
-            Method::POST,
-            format!("{AUTHZ}/users/{user}/roles/{role}"),
-            None,
-        )
-        .await;
+        user_with_role(c, user, role, permissions).await;
     }
-    let shown = admin(Method::GET, format!("{AUTHZ}/users/reader"), None)
+    let shown = as_admin(c, Method::GET, &format!("{AUTHZ}/users/reader"), None)
         .await
         .json();
     assert_eq!(shown, json!({"name": "reader", "roles": ["wiki_reader"]}));
@@ -429,42 +438,8 @@ async fn input_sources_need_external_permission_and_audits_name_the_user() {
     .await;
     let c = &cluster.client;
     let url = cluster.overlords[0].url.clone();
-    let admin = |method: Method, path: String, body: Option<serde_json::Value>| {
-        let c = c.clone();
-        async move {
-            let r = c
-                .send_root(method.clone(), &path, body.as_ref())
-                .await
-                .unwrap();
-            assert_eq!(r.status, 200, "{method} {path}: {}", r.body);
-        }
-    };
-    admin(Method::POST, format!("{AUTHN}/users/ingester"), None).await;
-    admin(
-        Method::POST,
-        format!("{AUTHN}/users/ingester/credentials"),
-        Some(json!({"password": "pw"})),
-    )
-    .await;
-    admin(Method::POST, format!("{AUTHZ}/users/ingester"), None).await;
-    admin(Method::POST, format!("{AUTHZ}/roles/ingest"), None).await;
-    let set_permissions = |perms: serde_json::Value| {
-        admin(
-            Method::POST,
-            format!("{AUTHZ}/roles/ingest/permissions"),
-            Some(perms),
-        )
-    };
-    set_permissions(
-        json!([{"resource": {"name": "wiki", "type": "DATASOURCE"}, "action": "WRITE"}]),
-    )
-    .await;
-    admin(
-        Method::POST,
-        format!("{AUTHZ}/users/ingester/roles/ingest"),
-        None,
-    )
-    .await;
+    let wiki_write = json!({"resource": {"name": "wiki", "type": "DATASOURCE"}, "action": "WRITE"});
+    user_with_role(c, "ingester", "ingest", json!([wiki_write])).await;
     let ingester = ApiClient::authenticated(&url, "ingester:pw");
     let task = inline_index_task(
         "inline-wiki",
@@ -481,10 +456,14 @@ async fn input_sources_need_external_permission_and_audits_name_the_user() {
         "{}",
         r.body
     );
-    set_permissions(json!([
-        {"resource": {"name": "wiki", "type": "DATASOURCE"}, "action": "WRITE"},
-        {"resource": {"name": "inline", "type": "EXTERNAL"}, "action": "READ"}
-    ]))
+    let inline_read = json!({"resource": {"name": "inline", "type": "EXTERNAL"}, "action": "READ"});
+    let path = format!("{AUTHZ}/roles/ingest/permissions");
+    as_admin(
+        c,
+        Method::POST,
+        &path,
+        Some(json!([wiki_write, inline_read])),
+    )
     .await;
     let r = ingester.post("/task", task.to_string()).await.unwrap();
     assert_eq!(r.status, 200, "{}", r.body);

@@ -51,6 +51,39 @@ async fn save(
     Ok(Json(json!({})).into_response())
 }
 
+/// One change of the policy: read it as stored, `edit` it (refusing with a 400), store it.
+async fn change(
+    s: &AppState,
+    name: &str,
+    headers: &HeaderMap,
+    what: String,
+    edit: impl FnOnce(&mut Policy) -> Result<(), ApiError>,
+) -> Result<Response, ApiError> {
+    checked_name(s, name)?;
+    let mut policy = policy_now(s).await?;
+    edit(&mut policy)?;
+    save(s, &policy, headers, what).await
+}
+
+fn bad(message: String) -> ApiError {
+    ApiError::BadRequest(message)
+}
+
+fn no_user(user: &str) -> ApiError {
+    bad(format!("User [{user}] does not exist."))
+}
+
+fn no_role(role: &str) -> ApiError {
+    bad(format!("Role [{role}] does not exist."))
+}
+
+fn not_admin_role(role: &str) -> Result<(), ApiError> {
+    if role == ADMIN_ROLE {
+        return Err(bad("the [admin] role is built in".into()));
+    }
+    Ok(())
+}
+
 fn internal_user(s: &AppState) -> String {
     s.authenticator.config().internal_client_username.clone()
 }
@@ -95,9 +128,7 @@ pub async fn get_user(
     checked_name(&s, &name)?;
     let policy = policy_now(&s).await?;
     if !user_exists(&s, &policy, &user) {
-        return Err(ApiError::BadRequest(format!(
-            "User [{user}] does not exist."
-        )));
+        return Err(no_user(&user));
     }
     let roles = policy.roles_of(&user, &internal_user(&s));
     if q.full.is_none() {
@@ -129,22 +160,16 @@ pub async fn create_user(
     Path((name, user)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    checked_name(&s, &name)?;
     drover_core::ids::validate_id("userName", &user)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let mut policy = policy_now(&s).await?;
-    if user_exists(&s, &policy, &user) {
-        return Err(ApiError::BadRequest(format!(
-            "User [{user}] already exists."
-        )));
-    }
-    policy.users.insert(user.clone(), Vec::new());
-    save(
-        &s,
-        &policy,
-        &headers,
-        format!("created authorizer user [{user}]"),
-    )
+    let what = format!("created authorizer user [{user}]");
+    change(&s, &name, &headers, what, |policy| {
+        if user_exists(&s, policy, &user) {
+            return Err(bad(format!("User [{user}] already exists.")));
+        }
+        policy.users.insert(user.clone(), Vec::new());
+        Ok(())
+    })
     .await
 }
 
@@ -153,19 +178,14 @@ pub async fn delete_user(
     Path((name, user)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    checked_name(&s, &name)?;
-    let mut policy = policy_now(&s).await?;
-    if policy.users.remove(&user).is_none() {
-        return Err(ApiError::BadRequest(format!(
-            "User [{user}] does not exist."
-        )));
-    }
-    save(
-        &s,
-        &policy,
-        &headers,
-        format!("deleted authorizer user [{user}]"),
-    )
+    let what = format!("deleted authorizer user [{user}]");
+    change(&s, &name, &headers, what, |policy| {
+        policy
+            .users
+            .remove(&user)
+            .map(|_| ())
+            .ok_or_else(|| no_user(&user))
+    })
     .await
 }
 
@@ -189,9 +209,7 @@ pub async fn get_role(
     checked_name(&s, &name)?;
     let policy = policy_now(&s).await?;
     if !policy.role_exists(&role) {
-        return Err(ApiError::BadRequest(format!(
-            "Role [{role}] does not exist."
-        )));
+        return Err(no_role(&role));
     }
     let users: Vec<String> = user_names(&s, &policy)
         .into_iter()
@@ -208,17 +226,22 @@ pub async fn create_role(
     Path((name, role)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    checked_name(&s, &name)?;
     drover_core::ids::validate_id("roleName", &role)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let mut policy = policy_now(&s).await?;
-    if policy.role_exists(&role) {
-        return Err(ApiError::BadRequest(format!(
-            "Role [{role}] already exists."
-        )));
-    }
-    policy.roles.insert(role.clone(), Vec::new());
-    save(&s, &policy, &headers, format!("created role [{role}]")).await
+    change(
+        &s,
+        &name,
+        &headers,
+        format!("created role [{role}]"),
+        |policy| {
+            if policy.role_exists(&role) {
+                return Err(bad(format!("Role [{role}] already exists.")));
+            }
+            policy.roles.insert(role.clone(), Vec::new());
+            Ok(())
+        },
+    )
+    .await
 }
 
 pub async fn delete_role(
@@ -226,20 +249,21 @@ pub async fn delete_role(
     Path((name, role)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    checked_name(&s, &name)?;
-    if role == ADMIN_ROLE {
-        return Err(ApiError::BadRequest("the [admin] role is built in".into()));
-    }
-    let mut policy = policy_now(&s).await?;
-    if policy.roles.remove(&role).is_none() {
-        return Err(ApiError::BadRequest(format!(
-            "Role [{role}] does not exist."
-        )));
-    }
-    for roles in policy.users.values_mut() {
-        roles.retain(|r| *r != role);
-    }
-    save(&s, &policy, &headers, format!("deleted role [{role}]")).await
+    not_admin_role(&role)?;
+    change(
+        &s,
+        &name,
+        &headers,
+        format!("deleted role [{role}]"),
+        |policy| {
+            policy.roles.remove(&role).ok_or_else(|| no_role(&role))?;
+            for roles in policy.users.values_mut() {
+                roles.retain(|r| *r != role);
+            }
+            Ok(())
+        },
+    )
+    .await
 }
 
 pub async fn assign_role(
@@ -247,31 +271,21 @@ pub async fn assign_role(
     Path((name, user, role)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    checked_name(&s, &name)?;
-    let mut policy = policy_now(&s).await?;
-    if !user_exists(&s, &policy, &user) {
-        return Err(ApiError::BadRequest(format!(
-            "User [{user}] does not exist."
-        )));
-    }
-    if !policy.role_exists(&role) {
-        return Err(ApiError::BadRequest(format!(
-            "Role [{role}] does not exist."
-        )));
-    }
-    let roles = policy.users.entry(user.clone()).or_default();
-    if roles.contains(&role) {
-        return Err(ApiError::BadRequest(format!(
-            "User [{user}] already has role [{role}]."
-        )));
-    }
-    roles.push(role.clone());
-    save(
-        &s,
-        &policy,
-        &headers,
-        format!("assigned role [{role}] to [{user}]"),
-    )
+    let what = format!("assigned role [{role}] to [{user}]");
+    change(&s, &name, &headers, what, |policy| {
+        if !user_exists(&s, policy, &user) {
+            return Err(no_user(&user));
+        }
+        if !policy.role_exists(&role) {
+            return Err(no_role(&role));
+        }
+        let roles = policy.users.entry(user.clone()).or_default();
+        if roles.contains(&role) {
+            return Err(bad(format!("User [{user}] already has role [{role}].")));
+        }
+        roles.push(role.clone());
+        Ok(())
+    })
     .await
 }
 
@@ -280,28 +294,17 @@ pub async fn unassign_role(
     Path((name, user, role)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    checked_name(&s, &name)?;
-    let mut policy = policy_now(&s).await?;
-    let had = policy
-        .users
-        .get_mut(&user)
-        .map(|roles| {
-            let before = roles.len();
-            roles.retain(|r| *r != role);
-            before != roles.len()
-        })
-        .unwrap_or(false);
-    if !had {
-        return Err(ApiError::BadRequest(format!(
-            "User [{user}] does not have role [{role}]."
-        )));
-    }
-    save(
-        &s,
-        &policy,
-        &headers,
-        format!("unassigned role [{role}] from [{user}]"),
-    )
+    let what = format!("unassigned role [{role}] from [{user}]");
+    change(&s, &name, &headers, what, |policy| {
+        let roles = policy.users.get_mut(&user);
+        match roles.and_then(|r| r.iter().position(|x| *x == role).map(|i| (r, i))) {
+            Some((roles, i)) => {
+                roles.remove(i);
+                Ok(())
+            }
+            None => Err(bad(format!("User [{user}] does not have role [{role}]."))),
+        }
+    })
     .await
 }
 
@@ -311,43 +314,32 @@ pub async fn set_permissions(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    checked_name(&s, &name)?;
     let perms: Vec<Permission> = serde_path_to_error::deserialize(
         &mut serde_json::Deserializer::from_slice(&body),
     )
     .map_err(|e| {
-        ApiError::BadRequest(format!(
+        bad(format!(
             "permissions must be [{{\"resource\": {{\"name\", \"type\": DATASOURCE|STATE|CONFIG|EXTERNAL}}, \
              \"action\": READ|WRITE}}]: at [{}]: {}",
             e.path(),
             e.inner()
         ))
     })?;
-    if let Some(bad) = perms
+    if let Some(p) = perms
         .iter()
         .find(|p| regex::Regex::new(&p.resource.name).is_err())
     {
-        return Err(ApiError::BadRequest(format!(
+        return Err(bad(format!(
             "resource name [{}] is not a regular expression",
-            bad.resource.name
+            p.resource.name
         )));
     }
-    if role == ADMIN_ROLE {
-        return Err(ApiError::BadRequest("the [admin] role is built in".into()));
-    }
-    let mut policy = policy_now(&s).await?;
-    let Some(slot) = policy.roles.get_mut(&role) else {
-        return Err(ApiError::BadRequest(format!(
-            "Role [{role}] does not exist."
-        )));
-    };
-    *slot = perms;
-    save(
-        &s,
-        &policy,
-        &headers,
-        format!("set the permissions of role [{role}]"),
-    )
+    not_admin_role(&role)?;
+    let what = format!("set the permissions of role [{role}]");
+    change(&s, &name, &headers, what, |policy| {
+        *policy.roles.get_mut(&role).ok_or_else(|| no_role(&role))? = perms;
+        Ok(())
+    })
     .await
 }
 
@@ -358,9 +350,7 @@ pub async fn get_permissions(
     checked_name(&s, &name)?;
     let policy = policy_now(&s).await?;
     if !policy.role_exists(&role) {
-        return Err(ApiError::BadRequest(format!(
-            "Role [{role}] does not exist."
-        )));
+        return Err(no_role(&role));
     }
     Ok(Json(permissions_of(&policy, &role)).into_response())
 }
