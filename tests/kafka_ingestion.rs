@@ -840,8 +840,10 @@ async fn compaction_rewrites_the_hours_a_supervisor_keeps_appending_to() {
     let mut spec = supervisor_spec(&kafka.servers(), 2, 1, "PT3S");
     spec["context"] = json!({"useConcurrentLocks": true});
     submit_supervisor(&cluster, &spec).await;
+    // Today and tomorrow: events carry the time they were produced, and a run may cross
+    // midnight.
     let today = chrono::Utc::now().date_naive();
-    let day = format!("{today}/{}", today.succ_opt().unwrap());
+    let days = format!("{today}/{}", today + chrono::Days::new(2));
 
     kafka.produce(300);
     wait_published(&cluster, 300, Duration::from_secs(60)).await;
@@ -851,7 +853,7 @@ async fn compaction_rewrites_the_hours_a_supervisor_keeps_appending_to() {
             "type": "compact",
             "id": format!("compact-events-{round}"),
             "dataSource": "events",
-            "ioConfig": {"type": "compact", "inputSpec": {"type": "interval", "interval": day}},
+            "ioConfig": {"type": "compact", "inputSpec": {"type": "interval", "interval": days}},
             "granularitySpec": {"segmentGranularity": "DAY"},
             "context": {"useConcurrentLocks": true, "drover.pauseBeforePublishMs": 5000}
         });
@@ -897,7 +899,7 @@ async fn compaction_rewrites_the_hours_a_supervisor_keeps_appending_to() {
 
     // The originals of carried segments are unused; killing them keeps the files their copies use.
     let kill =
-        json!({"type": "kill", "id": "kill-events", "dataSource": "events", "interval": day});
+        json!({"type": "kill", "id": "kill-events", "dataSource": "events", "interval": days});
     let id = cluster.client.submit(&kill).await.unwrap();
     let status = cluster
         .client
