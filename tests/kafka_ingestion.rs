@@ -931,4 +931,21 @@ async fn exactly_once_with_authentication_and_tls() {
     let ids = wait_published(&cluster, 300, Duration::from_secs(60)).await;
     assert_exactly_once(&ids, 300);
     assert_no_reading_task_failed(&cluster).await;
+    // Prometheus sees the supervisor caught up (its lag as its status report has it).
+    poll_until(&cluster, Duration::from_secs(60), async || {
+        let text = cluster.client.get_root("/metrics").await.unwrap().body;
+        let caught_up = text
+            .lines()
+            .any(|l| l == r#"druid_ingest_kafka_lag{dataSource="events",stream="events"} 0"#);
+        let healthy = text.lines().any(|l| {
+            l.starts_with(r#"druid_supervisor_healthy{supervisorId="events""#) && l.ends_with(" 1")
+        });
+        if caught_up && healthy {
+            return Ok(());
+        }
+        Err(format!(
+            "metrics do not show the supervisor caught up and healthy: {text}"
+        ))
+    })
+    .await;
 }

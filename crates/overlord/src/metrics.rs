@@ -23,6 +23,9 @@ pub struct OverlordMetrics {
     pub task_slot_idle: Gauges,
     pub leader: Gauges,
     pub leader_epoch: Gauges,
+    pub kafka_lag: Gauges,
+    pub kafka_max_lag: Gauges,
+    pub supervisor_healthy: Gauges,
 }
 
 pub static METRICS: LazyLock<OverlordMetrics> = LazyLock::new(|| OverlordMetrics {
@@ -47,6 +50,18 @@ pub static METRICS: LazyLock<OverlordMetrics> = LazyLock::new(|| OverlordMetrics
         "1 on the leading overlord, 0 on the others",
     ),
     leader_epoch: gauges("overlord_leader_epoch", "The leader's fencing epoch"),
+    kafka_lag: gauges(
+        "ingest_kafka_lag",
+        "Messages the supervisor's tasks are behind the latest offsets, all partitions together",
+    ),
+    kafka_max_lag: gauges(
+        "ingest_kafka_maxLag",
+        "Messages the supervisor's tasks are behind on their furthest-behind partition",
+    ),
+    supervisor_healthy: gauges(
+        "supervisor_healthy",
+        "1 when the supervisor is healthy, by supervisor and state",
+    ),
 });
 
 /// A task reached its terminal status.

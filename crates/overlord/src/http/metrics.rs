@@ -26,6 +26,9 @@ async fn refresh(s: &AppState) {
         &m.task_slot_total,
         &m.task_slot_used,
         &m.task_slot_idle,
+        &m.kafka_lag,
+        &m.kafka_max_lag,
+        &m.supervisor_healthy,
     ] {
         g.clear();
     }
@@ -59,6 +62,32 @@ async fn refresh(s: &AppState) {
                 _ => &m.task_waiting,
             };
             family.get_or_create(&labels(&[("dataSource", ds)])).set(n);
+        }
+    }
+
+    // Each supervisor's lag (what its status report says) and health.
+    if let Ok(supervisors) = leader.supervisors.list().await {
+        for h in supervisors {
+            let published = h.published();
+            let payload = &published.report["payload"];
+            let data_source = h.spec.data_source.to_string();
+            let stream = payload["stream"].as_str().unwrap_or_default().to_string();
+            let l = labels(&[("dataSource", &data_source), ("stream", &stream)]);
+            if let Some(lag) = payload["aggregateLag"].as_i64() {
+                m.kafka_lag.get_or_create(&l).set(lag);
+            }
+            let max = payload["minimumLag"]
+                .as_object()
+                .and_then(|lags| lags.values().filter_map(|v| v.as_i64()).max());
+            if let Some(max) = max {
+                m.kafka_max_lag.get_or_create(&l).set(max);
+            }
+            m.supervisor_healthy
+                .get_or_create(&labels(&[
+                    ("supervisorId", h.spec.id.as_str()),
+                    ("state", &published.state),
+                ]))
+                .set(i64::from(published.healthy));
         }
     }
 
