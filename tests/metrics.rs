@@ -117,10 +117,20 @@ async fn metrics_are_there_and_move_with_tasks() {
         "{text}"
     );
 
-    // The middle manager serves its own.
+    // The middle manager serves its own: its tasks' outcomes and rows.
     let mm = ApiClient::new(cluster.middle_managers[0].url.clone());
     scrape(&mm).await;
     let text = scrape(&mm).await;
+    assert_eq!(
+        value(&text, &format!("druid_ingest_events_processed_total{index}")),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, &format!("druid_worker_task_success_count_total{index}")),
+        Some(1.0),
+        "{text}"
+    );
     assert!(
         value(
             &text,

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod forking;
 pub mod http;
+mod metrics;
 pub mod monitor;
 pub mod restore;
 pub mod zk_worker;

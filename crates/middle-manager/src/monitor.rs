@@ -304,9 +304,13 @@ impl Monitor {
         let id = task.id.clone();
         let notices = self.notices_tx.clone();
         let config = self.config.clone();
+        let (data_source, task_type) = (task.data_source.to_string(), task.task_type.clone());
         tokio::spawn(async move {
             let exit = forking::supervise(child, control_rx).await;
             let status = forking::status_after_exit(&id, &exit, &dir);
+            let written = std::fs::read(dir.attempt_dir().join("report.json")).ok();
+            let report = written.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+            crate::metrics::task_ended(&data_source, &task_type, status.status, report.as_ref());
             // The log is pushed before the final status is announced, so whoever sees the
             // status can read the whole log.
             let (logs, log_path, root) = (config.task_logs.clone(), dir.log(), dir.root.clone());
