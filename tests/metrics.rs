@@ -122,12 +122,18 @@ async fn metrics_are_there_and_move_with_tasks() {
     scrape(&mm).await;
     let text = scrape(&mm).await;
     assert_eq!(
-        value(&text, &format!("druid_ingest_events_processed_total{index}")),
+        value(
+            &text,
+            &format!("druid_ingest_events_processed_total{index}")
+        ),
         Some(1.0),
         "{text}"
     );
     assert_eq!(
-        value(&text, &format!("druid_worker_task_success_count_total{index}")),
+        value(
+            &text,
+            &format!("druid_worker_task_success_count_total{index}")
+        ),
         Some(1.0),
         "{text}"
     );
