@@ -365,6 +365,12 @@ impl TaskQueue {
         let new_ids: BTreeSet<String> = segments.iter().map(DataSegment::id).collect();
         let mut to_insert = segments.clone();
         let mut appended_under_replace = Vec::new();
+        // Overwriting and replacing publishes overshadow what is older in their intervals;
+        // appends never do.
+        if mode != LockType::Append {
+            overwritten.extend(overshadowed(&segments, &used));
+            overwritten.retain(|o| !new_ids.contains(o));
+        }
         match mode {
             LockType::Append => {
                 for s in &segments {
@@ -394,8 +400,6 @@ impl TaskQueue {
                 to_insert.extend(carried);
             }
             LockType::Replace => {
-                overwritten.extend(overshadowed(&segments, &used));
-                overwritten.retain(|o| !new_ids.contains(o));
                 match self
                     .appended_into_replace(&group_id, data_source, &segments, input)
                     .await?
@@ -404,10 +408,7 @@ impl TaskQueue {
                     Err(e) => return failure(e.to_string()),
                 }
             }
-            LockType::Exclusive | LockType::Shared => {
-                overwritten.extend(overshadowed(&segments, &used));
-                overwritten.retain(|o| !new_ids.contains(o));
-            }
+            LockType::Exclusive | LockType::Shared => {}
         }
         let overwritten: Vec<String> = overwritten.into_iter().collect();
         let outcome = bounded(self.store.publish(
