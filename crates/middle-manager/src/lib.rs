@@ -100,7 +100,7 @@ pub async fn run(
             files,
             deep_storage: config.deep_storage.clone(),
             ingestion: config.ingestion.clone(),
-            internal_credentials: config.security.internal_credentials(),
+            task_token_secret: config.security.task_token_secret(),
             tls: config.tls.clone(),
             overlords: overlords.clone(),
             overlords_file,

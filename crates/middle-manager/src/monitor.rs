@@ -71,9 +71,9 @@ pub struct MonitorConfig {
     pub deep_storage: String,
     /// Passed to peons: what batch tasks may read.
     pub ingestion: drover_ingest::input_policy::InputPolicy,
-    /// The internal client's `user:password` when authentication is on: peons get a token
-    /// made from it for their own task.
-    pub internal_credentials: Option<String>,
+    /// The internal password when authentication is on: peons get a token made from it for
+    /// their own task.
+    pub task_token_secret: Option<String>,
     /// Passed to peons: their chat API serves HTTPS with this certificate, and they trust its CA.
     pub tls: drover_service::tls::TlsConfig,
     /// Passed to peons for their task actions: the overlords in the leader latch, leader first.
@@ -254,13 +254,8 @@ impl Monitor {
         }
         // The peon gets its task's credentials, never the internal password: it can act for its
         // own task and nothing else.
-        if let Some((_, password)) = self
-            .config
-            .internal_credentials
-            .as_deref()
-            .and_then(|c| c.split_once(':'))
-        {
-            let token = drover_service::auth::task_token(password, task.id.as_str());
+        if let Some(secret) = &self.config.task_token_secret {
+            let token = drover_service::auth::task_token(secret, task.id.as_str());
             env.push((
                 drover_service::auth::TASK_CREDENTIALS_ENV,
                 format!("{}:{token}", task.id),

@@ -46,6 +46,8 @@ pub struct ServiceConfig {
     pub coordinator_period: Duration,
     /// How the leader calls peons (TLS, internal credentials).
     pub internal_client: drover_service::client::InternalClient,
+    /// The key of the task tokens a task's chat API takes, when authentication is on.
+    pub task_token_secret: Option<String>,
     /// Automatic kill of old unused segments, when on: its period and settings.
     pub auto_kill: Option<AutoKillConfig>,
 }
@@ -226,13 +228,7 @@ impl Manager {
                     .builder()
                     .build()
                     .expect("HTTP client"),
-                task_token_secret: self
-                    .config
-                    .internal_client
-                    .credentials
-                    .as_deref()
-                    .and_then(|c| c.split_once(':'))
-                    .map(|(_, password)| password.to_string()),
+                task_token_secret: self.config.task_token_secret.clone(),
             },
             scope.clone(),
         );

@@ -99,6 +99,7 @@ pub async fn run(
             zk_resync_period: config.zk_resync_period,
             coordinator_period: config.coordinator_period,
             internal_client: internal_client.clone(),
+            task_token_secret: config.security.task_token_secret(),
             auto_kill: config
                 .kill_unused_segments
                 .then_some(leader::AutoKillConfig {

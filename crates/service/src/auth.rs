@@ -109,6 +109,13 @@ impl SecurityConfig {
         Ok(())
     }
 
+    /// The key tasks' tokens are made with (the internal password), when authentication is on.
+    pub fn task_token_secret(&self) -> Option<String> {
+        self.internal_client_password
+            .clone()
+            .filter(|_| self.basic_auth)
+    }
+
     /// `user:password` of the internal client, when authentication is on.
     pub fn internal_credentials(&self) -> Option<String> {
         let password = self.internal_client_password.as_ref()?;
