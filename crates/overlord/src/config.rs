@@ -283,11 +283,8 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_json: Option<bool>,
     #[command(flatten)]
-    pub ingestion: drover_service::ingestion::IngestionOverrides,
-    #[command(flatten)]
-    pub security: drover_service::auth::SecurityOverrides,
-    #[command(flatten)]
-    pub tls: drover_service::tls::TlsOverrides,
+    #[serde(flatten)]
+    pub shared: drover_service::SharedOverrides,
 }
 
 impl OverlordConfig {

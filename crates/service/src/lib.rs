@@ -139,3 +139,15 @@ pub fn raise_open_files_limit() {
         }
     }
 }
+
+/// The flags and variables every server takes the same way (`[ingestion]`, `[security]`,
+/// `[tls]`): one setting covers every server on a host.
+#[derive(Debug, Default, clap::Args, serde::Serialize)]
+pub struct SharedOverrides {
+    #[command(flatten)]
+    pub ingestion: ingestion::IngestionOverrides,
+    #[command(flatten)]
+    pub security: auth::SecurityOverrides,
+    #[command(flatten)]
+    pub tls: tls::TlsOverrides,
+}
