@@ -50,6 +50,18 @@ pub async fn used_segments(client: &ApiClient, data_source: &str) -> Vec<Value> 
     serde_json::from_str(&r.body).unwrap()
 }
 
+/// An `index` task of one inline row (2024-01-01T01:00, page `a`, n 1) into `data_source`.
+pub fn one_row_task(id: &str, data_source: &str) -> Value {
+    inline_index_task(
+        id,
+        data_source,
+        "2024-01-01/2024-01-02",
+        "{\"ts\":\"2024-01-01T01:00:00Z\",\"page\":\"a\",\"n\":1}\n",
+        json!({}),
+        json!({}),
+    )
+}
+
 /// Every row of the segments, read from their Parquet files in deep storage.
 pub fn segment_rows(segments: &[Value]) -> Vec<Value> {
     let mut rows = Vec::new();

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use drover_scenarios::{inline_index_task, noop, Cluster, ClusterSpec};
+use drover_scenarios::{noop, one_row_task, Cluster, ClusterSpec};
 use drover_testkit::ApiClient;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -27,15 +27,7 @@ async fn metrics_are_there_and_move_with_tasks() {
     let c = &cluster.client;
     let id = c.submit(&noop("metrics-noop", 0)).await.unwrap();
     c.wait_complete(&id, TIMEOUT).await.unwrap();
-    let data = "{\"ts\":\"2024-01-01T01:00:00Z\",\"page\":\"a\",\"n\":1}\n";
-    let task = inline_index_task(
-        "metrics-index",
-        "metrics_ds",
-        "2024-01-01/2024-01-02",
-        data,
-        serde_json::json!({}),
-        serde_json::json!({}),
-    );
+    let task = one_row_task("metrics-index", "metrics_ds");
     let id = c.submit(&task).await.unwrap();
     let status = c.wait_complete(&id, TIMEOUT).await.unwrap();
     assert_eq!(status["statusCode"], "SUCCESS", "{status}");

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use drover_scenarios::{inline_index_task, noop, Cluster, ClusterSpec};
+use drover_scenarios::{noop, one_row_task, Cluster, ClusterSpec};
 use drover_testkit::ApiClient;
 use reqwest::Method;
 use serde_json::json;
@@ -90,15 +90,7 @@ async fn requests_need_credentials_and_internal_calls_carry_them() {
 
     // With credentials, tasks run: the batch task's peon locks, allocates and publishes through
     // the overlord; its log comes through the overlord from the middle manager.
-    let data = "{\"ts\":\"2024-01-01T01:00:00Z\",\"page\":\"a\",\"n\":1}\n";
-    let task = inline_index_task(
-        "secure-index",
-        "secure_ds",
-        "2024-01-01/2024-01-02",
-        data,
-        json!({}),
-        json!({}),
-    );
+    let task = one_row_task("secure-index", "secure_ds");
     let id = c.submit(&task).await.unwrap();
     let status = c.wait_complete(&id, TIMEOUT).await.unwrap();
     assert_eq!(status["statusCode"], "SUCCESS", "{status}");
@@ -258,30 +250,20 @@ async fn roles_grant_what_their_permissions_name() {
     let reader = ApiClient::authenticated(&url, "reader:pw");
     let writer = ApiClient::authenticated(&url, "writer:pw");
 
-    let wiki_task = |id: &str, ds: &str| {
-        inline_index_task(
-            id,
-            ds,
-            "2024-01-01/2024-01-02",
-            "{\"ts\":\"2024-01-01T01:00:00Z\",\"page\":\"a\",\"n\":1}\n",
-            json!({}),
-            json!({}),
-        )
-    };
     // The writer may write `wiki` and nothing else; the reader may only read.
     let r = reader
-        .post("/task", wiki_task("by-reader", "wiki").to_string())
+        .post("/task", one_row_task("by-reader", "wiki").to_string())
         .await
         .unwrap();
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(r.body.contains("Access-Check-Result"), "{}", r.body);
     let r = writer
-        .post("/task", wiki_task("elsewhere", "other").to_string())
+        .post("/task", one_row_task("elsewhere", "other").to_string())
         .await
         .unwrap();
     assert_eq!(r.status, 403, "{}", r.body);
     let id = writer
-        .submit(&wiki_task("by-writer", "wiki"))
+        .submit(&one_row_task("by-writer", "wiki"))
         .await
         .unwrap();
     let status = c.wait_complete(&id, TIMEOUT).await.unwrap();
@@ -401,14 +383,7 @@ async fn a_cluster_on_tls_runs_tasks_and_refuses_plain_http() {
     let id = c.submit(&noop("tls-noop", 0)).await.unwrap();
     let status = c.wait_complete(&id, TIMEOUT).await.unwrap();
     assert_eq!(status["statusCode"], "SUCCESS", "{status}");
-    let task = inline_index_task(
-        "tls-index",
-        "tls_ds",
-        "2024-01-01/2024-01-02",
-        "{\"ts\":\"2024-01-01T01:00:00Z\",\"page\":\"a\",\"n\":1}\n",
-        json!({}),
-        json!({}),
-    );
+    let task = one_row_task("tls-index", "tls_ds");
     let id = c.submit(&task).await.unwrap();
     let status = c.wait_complete(&id, TIMEOUT).await.unwrap();
     assert_eq!(status["statusCode"], "SUCCESS", "{status}");
@@ -441,14 +416,7 @@ async fn input_sources_need_external_permission_and_audits_name_the_user() {
     let wiki_write = json!({"resource": {"name": "wiki", "type": "DATASOURCE"}, "action": "WRITE"});
     user_with_role(c, "ingester", "ingest", json!([wiki_write])).await;
     let ingester = ApiClient::authenticated(&url, "ingester:pw");
-    let task = inline_index_task(
-        "inline-wiki",
-        "wiki",
-        "2024-01-01/2024-01-02",
-        "{\"ts\":\"2024-01-01T01:00:00Z\",\"page\":\"a\",\"n\":1}\n",
-        json!({}),
-        json!({}),
-    );
+    let task = one_row_task("inline-wiki", "wiki");
     let r = ingester.post("/task", task.to_string()).await.unwrap();
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(
