@@ -69,6 +69,19 @@ impl Kafka {
         }
         self.producer.flush(Duration::from_secs(10)).unwrap();
     }
+
+    /// Produces one message as it is (to partition 0), e.g. one that is not JSON.
+    fn produce_raw(&mut self, payload: &str) {
+        self.producer
+            .send(
+                BaseRecord::<(), str>::to(TOPIC)
+                    .partition(0)
+                    .payload(payload),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+        self.producer.flush(Duration::from_secs(10)).unwrap();
+    }
 }
 
 fn now_iso() -> String {
@@ -922,10 +935,54 @@ async fn exactly_once_with_authentication_and_tls() {
             .tls(),
     )
     .await;
-    submit_supervisor(&cluster, &supervisor_spec(&kafka.servers(), 2, 1, "PT4S")).await;
+    let mut spec = supervisor_spec(&kafka.servers(), 2, 1, "PT4S");
+    spec["spec"]["tuningConfig"]["maxSavedParseExceptions"] = json!(5);
+    submit_supervisor(&cluster, &spec).await;
     kafka.produce(200);
+    kafka.produce_raw("not json at all");
     let ids = wait_published(&cluster, 200, Duration::from_secs(60)).await;
     assert_exactly_once(&ids, 200);
+    // The bad message is a parse error of the supervisor, shaped as Druid's report; and a
+    // reading task's report is live, with its counts and their moving averages.
+    poll_until(&cluster, Duration::from_secs(30), async || {
+        let r = cluster
+            .client
+            .get("/supervisor/events/parseErrors")
+            .await
+            .unwrap();
+        let errors = r.json();
+        match errors.as_array().map(Vec::as_slice) {
+            Some([e])
+                if e["input"] == "not json at all"
+                    && e["errorType"] == "unparseable"
+                    && e["details"][0].is_string()
+                    && e["timeOfExceptionMillis"].is_i64() =>
+            {
+                Ok(())
+            }
+            _ => Err(format!("parseErrors: {} {}", r.status, r.body)),
+        }
+    })
+    .await;
+    poll_until(&cluster, Duration::from_secs(30), async || {
+        for id in running_task_ids(&cluster).await {
+            let r = cluster
+                .client
+                .get(&format!("/task/{id}/reports"))
+                .await
+                .unwrap();
+            let payload = &r.json()["ingestionStatsAndErrors"]["payload"];
+            if payload["ingestionState"] == "BUILD_SEGMENTS"
+                && payload["rowStats"]["totals"]["buildSegments"]["processed"].is_u64()
+                && payload["rowStats"]["movingAverages"]["buildSegments"]["1m"]["processed"]
+                    .is_f64()
+            {
+                return Ok(());
+            }
+        }
+        Err("no reading task has a live report".to_string())
+    })
+    .await;
     kafka.produce(100);
     wait_committed_to_end(&cluster, &kafka, 2).await;
     let ids = wait_published(&cluster, 300, Duration::from_secs(60)).await;

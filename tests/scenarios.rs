@@ -9,6 +9,7 @@ mod failover;
 mod failures;
 mod hardening;
 mod kafka_ingestion;
+mod live_reports;
 mod metrics;
 mod middle_manager_restart;
 mod safe_inputs;

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use crate::format::RecordReader;
 use crate::input::Input;
+use crate::parse_report::{now_millis, parse_exception_report, ErrorType};
 use crate::record::{Record, RowError};
 use crate::row_builder::{RowBuilder, RowStats};
 use crate::segment::{SegmentWriter, WrittenPartition};
@@ -40,14 +41,48 @@ pub struct Built {
     pub write_ms: u128,
 }
 
-/// Reads `inputs` in order, using `work_dir` for spills and segment files. `on_parse_error`
-/// hears each unusable record with the row stats so far (for `logParseExceptions`, the report's
-/// `unparseableEvents`, and the counts of a build that fails).
+/// How many records a build reads between two progress calls.
+pub const PROGRESS_EVERY: u64 = 4096;
+
+/// One unusable record.
+pub struct ParseError<'a> {
+    /// Where and why: `<input> line N: <reason>`.
+    pub detail: String,
+    pub error_type: ErrorType,
+    /// The record as read.
+    pub input: &'a str,
+}
+
+impl ParseError<'_> {
+    /// Druid's `ParseExceptionReport` for it, stamped now.
+    pub fn report(&self) -> serde_json::Value {
+        parse_exception_report(self.input, self.error_type, &self.detail, now_millis())
+    }
+}
+
+/// What a build tells its caller while it reads.
+pub trait BuildObserver {
+    /// An unusable record, with the row stats so far (for `logParseExceptions`, the report's
+    /// `unparseableEvents`, and the counts of a build that fails).
+    fn parse_error(&mut self, error: &ParseError<'_>, stats: RowStats);
+    /// The row stats so far, every [`PROGRESS_EVERY`] records (for live reports).
+    fn progress(&mut self, _stats: RowStats) {}
+}
+
+/// A closure hears the parse errors' details only.
+impl<F: FnMut(&str, RowStats)> BuildObserver for F {
+    fn parse_error(&mut self, error: &ParseError<'_>, stats: RowStats) {
+        self(&error.detail, stats)
+    }
+}
+
+/// Reads `inputs` in order, using `work_dir` for spills and segment files, telling `observer`
+/// about unusable records and progress.
 pub fn build(
     spec: &IngestionSpec,
     inputs: &[Input],
     work_dir: &Path,
-    on_parse_error: &mut dyn FnMut(&str, RowStats),
+    observer: &mut dyn BuildObserver,
 ) -> Result<Built, BuildError> {
     let local = |e: std::io::Error| BuildError::Local(e.to_string());
     let spill_dir = work_dir.join("spill");
@@ -75,6 +110,10 @@ pub fn build(
                 break;
             }
             line_no += 1;
+            if line_no.is_multiple_of(PROGRESS_EVERY) {
+                observer.progress(builder.stats);
+            }
+            let unparseable_before = builder.stats.unparseable;
             let errors_before = builder.stats.unparseable + builder.stats.processed_with_error;
             let problem = match std::str::from_utf8(&buf) {
                 Err(_) => {
@@ -96,8 +135,17 @@ pub fn build(
             let errors = builder.stats.unparseable + builder.stats.processed_with_error;
             if errors > errors_before {
                 let why = problem.unwrap_or_else(|| "a field could not be read as its type".into());
-                on_parse_error(
-                    &format!("{} line {line_no}: {why}", input.describe()),
+                let error_type = if builder.stats.unparseable > unparseable_before {
+                    ErrorType::Unparseable
+                } else {
+                    ErrorType::ProcessedWithError
+                };
+                observer.parse_error(
+                    &ParseError {
+                        detail: format!("{} line {line_no}: {why}", input.describe()),
+                        error_type,
+                        input: &String::from_utf8_lossy(&buf),
+                    },
                     builder.stats,
                 );
                 if errors > max {
@@ -106,6 +154,7 @@ pub fn build(
             }
         }
     }
+    observer.progress(builder.stats);
     let read_ms = started.elapsed().as_millis();
     let started = Instant::now();
     let stats = builder.stats;
@@ -186,7 +235,7 @@ not json
             &spec(None),
             &[Input::Inline(DATA.into())],
             dir.path(),
-            &mut |e, _| errors.push(e.to_string()),
+            &mut |e: &str, _: RowStats| errors.push(e.to_string()),
         )
         .unwrap();
         assert_eq!(built.partitions.len(), 2);
@@ -215,14 +264,14 @@ not json
             &spec(Some(2)),
             &[Input::Inline(DATA.into())],
             dir.path(),
-            &mut |_, _| {},
+            &mut |_: &str, _: RowStats| {},
         );
         assert_eq!(r.unwrap_err(), BuildError::TooManyParseExceptions(2));
         assert!(build(
             &spec(Some(3)),
             &[Input::Inline(DATA.into())],
             dir.path(),
-            &mut |_, _| {}
+            &mut |_: &str, _: RowStats| {}
         )
         .is_ok());
     }

@@ -9,6 +9,8 @@ pub mod filter;
 pub mod format;
 pub mod input;
 pub mod input_policy;
+pub mod moving_average;
+pub mod parse_report;
 pub mod record;
 pub mod row_builder;
 pub mod row_store;

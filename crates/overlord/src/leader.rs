@@ -21,12 +21,18 @@ use crate::supervisor::{self, SupervisorContext, SupervisorManager};
 const STEP_DOWN_JOIN: Duration = Duration::from_secs(10);
 
 /// What runs while this overlord leads.
+/// How long `GET /task/{id}/reports` waits for a running task's own report before it answers
+/// with what is stored.
+const LIVE_REPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub struct LeaderServices {
     /// Writes through this store are fenced by `epoch`.
     pub store: MetadataStore,
     pub queue: QueueHandle,
     pub runner: RunnerHandle,
     pub supervisors: SupervisorManager,
+    /// Calls running tasks' chat APIs (live reports).
+    pub chat: crate::supervisor::chat::ChatClient,
     /// Automatic compaction's latest view of each configured data source.
     pub compaction: watch::Receiver<crate::compaction::CompactionStatus>,
     pub epoch: i64,
@@ -217,17 +223,23 @@ impl Manager {
             events_rx,
             scope.clone(),
         );
+        let http = self
+            .config
+            .internal_client
+            .builder()
+            .build()
+            .expect("HTTP client");
+        let chat = crate::supervisor::chat::ChatClient::new(
+            http.clone(),
+            LIVE_REPORT_TIMEOUT,
+            self.config.task_token_secret.clone(),
+        );
         let supervisors = supervisor::start(
             SupervisorContext {
                 store: store.clone(),
                 queue: queue.clone(),
                 runner: runner.clone(),
-                http: self
-                    .config
-                    .internal_client
-                    .builder()
-                    .build()
-                    .expect("HTTP client"),
+                http,
                 task_token_secret: self.config.task_token_secret.clone(),
             },
             scope.clone(),
@@ -264,6 +276,7 @@ impl Manager {
             queue,
             runner,
             supervisors,
+            chat,
             compaction,
             epoch,
             term,

@@ -4,6 +4,7 @@
 //! The report (`report.json`, Druid's `ingestionStatsAndErrors`) is written whatever happens.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use drover_core::interval::Interval;
@@ -11,7 +12,7 @@ use drover_core::lock::TaskLock;
 use drover_core::segment::{numbered_shard_spec, DataSegment};
 use drover_core::time::to_iso;
 use drover_core::TaskStatus;
-use drover_ingest::build::{build, Built};
+use drover_ingest::build::{build, BuildObserver, Built, ParseError};
 use drover_ingest::input::Input;
 use drover_ingest::row_builder::RowStats;
 use drover_ingest::segment::WrittenPartition;
@@ -21,26 +22,49 @@ use serde_json::{json, Value};
 
 use crate::deep_storage::DeepStorage;
 use crate::failure::TaskFailure;
+use crate::live::LiveReport;
 use crate::overlord_client::OverlordClient;
 
 /// Druid's `taskLockTimeout` default.
 const DEFAULT_LOCK_TIMEOUT_MS: u64 = 300_000;
 
+/// How far an ingestion task got: what its final report says, and (through `live`, which its
+/// chat API serves) what its live reports say while it runs.
 pub(crate) struct Progress {
-    pub state: &'static str,
-    pub stats: RowStats,
+    state: &'static str,
+    stats: RowStats,
     pub segments: usize,
-    /// Parse errors kept for the report (up to `maxSavedParseExceptions`).
-    pub unparseable: Vec<Value>,
+    /// The state, the counts and the recent parse errors, as the chat API shows them.
+    pub live: Arc<LiveReport>,
 }
 
 impl Progress {
-    pub(crate) fn new() -> Progress {
+    pub(crate) fn new(task: &Task) -> Progress {
         Progress {
             state: "NOT_STARTED",
             stats: RowStats::default(),
             segments: 0,
-            unparseable: Vec::new(),
+            live: LiveReport::new(task.id.as_str(), 0),
+        }
+    }
+
+    /// `ingestionState`: `NOT_STARTED`, `BUILD_SEGMENTS`, `COMPLETED`.
+    pub(crate) fn set_state(&mut self, state: &'static str) {
+        self.state = state;
+        self.live.set_state(state);
+    }
+
+    pub(crate) fn set_stats(&mut self, stats: RowStats) {
+        self.stats = stats;
+        self.live.set_totals(stats);
+    }
+
+    /// Serves this task's live reports on its chat API, if it has one. A batch task runs on
+    /// without: the reports are a view, not part of the work.
+    pub(crate) fn serve_live_reports(&self) {
+        let routes = crate::chat_server::report_routes(self.live.clone());
+        if let Err(e) = crate::chat_server::start(routes) {
+            println!("no live reports for this task: {e}");
         }
     }
 
@@ -77,7 +101,8 @@ impl Progress {
 }
 
 pub fn run(task: &Task, spec: &IngestionSpec, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
-    let mut progress = Progress::new();
+    let mut progress = Progress::new(task);
+    progress.serve_live_reports();
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -123,7 +148,10 @@ pub(crate) async fn build_and_publish(
     deep: &DeepStorage,
     rewrite: &Rewrite<'_>,
 ) -> Result<(), TaskFailure> {
-    progress.state = "BUILD_SEGMENTS";
+    progress.set_state("BUILD_SEGMENTS");
+    progress
+        .live
+        .set_keep(spec.tuning.max_saved_parse_exceptions as usize);
     let crate::inputs::Gathered {
         inputs,
         segments_read,
@@ -144,29 +172,17 @@ pub(crate) async fn build_and_publish(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let log_errors = spec.tuning.log_parse_exceptions;
-    let keep = spec.tuning.max_saved_parse_exceptions as usize;
-    // CPU-bound and blocking, which is fine: nothing else runs on this one-thread runtime.
-    let built = build(spec, &inputs, &task_dir.join("work"), &mut |e, stats| {
-        if log_errors {
-            println!("parse exception: {e}");
-        }
-        // A build that fails on too many errors still reports the counts it reached.
-        progress.stats = stats;
-        if progress.unparseable.len() < keep {
-            progress.unparseable.push(json!({
-                "details": [e],
-                "timeOfExceptionMillis": std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64),
-            }));
-        }
-    });
-    let built = match built {
+    // CPU-bound and blocking, which is fine: nothing else runs on this one-thread runtime (the
+    // chat API has its own thread).
+    let mut observer = Observer {
+        progress,
+        log_errors: spec.tuning.log_parse_exceptions,
+    };
+    let built = match build(spec, &inputs, &task_dir.join("work"), &mut observer) {
         Ok(b) => b,
         Err(e) => return Err(e.to_string().into()),
     };
-    progress.stats = built.stats;
+    progress.set_stats(built.stats);
     println!(
         "read {} input row(s) in {} ms: {:?}; {} sorted run(s) spilled to disk",
         built.stats.processed + built.stats.thrown_away + built.stats.unparseable,
@@ -215,8 +231,29 @@ pub(crate) async fn build_and_publish(
         }
         println!("published {} segment(s)", segments.len());
     }
-    progress.state = "COMPLETED";
+    progress.set_state("COMPLETED");
     Ok(())
+}
+
+/// Takes the build's news into the task's progress.
+struct Observer<'a> {
+    progress: &'a mut Progress,
+    log_errors: bool,
+}
+
+impl BuildObserver for Observer<'_> {
+    fn parse_error(&mut self, error: &ParseError<'_>, stats: RowStats) {
+        if self.log_errors {
+            println!("parse exception: {}", error.detail);
+        }
+        // A build that fails on too many errors still reports the counts it reached.
+        self.progress.set_stats(stats);
+        self.progress.live.push_error(error.report());
+    }
+
+    fn progress(&mut self, stats: RowStats) {
+        self.progress.set_stats(stats);
+    }
 }
 
 /// Puts each partition in deep storage and describes it. Overwriting takes the version of the
@@ -429,16 +466,17 @@ fn write_report(
     error: Option<&str>,
 ) -> std::io::Result<()> {
     let zeros = RowStats::default();
+    let unparseable = progress.live.errors();
     let report = json!({
         "ingestionStatsAndErrors": {
             "type": "ingestionStatsAndErrors",
             "taskId": task.id,
             "payload": {
                 "ingestionState": progress.state,
-                "unparseableEvents": if progress.unparseable.is_empty() {
+                "unparseableEvents": if unparseable.is_empty() {
                     json!({})
                 } else {
-                    json!({"buildSegments": progress.unparseable})
+                    json!({"buildSegments": unparseable})
                 },
                 "rowStats": {
                     "determinePartitions": zeros,

@@ -10,12 +10,14 @@
 
 #[macro_use]
 mod failure;
+mod chat_server;
 mod compact;
 mod deep_storage;
 mod index;
 mod inputs;
 mod kafka;
 mod kill;
+mod live;
 mod lock;
 mod noop;
 mod overlord_client;

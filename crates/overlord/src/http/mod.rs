@@ -173,6 +173,10 @@ pub fn router(state: AppState) -> Router {
         .route("/supervisor/{id}/status", get(supervisors::status))
         .route("/supervisor/{id}/health", get(supervisors::health))
         .route("/supervisor/{id}/stats", get(supervisors::stats))
+        .route(
+            "/supervisor/{id}/parseErrors",
+            get(supervisors::parse_errors),
+        )
         .route("/supervisor/{id}/history", get(supervisors::history_of))
         .route("/supervisor/{id}/suspend", post(supervisors::suspend))
         .route("/supervisor/{id}/resume", post(supervisors::resume))

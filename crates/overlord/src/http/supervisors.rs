@@ -160,6 +160,15 @@ pub async fn stats(
     Ok(Json(h.ask(Notice::Stats).await.unwrap_or_else(|| json!({}))).into_response())
 }
 
+/// `GET /supervisor/{id}/parseErrors`: the newest `ParseExceptionReport`s of its tasks.
+pub async fn parse_errors(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let h = handle(&s, &id).await?;
+    Ok(Json(h.ask(Notice::ParseErrors).await.unwrap_or_default()).into_response())
+}
+
 pub async fn suspend(
     State(s): State<AppState>,
     Path(id): Path<String>,

@@ -213,13 +213,16 @@ pub async fn log(
     }
 }
 
-/// `GET /task/{id}/reports`: the report a finished task pushed to task-log storage. (Druid also
-/// asks a running peon for live reports; batch peons here report once, at the end.)
+/// `GET /task/{id}/reports`: a running task's live report, asked of its peon as Druid does;
+/// otherwise the report a finished task pushed to task-log storage.
 pub async fn reports(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = task_id(&id)?;
+    if let Some(live) = live_report(&s, &id).await {
+        return Ok(Json(live).into_response());
+    }
     let logs = s.task_logs.clone();
     let report = tokio::task::spawn_blocking(move || logs.read_report(&id))
         .await
@@ -232,6 +235,24 @@ pub async fn reports(
         )
             .into_response()),
         None => Err(ApiError::NotFoundText(NO_REPORTS.into())),
+    }
+}
+
+/// The running task's own report, if it runs and answers.
+async fn live_report(s: &AppState, id: &TaskId) -> Option<Value> {
+    let services = s.leader().ok()?;
+    let view = s.runner_task(id).await.ok()??;
+    if view.state != RunnerTaskState::Running {
+        return None;
+    }
+    let base = crate::supervisor::chat::chat_base(&view.location)?;
+    match services.chat.live_reports(&base, id).await {
+        Ok(report) if report.is_object() => Some(report),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::debug!(task = %id, error = %e, "no live report from the task");
+            None
+        }
     }
 }
 

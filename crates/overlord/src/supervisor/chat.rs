@@ -194,4 +194,39 @@ impl ChatClient {
     pub async fn row_stats(&self, location: &str, task: &TaskId) -> Result<Value, ChatError> {
         self.call(location, task, route::ROW_STATS, None).await
     }
+
+    /// Druid's `ingestionStatsAndErrors` report as of now.
+    pub async fn live_reports(&self, location: &str, task: &TaskId) -> Result<Value, ChatError> {
+        self.call(location, task, route::LIVE_REPORTS, None).await
+    }
+
+    /// A streaming task's recent `ParseExceptionReport`s.
+    pub async fn unparseable_events(
+        &self,
+        location: &str,
+        task: &TaskId,
+    ) -> Result<Vec<Value>, ChatError> {
+        match self
+            .call(location, task, route::UNPARSEABLE_EVENTS, None)
+            .await?
+        {
+            Value::Array(reports) => Ok(reports),
+            Value::Null => Ok(Vec::new()),
+            other => Err(ChatError::BadAnswer {
+                route: route::UNPARSEABLE_EVENTS,
+                answer: other.to_string(),
+            }),
+        }
+    }
+}
+
+/// The base URL of the chat API of a task at `location` (`https://` on its TLS port when it has
+/// one); `None` while it has no port.
+pub fn chat_base(location: &drover_core::TaskLocation) -> Option<String> {
+    let host = location.host.as_ref()?;
+    match (location.tls_port, location.port) {
+        (tls, _) if tls > 0 => Some(format!("https://{host}:{tls}")),
+        (_, port) if port > 0 => Some(format!("http://{host}:{port}")),
+        _ => None,
+    }
 }

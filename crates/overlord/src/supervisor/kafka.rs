@@ -46,6 +46,8 @@ pub enum Notice {
     /// `None`: forget every stored offset; `Some`: store these for their partitions.
     Reset(Option<StreamOffsets>, oneshot::Sender<Result<(), RunError>>),
     Stats(oneshot::Sender<Value>),
+    /// The newest parse errors of the supervisor's tasks (`GET /supervisor/{id}/parseErrors`).
+    ParseErrors(oneshot::Sender<Vec<Value>>),
     /// Tell every reading task to finish and publish, then stop supervising.
     GracefulStop(oneshot::Sender<()>),
 }
@@ -150,6 +152,7 @@ pub fn start(
         health: Health::new(),
         stopping: false,
         chat: ChatClient::new(ctx_http, spec_timeout, ctx_secret),
+        parse_errors: Vec::new(),
         published: watch::Sender::new(Arc::new(Published {
             report: Value::Null,
             state: String::new(),
@@ -184,6 +187,8 @@ struct KafkaSupervisor {
     stopping: bool,
     /// Typed calls to the tasks' chat API.
     chat: ChatClient,
+    /// The parse errors last shown, newest first (tasks that ended took theirs with them).
+    parse_errors: Vec<Value>,
     /// What status requests read (see `Published`).
     published: watch::Sender<Arc<Published>>,
 }
@@ -262,6 +267,9 @@ impl KafkaSupervisor {
                 }
                 Notice::Stats(reply) => {
                     reply.send(self.stats().await).ok();
+                }
+                Notice::ParseErrors(reply) => {
+                    reply.send(self.parse_errors().await).ok();
                 }
                 Notice::GracefulStop(reply) => {
                     self.stopping = true;
@@ -380,15 +388,7 @@ impl KafkaSupervisor {
         };
         tasks
             .into_iter()
-            .filter_map(|t| {
-                let host = t.location.host?;
-                let base = match (t.location.tls_port, t.location.port) {
-                    (tls, _) if tls > 0 => format!("https://{host}:{tls}"),
-                    (_, port) if port > 0 => format!("http://{host}:{port}"),
-                    _ => return None,
-                };
-                Some((t.id, base))
-            })
+            .filter_map(|t| Some((t.id, super::chat::chat_base(&t.location)?)))
             .collect()
     }
 
@@ -706,6 +706,9 @@ impl KafkaSupervisor {
             return;
         };
         tracing::info!(supervisor = %self.spec.id, group = %g, ?end, "task group publishing");
+        // Its tasks end soon and take their parse errors with them: keep them now.
+        let fresh = self.fetch_parse_errors(std::iter::once(&group)).await;
+        self.keep_parse_errors(fresh);
         group.completion_deadline = Some(Instant::now() + self.spec.io.completion_timeout);
         if let Some(parts) = self.partition_groups.get_mut(&g) {
             for (p, from) in parts.iter_mut() {
@@ -1129,5 +1132,44 @@ impl KafkaSupervisor {
             out.insert(g.to_string(), Value::Object(tasks));
         }
         Value::Object(out)
+    }
+
+    /// Asks every reading and publishing task for its parse errors; keeps the newest
+    /// `maxSavedParseExceptions` × `taskCount` of them and of those shown before.
+    async fn parse_errors(&mut self) -> Vec<Value> {
+        let groups = self.reading.values().chain(self.pending.values().flatten());
+        let fresh = self.fetch_parse_errors(groups).await;
+        self.keep_parse_errors(fresh);
+        self.parse_errors.clone()
+    }
+
+    fn keep_parse_errors(&mut self, fresh: Vec<Value>) {
+        let saved = self
+            .spec
+            .tuning_config
+            .get("maxSavedParseExceptions")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let limit = (saved * u64::from(self.spec.io.task_count)) as usize;
+        self.parse_errors =
+            super::parse_errors::merge(std::mem::take(&mut self.parse_errors), fresh, limit);
+    }
+
+    /// The parse errors the running tasks of `groups` hold now.
+    async fn fetch_parse_errors(&self, groups: impl Iterator<Item = &TaskGroup>) -> Vec<Value> {
+        let mut fresh = Vec::new();
+        for group in groups {
+            for (id, t) in &group.tasks {
+                if let Some(loc) = &t.location {
+                    match self.chat.unparseable_events(loc, id).await {
+                        Ok(reports) => fresh.extend(reports),
+                        Err(e) => {
+                            tracing::debug!(task = %id, error = %e, "no parse errors from the task")
+                        }
+                    }
+                }
+            }
+        }
+        fresh
     }
 }

@@ -3,12 +3,13 @@
 //! started from there on gaining leadership. Creating, replacing, suspending, resuming and
 //! terminating go through it one at a time.
 
-mod chat;
+pub mod chat;
 mod decide;
 mod error;
 mod groups;
 mod health;
 pub mod kafka;
+mod parse_errors;
 
 pub use error::RunError;
 

@@ -1,7 +1,7 @@
 //! The `index_kafka` task (see docs/api.md and docs/architecture.md): reads its partitions from its
 //! start offsets (assigned, no consumer group, `read_committed`), parses and rolls up with the
 //! batch ingestion code, and publishes each sequence with its offsets. The chat API runs on a
-//! small runtime beside the reading loop, on `DROVER_PEON_PORT`.
+//! thread of its own beside the reading loop, on `DROVER_PEON_PORT`.
 
 mod chat;
 mod handoff;
@@ -28,7 +28,7 @@ use self::sequences::Sequences;
 use crate::failure::TaskFailure;
 
 pub fn run(task: &Task, spec: &KafkaTaskSpec, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
-    let mut progress = Progress::new();
+    let mut progress = Progress::new(task);
     let result = ingest(task, spec, task_dir, &mut progress);
     progress.conclude(task, attempt_dir, result)
 }
@@ -78,42 +78,18 @@ fn ingest(
         start_time: now_iso(),
     });
     let (controls_tx, controls_rx) = std::sync::mpsc::channel();
-    match std::env::var("DROVER_PEON_PORT")
-        .ok()
-        .and_then(|p| p.parse::<u16>().ok())
-    {
-        Some(port) => {
-            let address =
-                std::env::var("DROVER_PEON_BIND_ADDRESS").unwrap_or_else(|_| "127.0.0.1".into());
-            let listener = rt
-                .block_on(tokio::net::TcpListener::bind((address.as_str(), port)))
-                .map_err(|e| fail!("cannot listen on {address}:{port} for the chat API: {e}"))?;
-            let app = chat::router(chat::ChatState {
-                task_id: task.id.to_string(),
-                controls: controls_tx,
-                snapshot: snapshot_rx,
-            });
-            // HTTPS when the middle manager serves it (its certificate), with the same limits
-            // on slow and idle clients as every Drover server.
-            let tls = drover_service::tls::TlsConfig::from_env()
-                .acceptor()
-                .map_err(|e| fail!("cannot set up TLS for the chat API: {e}"))?;
-            let scheme = if tls.is_some() { "https" } else { "http" };
-            rt.spawn(drover_service::http_server::serve(
-                listener,
-                app,
-                drover_service::http_server::ServerLimits::default(),
-                tls,
-                std::future::pending(),
-            ));
-            println!("chat API on {scheme}://{address}:{port}");
-        }
-        None => {
-            println!("DROVER_PEON_PORT is not set: no chat API, the task reads to its end offsets")
-        }
-    }
+    progress
+        .live
+        .set_keep(spec.schema.tuning.max_saved_parse_exceptions as usize);
+    // Without a chat API the task reads to its end offsets.
+    crate::chat_server::start(chat::router(chat::ChatState {
+        task_id: task.id.to_string(),
+        controls: controls_tx,
+        snapshot: snapshot_rx,
+        live: progress.live.clone(),
+    }))?;
 
-    progress.state = "BUILD_SEGMENTS";
+    progress.set_state("BUILD_SEGMENTS");
     let reader = Reader::new(
         task.clone(),
         spec.io.clone(),
@@ -129,19 +105,18 @@ fn ingest(
             overlord,
             deep,
         },
+        progress.live.clone(),
     );
-    let (result, (stats, unparseable)) = reader.run();
-    progress.stats = stats;
-    progress.unparseable = unparseable;
+    let (result, stats) = reader.run();
+    progress.set_stats(stats);
     match result? {
         Outcome::Published { segments } => progress.segments = segments,
         Outcome::Stopped => println!(
             "stopped before publishing; nothing of this task's open sequences is published"
         ),
     }
-    progress.state = "COMPLETED";
+    progress.set_state("COMPLETED");
     println!("peak RSS {} kB", crate::index::peak_rss_kb().unwrap_or(0));
-    // The chat server stops with the runtime.
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(())
 }

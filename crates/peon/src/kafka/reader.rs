@@ -6,10 +6,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drover_core::interval::Interval;
 use drover_ingest::format::RecordReader;
+use drover_ingest::parse_report::{parse_exception_report, ErrorType};
 use drover_ingest::record::{Record, RowError};
 use drover_ingest::row_builder::{RowBuilder, RowStats};
 use drover_ingest::IngestionSpec;
@@ -29,6 +31,7 @@ use super::publish::Publisher;
 use super::sequences::{Sequences, SetEnd};
 use crate::failure::TaskFailure;
 use crate::index::thread_cpu_time;
+use crate::live::LiveReport;
 
 /// Druid's `SeekableStreamIndexTaskRunner.Status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -73,9 +76,6 @@ pub enum Outcome {
     Stopped,
 }
 
-/// Row counts and the parse errors kept for the report.
-pub type Counts = (RowStats, Vec<Value>);
-
 /// How often the snapshot is refreshed while messages flow.
 const SNAPSHOT_EVERY: Duration = Duration::from_millis(100);
 
@@ -91,8 +91,8 @@ pub struct Reader {
     pub controls: Receiver<Control>,
     pub snapshot: watch::Sender<Snapshot>,
     pub publisher: Publisher,
-    /// Parse errors kept for the report.
-    pub unparseable: Vec<Value>,
+    /// The counts and recent parse errors the chat API and the report show.
+    live: Arc<LiveReport>,
     pub current: Offsets,
     builders: BTreeMap<u32, RowBuilder>,
     /// Counts of the sequences already published.
@@ -134,6 +134,7 @@ impl Reader {
         controls: Receiver<Control>,
         snapshot: watch::Sender<Snapshot>,
         publisher: Publisher,
+        live: Arc<LiveReport>,
     ) -> Reader {
         // Late and early messages (minimumMessageTime / maximumMessageTime, both inclusive) are
         // thrown away like rows outside the schema's intervals.
@@ -162,7 +163,7 @@ impl Reader {
             controls,
             snapshot,
             publisher,
-            unparseable: Vec::new(),
+            live,
             current,
             builders: BTreeMap::new(),
             stats_done: RowStats::default(),
@@ -192,6 +193,7 @@ impl Reader {
             s.sequences = self.sequences.clone();
             s.stats = self.stats();
         });
+        self.live.set_totals(self.stats());
     }
 
     fn assign(&self, consumer: &BaseConsumer) -> Result<(), TaskFailure> {
@@ -206,12 +208,9 @@ impl Reader {
     }
 
     /// Reads until every sequence is published or a stop is asked for.
-    pub fn run(mut self) -> (Result<Outcome, TaskFailure>, Counts) {
+    pub fn run(mut self) -> (Result<Outcome, TaskFailure>, RowStats) {
         let result = self.read();
-        (
-            result,
-            (self.stats(), std::mem::take(&mut self.unparseable)),
-        )
+        (result, self.stats())
     }
 
     fn read(&mut self) -> Result<Outcome, TaskFailure> {
@@ -517,6 +516,7 @@ impl Reader {
             self.builders.insert(seq_id, b);
         }
         let builder = self.builders.get_mut(&seq_id).expect("inserted above");
+        let unparseable_before = builder.stats.unparseable;
         let errors_before = builder.stats.unparseable + builder.stats.processed_with_error;
         let problem = match payload.map(std::str::from_utf8) {
             None => {
@@ -551,12 +551,18 @@ impl Reader {
             if self.spec.tuning.log_parse_exceptions {
                 println!("parse exception: {why}");
             }
-            if (self.unparseable.len() as u64) < self.spec.tuning.max_saved_parse_exceptions {
-                self.unparseable.push(json!({
-                    "details": [why],
-                    "timeOfExceptionMillis": chrono::Utc::now().timestamp_millis(),
-                }));
-            }
+            let error_type = if builder.stats.unparseable > unparseable_before {
+                ErrorType::Unparseable
+            } else {
+                ErrorType::ProcessedWithError
+            };
+            let input = payload.map(String::from_utf8_lossy).unwrap_or_default();
+            self.live.push_error(parse_exception_report(
+                &input,
+                error_type,
+                &why,
+                chrono::Utc::now().timestamp_millis(),
+            ));
             let stats = self.stats();
             if stats.unparseable + stats.processed_with_error
                 > self.spec.tuning.max_parse_exceptions
