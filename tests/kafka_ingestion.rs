@@ -931,7 +931,7 @@ async fn exactly_once_with_authentication_and_tls() {
     let mut kafka = Kafka::start(2);
     let cluster = Cluster::start(
         ClusterSpec::workers(&[4])
-            .basic_auth("admin-secret", "internal-secret")
+            .basic_auth(crate::cli::PASSWORD, "internal-secret")
             .tls(),
     )
     .await;
@@ -988,6 +988,26 @@ async fn exactly_once_with_authentication_and_tls() {
     let ids = wait_published(&cluster, 300, Duration::from_secs(60)).await;
     assert_exactly_once(&ids, 300);
     assert_no_reading_task_failed(&cluster).await;
+    // `drover supervisor status` shows the lag of each partition.
+    poll_until(&cluster, Duration::from_secs(30), async || {
+        let url = cluster.overlords[0].url.clone();
+        let out = crate::cli::drover(&cluster, &url, &["supervisor", "status", "events"]).await;
+        let table = crate::cli::text(&out.stdout);
+        let header = table
+            .lines()
+            .any(|l| l.starts_with("PARTITION") && l.ends_with("LAG"));
+        let rows = ["0 ", "1 "]
+            .iter()
+            .all(|p| table.lines().any(|l| l.starts_with(p) && l.ends_with(" 0")));
+        if out.status.success() && header && rows {
+            return Ok(());
+        }
+        Err(format!(
+            "supervisor status: {table}{}",
+            crate::cli::text(&out.stderr)
+        ))
+    })
+    .await;
     // Prometheus sees the supervisor caught up (its lag as its status report has it).
     poll_until(&cluster, Duration::from_secs(60), async || {
         let text = cluster.client.get_root("/metrics").await.unwrap().body;

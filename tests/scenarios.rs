@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod batch_ingestion;
+mod cli;
 mod failover;
 mod failures;
 mod hardening;
