@@ -236,4 +236,29 @@ async fn status_routes_are_answered_by_every_server_itself() {
             200
         );
     }
+    // What Druid's web console probes to find its services: the leader answers as overlord and
+    // as Coordinator, with Druid's shapes.
+    let lead = &cluster.overlords[leader].raw;
+    for path in [
+        "/druid/indexer/v1/isLeader",
+        "/druid/coordinator/v1/isLeader",
+    ] {
+        let r = lead.get_root(path).await.unwrap();
+        assert_eq!(
+            (r.status, r.json()),
+            (200, json!({"leader": true})),
+            "{path}"
+        );
+    }
+    let servers = lead
+        .get_root("/druid/coordinator/v1/servers?simple")
+        .await
+        .unwrap();
+    assert_eq!((servers.status, servers.json()), (200, json!([])));
+    let load = lead
+        .get_root("/druid/coordinator/v1/loadstatus?simple")
+        .await
+        .unwrap();
+    assert_eq!(load.status, 200, "{}", load.body);
+    assert!(load.json().is_object());
 }

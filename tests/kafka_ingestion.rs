@@ -15,14 +15,14 @@ use serde_json::{json, Value};
 
 const TOPIC: &str = "events";
 
-struct Kafka {
+pub(crate) struct Kafka {
     mock: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
     producer: BaseProducer,
     next_id: u64,
 }
 
 impl Kafka {
-    fn start(partitions: i32) -> Kafka {
+    pub(crate) fn start(partitions: i32) -> Kafka {
         let mock = MockCluster::new(1).expect("the mock Kafka cluster starts");
         mock.create_topic(TOPIC, partitions, 1).unwrap();
         let producer: BaseProducer = ClientConfig::new()
@@ -37,12 +37,12 @@ impl Kafka {
         }
     }
 
-    fn servers(&self) -> String {
+    pub(crate) fn servers(&self) -> String {
         self.mock.bootstrap_servers()
     }
 
     /// Produces `n` events with fresh ids, spread over the partitions by key.
-    fn produce(&mut self, n: u64) {
+    pub(crate) fn produce(&mut self, n: u64) {
         for _ in 0..n {
             let id = self.next_id;
             self.next_id += 1;
@@ -88,7 +88,12 @@ fn now_iso() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn supervisor_spec(servers: &str, task_count: u32, replicas: u32, duration: &str) -> Value {
+pub(crate) fn supervisor_spec(
+    servers: &str,
+    task_count: u32,
+    replicas: u32,
+    duration: &str,
+) -> Value {
     json!({
         "type": "kafka",
         "spec": {
@@ -117,7 +122,7 @@ fn supervisor_spec(servers: &str, task_count: u32, replicas: u32, duration: &str
 }
 
 /// POSTs a supervisor spec, which must be accepted; returns the answer's JSON.
-async fn submit_supervisor(cluster: &Cluster, spec: &Value) -> Value {
+pub(crate) async fn submit_supervisor(cluster: &Cluster, spec: &Value) -> Value {
     let r = cluster
         .client
         .post("/supervisor", spec.to_string())
@@ -168,7 +173,7 @@ async fn poll_until<T>(
 }
 
 /// Waits until `expected` distinct ids are published; fails the test after `timeout`.
-async fn wait_published(
+pub(crate) async fn wait_published(
     cluster: &Cluster,
     expected: usize,
     timeout: Duration,
@@ -193,7 +198,7 @@ async fn wait_published(
 }
 
 /// Waits until `druid_dataSource` holds the topic's end offsets.
-async fn wait_committed_to_end(cluster: &Cluster, kafka: &Kafka, partitions: i32) {
+pub(crate) async fn wait_committed_to_end(cluster: &Cluster, kafka: &Kafka, partitions: i32) {
     let latest = latest_offsets(kafka, partitions);
     poll_until(cluster, Duration::from_secs(60), async || {
         let committed = committed_offsets(cluster).await;

@@ -6,6 +6,7 @@
 mod bad_input;
 mod batch_ingestion;
 mod cli;
+mod console;
 mod failover;
 mod failures;
 mod hardening;

@@ -5,6 +5,7 @@ mod audit;
 pub mod authorization;
 pub mod basic_security;
 mod compaction;
+mod console;
 mod current_view;
 mod data_management;
 mod datasources;
@@ -200,6 +201,18 @@ pub fn router(state: AppState) -> Router {
             get(segments::segments),
         )
         .route("/druid/coordinator/v1/datasources", get(datasources::list))
+        // What Druid's web console probes to find a Coordinator: the overlord plays its
+        // segment-management part (there are no historicals to load segments onto).
+        .route("/druid/coordinator/v1/isLeader", get(is_leader))
+        .route("/druid/coordinator/v1/leader", get(leader))
+        .route(
+            "/druid/coordinator/v1/servers",
+            get(|| async { Json(json!([])) }),
+        )
+        .route(
+            "/druid/coordinator/v1/loadstatus",
+            get(datasources::load_status),
+        )
         .route(
             "/druid/coordinator/v1/datasources/{ds}",
             get(datasources::get)
@@ -321,6 +334,7 @@ pub fn router(state: AppState) -> Router {
                 .post(authorization::routes::set_permissions),
         )
         .route("/status/health", get(|| async { Json(true) }))
+        .merge(console::routes())
         .fallback(|| async { ApiError::NotFound(json!({ "error": "no such route" })) })
         .layer(axum::middleware::from_fn_with_state(
             state.request_timeout,

@@ -143,12 +143,25 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = task_id(&id)?;
-    let Some(info) = s.leader()?.store.get_task_info(&id).await? else {
-        return Err(ApiError::NotFound(json!({ "task": id, "status": null })));
+    match status_of(&s, &id).await? {
+        Some(plus) => Ok(Json(json!({ "task": id, "status": plus })).into_response()),
+        None => Err(ApiError::NotFound(json!({ "task": id, "status": null }))),
+    }
+}
+
+/// A task's status as `GET /task/{id}/status` shows it; `None` for a task never stored.
+pub(crate) async fn status_of(
+    s: &AppState,
+    id: &TaskId,
+) -> Result<Option<TaskStatusPlus>, ApiError> {
+    let Some(info) = s.leader()?.store.get_task_info(id).await? else {
+        return Ok(None);
     };
-    let view = s.runner_task(&id).await?;
-    let plus = status_plus(&info, view.as_ref().map(|v| (v.state, &v.location)));
-    Ok(Json(json!({ "task": id, "status": plus })).into_response())
+    let view = s.runner_task(id).await?;
+    Ok(Some(status_plus(
+        &info,
+        view.as_ref().map(|v| (v.state, &v.location)),
+    )))
 }
 
 /// `POST /task/{id}/shutdown`: 200 also for unknown or finished tasks, as in Druid.
@@ -304,12 +317,12 @@ enum ListState {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
-    state: Option<String>,
-    datasource: Option<String>,
-    max: Option<u32>,
+    pub state: Option<String>,
+    pub datasource: Option<String>,
+    pub max: Option<u32>,
     #[serde(rename = "type")]
-    task_type: Option<String>,
-    created_time_interval: Option<String>,
+    pub task_type: Option<String>,
+    pub created_time_interval: Option<String>,
 }
 
 fn parse_state(raw: &str) -> Result<ListState, ApiError> {
@@ -377,6 +390,11 @@ fn status_plus(
 
 /// `GET /tasks` and its shortcuts.
 async fn list_tasks(s: &AppState, q: ListQuery) -> Result<Response, ApiError> {
+    Ok(Json(task_list(s, q).await?).into_response())
+}
+
+/// The tasks `q` picks: active ones first, then the newest complete ones.
+pub(crate) async fn task_list(s: &AppState, q: ListQuery) -> Result<Vec<TaskStatusPlus>, ApiError> {
     let state = q.state.as_deref().map(parse_state).transpose()?;
     let interval = q
         .created_time_interval
@@ -483,7 +501,7 @@ async fn list_tasks(s: &AppState, q: ListQuery) -> Result<Response, ApiError> {
             out.push(status_plus(&info, None));
         }
     }
-    Ok(Json(out).into_response())
+    Ok(out)
 }
 
 pub async fn list(
