@@ -14,6 +14,7 @@ mod kafka_ingestion;
 mod live_reports;
 mod metrics;
 mod middle_manager_restart;
+mod openapi;
 mod safe_inputs;
 mod security;
 mod segment_lifecycle;

@@ -125,6 +125,7 @@ async fn log(
         Err(e) => return e.into_response(),
     };
     let offset = q.offset.unwrap_or(0);
+    let shown = id.to_string();
     let live = TaskDir::for_task(&s.base_task_dir, &id).join("log");
     let logs = s.task_logs.clone();
     let opened = tokio::task::spawn_blocking(move || match open_at(&live, offset)? {
@@ -134,7 +135,10 @@ async fn log(
     .await;
     match opened {
         Ok(Ok(Some(file))) => stream_file(file),
-        Ok(Ok(None)) => StatusCode::NOT_FOUND.into_response(),
+        Ok(Ok(None)) => error(
+            StatusCode::NOT_FOUND,
+            format!("no log for task [{shown}] on this worker"),
+        ),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

@@ -6,6 +6,7 @@ pub mod forking;
 pub mod http;
 mod metrics;
 pub mod monitor;
+mod openapi;
 pub mod restore;
 pub mod zk_worker;
 
@@ -128,6 +129,7 @@ pub async fn run(
         "/metrics",
         axum::routing::get(|| async { drover_service::metrics::response() }),
     )
+    .route("/openapi.json", axum::routing::get(openapi::openapi))
     // Only Drover's own processes call a middle manager: it takes the internal credentials.
     .layer(axum::middleware::from_fn_with_state(
         drover_service::auth::Authenticator::new(config.security.clone(), None),

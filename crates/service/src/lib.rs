@@ -5,6 +5,7 @@ pub mod client;
 pub mod http_server;
 pub mod ingestion;
 pub mod metrics;
+pub mod openapi;
 pub mod status;
 pub mod tls;
 

@@ -11,6 +11,7 @@ mod data_management;
 mod datasources;
 mod error;
 mod metrics;
+mod openapi;
 mod redirect;
 mod rules;
 mod segments;
@@ -104,6 +105,7 @@ impl AppState {
 pub fn local_routes(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::openapi))
         .with_state(state)
 }
 

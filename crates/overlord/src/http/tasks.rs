@@ -593,7 +593,10 @@ pub async fn shutdown_all(
         .filter_map(|info| TaskId::new(info.id).ok())
         .collect();
     if ids.is_empty() {
-        return Ok(axum::http::StatusCode::NOT_FOUND.into_response());
+        // Druid answers an empty 404; a reason costs nothing.
+        return Err(ApiError::NotFound(
+            json!({ "error": format!("no active task of data source [{ds}]") }),
+        ));
     }
     for id in ids {
         leader
