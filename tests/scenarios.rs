@@ -7,6 +7,7 @@ mod bad_input;
 mod batch_ingestion;
 mod cli;
 mod console;
+mod deploy;
 mod failover;
 mod failures;
 mod hardening;

@@ -86,12 +86,31 @@ impl MetadataStore {
             "idx_druid_upgradeSegments_task_id ON druid_upgradeSegments (task_id)".to_string(),
         ];
         for ddl in &tables {
-            self.pool.execute(ddl.as_str()).await?;
+            self.execute_ddl(ddl).await?;
         }
         for index in &indexes {
             self.create_index(index).await?;
         }
         Ok(())
+    }
+
+    /// Runs one `CREATE … IF NOT EXISTS`. Two overlords starting together on an empty
+    /// database both get past PostgreSQL's "not exists" check and one fails on the catalog's
+    /// unique index: a statement that fails is tried again a few times, and then sees what the
+    /// other made.
+    async fn execute_ddl(&self, ddl: &str) -> Result<(), sqlx::Error> {
+        let mut tries = 0;
+        loop {
+            match self.pool.execute(ddl).await {
+                Ok(_) => return Ok(()),
+                Err(e) if tries < 4 => {
+                    tries += 1;
+                    tracing::debug!(error = %e, ddl, "schema statement failed; trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     async fn create_index(&self, spec: &str) -> Result<(), MetadataError> {
@@ -100,8 +119,8 @@ impl MetadataStore {
             Backend::MySql => format!("CREATE INDEX {spec}"),
             _ => format!("CREATE INDEX IF NOT EXISTS {spec}"),
         };
-        match self.pool.execute(ddl.as_str()).await {
-            Ok(_) => Ok(()),
+        match self.execute_ddl(&ddl).await {
+            Ok(()) => Ok(()),
             Err(e)
                 if self.backend == Backend::MySql
                     && e.to_string().contains("Duplicate key name") =>

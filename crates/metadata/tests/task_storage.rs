@@ -735,3 +735,29 @@ async fn supervisors_postgres() {
 async fn supervisors_mysql() {
     supervisors_conformance(TestDb::mysql().await).await;
 }
+
+/// Two overlords starting at once on an empty database both create the schema: both must come
+/// up (PostgreSQL's `IF NOT EXISTS` alone is not safe against a concurrent creator).
+async fn concurrent_schema_creation(env: &str, default: &str) {
+    use drover_metadata::MetadataStore;
+    for _ in 0..3 {
+        let (admin, name, url) = common::empty_database(env, default).await;
+        let (a, b) = tokio::join!(MetadataStore::connect(&url), MetadataStore::connect(&url));
+        let (a, b) = (
+            a.expect("first overlord's store"),
+            b.expect("second overlord's store"),
+        );
+        b.close().await;
+        TestDb::adopt(a, admin, name).await.drop_db().await;
+    }
+}
+
+#[tokio::test]
+async fn schema_creation_races_postgres() {
+    concurrent_schema_creation(common::POSTGRES_ENV, common::POSTGRES_DEFAULT).await;
+}
+
+#[tokio::test]
+async fn schema_creation_races_mysql() {
+    concurrent_schema_creation(common::MYSQL_ENV, common::MYSQL_DEFAULT).await;
+}

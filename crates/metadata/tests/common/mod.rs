@@ -8,8 +8,8 @@ use sqlx::{AnyConnection, Connection, Executor};
 
 pub const POSTGRES_ENV: &str = "DROVER_TEST_POSTGRES_URL";
 pub const MYSQL_ENV: &str = "DROVER_TEST_MYSQL_URL";
-const POSTGRES_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-const MYSQL_DEFAULT: &str = "mysql://root@127.0.0.1:3306/mysql";
+pub const POSTGRES_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const MYSQL_DEFAULT: &str = "mysql://root@127.0.0.1:3306/mysql";
 
 pub struct TestDb {
     pub store: MetadataStore,
@@ -40,26 +40,18 @@ impl TestDb {
     }
 
     async fn server(env: &str, default: &str) -> TestDb {
-        sqlx::any::install_default_drivers();
-        let admin_url = std::env::var(env).unwrap_or_else(|_| default.to_string());
-        let mut admin = AnyConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                "cannot reach the test database server at {admin_url} ({e}). Run the tests with \
-                 scripts/test, which starts PostgreSQL and MariaDB, or set {env}."
-            )
-            });
-        let name = format!("drover_test_{:08x}", rand::rng().random::<u32>());
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .unwrap();
-        admin.close().await.ok();
-        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
-        let store = MetadataStore::connect(&format!("{base}/{name}"))
-            .await
-            .unwrap();
+        let (admin_url, name, url) = empty_database(env, default).await;
+        let store = MetadataStore::connect(&url).await.unwrap();
+        TestDb {
+            store,
+            admin_url: Some(admin_url),
+            name,
+            _dir: None,
+        }
+    }
+
+    /// A store on a database made with [`empty_database`], dropped with it.
+    pub async fn adopt(store: MetadataStore, admin_url: String, name: String) -> TestDb {
         TestDb {
             store,
             admin_url: Some(admin_url),
@@ -88,4 +80,28 @@ impl TestDb {
             }
         }
     }
+}
+
+/// A new, empty database on the server `env` names (else `default`): the admin URL, its name,
+/// and its URL.
+pub async fn empty_database(env: &str, default: &str) -> (String, String, String) {
+    sqlx::any::install_default_drivers();
+    let admin_url = std::env::var(env).unwrap_or_else(|_| default.to_string());
+    let mut admin = AnyConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot reach the test database server at {admin_url} ({e}). Run the tests with \
+                 scripts/test, which starts PostgreSQL and MariaDB, or set {env}."
+            )
+        });
+    let name = format!("drover_test_{:08x}", rand::rng().random::<u32>());
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    admin.close().await.ok();
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
+    let url = format!("{base}/{name}");
+    (admin_url, name, url)
 }
