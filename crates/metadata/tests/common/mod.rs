@@ -51,6 +51,7 @@ impl TestDb {
     }
 
     /// A store on a database made with [`empty_database`], dropped with it.
+    #[allow(dead_code)] // Each test binary compiles this module; not all of them adopt.
     pub async fn adopt(store: MetadataStore, admin_url: String, name: String) -> TestDb {
         TestDb {
             store,
