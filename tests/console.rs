@@ -106,7 +106,7 @@ async fn the_console_shows_tasks_workers_supervisors_and_data_sources() {
     assert_eq!(done["statusCode"], "SUCCESS", "{done}");
     let id = c.submit(&noop("console-noop", 0)).await.unwrap();
     c.wait_complete(&id, TIMEOUT).await.unwrap();
-    submit_supervisor(&cluster, &supervisor_spec(&kafka.servers(), 1, 1, "PT30S")).await;
+    submit_supervisor(&cluster, &supervisor_spec(&kafka.servers(), 1, 1, "PT120S")).await;
     kafka.produce(50);
     wait_published_or_reading(&cluster).await;
 
@@ -185,6 +185,43 @@ async fn the_console_shows_tasks_workers_supervisors_and_data_sources() {
     assert!(
         data_sources.contains("<td>console_ds</td><td>1</td>"),
         "{data_sources}"
+    );
+
+    // The middle manager's metrics count the reading task's rows while it still reads (its
+    // task duration is two minutes): live, not at its end.
+    // (The peon writes its counts every 5 s.)
+    let kafka = r#"{dataSource="events",taskType="index_kafka"}"#;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mm = loop {
+        let mm = reqwest::get(format!("{}/metrics", cluster.middle_managers[0].url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let processed = mm.lines().find_map(|l| {
+            l.strip_prefix(&format!("druid_ingest_events_processed_total{kafka} "))?
+                .parse::<f64>()
+                .ok()
+        });
+        if processed == Some(50.0) {
+            break mm;
+        }
+        assert!(std::time::Instant::now() < deadline, "{processed:?}: {mm}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        !mm.contains(&format!("druid_worker_task_success_count_total{kafka}")),
+        "the task has not ended: {mm}"
+    );
+    let index = r#"{dataSource="console_ds",taskType="index"}"#;
+    assert!(
+        mm.contains(&format!("druid_ingest_rows_output_total{index} 1")),
+        "{mm}"
+    );
+    assert!(
+        mm.contains(&format!("druid_ingest_persists_count_total{index} 0")),
+        "{mm}"
     );
 }
 

@@ -34,8 +34,10 @@ pub struct Built {
     /// The segment's dimensions (discovered ones included).
     pub dimensions: Vec<Dimension>,
     pub stats: RowStats,
-    /// Sorted runs spilled to disk because `maxRowsInMemory` rows were held.
+    /// Sorted runs spilled to disk because `maxRowsInMemory` rows were held, and the time that
+    /// took (Druid's `ingest/persists/count` and `timeMs`).
     pub spills: usize,
+    pub spill_time: std::time::Duration,
     /// Time reading, parsing and rolling up, then merging and writing files.
     pub read_ms: u128,
     pub write_ms: u128,
@@ -159,12 +161,14 @@ pub fn build(
     let started = Instant::now();
     let stats = builder.stats;
     let spills = builder.spills();
+    let spill_time = builder.spill_time();
     let (partitions, dimensions) = write_segment_files(spec, builder, &segment_dir)?;
     Ok(Built {
         partitions,
         dimensions,
         stats,
         spills,
+        spill_time,
         read_ms,
         write_ms: started.elapsed().as_millis(),
     })

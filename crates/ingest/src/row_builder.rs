@@ -132,6 +132,11 @@ impl RowBuilder {
         self.store.spills()
     }
 
+    /// Time spent spilling sorted runs to disk.
+    pub fn spill_time(&self) -> std::time::Duration {
+        self.store.spill_time()
+    }
+
     /// A record that could not be parsed at all.
     pub fn unparseable(&mut self) {
         self.stats.unparseable += 1;

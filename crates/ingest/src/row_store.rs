@@ -79,6 +79,7 @@ pub struct RowStore {
     hasher: DefaultHashBuilder,
     spill_dir: PathBuf,
     runs: Vec<File>,
+    spill_time: std::time::Duration,
 }
 
 fn key_hash(hasher: &DefaultHashBuilder, time: i64, dims: &[u32]) -> u64 {
@@ -98,7 +99,13 @@ impl RowStore {
             hasher: DefaultHashBuilder::default(),
             spill_dir: spill_dir.to_path_buf(),
             runs: Vec::new(),
+            spill_time: std::time::Duration::ZERO,
         }
+    }
+
+    /// Time spent writing sorted runs to disk (Druid's `ingest/persists/timeMs`).
+    pub fn spill_time(&self) -> std::time::Duration {
+        self.spill_time
     }
 
     /// Rows held in memory.
@@ -168,6 +175,7 @@ impl RowStore {
     /// ranks given to `finish`) and forgets them. Comparing values here rather than ranking
     /// whole dictionaries keeps a spill's cost in the rows spilled.
     pub fn spill(&mut self, dim: DimOrder) -> io::Result<()> {
+        let started = std::time::Instant::now();
         let rows = self.take_sorted(dim);
         let mut file = tempfile::tempfile_in(&self.spill_dir)?;
         {
@@ -179,6 +187,7 @@ impl RowStore {
         }
         file.rewind()?;
         self.runs.push(file);
+        self.spill_time += started.elapsed();
         Ok(())
     }
 

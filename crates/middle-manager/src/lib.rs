@@ -114,6 +114,7 @@ pub async fn run(
     let writer = tokio::spawn(zk.clone().run_writer(writes_rx));
     tokio::spawn(zk.run_announcer(worker, enabled_rx, notices_tx.clone(), writes_tx.clone()));
 
+    let base_task_dir = config.base_task_dir.clone();
     let app = http::router(http::HttpState {
         worker_host: host.to_string(),
         enabled: enabled_tx,
@@ -127,7 +128,14 @@ pub async fn run(
     ))
     .route(
         "/metrics",
-        axum::routing::get(|| async { drover_service::metrics::response() }),
+        axum::routing::get(move || async move {
+            // The running tasks' counts as of now, read from their attempt directories.
+            let dir = base_task_dir.clone();
+            tokio::task::spawn_blocking(move || metrics::refresh_live(&dir))
+                .await
+                .ok();
+            drover_service::metrics::response()
+        }),
     )
     .route("/openapi.json", axum::routing::get(openapi::openapi))
     // Only Drover's own processes call a middle manager: it takes the internal credentials.

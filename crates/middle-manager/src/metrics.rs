@@ -1,21 +1,63 @@
 //! The middle manager's metrics (served at its `/metrics`), with Druid's names: its tasks'
-//! outcomes (`worker/task/*/count`) and their row counts (`ingest/events/*`), taken from each
-//! task's report when its peon exits. Streaming tasks count at their end, not as they read.
+//! outcomes (`worker/task/*/count`), their row counts (`ingest/events/*`), the rows they wrote
+//! (`ingest/rows/output`) and their spills to disk (`ingest/persists/*`). Counts come from the
+//! `live-stats.json` each ingestion peon keeps in its attempt directory: read at every scrape while
+//! the task runs (so a streaming task's counts move as it reads), and once more when its peon
+//! exits. Each task's counts are added once, however often they are read.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{LazyLock, Mutex};
 
 use drover_core::TaskState;
 use drover_service::metrics::{counters, labels, Counters};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 struct WorkerMetrics {
     success: Counters,
     failed: Counters,
-    processed: Counters,
-    processed_with_error: Counters,
-    thrown_away: Counters,
-    unparseable: Counters,
+    /// In the order of [`FIELDS`].
+    counts: [Counters; 7],
 }
+
+/// Where each count is in `live-stats.json`, and its metric.
+const FIELDS: [(&str, &str, &str); 7] = [
+    (
+        "/totals/processed",
+        "ingest_events_processed",
+        "Rows ingested",
+    ),
+    (
+        "/totals/processedWithError",
+        "ingest_events_processedWithError",
+        "Rows ingested with a parse error in some column",
+    ),
+    (
+        "/totals/thrownAway",
+        "ingest_events_thrownAway",
+        "Rows thrown away (outside the intervals, or filtered out)",
+    ),
+    (
+        "/totals/unparseable",
+        "ingest_events_unparseable",
+        "Rows that could not be parsed",
+    ),
+    (
+        "/rowsOutput",
+        "ingest_rows_output",
+        "Rows written to segments, after rollup",
+    ),
+    (
+        "/persists",
+        "ingest_persists_count",
+        "Sorted runs spilled to disk (maxRowsInMemory)",
+    ),
+    (
+        "/persistMs",
+        "ingest_persists_timeMs",
+        "Milliseconds spent spilling to disk",
+    ),
+];
 
 static METRICS: LazyLock<WorkerMetrics> = LazyLock::new(|| WorkerMetrics {
     success: counters(
@@ -26,40 +68,144 @@ static METRICS: LazyLock<WorkerMetrics> = LazyLock::new(|| WorkerMetrics {
         "worker_task_failed_count",
         "Tasks of this worker that failed",
     ),
-    processed: counters("ingest_events_processed", "Rows ingested"),
-    processed_with_error: counters(
-        "ingest_events_processedWithError",
-        "Rows ingested with a parse error in some column",
-    ),
-    thrown_away: counters(
-        "ingest_events_thrownAway",
-        "Rows thrown away (outside the intervals, or filtered out)",
-    ),
-    unparseable: counters("ingest_events_unparseable", "Rows that could not be parsed"),
+    counts: FIELDS.map(|(_, name, help)| counters(name, help)),
 });
 
-/// A task's peon exited with `state`; `report` is its `report.json`, when it wrote one.
-pub fn task_ended(data_source: &str, task_type: &str, state: TaskState, report: Option<&Value>) {
-    let m = &*METRICS;
-    let l = labels(&[("dataSource", data_source), ("taskType", task_type)]);
-    match state {
-        TaskState::Success => m.success.get_or_create(&l).inc(),
-        TaskState::Failed => m.failed.get_or_create(&l).inc(),
-        TaskState::Running => return,
-    };
-    let Some(stats) =
-        report.and_then(|r| r.pointer("/ingestionStatsAndErrors/payload/rowStats/buildSegments"))
-    else {
+/// What has been added of each task's counts, and whether its peon has exited.
+#[derive(Default)]
+struct Counted {
+    counts: [u64; 7],
+    ended: bool,
+}
+
+static COUNTED: LazyLock<Mutex<HashMap<String, Counted>>> = LazyLock::new(Default::default);
+
+/// Adds what `stats` (a `live-stats.json`) counts beyond what was added before.
+fn take_in(stats: &Value, ended: bool) {
+    let Some(task) = stats.get("taskId").and_then(Value::as_str) else {
         return;
     };
-    for (field, family) in [
-        ("processed", &m.processed),
-        ("processedWithError", &m.processed_with_error),
-        ("thrownAway", &m.thrown_away),
-        ("unparseable", &m.unparseable),
-    ] {
-        if let Some(n) = stats.get(field).and_then(Value::as_u64) {
-            family.get_or_create(&l).inc_by(n);
+    let text = |key: &str| stats.get(key).and_then(Value::as_str).unwrap_or("none");
+    let l = labels(&[
+        ("dataSource", text("dataSource")),
+        ("taskType", text("taskType")),
+    ]);
+    let mut counted = COUNTED.lock().unwrap_or_else(|p| p.into_inner());
+    let entry = counted.entry(task.to_string()).or_default();
+    if entry.ended {
+        return;
+    }
+    for (i, (pointer, _, _)) in FIELDS.iter().enumerate() {
+        let now = stats.pointer(pointer).and_then(Value::as_u64).unwrap_or(0);
+        // Created at 0 too, so that a series is there from a task's first read.
+        let counter = METRICS.counts[i].get_or_create(&l);
+        if now > entry.counts[i] {
+            counter.inc_by(now - entry.counts[i]);
+            entry.counts[i] = now;
         }
+    }
+    entry.ended |= ended;
+}
+
+/// Reads the live counts of every task under `base_task_dir` (before a scrape), and forgets the
+/// tasks whose directories are gone.
+pub fn refresh_live(base_task_dir: &Path) {
+    let mut present = Vec::new();
+    for task in std::fs::read_dir(base_task_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        present.push(task.file_name().to_string_lossy().into_owned());
+        let attempts = std::fs::read_dir(task.path().join("attempt"));
+        for attempt in attempts.into_iter().flatten().flatten() {
+            let file = attempt.path().join("live-stats.json");
+            if let Some(stats) = std::fs::read(&file)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            {
+                take_in(&stats, false);
+            }
+        }
+    }
+    COUNTED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|task, _| present.contains(task));
+}
+
+/// A task's peon exited with `state`; `live_stats` is its last `live-stats.json`, else `report`
+/// (its `report.json`) gives the row counts.
+pub fn task_ended(
+    task: &str,
+    data_source: &str,
+    task_type: &str,
+    state: TaskState,
+    live_stats: Option<&Value>,
+    report: Option<&Value>,
+) {
+    let l = labels(&[("dataSource", data_source), ("taskType", task_type)]);
+    match state {
+        TaskState::Success => METRICS.success.get_or_create(&l).inc(),
+        TaskState::Failed => METRICS.failed.get_or_create(&l).inc(),
+        TaskState::Running => return,
+    };
+    let from_report = || {
+        let totals = report?.pointer("/ingestionStatsAndErrors/payload/rowStats/buildSegments")?;
+        Some(
+            json!({"taskId": task, "dataSource": data_source, "taskType": task_type,
+            "totals": totals}),
+        )
+    };
+    match live_stats.cloned().or_else(from_report) {
+        Some(stats) => take_in(&stats, true),
+        None => {
+            // Nothing to count (a noop); the task is done all the same.
+            COUNTED
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(task.to_string())
+                .or_default()
+                .ended = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(name: &str, task_type: &str) -> f64 {
+        let text = drover_service::metrics::render();
+        let series = format!("druid_{name}_total{{dataSource=\"ds\",taskType=\"{task_type}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series)?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    fn stats(task: &str, processed: u64, rows: u64) -> Value {
+        json!({"taskId": task, "dataSource": "ds", "taskType": "t_counts_once",
+            "totals": {"processed": processed}, "rowsOutput": rows})
+    }
+
+    #[test]
+    fn each_tasks_counts_are_added_once() {
+        take_in(&stats("a", 10, 0), false);
+        take_in(&stats("a", 10, 0), false);
+        take_in(&stats("a", 25, 0), false);
+        assert_eq!(value("ingest_events_processed", "t_counts_once"), 25.0);
+        // The end: the rest, once; reads after it change nothing.
+        task_ended(
+            "a",
+            "ds",
+            "t_counts_once",
+            TaskState::Success,
+            Some(&stats("a", 30, 7)),
+            None,
+        );
+        take_in(&stats("a", 30, 7), false);
+        assert_eq!(value("ingest_events_processed", "t_counts_once"), 30.0);
+        assert_eq!(value("ingest_rows_output", "t_counts_once"), 7.0);
+        assert_eq!(value("worker_task_success_count", "t_counts_once"), 1.0);
     }
 }

@@ -303,9 +303,19 @@ impl Monitor {
         tokio::spawn(async move {
             let exit = forking::supervise(child, control_rx).await;
             let status = forking::status_after_exit(&id, &exit, &dir);
-            let written = std::fs::read(dir.attempt_dir().join("report.json")).ok();
-            let report = written.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-            crate::metrics::task_ended(&data_source, &task_type, status.status, report.as_ref());
+            let read = |name: &str| {
+                std::fs::read(dir.attempt_dir().join(name))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            };
+            crate::metrics::task_ended(
+                id.as_str(),
+                &data_source,
+                &task_type,
+                status.status,
+                read("live-stats.json").as_ref(),
+                read("report.json").as_ref(),
+            );
             // The log is pushed before the final status is announced, so whoever sees the
             // status can read the whole log.
             let (logs, log_path, root) = (config.task_logs.clone(), dir.log(), dir.root.clone());

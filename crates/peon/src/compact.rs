@@ -19,7 +19,7 @@ use crate::index::{build_and_publish, Progress, Rewrite};
 use crate::overlord_client::OverlordClient;
 
 pub fn run(task: &Task, spec: &CompactSpec, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
-    let mut progress = Progress::new(task);
+    let mut progress = Progress::new(task, attempt_dir);
     progress.serve_live_reports();
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()

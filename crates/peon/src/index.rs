@@ -39,12 +39,20 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    pub(crate) fn new(task: &Task) -> Progress {
+    /// `attempt_dir`: where `live-stats.json` goes for the middle manager's metrics.
+    pub(crate) fn new(task: &Task, attempt_dir: &Path) -> Progress {
+        let live = LiveReport::new(task.id.as_str(), 0);
+        std::fs::create_dir_all(attempt_dir).ok();
+        live.write_stats_to(
+            attempt_dir.join("live-stats.json"),
+            task.data_source.as_str(),
+            &task.task_type,
+        );
         Progress {
             state: "NOT_STARTED",
             stats: RowStats::default(),
             segments: 0,
-            live: LiveReport::new(task.id.as_str(), 0),
+            live,
         }
     }
 
@@ -75,6 +83,7 @@ impl Progress {
         attempt_dir: &Path,
         result: Result<(), TaskFailure>,
     ) -> TaskStatus {
+        self.live.write_stats_file();
         let error = result.as_ref().err().cloned();
         if let Err(e) = write_report(
             task,
@@ -101,7 +110,7 @@ impl Progress {
 }
 
 pub fn run(task: &Task, spec: &IngestionSpec, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
-    let mut progress = Progress::new(task);
+    let mut progress = Progress::new(task, attempt_dir);
     progress.serve_live_reports();
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -183,6 +192,11 @@ pub(crate) async fn build_and_publish(
         Err(e) => return Err(e.to_string().into()),
     };
     progress.set_stats(built.stats);
+    progress.live.add_output(crate::live::Output {
+        rows: built.partitions.iter().map(|p| p.rows as u64).sum(),
+        persists: built.spills as u64,
+        persist_ms: built.spill_time.as_millis() as u64,
+    });
     println!(
         "read {} input row(s) in {} ms: {:?}; {} sorted run(s) spilled to disk",
         built.stats.processed + built.stats.thrown_away + built.stats.unparseable,

@@ -1,9 +1,11 @@
 //! What a running ingestion task shows before it ends (Druid's live reports): its ingestion
 //! state, row counts with their moving averages, and its most recent parse errors. The reading
 //! loop writes here; the chat API reads. A thread ticks the moving averages every five seconds,
-//! for as long as anyone holds the report.
+//! for as long as anyone holds the report, and writes the counts to `live-stats.json` in the
+//! attempt directory, where the middle manager reads them for its metrics while the task runs.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
@@ -23,6 +25,18 @@ struct Inner {
     /// The newest `keep` parse errors, oldest first.
     errors: VecDeque<Value>,
     keep: usize,
+    output: Output,
+    /// Where the counts go for the middle manager, with the labels of its metrics.
+    stats_file: Option<(PathBuf, Value)>,
+}
+
+/// What a task wrote: rows in its segments (`ingest/rows/output`), and the sorted runs it spilled
+/// to disk and the time that took (`ingest/persists/count`, `ingest/persists/timeMs`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Output {
+    pub rows: u64,
+    pub persists: u64,
+    pub persist_ms: u64,
 }
 
 impl LiveReport {
@@ -36,17 +50,61 @@ impl LiveReport {
                 meters: RowMeters::new(Instant::now()),
                 errors: VecDeque::new(),
                 keep,
+                output: Output::default(),
+                stats_file: None,
             }),
         });
         let weak: Weak<LiveReport> = Arc::downgrade(&live);
         std::thread::spawn(move || loop {
             std::thread::sleep(TICK);
             let Some(live) = weak.upgrade() else { return };
-            let mut inner = live.lock();
-            let totals = inner.totals;
-            inner.meters.observe(Instant::now(), totals);
+            {
+                let mut inner = live.lock();
+                let totals = inner.totals;
+                inner.meters.observe(Instant::now(), totals);
+            }
+            live.write_stats_file();
         });
         live
+    }
+
+    /// Counts go to `path` from now on (every tick, and when [`write_stats_file`] is called),
+    /// labelled with the task's data source and type.
+    pub fn write_stats_to(&self, path: PathBuf, data_source: &str, task_type: &str) {
+        self.lock().stats_file = Some((
+            path,
+            json!({"dataSource": data_source, "taskType": task_type}),
+        ));
+    }
+
+    pub fn add_output(&self, output: Output) {
+        let mut inner = self.lock();
+        inner.output.rows += output.rows;
+        inner.output.persists += output.persists;
+        inner.output.persist_ms += output.persist_ms;
+    }
+
+    /// Writes the counts as of now, whole or not at all.
+    pub fn write_stats_file(&self) {
+        let (path, mut stats) = {
+            let inner = self.lock();
+            let Some((path, labels)) = &inner.stats_file else {
+                return;
+            };
+            let mut stats = labels.clone();
+            stats["totals"] = json!(inner.totals);
+            stats["rowsOutput"] = json!(inner.output.rows);
+            stats["persists"] = json!(inner.output.persists);
+            stats["persistMs"] = json!(inner.output.persist_ms);
+            (path.clone(), stats)
+        };
+        stats["taskId"] = json!(self.task_id);
+        let tmp = path.with_extension("json.tmp");
+        let written =
+            std::fs::write(&tmp, stats.to_string()).and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            eprintln!("cannot write {}: {e}", path.display());
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -28,7 +28,7 @@ use self::sequences::Sequences;
 use crate::failure::TaskFailure;
 
 pub fn run(task: &Task, spec: &KafkaTaskSpec, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
-    let mut progress = Progress::new(task);
+    let mut progress = Progress::new(task, attempt_dir);
     let result = ingest(task, spec, task_dir, &mut progress);
     progress.conclude(task, attempt_dir, result)
 }

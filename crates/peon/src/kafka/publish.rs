@@ -19,6 +19,7 @@ use super::sequences::Sequence;
 use crate::deep_storage::DeepStorage;
 use crate::failure::TaskFailure;
 use crate::index::{allocate, upload};
+use crate::live::Output;
 use crate::overlord_client::OverlordClient;
 
 pub struct Publisher {
@@ -33,7 +34,8 @@ fn metadata(kind: &str, topic: &str, offsets: &Offsets) -> Value {
 }
 
 impl Publisher {
-    /// Returns how many segments the sequence published.
+    /// Returns what the sequence published: its segments and their rows, and the sorted runs its
+    /// rows were spilled in.
     pub fn publish(
         &self,
         task: &Task,
@@ -42,14 +44,18 @@ impl Publisher {
         seq: &Sequence,
         builder: Option<RowBuilder>,
         dir: &Path,
-    ) -> Result<usize, TaskFailure> {
+    ) -> Result<(usize, Output), TaskFailure> {
         let started = std::time::Instant::now();
+        let mut output = Output::default();
         let (partitions, dimensions) = match builder {
             Some(b) => {
+                output.persists = b.spills() as u64;
+                output.persist_ms = b.spill_time().as_millis() as u64;
                 write_segment_files(spec, b, &dir.join("segments")).map_err(|e| e.to_string())?
             }
             None => (Vec::new(), Vec::new()),
         };
+        output.rows = partitions.iter().map(|p| p.rows as u64).sum();
         let dimensions: Vec<String> = dimensions.into_iter().map(|d| d.name).collect();
         let metrics: Vec<String> = spec.metrics.iter().map(|m| m.name.clone()).collect();
         let sequence_name = format!("{}_{}", io.base_sequence_name, seq.id);
@@ -86,7 +92,7 @@ impl Publisher {
                 seq.end,
                 started.elapsed().as_millis()
             );
-            Ok(segments.len())
+            Ok((segments.len(), output))
         })
     }
 }

@@ -601,9 +601,11 @@ impl Reader {
                 add_stats(&mut self.stats_done, &b.stats);
             }
             let dir = self.work_dir.join(format!("sequence-{}", seq.id));
-            self.segments += self
+            let (segments, output) = self
                 .publisher
                 .publish(&self.task, &self.spec, &self.io, &seq, builder, &dir)?;
+            self.segments += segments;
+            self.live.add_output(output);
             std::fs::remove_dir_all(&dir).ok();
             self.sequences.mark_published(index);
             self.sequences.save(&self.sequences_file)?;
