@@ -193,7 +193,7 @@ pub(crate) async fn build_and_publish(
     };
     progress.set_stats(built.stats);
     progress.live.add_output(crate::live::Output {
-        rows: built.partitions.iter().map(|p| p.rows as u64).sum(),
+        rows: built.partitions.iter().map(|p| p.rows).sum(),
         persists: built.spills as u64,
         persist_ms: built.spill_time.as_millis() as u64,
     });

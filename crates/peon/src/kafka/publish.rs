@@ -55,7 +55,7 @@ impl Publisher {
             }
             None => (Vec::new(), Vec::new()),
         };
-        output.rows = partitions.iter().map(|p| p.rows as u64).sum();
+        output.rows = partitions.iter().map(|p| p.rows).sum();
         let dimensions: Vec<String> = dimensions.into_iter().map(|d| d.name).collect();
         let metrics: Vec<String> = spec.metrics.iter().map(|m| m.name.clone()).collect();
         let sequence_name = format!("{}_{}", io.base_sequence_name, seq.id);
