@@ -26,8 +26,16 @@ fn chromium() -> PathBuf {
 /// Loads `url` in headless Chromium, lets its scripts run, and answers the DOM; the page's
 /// screenshot goes to `shot`.
 async fn browse(dir: &Path, url: &str, shot: &Path) -> String {
-    let common = |c: &mut tokio::process::Command| {
-        c.args([
+    let dom = chromium_run(dir, &["--dump-dom", url]).await;
+    chromium_run(dir, &[&format!("--screenshot={}", shot.display()), url]).await;
+    dom
+}
+
+/// Runs headless Chromium with `args` after the usual flags; answers what it printed.
+async fn chromium_run(dir: &Path, args: &[&str]) -> String {
+    let mut command = tokio::process::Command::new(chromium());
+    command
+        .args([
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
@@ -41,12 +49,9 @@ async fn browse(dir: &Path, url: &str, shot: &Path) -> String {
             "--user-data-dir={}",
             dir.join("chromium").display()
         ))
+        .args(args)
         .kill_on_drop(true);
-    };
-    let mut dump = tokio::process::Command::new(chromium());
-    common(&mut dump);
-    dump.args(["--dump-dom", url]);
-    let out = tokio::time::timeout(TIMEOUT, dump.output())
+    let out = tokio::time::timeout(TIMEOUT, command.output())
         .await
         .expect("chromium ends")
         .unwrap();
@@ -55,22 +60,7 @@ async fn browse(dir: &Path, url: &str, shot: &Path) -> String {
         "chromium: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut screenshot = tokio::process::Command::new(chromium());
-    common(&mut screenshot);
-    screenshot
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(url);
-    let out = tokio::time::timeout(TIMEOUT, screenshot.output())
-        .await
-        .expect("chromium ends")
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "chromium: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dom
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// How many of the screenshot's pixels are dark (text) and how many distinct colours it has:

@@ -9,7 +9,7 @@ pub async fn openapi() -> Json<Value> {
     Json(document(
         "Drover middle manager",
         "Druid's worker API: what the overlord calls on a middle manager; see docs/api.md.",
-        ROUTES,
+        &[ROUTES, drover_service::status::OPENAPI_ROUTES],
     ))
 }
 
@@ -41,26 +41,6 @@ pub const ROUTES: &[Route] = &[
         "A running task's log (?offset=N)",
     ),
     ("GET", "/status/health", "true while the server runs"),
-    (
-        "GET",
-        "/status",
-        "Version, modules and memory of this server",
-    ),
-    (
-        "GET",
-        "/status/properties",
-        "Effective settings of this server (secrets redacted)",
-    ),
-    (
-        "GET",
-        "/status/selfDiscovered",
-        "200 once the server is discoverable",
-    ),
-    (
-        "GET",
-        "/status/selfDiscovered/status",
-        "{\"selfDiscovered\": true}",
-    ),
     ("GET", "/metrics", "Prometheus metrics of this server"),
     ("GET", "/openapi.json", "This description"),
 ];
@@ -82,6 +62,7 @@ mod tests {
         let served: BTreeSet<_> = served.into_iter().collect();
         let described: BTreeSet<_> = ROUTES
             .iter()
+            .chain(drover_service::status::OPENAPI_ROUTES)
             .map(|(m, p, _)| (m.to_string(), p.to_string()))
             .collect();
         assert_eq!(served, described);

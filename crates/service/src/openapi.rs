@@ -7,10 +7,11 @@ use serde_json::{json, Map, Value};
 /// One route: method, path (axum's `{param}` syntax, which is OpenAPI's too), summary.
 pub type Route = (&'static str, &'static str, &'static str);
 
-/// The description of `routes` for the server called `title`.
-pub fn document(title: &str, description: &str, routes: &[Route]) -> Value {
+/// The description of `routes` (in parts: the server's own, shared ones) for the server called
+/// `title`.
+pub fn document(title: &str, description: &str, routes: &[&[Route]]) -> Value {
     let mut paths = Map::new();
-    for (method, path, summary) in routes {
+    for (method, path, summary) in routes.iter().copied().flatten() {
         let parameters: Vec<Value> = path
             .split('/')
             .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
@@ -147,8 +148,8 @@ mod tests {
             "t",
             "d",
             &[
-                ("GET", "/task/{id}/log", "a log"),
-                ("POST", "/task/{id}/log", "x"),
+                &[("GET", "/task/{id}/log", "a log")],
+                &[("POST", "/task/{id}/log", "x")],
             ],
         );
         let op = &doc["paths"]["/task/{id}/log"]["get"];

@@ -7,6 +7,30 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
+/// How `/openapi.json` describes these routes.
+pub const OPENAPI_ROUTES: &[crate::openapi::Route] = &[
+    (
+        "GET",
+        "/status",
+        "Version, modules and memory of this server",
+    ),
+    (
+        "GET",
+        "/status/properties",
+        "Effective settings of this server (secrets redacted)",
+    ),
+    (
+        "GET",
+        "/status/selfDiscovered",
+        "200 once the server is discoverable",
+    ),
+    (
+        "GET",
+        "/status/selfDiscovered/status",
+        "{\"selfDiscovered\": true}",
+    ),
+];
+
 /// The routes for a server called `name` whose effective settings are `properties` (secrets
 /// already redacted by the caller).
 pub fn routes(name: &'static str, properties: Map<String, Value>) -> Router {

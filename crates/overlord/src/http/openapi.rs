@@ -11,7 +11,7 @@ pub async fn openapi() -> Json<Value> {
         "Drover overlord",
         "Druid's overlord API (tasks, supervisors, workers), the Coordinator routes for segments, \
          rules and compaction, Druid's basic-security routes, and Drover's console; see docs/api.md.",
-        ROUTES,
+        &[ROUTES, drover_service::status::OPENAPI_ROUTES],
     ))
 }
 
@@ -520,26 +520,6 @@ pub const ROUTES: &[Route] = &[
     ("GET", "/console/datasources", "Console: data sources"),
     ("GET", "/console/console.css", "Console's style sheet"),
     ("GET", "/console/console.js", "Console's script"),
-    (
-        "GET",
-        "/status",
-        "Version, modules and memory of this server",
-    ),
-    (
-        "GET",
-        "/status/properties",
-        "Effective settings of this server (secrets redacted)",
-    ),
-    (
-        "GET",
-        "/status/selfDiscovered",
-        "200 once the server is discoverable",
-    ),
-    (
-        "GET",
-        "/status/selfDiscovered/status",
-        "{\"selfDiscovered\": true}",
-    ),
     ("GET", "/openapi.json", "This description"),
 ];
 
@@ -570,9 +550,14 @@ mod tests {
     fn describes_every_served_route_and_nothing_else() {
         let described: BTreeSet<(String, String)> = ROUTES
             .iter()
+            .chain(drover_service::status::OPENAPI_ROUTES)
             .map(|(m, p, _)| (m.to_string(), p.to_string()))
             .collect();
-        assert_eq!(described.len(), ROUTES.len(), "a route is described twice");
+        assert_eq!(
+            described.len(),
+            ROUTES.len() + drover_service::status::OPENAPI_ROUTES.len(),
+            "a route is described twice"
+        );
         let served = served();
         let missing: Vec<_> = served.difference(&described).collect();
         let extra: Vec<_> = described.difference(&served).collect();
