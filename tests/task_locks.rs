@@ -204,11 +204,18 @@ async fn parse_errors_crashes_overwrite_and_append() {
     let saved = &report(c, &l).await["ingestionStatsAndErrors"]["payload"]["unparseableEvents"]
         ["buildSegments"];
     let saved = saved.as_array().expect("saved parse errors");
+    // The newest ones, newest first (Druid's order), as ParseExceptionReports.
     assert_eq!(saved.len(), 2, "maxSavedParseExceptions of them");
-    assert!(saved[0]["details"][0]
-        .as_str()
-        .unwrap()
-        .contains("invalid JSON"));
+    assert_eq!(saved[0]["input"], "[1]", "{saved:?}");
+    assert_eq!(saved[1]["input"], "{\"ts\":\"garbage\"}", "{saved:?}");
+    assert!(
+        saved.iter().all(|e| e["errorType"] == "unparseable"),
+        "{saved:?}"
+    );
+    assert!(
+        saved[1]["details"][0].as_str().unwrap().contains("line 7"),
+        "{saved:?}"
+    );
     assert_eq!(segment_rows(&used_segments(c, "errs").await).len(), 5);
 
     // A peon killed after writing its files but before publishing leaves no segments.
