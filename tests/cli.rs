@@ -136,7 +136,9 @@ async fn the_cli_submits_waits_follows_logs_and_lists() {
         log.contains("drover-peon finished task cli-follow"),
         "{log}"
     );
-    let status = cluster
+    // Asked of the leader itself: an HTTP client drops the credentials on a redirect.
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let status = cluster.overlords[leader]
         .client
         .get("/task/cli-follow/status")
         .await

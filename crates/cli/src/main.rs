@@ -65,6 +65,12 @@ enum Command {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    // `drover task list | head`: when the reader goes away, end quietly as Unix tools do, not
+    // with a panic about a broken pipe (Rust ignores SIGPIPE by default).
+    // SAFETY: setting a signal's disposition to its default, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(cli).await {
         Ok(code) => code,
