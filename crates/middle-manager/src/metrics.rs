@@ -11,7 +11,7 @@ use std::sync::{LazyLock, Mutex};
 
 use drover_core::TaskState;
 use drover_service::metrics::{counters, labels, Counters};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 struct WorkerMetrics {
     success: Counters,
@@ -134,15 +134,14 @@ pub fn refresh_live(base_task_dir: &Path) {
         .retain(|task, _| present.contains(task));
 }
 
-/// A task's peon exited with `state`; `live_stats` is its last `live-stats.json`, else `report`
-/// (its `report.json`) gives the row counts.
+/// A task's peon exited with `state`; `live_stats` is its last `live-stats.json` (an ingestion
+/// peon writes it before its report, and every 5 s before that; other tasks have none).
 pub fn task_ended(
     task: &str,
     data_source: &str,
     task_type: &str,
     state: TaskState,
     live_stats: Option<&Value>,
-    report: Option<&Value>,
 ) {
     let l = labels(&[("dataSource", data_source), ("taskType", task_type)]);
     match state {
@@ -150,15 +149,8 @@ pub fn task_ended(
         TaskState::Failed => METRICS.failed.get_or_create(&l).inc(),
         TaskState::Running => return,
     };
-    let from_report = || {
-        let totals = report?.pointer("/ingestionStatsAndErrors/payload/rowStats/buildSegments")?;
-        Some(
-            json!({"taskId": task, "dataSource": data_source, "taskType": task_type,
-            "totals": totals}),
-        )
-    };
-    match live_stats.cloned().or_else(from_report) {
-        Some(stats) => take_in(&stats, true),
+    match live_stats {
+        Some(stats) => take_in(stats, true),
         None => {
             // Nothing to count (a noop); the task is done all the same.
             COUNTED
@@ -174,6 +166,7 @@ pub fn task_ended(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn value(name: &str, task_type: &str) -> f64 {
         let text = drover_service::metrics::render();
@@ -201,7 +194,6 @@ mod tests {
             "t_counts_once",
             TaskState::Success,
             Some(&stats("a", 30, 7)),
-            None,
         );
         take_in(&stats("a", 30, 7), false);
         assert_eq!(value("ingest_events_processed", "t_counts_once"), 30.0);

@@ -303,18 +303,15 @@ impl Monitor {
         tokio::spawn(async move {
             let exit = forking::supervise(child, control_rx).await;
             let status = forking::status_after_exit(&id, &exit, &dir);
-            let read = |name: &str| {
-                std::fs::read(dir.attempt_dir().join(name))
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            };
+            let live_stats = std::fs::read(dir.attempt_dir().join("live-stats.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
             crate::metrics::task_ended(
                 id.as_str(),
                 &data_source,
                 &task_type,
                 status.status,
-                read("live-stats.json").as_ref(),
-                read("report.json").as_ref(),
+                live_stats.as_ref(),
             );
             // The log is pushed before the final status is announced, so whoever sees the
             // status can read the whole log.

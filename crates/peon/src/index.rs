@@ -31,8 +31,6 @@ const DEFAULT_LOCK_TIMEOUT_MS: u64 = 300_000;
 /// How far an ingestion task got: what its final report says, and (through `live`, which its
 /// chat API serves) what its live reports say while it runs.
 pub(crate) struct Progress {
-    state: &'static str,
-    stats: RowStats,
     pub segments: usize,
     /// The state, the counts and the recent parse errors, as the chat API shows them.
     pub live: Arc<LiveReport>,
@@ -48,22 +46,15 @@ impl Progress {
             task.data_source.as_str(),
             &task.task_type,
         );
-        Progress {
-            state: "NOT_STARTED",
-            stats: RowStats::default(),
-            segments: 0,
-            live,
-        }
+        Progress { segments: 0, live }
     }
 
     /// `ingestionState`: `NOT_STARTED`, `BUILD_SEGMENTS`, `COMPLETED`.
     pub(crate) fn set_state(&mut self, state: &'static str) {
-        self.state = state;
         self.live.set_state(state);
     }
 
     pub(crate) fn set_stats(&mut self, stats: RowStats) {
-        self.stats = stats;
         self.live.set_totals(stats);
     }
 
@@ -97,7 +88,10 @@ impl Progress {
             Ok(()) => {
                 println!(
                     "{} task {} published {} segment(s); rows: {:?}",
-                    task.task_type, task.id, self.segments, self.stats
+                    task.task_type,
+                    task.id,
+                    self.segments,
+                    self.live.totals()
                 );
                 TaskStatus::success(task.id.clone())
             }
@@ -486,7 +480,7 @@ fn write_report(
             "type": "ingestionStatsAndErrors",
             "taskId": task.id,
             "payload": {
-                "ingestionState": progress.state,
+                "ingestionState": progress.live.state(),
                 "unparseableEvents": if unparseable.is_empty() {
                     json!({})
                 } else {
@@ -494,7 +488,7 @@ fn write_report(
                 },
                 "rowStats": {
                     "determinePartitions": zeros,
-                    "buildSegments": progress.stats,
+                    "buildSegments": progress.live.totals(),
                 },
                 "errorMsg": error,
                 "segmentAvailabilityConfirmed": false,

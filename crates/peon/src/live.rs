@@ -116,6 +116,14 @@ impl LiveReport {
         &self.task_id
     }
 
+    pub fn state(&self) -> &'static str {
+        self.lock().state
+    }
+
+    pub fn totals(&self) -> RowStats {
+        self.lock().totals
+    }
+
     pub fn set_state(&self, state: &'static str) {
         self.lock().state = state;
     }

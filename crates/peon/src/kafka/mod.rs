@@ -14,7 +14,6 @@ use std::path::Path;
 
 use drover_core::time::now_iso;
 use drover_core::TaskStatus;
-use drover_ingest::row_builder::RowStats;
 use drover_task::{KafkaTaskSpec, Task};
 use rdkafka::consumer::BaseConsumer;
 use tokio::sync::watch;
@@ -74,7 +73,6 @@ fn ingest(
         status: Status::NotStarted,
         current: sequences.read_from(),
         sequences: sequences.clone(),
-        stats: RowStats::default(),
         start_time: now_iso(),
     });
     let (controls_tx, controls_rx) = std::sync::mpsc::channel();

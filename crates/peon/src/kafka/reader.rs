@@ -50,7 +50,6 @@ pub struct Snapshot {
     pub status: Status,
     pub current: Offsets,
     pub sequences: Sequences,
-    pub stats: RowStats,
     pub start_time: String,
 }
 
@@ -191,7 +190,6 @@ impl Reader {
             s.status = self.status;
             s.current.clone_from(&self.current);
             s.sequences = self.sequences.clone();
-            s.stats = self.stats();
         });
         self.live.set_totals(self.stats());
     }
