@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::format::RecordReader;
 use crate::input::Input;
 use crate::parse_report::{now_millis, parse_exception_report, ErrorType};
+use crate::partitioning::{ChunkBuckets, ChunkStats, KeyReader, PartitionPlan, StatsCollector};
 use crate::record::{Record, RowError};
 use crate::row_builder::{RowBuilder, RowStats};
 use crate::segment::{SegmentWriter, WrittenPartition};
@@ -86,12 +87,83 @@ pub fn build(
     work_dir: &Path,
     observer: &mut dyn BuildObserver,
 ) -> Result<Built, BuildError> {
+    build_partitioned(spec, inputs, work_dir, observer, None)
+}
+
+/// [`build`], with the rows of each time chunk bucketed by `plan` (hashed or range
+/// partitioning): one file per bucket.
+pub fn build_partitioned(
+    spec: &IngestionSpec,
+    inputs: &[Input],
+    work_dir: &Path,
+    observer: &mut dyn BuildObserver,
+    plan: Option<&PartitionPlan>,
+) -> Result<Built, BuildError> {
     let local = |e: std::io::Error| BuildError::Local(e.to_string());
-    let spill_dir = work_dir.join("spill");
     let segment_dir = work_dir.join("segments");
-    std::fs::create_dir_all(&spill_dir).map_err(local)?;
     std::fs::create_dir_all(&segment_dir).map_err(local)?;
     let started = Instant::now();
+    let builder = read(spec, inputs, work_dir, observer)?;
+    let read_ms = started.elapsed().as_millis();
+    let started = Instant::now();
+    let stats = builder.stats;
+    let spills = builder.spills();
+    let spill_time = builder.spill_time();
+    let (partitions, dimensions) = write_partitioned(spec, builder, &segment_dir, plan)?;
+    Ok(Built {
+        partitions,
+        dimensions,
+        stats,
+        spills,
+        spill_time,
+        read_ms,
+        write_ms: started.elapsed().as_millis(),
+    })
+}
+
+/// The first pass of hashed and range partitioning: what the rows of each time chunk are,
+/// after transforms, filters and rollup (Druid's `determine_partitions` phase).
+pub fn partition_stats(
+    spec: &IngestionSpec,
+    inputs: &[Input],
+    work_dir: &Path,
+    observer: &mut dyn BuildObserver,
+) -> Result<ChunkStats, BuildError> {
+    let local = |e: std::io::Error| BuildError::Local(e.to_string());
+    let builder = read(spec, inputs, work_dir, observer)?;
+    let finished = builder.finish().map_err(local)?;
+    let keys = KeyReader::new(&spec.tuning.partitions, &finished.dimensions, &finished.dictionaries)
+        .map_err(|e| BuildError::Spec(e.to_string()))?;
+    let mut collector = StatsCollector::new(&spec.tuning.partitions);
+    let mut rows = finished.rows;
+    let mut chunk: Option<(i64, i64)> = None;
+    while let Some(row) = rows.next_row().map_err(local)? {
+        let (start, _) = match chunk {
+            Some((s, e)) if row.time >= s && row.time < e => (s, e),
+            _ => {
+                let time = chrono::DateTime::from_timestamp_millis(row.time).unwrap_or_default();
+                let i = spec.granularity.segment.bucket(time);
+                let c = (i.start.timestamp_millis(), i.end.timestamp_millis());
+                chunk = Some(c);
+                c
+            }
+        };
+        collector.observe(&keys, start, &row);
+    }
+    Ok(collector.finish())
+}
+
+/// Parses, transforms, filters and rolls up every record of `inputs` (spilling to
+/// `work_dir/spill`).
+fn read(
+    spec: &IngestionSpec,
+    inputs: &[Input],
+    work_dir: &Path,
+    observer: &mut dyn BuildObserver,
+) -> Result<RowBuilder, BuildError> {
+    let local = |e: std::io::Error| BuildError::Local(e.to_string());
+    let spill_dir = work_dir.join("spill");
+    std::fs::create_dir_all(&spill_dir).map_err(local)?;
     let mut builder = RowBuilder::new(spec, &spill_dir).map_err(|e| BuildError::Spec(e.0))?;
     let max = spec.tuning.max_parse_exceptions;
     for input in inputs {
@@ -157,21 +229,7 @@ pub fn build(
         }
     }
     observer.progress(builder.stats);
-    let read_ms = started.elapsed().as_millis();
-    let started = Instant::now();
-    let stats = builder.stats;
-    let spills = builder.spills();
-    let spill_time = builder.spill_time();
-    let (partitions, dimensions) = write_segment_files(spec, builder, &segment_dir)?;
-    Ok(Built {
-        partitions,
-        dimensions,
-        stats,
-        spills,
-        spill_time,
-        read_ms,
-        write_ms: started.elapsed().as_millis(),
-    })
+    Ok(builder)
 }
 
 /// Merges what `builder` holds (and spilled) into Parquet files in `segment_dir`, cut by
@@ -181,9 +239,26 @@ pub fn write_segment_files(
     builder: RowBuilder,
     segment_dir: &Path,
 ) -> Result<(Vec<WrittenPartition>, Vec<Dimension>), BuildError> {
+    write_partitioned(spec, builder, segment_dir, None)
+}
+
+/// [`write_segment_files`], bucketed by `plan` when there is one.
+fn write_partitioned(
+    spec: &IngestionSpec,
+    builder: RowBuilder,
+    segment_dir: &Path,
+    plan: Option<&PartitionPlan>,
+) -> Result<(Vec<WrittenPartition>, Vec<Dimension>), BuildError> {
     let local = |e: std::io::Error| BuildError::Local(e.to_string());
     std::fs::create_dir_all(segment_dir).map_err(local)?;
     let finished = builder.finish().map_err(local)?;
+    let keys = match plan {
+        Some(_) => Some(
+            KeyReader::new(&spec.tuning.partitions, &finished.dimensions, &finished.dictionaries)
+                .map_err(|e| BuildError::Spec(e.to_string()))?,
+        ),
+        None => None,
+    };
     let mut writer = SegmentWriter::new(
         segment_dir,
         spec.granularity.segment,
@@ -192,6 +267,19 @@ pub fn write_segment_files(
         &finished.dictionaries,
         &spec.metrics,
     );
+    if let (Some(plan), Some(keys)) = (plan, keys.as_ref()) {
+        let mut current: Option<(i64, Option<ChunkBuckets>)> = None;
+        writer = writer.with_buckets(Box::new(move |interval, row| {
+            let start = interval.start.timestamp_millis();
+            if current.as_ref().is_none_or(|(s, _)| *s != start) {
+                current = Some((start, plan.buckets(start)));
+            }
+            match current.as_ref().and_then(|(_, b)| b.as_ref()) {
+                Some(buckets) => keys.bucket(buckets, row),
+                None => 0,
+            }
+        }));
+    }
     let mut rows = finished.rows;
     while let Some(row) = rows.next_row().map_err(local)? {
         writer

@@ -11,6 +11,7 @@ pub mod input;
 pub mod input_policy;
 pub mod moving_average;
 pub mod parse_report;
+pub mod partitioning;
 pub mod record;
 pub mod row_builder;
 pub mod row_store;

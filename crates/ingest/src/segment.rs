@@ -40,6 +40,8 @@ pub enum SegmentError {
 pub struct WrittenPartition {
     pub interval: Interval,
     pub partition_num: u32,
+    /// Its bucket in the time chunk (secondary partitioning; 0 otherwise).
+    pub bucket: u32,
     pub rows: u64,
     pub path: PathBuf,
 }
@@ -59,17 +61,20 @@ fn metric_type(kind: AggregatorKind) -> DataType {
 }
 
 struct Open {
-    interval: Interval,
-    start_ms: i64,
-    end_ms: i64,
+    bucket: u32,
     partition_num: u32,
     rows: u64,
     path: PathBuf,
     writer: ArrowWriter<File>,
+    batch: Vec<Row>,
 }
 
+/// Picks a row's bucket inside its time chunk (secondary partitioning).
+pub type BucketOf<'a> = Box<dyn FnMut(&Interval, &Row) -> u32 + 'a>;
+
 /// Writes time-ordered rows as Parquet files, one per segment partition: a new file at each
-/// `segmentGranularity` bucket and every `maxRowsPerSegment` rows.
+/// `segmentGranularity` bucket and every `maxRowsPerSegment` rows — or, with buckets, one file
+/// per bucket of each time chunk.
 pub struct SegmentWriter<'a> {
     dir: PathBuf,
     granularity: Granularity,
@@ -77,8 +82,12 @@ pub struct SegmentWriter<'a> {
     dictionaries: &'a [Dictionary],
     metrics: &'a [Aggregator],
     schema: SchemaRef,
-    batch: Vec<Row>,
-    open: Option<Open>,
+    bucket_of: Option<BucketOf<'a>>,
+    /// The time chunk being written: (start ms, end ms, interval), and its next partition.
+    chunk: Option<(i64, i64, Interval)>,
+    next_partition: u32,
+    /// Its open files, by bucket.
+    open: Vec<Open>,
     done: Vec<WrittenPartition>,
 }
 
@@ -118,87 +127,121 @@ impl<'a> SegmentWriter<'a> {
             dictionaries,
             metrics,
             schema: Arc::new(Schema::new(fields)),
-            batch: Vec::with_capacity(BATCH_ROWS),
-            open: None,
+            bucket_of: None,
+            chunk: None,
+            next_partition: 0,
+            open: Vec::new(),
             done: Vec::new(),
         }
     }
 
+    /// Rows go to one file per bucket of their time chunk, whatever their number.
+    pub fn with_buckets(mut self, bucket_of: BucketOf<'a>) -> Self {
+        self.bucket_of = Some(bucket_of);
+        self.max_rows = u64::MAX;
+        self
+    }
+
     pub fn push(&mut self, row: Row) -> Result<(), SegmentError> {
-        let fits = self.open.as_ref().is_some_and(|o| {
-            row.time >= o.start_ms && row.time < o.end_ms && o.rows < self.max_rows
-        });
-        if !fits {
-            let previous = self.close()?;
+        let in_chunk = self
+            .chunk
+            .as_ref()
+            .is_some_and(|(start, end, _)| row.time >= *start && row.time < *end);
+        if !in_chunk {
+            self.close_all()?;
             let time = DateTime::from_timestamp_millis(row.time).unwrap_or_default();
             let interval = self.granularity.bucket(time);
-            let partition_num = match previous {
-                Some(p) if p.interval == interval => p.partition_num + 1,
-                _ => 0,
-            };
-            let path = self.dir.join(format!("{}.parquet", self.done.len()));
-            let props = WriterProperties::builder()
-                .set_compression(Compression::SNAPPY)
-                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-                .build();
-            let writer =
-                ArrowWriter::try_new(File::create(&path)?, self.schema.clone(), Some(props))?;
-            self.open = Some(Open {
-                start_ms: interval.start.timestamp_millis(),
-                end_ms: interval.end.timestamp_millis(),
+            self.chunk = Some((
+                interval.start.timestamp_millis(),
+                interval.end.timestamp_millis(),
                 interval,
-                partition_num,
-                rows: 0,
-                path,
-                writer,
-            });
+            ));
+            self.next_partition = 0;
         }
-        if let Some(o) = &mut self.open {
-            o.rows += 1;
-        }
-        self.batch.push(row);
-        if self.batch.len() >= BATCH_ROWS {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), SegmentError> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        let batch = self.record_batch()?;
-        self.batch.clear();
-        if let Some(o) = &mut self.open {
-            o.writer.write(&batch)?;
-        }
-        Ok(())
-    }
-
-    /// Closes the open file, if any, and describes it.
-    fn close(&mut self) -> Result<Option<WrittenPartition>, SegmentError> {
-        self.flush()?;
-        let Some(o) = self.open.take() else {
-            return Ok(None);
+        let interval = self.chunk.as_ref().expect("set above").2;
+        let bucket = match &mut self.bucket_of {
+            Some(f) => f(&interval, &row),
+            None => 0,
         };
+        let at = match self.open.iter().position(|o| o.bucket == bucket) {
+            Some(i) if self.open[i].rows < self.max_rows => i,
+            found => {
+                if let Some(i) = found {
+                    let full = self.open.swap_remove(i);
+                    self.close(full)?;
+                }
+                let partition_num = if self.bucket_of.is_some() {
+                    bucket
+                } else {
+                    self.next_partition
+                };
+                self.next_partition += 1;
+                let path = self.dir.join(format!("{}.parquet", self.done.len() + self.open.len()));
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                    .build();
+                let writer =
+                    ArrowWriter::try_new(File::create(&path)?, self.schema.clone(), Some(props))?;
+                self.open.push(Open {
+                    bucket,
+                    partition_num,
+                    rows: 0,
+                    path,
+                    writer,
+                    batch: Vec::with_capacity(BATCH_ROWS),
+                });
+                self.open.len() - 1
+            }
+        };
+        let o = &mut self.open[at];
+        o.rows += 1;
+        o.batch.push(row);
+        if o.batch.len() >= BATCH_ROWS {
+            let batch = std::mem::take(&mut o.batch);
+            let records = self.record_batch(&batch)?;
+            let o = &mut self.open[at];
+            o.writer.write(&records)?;
+            o.batch = batch;
+            o.batch.clear();
+        }
+        Ok(())
+    }
+
+    /// Closes a file and describes it.
+    fn close(&mut self, mut o: Open) -> Result<(), SegmentError> {
+        if !o.batch.is_empty() {
+            let records = self.record_batch(&o.batch)?;
+            o.writer.write(&records)?;
+        }
         o.writer.close()?;
-        let written = WrittenPartition {
-            interval: o.interval,
+        let interval = self.chunk.as_ref().expect("a file is open in a chunk").2;
+        self.done.push(WrittenPartition {
+            interval,
             partition_num: o.partition_num,
+            bucket: o.bucket,
             rows: o.rows,
             path: o.path,
-        };
-        self.done.push(written.clone());
-        Ok(Some(written))
+        });
+        Ok(())
+    }
+
+    /// Closes the chunk's files, in bucket order.
+    fn close_all(&mut self) -> Result<(), SegmentError> {
+        let mut open = std::mem::take(&mut self.open);
+        open.sort_by_key(|o| o.bucket);
+        for o in open {
+            self.close(o)?;
+        }
+        Ok(())
     }
 
     pub fn finish(mut self) -> Result<Vec<WrittenPartition>, SegmentError> {
-        self.close()?;
+        self.close_all()?;
         Ok(self.done)
     }
 
-    fn record_batch(&self) -> Result<RecordBatch, SegmentError> {
-        let rows = &self.batch;
+    fn record_batch(&self, rows: &[Row]) -> Result<RecordBatch, SegmentError> {
         let mut columns: Vec<ArrayRef> = vec![Arc::new(
             TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.time))
                 .with_timezone("UTC"),

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::wire::{self, flag};
 use super::{
     err, Aggregator, AggregatorKind, Dimension, DimensionsSpec, Filter, GranularitySpec,
-    IngestionSpec, InputFormat, InputSource, Source, SpecError, Transform, Tuning, ValueType,
+    IngestionSpec, InputFormat, InputSource, ParallelTuning, PartitionsSpec, Source, SpecError, Transform, Tuning, ValueType,
     AGGREGATORS,
 };
 
@@ -72,6 +72,20 @@ pub(super) fn spec(wire: wire::Spec, source: Source) -> Result<IngestionSpec, Sp
         (None, None) => return Err(err("spec.ioConfig.inputFormat", "is required")),
     };
 
+    let append_to_existing = flag(io.append_to_existing, false);
+    let tuning = tuning(wire.tuning_config, source)?;
+    if append_to_existing && tuning.partitions.is_secondary() {
+        return Err(err(
+            "spec.ioConfig.appendToExisting",
+            "hashed and range partitioning guarantee rollup, which appending cannot: use dynamic partitioning to append",
+        ));
+    }
+    if tuning.partitions.is_secondary() && source == Source::Stream {
+        return Err(err(
+            "spec.tuningConfig.partitionsSpec.type",
+            "streaming tasks partition dynamically",
+        ));
+    }
     Ok(IngestionSpec {
         data_source,
         timestamp,
@@ -82,8 +96,8 @@ pub(super) fn spec(wire: wire::Spec, source: Source) -> Result<IngestionSpec, Sp
         transforms,
         input_source,
         input_format,
-        append_to_existing: flag(io.append_to_existing, false),
-        tuning: tuning(wire.tuning_config, source)?,
+        append_to_existing,
+        tuning,
     })
 }
 
@@ -357,19 +371,35 @@ fn input_format(
 }
 
 fn tuning(tuning: Option<wire::TuningConfig>, source: Source) -> Result<Tuning, SpecError> {
-    let tuning = tuning.unwrap_or_default();
-    let (partition_rows, partition_total) = match tuning.partitions_spec {
-        None => (None, None),
-        Some(p) => match p.kind.as_deref() {
-            None | Some("dynamic") => (p.max_rows_per_segment, p.max_total_rows),
+    let mut tuning = tuning.unwrap_or_default();
+    let field = "spec.tuningConfig.partitionsSpec";
+    let (partitions, partition_rows, partition_total) = match tuning.partitions_spec.take() {
+        None => (PartitionsSpec::Dynamic, None, None),
+        Some(p) => match p.kind.clone().as_deref() {
+            None | Some("dynamic") => (PartitionsSpec::Dynamic, p.max_rows_per_segment, p.max_total_rows),
+            Some("hashed") => (hashed(p, field)?, None, None),
+            Some(kind @ ("range" | "single_dim")) => (range(p, kind == "single_dim", field)?, None, None),
             Some(other) => {
                 return Err(err(
-                    "spec.tuningConfig.partitionsSpec.type",
-                    format!("[{other}] partitioning is not supported yet; use dynamic"),
+                    &format!("{field}.type"),
+                    format!("unknown partitioning [{other}]; supported: dynamic, hashed, range, single_dim"),
                 ))
             }
         },
     };
+    if let (Some(false), true) = (tuning.force_guaranteed_rollup.map(|f| flag(Some(f), false)), partitions.is_secondary()) {
+        return Err(err(
+            "spec.tuningConfig.forceGuaranteedRollup",
+            "hashed and range partitioning guarantee rollup; leave forceGuaranteedRollup out or set it true",
+        ));
+    }
+    if flag(tuning.force_guaranteed_rollup, false) && !partitions.is_secondary() {
+        return Err(err(
+            &format!("{field}.type"),
+            "forceGuaranteedRollup needs hashed, range or single_dim partitioning",
+        ));
+    }
+    let parallel = parallel_tuning(&tuning)?;
     let out = Tuning {
         max_rows_per_segment: partition_rows
             .or(tuning.max_rows_per_segment)
@@ -385,6 +415,8 @@ fn tuning(tuning: Option<wire::TuningConfig>, source: Source) -> Result<Tuning, 
         max_parse_exceptions: tuning.max_parse_exceptions.unwrap_or(u64::MAX),
         max_saved_parse_exceptions: tuning.max_saved_parse_exceptions.unwrap_or(0),
         log_parse_exceptions: flag(tuning.log_parse_exceptions, false),
+        partitions,
+        parallel,
     };
     if out.max_rows_per_segment == 0 || out.max_rows_in_memory == 0 {
         return Err(err(
@@ -393,4 +425,125 @@ fn tuning(tuning: Option<wire::TuningConfig>, source: Source) -> Result<Tuning, 
         ));
     }
     Ok(out)
+}
+
+fn positive(value: Option<u64>, field: &str) -> Result<Option<u64>, SpecError> {
+    match value {
+        Some(0) => Err(err(field, "must be positive")),
+        v => Ok(v),
+    }
+}
+
+/// `hashed`: `numShards` or a row target (`targetRowsPerSegment`, or the legacy
+/// `maxRowsPerSegment`/`targetPartitionSize`), not both; `partitionDimensions`; Druid's one
+/// `partitionFunction`.
+fn hashed(p: wire::PartitionsSpec, field: &str) -> Result<PartitionsSpec, SpecError> {
+    let num_shards = positive(p.num_shards, &format!("{field}.numShards"))?;
+    let target = positive(
+        p.target_rows_per_segment
+            .or(p.max_rows_per_segment)
+            .or(p.target_partition_size),
+        &format!("{field}.targetRowsPerSegment"),
+    )?;
+    if num_shards.is_some() && target.is_some() {
+        return Err(err(
+            &format!("{field}.numShards"),
+            "cannot be used together with targetRowsPerSegment (or maxRowsPerSegment)",
+        ));
+    }
+    if let Some(n) = num_shards.filter(|n| *n > 10_000) {
+        return Err(err(&format!("{field}.numShards"), format!("{n} is more than 10000")));
+    }
+    match p.partition_function.as_deref() {
+        None => {}
+        Some(f) if f.eq_ignore_ascii_case("murmur3_32_abs") => {}
+        Some(other) => {
+            return Err(err(
+                &format!("{field}.partitionFunction"),
+                format!("unknown function [{other}]; supported: murmur3_32_abs"),
+            ))
+        }
+    }
+    Ok(PartitionsSpec::Hashed {
+        num_shards: num_shards.map(|n| n as u32),
+        target_rows_per_segment: target,
+        dimensions: p.partition_dimensions.unwrap_or_default(),
+    })
+}
+
+/// `range` (`partitionDimensions`) and `single_dim` (`partitionDimension`): exactly one of
+/// `targetRowsPerSegment` and `maxRowsPerSegment`.
+fn range(p: wire::PartitionsSpec, single_dim: bool, field: &str) -> Result<PartitionsSpec, SpecError> {
+    let dimensions = if single_dim {
+        match p.partition_dimension {
+            Some(d) if !d.is_empty() => vec![d],
+            _ => return Err(err(&format!("{field}.partitionDimension"), "is required for single_dim partitioning")),
+        }
+    } else {
+        match p.partition_dimensions {
+            Some(d) if !d.is_empty() => d,
+            _ => return Err(err(&format!("{field}.partitionDimensions"), "must name at least one dimension")),
+        }
+    };
+    let target = positive(
+        p.target_rows_per_segment.or(p.target_partition_size),
+        &format!("{field}.targetRowsPerSegment"),
+    )?;
+    let max = positive(p.max_rows_per_segment, &format!("{field}.maxRowsPerSegment"))?;
+    if target.is_some() == max.is_some() {
+        return Err(err(
+            &format!("{field}.targetRowsPerSegment"),
+            "give exactly one of targetRowsPerSegment and maxRowsPerSegment",
+        ));
+    }
+    Ok(PartitionsSpec::Range {
+        dimensions,
+        target_rows_per_segment: target,
+        max_rows_per_segment: max,
+        single_dim,
+    })
+}
+
+fn parallel_tuning(t: &wire::TuningConfig) -> Result<ParallelTuning, SpecError> {
+    let defaults = ParallelTuning::default();
+    let field = "spec.tuningConfig";
+    let concurrent = positive(
+        t.max_num_concurrent_sub_tasks.or(t.max_num_sub_tasks),
+        &format!("{field}.maxNumConcurrentSubTasks"),
+    )?
+    .unwrap_or(defaults.max_num_concurrent_sub_tasks as u64);
+    let hint = t.split_hint_spec.as_ref();
+    if let Some(kind) = hint.and_then(|h| h.kind.as_deref()) {
+        if kind != "maxSize" && kind != "segments" {
+            return Err(err(
+                &format!("{field}.splitHintSpec.type"),
+                format!("unknown split hint [{kind}]; supported: maxSize, segments"),
+            ));
+        }
+    }
+    let max_split_size = positive(
+        hint.and_then(|h| h.max_split_size.or(h.max_input_segment_bytes_per_task)),
+        &format!("{field}.splitHintSpec.maxSplitSize"),
+    )?
+    .unwrap_or(defaults.max_split_size);
+    let max_num_files = positive(
+        hint.and_then(|h| h.max_num_files),
+        &format!("{field}.splitHintSpec.maxNumFiles"),
+    )?
+    .map_or(defaults.max_num_files, |n| n as usize);
+    let max_retry = t.max_retry.unwrap_or(defaults.max_retry as u64);
+    let merge = positive(t.total_num_merge_tasks, &format!("{field}.totalNumMergeTasks"))?
+        .unwrap_or(defaults.total_num_merge_tasks as u64);
+    let cap = |v: u64, name: &str| {
+        u32::try_from(v).ok().filter(|v| *v <= 10_000).ok_or_else(|| {
+            err(&format!("{field}.{name}"), format!("{v} is more than 10000"))
+        })
+    };
+    Ok(ParallelTuning {
+        max_num_concurrent_sub_tasks: cap(concurrent, "maxNumConcurrentSubTasks")?,
+        max_retry: cap(max_retry, "maxRetry")?,
+        max_split_size,
+        max_num_files,
+        total_num_merge_tasks: cap(merge, "totalNumMergeTasks")?,
+    })
 }

@@ -10,6 +10,8 @@ use drover_core::granularity::Granularity;
 use drover_core::ids::DataSource;
 use drover_core::interval::Interval;
 
+pub use crate::partitioning::PartitionsSpec;
+
 use serde_json::Value;
 
 use crate::timestamp::TimestampSpec;
@@ -201,6 +203,38 @@ pub struct Tuning {
     /// How many parse errors the report lists (`unparseableEvents`); Druid's default is 0.
     pub max_saved_parse_exceptions: u64,
     pub log_parse_exceptions: bool,
+    /// `partitionsSpec`: dynamic (cut by `max_rows_per_segment`), hashed or range.
+    pub partitions: PartitionsSpec,
+    /// How an `index_parallel` task spreads its work.
+    pub parallel: ParallelTuning,
+}
+
+/// `maxNumConcurrentSubTasks`, `maxRetry`, `splitHintSpec`, `totalNumMergeTasks`, with
+/// Druid's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParallelTuning {
+    /// 1: the supervisor task does everything itself (Druid's sequential mode).
+    pub max_num_concurrent_sub_tasks: u32,
+    /// How often a failed sub-task is tried again before the whole task fails.
+    pub max_retry: u32,
+    /// A split holds files of at most this many bytes together (one file may be bigger)…
+    pub max_split_size: u64,
+    /// …and at most this many files.
+    pub max_num_files: usize,
+    /// Merge sub-tasks of the last phase of `hashed`/`range` partitioning.
+    pub total_num_merge_tasks: u32,
+}
+
+impl Default for ParallelTuning {
+    fn default() -> Self {
+        ParallelTuning {
+            max_num_concurrent_sub_tasks: 1,
+            max_retry: 3,
+            max_split_size: 1 << 30,
+            max_num_files: 1000,
+            total_num_merge_tasks: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

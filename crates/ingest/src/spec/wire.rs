@@ -222,6 +222,13 @@ pub struct TuningConfig {
     pub max_parse_exceptions: Option<u64>,
     pub max_saved_parse_exceptions: Option<u64>,
     pub log_parse_exceptions: Option<Flag>,
+    pub force_guaranteed_rollup: Option<Flag>,
+    pub max_num_concurrent_sub_tasks: Option<u64>,
+    /// Druid's legacy name for `maxNumConcurrentSubTasks`.
+    pub max_num_sub_tasks: Option<u64>,
+    pub max_retry: Option<u64>,
+    pub split_hint_spec: Option<SplitHintSpec>,
+    pub total_num_merge_tasks: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,4 +238,22 @@ pub struct PartitionsSpec {
     pub kind: Option<String>,
     pub max_rows_per_segment: Option<u64>,
     pub max_total_rows: Option<u64>,
+    pub num_shards: Option<u64>,
+    pub target_rows_per_segment: Option<u64>,
+    /// Legacy `hashed`/`single_dim` name for `targetRowsPerSegment`.
+    pub target_partition_size: Option<u64>,
+    pub partition_dimensions: Option<Vec<String>>,
+    pub partition_dimension: Option<String>,
+    pub partition_function: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SplitHintSpec {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub max_split_size: Option<u64>,
+    pub max_num_files: Option<u64>,
+    /// The legacy `maxSize` split hint.
+    pub max_input_segment_bytes_per_task: Option<u64>,
 }
