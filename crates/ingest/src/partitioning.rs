@@ -600,3 +600,22 @@ mod tests {
         );
     }
 }
+
+/// The shard specs of the segments written for `written` — (time chunk start, bucket) in
+/// chunk order, buckets ascending within a chunk: numbered 0.. in each chunk, with Druid's
+/// hashed/range/single shard spec naming the bucket and the chunk's segment count.
+pub fn shard_specs(spec: &PartitionsSpec, plan: &PartitionPlan, written: &[(i64, u32)]) -> Vec<Value> {
+    let mut out = Vec::with_capacity(written.len());
+    let mut i = 0;
+    while i < written.len() {
+        let chunk = written[i].0;
+        let end = written[i..].iter().position(|(c, _)| *c != chunk).map_or(written.len(), |n| i + n);
+        let buckets = plan.buckets(chunk).unwrap_or(ChunkBuckets::Hash { num_buckets: 1 });
+        let core = (end - i) as u32;
+        for (n, (_, bucket)) in written[i..end].iter().enumerate() {
+            out.push(shard_spec(spec, &buckets, *bucket, n as u32, core));
+        }
+        i = end;
+    }
+    out
+}

@@ -12,7 +12,8 @@ use drover_core::lock::TaskLock;
 use drover_core::segment::{numbered_shard_spec, DataSegment};
 use drover_core::time::to_iso;
 use drover_core::TaskStatus;
-use drover_ingest::build::{build, BuildObserver, Built, ParseError};
+use drover_ingest::build::{build_partitioned, partition_stats, BuildObserver, Built, ParseError};
+use drover_ingest::partitioning::{shard_specs, ChunkStats, PartitionPlan};
 use drover_ingest::input::Input;
 use drover_ingest::row_builder::RowStats;
 use drover_ingest::segment::WrittenPartition;
@@ -151,14 +152,46 @@ pub(crate) async fn build_and_publish(
     deep: &DeepStorage,
     rewrite: &Rewrite<'_>,
 ) -> Result<(), TaskFailure> {
-    progress.set_state("BUILD_SEGMENTS");
-    progress
-        .live
-        .set_keep(spec.tuning.max_saved_parse_exceptions as usize);
-    let crate::inputs::Gathered {
-        inputs,
-        segments_read,
-    } = crate::inputs::gather(
+    let gathered = gather_inputs(spec, task_dir, overlord, deep).await?;
+    let plan = match spec.tuning.partitions.needs_stats() {
+        true => {
+            progress.set_state("DETERMINE_PARTITIONS");
+            let stats = determine_stats(spec, &gathered.inputs, task_dir)?;
+            Some(PartitionPlan::from_stats(&spec.tuning.partitions, &stats))
+        }
+        false if spec.tuning.partitions.is_secondary() => Some(PartitionPlan::from_stats(
+            &spec.tuning.partitions,
+            &Default::default(),
+        )),
+        false => None,
+    };
+    let built = build_rows(spec, &gathered.inputs, task_dir, progress, plan.as_ref())?;
+    let write_started = std::time::Instant::now();
+    let mut segments = write_segments(task, spec, &built, plan.as_ref(), overlord, deep).await?;
+    for s in &mut segments {
+        s.last_compaction_state = rewrite.state.clone();
+    }
+    println!(
+        "uploaded {} segment file(s) in {} ms; peak RSS {} kB",
+        segments.len(),
+        write_started.elapsed().as_millis(),
+        peak_rss_kb().unwrap_or(0)
+    );
+    progress.segments = segments.len();
+    pause_before_publish(task).await;
+    publish(overlord, &segments, rewrite.replaced, &gathered.segments_read).await?;
+    progress.set_state("COMPLETED");
+    Ok(())
+}
+
+/// The spec's inputs, fetched where needed into the task directory.
+pub(crate) async fn gather_inputs(
+    spec: &IngestionSpec,
+    task_dir: &Path,
+    overlord: &OverlordClient,
+    deep: &DeepStorage,
+) -> Result<crate::inputs::Gathered, TaskFailure> {
+    let gathered = crate::inputs::gather(
         &spec.input_source,
         &spec.timestamp,
         overlord,
@@ -168,23 +201,56 @@ pub(crate) async fn build_and_publish(
     .await?;
     println!(
         "reading {} input(s): {}",
-        inputs.len(),
-        inputs
+        gathered.inputs.len(),
+        gathered
+            .inputs
             .iter()
             .map(Input::describe)
             .collect::<Vec<_>>()
             .join(", ")
     );
+    Ok(gathered)
+}
+
+/// The first pass of hashed and range partitioning (its parse errors are counted by the
+/// second).
+pub(crate) fn determine_stats(
+    spec: &IngestionSpec,
+    inputs: &[Input],
+    task_dir: &Path,
+) -> Result<ChunkStats, TaskFailure> {
+    let started = std::time::Instant::now();
+    let stats = partition_stats(spec, inputs, &task_dir.join("determine"), &mut |_: &str, _: RowStats| {})
+        .map_err(|e| fail!("{e}"))?;
+    std::fs::remove_dir_all(task_dir.join("determine")).ok();
+    println!(
+        "determined partitions of {} time chunk(s) in {} ms",
+        stats.chunks.len(),
+        started.elapsed().as_millis()
+    );
+    Ok(stats)
+}
+
+/// Reads `inputs` into segment files (bucketed by `plan`), telling `progress` as it goes.
+pub(crate) fn build_rows(
+    spec: &IngestionSpec,
+    inputs: &[Input],
+    task_dir: &Path,
+    progress: &mut Progress,
+    plan: Option<&PartitionPlan>,
+) -> Result<Built, TaskFailure> {
+    progress.set_state("BUILD_SEGMENTS");
+    progress
+        .live
+        .set_keep(spec.tuning.max_saved_parse_exceptions as usize);
     // CPU-bound and blocking, which is fine: nothing else runs on this one-thread runtime (the
     // chat API has its own thread).
     let mut observer = Observer {
         progress,
         log_errors: spec.tuning.log_parse_exceptions,
     };
-    let built = match build(spec, &inputs, &task_dir.join("work"), &mut observer) {
-        Ok(b) => b,
-        Err(e) => return Err(e.to_string().into()),
-    };
+    let built = build_partitioned(spec, inputs, &task_dir.join("work"), &mut observer, plan)
+        .map_err(|e| TaskFailure(e.to_string()))?;
     progress.set_stats(built.stats);
     progress.live.add_output(crate::live::Output {
         rows: built.partitions.iter().map(|p| p.rows).sum(),
@@ -203,43 +269,43 @@ pub(crate) async fn build_and_publish(
         built.partitions.len(),
         built.write_ms
     );
+    Ok(built)
+}
 
-    let write_started = std::time::Instant::now();
-    let mut segments = write_segments(task, spec, &built, overlord, deep).await?;
-    for s in &mut segments {
-        s.last_compaction_state = rewrite.state.clone();
-    }
-    println!(
-        "uploaded {} segment file(s) in {} ms; peak RSS {} kB",
-        segments.len(),
-        write_started.elapsed().as_millis(),
-        peak_rss_kb().unwrap_or(0)
-    );
-    progress.segments = segments.len();
-
+/// Context `drover.pauseBeforePublishMs`: a window for tests to act in.
+pub(crate) async fn pause_before_publish(task: &Task) {
     if let Some(ms) = context_u64(task, "drover.pauseBeforePublishMs") {
         println!("pausing {ms} ms before publishing (context drover.pauseBeforePublishMs)");
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    if !segments.is_empty() || !rewrite.replaced.is_empty() {
-        let result = overlord
-            .submit(
-                json!({"type": "segmentTransactionalInsert", "segments": segments,
-                "segmentsToBeOverwritten": rewrite.replaced, "inputSegmentIds": segments_read}),
-            )
-            .await?;
-        if result.get("success").and_then(Value::as_bool) != Some(true) {
-            return Err(fail!(
-                "Failed to publish segments: {}",
-                result
-                    .get("errorMsg")
-                    .and_then(Value::as_str)
-                    .unwrap_or("no reason given")
-            ));
-        }
-        println!("published {} segment(s)", segments.len());
+}
+
+/// `segmentTransactionalInsert` of `segments`, replacing `replaced`.
+pub(crate) async fn publish(
+    overlord: &OverlordClient,
+    segments: &[DataSegment],
+    replaced: &[DataSegment],
+    segments_read: &[String],
+) -> Result<(), TaskFailure> {
+    if segments.is_empty() && replaced.is_empty() {
+        return Ok(());
     }
-    progress.set_state("COMPLETED");
+    let result = overlord
+        .submit(
+            json!({"type": "segmentTransactionalInsert", "segments": segments,
+            "segmentsToBeOverwritten": replaced, "inputSegmentIds": segments_read}),
+        )
+        .await?;
+    if result.get("success").and_then(Value::as_bool) != Some(true) {
+        return Err(fail!(
+            "Failed to publish segments: {}",
+            result
+                .get("errorMsg")
+                .and_then(Value::as_str)
+                .unwrap_or("no reason given")
+        ));
+    }
+    println!("published {} segment(s)", segments.len());
     Ok(())
 }
 
@@ -265,12 +331,13 @@ impl BuildObserver for Observer<'_> {
 }
 
 /// Puts each partition in deep storage and describes it. Overwriting takes the version of the
-/// task's lock on the bucket (partitions numbered from 0); appending asks the overlord to
-/// allocate each partition after what is there.
-async fn write_segments(
+/// task's lock on the bucket (partitions numbered from 0, or as `plan`'s buckets say);
+/// appending asks the overlord to allocate each partition after what is there.
+pub(crate) async fn write_segments(
     task: &Task,
     spec: &IngestionSpec,
     built: &Built,
+    plan: Option<&PartitionPlan>,
     overlord: &OverlordClient,
     deep: &DeepStorage,
 ) -> Result<Vec<DataSegment>, TaskFailure> {
@@ -281,13 +348,23 @@ async fn write_segments(
         serde_json::from_value(overlord.submit(json!({"type": "lockList"})).await?)
             .map_err(|e| fail!("lockList answer: {e}"))?
     };
+    let bucketed: Option<Vec<Value>> = plan.map(|plan| {
+        let written: Vec<(i64, u32)> = built
+            .partitions
+            .iter()
+            .map(|p| (p.interval.start.timestamp_millis(), p.bucket))
+            .collect();
+        shard_specs(&spec.tuning.partitions, plan, &written)
+    });
     let dimensions: Vec<String> = built.dimensions.iter().map(|d| d.name.clone()).collect();
     let metrics: Vec<String> = spec.metrics.iter().map(|m| m.name.clone()).collect();
     let mut previous: Option<String> = None;
     let mut out = Vec::new();
-    for p in &built.partitions {
-        let (interval, version, partition_num) = if spec.append_to_existing {
-            allocate(overlord, spec, &p.interval, task.id.as_str(), &mut previous).await?
+    for (i, p) in built.partitions.iter().enumerate() {
+        let (interval, version, shard_spec) = if spec.append_to_existing {
+            let (interval, version, num) =
+                allocate(overlord, spec, &p.interval, task.id.as_str(), &mut previous).await?;
+            (interval, version, numbered_shard_spec(num))
         } else {
             let lock = match locks.iter().find(|l| l.interval.encloses(&p.interval)) {
                 Some(l) => l.clone(),
@@ -303,7 +380,11 @@ async fn write_segments(
                     lock.interval
                 ));
             }
-            (p.interval, lock.version, p.partition_num)
+            let shard_spec = match &bucketed {
+                Some(specs) => specs[i].clone(),
+                None => numbered_shard_spec(p.partition_num),
+            };
+            (p.interval, lock.version, shard_spec)
         };
         out.push(
             upload(
@@ -312,7 +393,7 @@ async fn write_segments(
                 p,
                 interval,
                 version,
-                partition_num,
+                shard_spec,
                 &dimensions,
                 &metrics,
                 deep,
@@ -384,7 +465,7 @@ pub(crate) async fn upload(
     p: &WrittenPartition,
     interval: Interval,
     version: String,
-    partition_num: u32,
+    shard_spec: Value,
     dimensions: &[String],
     metrics: &[String],
     deep: &DeepStorage,
@@ -398,7 +479,7 @@ pub(crate) async fn upload(
         path_safe(&to_iso(interval.start)),
         path_safe(&to_iso(interval.end)),
         path_safe(&version),
-        partition_num,
+        drover_core::segment::partition_num_of(&shard_spec),
         task.id
     );
     let load_spec = deep.put(&key, bytes).await?;
@@ -410,7 +491,7 @@ pub(crate) async fn upload(
         load_spec,
         dimensions: dimensions.join(","),
         metrics: metrics.join(","),
-        shard_spec: numbered_shard_spec(partition_num),
+        shard_spec,
         binary_version: 9,
         size,
         identifier: String::new(),

@@ -32,6 +32,9 @@ impl OverlordClient {
         let http = client
             .builder()
             .connect_timeout(Duration::from_secs(5))
+            // A follower's redirect is not followed (it would drop the credentials on the way
+            // to another port): the next overlord in the list is asked instead.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(600))
             .build()
             .map_err(|e| e.to_string())?;
@@ -63,30 +66,66 @@ impl OverlordClient {
         let body = serde_json::to_vec(&json!({ "task": self.task, "action": action }))
             .expect("actions serialize");
         let kind = action["type"].as_str().unwrap_or("?").to_string();
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/druid/indexer/v1/action",
+                Some(body),
+                &format!("task action [{kind}]"),
+            )
+            .await?;
+        Ok(v.get("result").cloned().unwrap_or(Value::Null))
+    }
+
+    /// GETs one of the overlord's API routes (`path` from `/druid/…`) as this task.
+    pub async fn get(&self, path: &str) -> Result<Value, TaskFailure> {
+        self.call(reqwest::Method::GET, path, None, &format!("GET {path}"))
+            .await
+    }
+
+    /// POSTs JSON to one of the overlord's API routes as this task.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, TaskFailure> {
+        let bytes = serde_json::to_vec(body).expect("JSON values serialize");
+        self.call(reqwest::Method::POST, path, Some(bytes), &format!("POST {path}"))
+            .await
+    }
+
+    /// Asks the leading overlord (trying each known one; followers redirect), retrying
+    /// connection failures and 5xx with backoff for [`RETRY_FOR`]; a 4xx is final.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        what: &str,
+    ) -> Result<Value, TaskFailure> {
         let started = tokio::time::Instant::now();
         let mut backoff = Duration::from_millis(250);
         loop {
             let mut last_error = "no overlord is known yet".to_string();
             for url in &self.current_urls() {
-                let sent = self
-                    .http
-                    .post(format!("{url}/druid/indexer/v1/action"))
-                    .header("Content-Type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await;
-                match sent {
+                let mut request = self.http.request(method.clone(), format!("{url}{path}"));
+                if let Some(body) = &body {
+                    request = request
+                        .header("Content-Type", "application/json")
+                        .body(body.clone());
+                }
+                match request.send().await {
                     Ok(r) if r.status().is_success() => {
-                        let v: Value = r
-                            .json()
+                        let text = r
+                            .bytes()
                             .await
-                            .map_err(|e| fail!("task action [{kind}]: bad answer: {e}"))?;
-                        return Ok(v.get("result").cloned().unwrap_or(Value::Null));
+                            .map_err(|e| fail!("{what}: bad answer: {e}"))?;
+                        if text.is_empty() {
+                            return Ok(Value::Null);
+                        }
+                        return serde_json::from_slice(&text)
+                            .map_err(|e| fail!("{what}: bad answer: {e}"));
                     }
                     Ok(r) if r.status().is_client_error() => {
                         let status = r.status();
                         let text = r.text().await.unwrap_or_default();
-                        return Err(fail!("task action [{kind}] refused ({status}): {text}"));
+                        return Err(fail!("{what} refused ({status}): {text}"));
                     }
                     Ok(r) => last_error = format!("{url}: HTTP {}", r.status()),
                     Err(e) => last_error = format!("{url}: {e}"),
@@ -94,10 +133,10 @@ impl OverlordClient {
             }
             if started.elapsed() > RETRY_FOR {
                 return Err(fail!(
-                    "task action [{kind}] failed for {RETRY_FOR:?}; last error: {last_error}"
+                    "{what} failed for {RETRY_FOR:?}; last error: {last_error}"
                 ));
             }
-            println!("task action [{kind}] not answered ({last_error}); retrying in {backoff:?}");
+            println!("{what} not answered ({last_error}); retrying in {backoff:?}");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }

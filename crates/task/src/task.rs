@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 /// Task types Druid has that Drover does not run yet: named so the error says so.
-const NOT_YET_SUPPORTED: &[&str] = &["index_kinesis", "index_hadoop", "single_phase_sub_task"];
+const NOT_YET_SUPPORTED: &[&str] = &["index_kinesis", "index_hadoop"];
 const SUPPORTED: &[&str] = &[
     "noop",
     "index",
@@ -27,7 +27,29 @@ const SUPPORTED: &[&str] = &[
     "index_kafka",
     "kill",
     "compact",
+    "single_phase_sub_task",
+    "partial_dimension_cardinality",
+    "partial_dimension_distribution",
+    "partial_index_generate",
+    "partial_range_index_generate",
+    "partial_index_generic_merge",
 ];
+
+/// The sub-tasks an `index_parallel` task runs (Druid's names): each reads part of the input
+/// (or merges partial segments) for the supervisor task named by `supervisorTaskId`.
+pub const SUB_TASK_TYPES: &[&str] = &[
+    "single_phase_sub_task",
+    "partial_dimension_cardinality",
+    "partial_dimension_distribution",
+    "partial_index_generate",
+    "partial_range_index_generate",
+    "partial_index_generic_merge",
+];
+
+/// Task types whose payload is an ingestion spec under `spec`.
+fn is_batch_ingestion(task_type: &str) -> bool {
+    task_type == "index" || task_type == "index_parallel" || SUB_TASK_TYPES.contains(&task_type)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TaskSpecError {
@@ -86,7 +108,7 @@ pub const NOOP_DEFAULT_RUN_TIME_MS: u64 = 2500;
 #[derive(Debug, Clone, PartialEq)]
 pub enum TaskKind {
     Noop(NoopSpec),
-    /// `index` and `index_parallel`.
+    /// `index`, `index_parallel` and the parallel task's sub-tasks.
     Index(Arc<IngestionSpec>),
     /// `index_kafka`: reads its partitions between start and end offsets.
     Kafka(Arc<KafkaTaskSpec>),
@@ -144,6 +166,8 @@ pub struct Task {
     pub kind: TaskKind,
     /// The lock it writes segments under (context `useConcurrentLocks`, `taskLockType`).
     pub write_lock: LockType,
+    /// A parallel task's sub-task: the `index_parallel` task it works for (same group).
+    pub supervisor_task_id: Option<TaskId>,
     payload: Value,
 }
 
@@ -177,7 +201,7 @@ impl Task {
 
         // Druid takes an ingestion task's data source from its schema.
         let schema_data_source = match task_type.as_str() {
-            "index" | "index_parallel" => obj
+            t if is_batch_ingestion(t) => obj
                 .get("spec")
                 .and_then(|s| s.get("dataSchema"))
                 .and_then(|d| d.get("dataSource"))
@@ -262,7 +286,18 @@ impl Task {
             ("compact", _) => {
                 TaskKind::Compact(Arc::new(compact.expect("parsed above for compact")))
             }
-            ("index" | "index_parallel", _) => {
+            ("partial_index_generic_merge", _) => {
+                // Its rows come from `partitionLocations`, not from an input source.
+                let mut spec = payload.clone();
+                if let Some(io) = spec.pointer_mut("/spec/ioConfig").and_then(Value::as_object_mut) {
+                    io.entry("inputSource")
+                        .or_insert_with(|| serde_json::json!({"type": "inline", "data": ""}));
+                    io.entry("inputFormat")
+                        .or_insert_with(|| serde_json::json!({"type": "json"}));
+                }
+                TaskKind::Index(Arc::new(IngestionSpec::from_task(&spec)?))
+            }
+            (t, _) if is_batch_ingestion(t) => {
                 TaskKind::Index(Arc::new(IngestionSpec::from_task(&payload)?))
             }
             ("index_kafka", _) => TaskKind::Kafka(Arc::new(KafkaTaskSpec {
@@ -270,6 +305,19 @@ impl Task {
                 io: KafkaTaskIo::from_task(&payload)?,
             })),
             _ => unreachable!("checked against SUPPORTED above"),
+        };
+        let supervisor_task_id = match (
+            SUB_TASK_TYPES.contains(&task_type.as_str()),
+            payload.get("supervisorTaskId"),
+        ) {
+            (true, Some(Value::String(sup))) => Some(TaskId::new(sup.clone())?),
+            (true, _) => {
+                return Err(invalid(
+                    "supervisorTaskId",
+                    "is required for a sub-task: the index_parallel task it works for",
+                ))
+            }
+            (false, _) => None,
         };
         let write_lock = crate::lock_type::write_lock_type(
             &kind,
@@ -283,6 +331,7 @@ impl Task {
             data_source,
             kind,
             write_lock,
+            supervisor_task_id,
             payload,
         })
     }

@@ -64,6 +64,13 @@ pub async fn submit(
         }
     })?;
     let task = Task::from_json_bytes(&bytes).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if let Some((acting, _)) = access.as_deref().and_then(|a| a.acting_task.as_ref()) {
+        if task.supervisor_task_id.as_ref() != Some(acting) {
+            return Err(ApiError::Forbidden(format!(
+                "task [{acting}] may submit only its own sub-tasks (supervisorTaskId [{acting}])"
+            )));
+        }
+    }
     authorization::check(
         access.as_deref(),
         ResourceType::Datasource,

@@ -79,6 +79,20 @@ impl TaskQueue {
     /// Druid's `tryLock`, persisted: a new lock's row is inserted; locks it revoked are
     /// rewritten `revoked: true` and their holders fail, saying why.
     pub(super) async fn lock(&mut self, req: LockRequest) -> Result<LockResult, QueueError> {
+        // A parallel task's sub-task locks for its supervisor task too, first: the lock (and
+        // its version) then lasts until the supervisor publishes what every sub-task wrote,
+        // whichever sub-tasks have ended by then (Druid's supervisor takes its locks itself).
+        if let Some(sup) = self.supervisor_sharing_locks(&req) {
+            let for_supervisor = LockRequest {
+                task: sup.clone(),
+                priority: self.tasks.get(&sup).map_or(req.priority, |q| q.priority),
+                ..req.clone()
+            };
+            match Box::pin(self.lock(for_supervisor)).await? {
+                LockResult::Acquired { .. } => {}
+                refused => return Ok(refused),
+            }
+        }
         let (result, changes) = self.lockbox.try_lock(&req, chrono::Utc::now());
         for revoked in &changes.revoked {
             let original = TaskLock {
@@ -106,6 +120,13 @@ impl TaskQueue {
             }
         }
         Ok(result)
+    }
+
+    /// The active supervisor task of `req`'s task, when they share its lock group.
+    fn supervisor_sharing_locks(&self, req: &LockRequest) -> Option<TaskId> {
+        let sup = self.tasks.get(&req.task)?.task.supervisor_task_id.clone()?;
+        let q = self.tasks.get(&sup)?;
+        (q.task.group_id == req.group_id).then_some(sup)
     }
 
     /// An ingestion task's `isReady`: all of its intervals locked, or none (a partial set is

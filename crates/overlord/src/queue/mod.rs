@@ -404,6 +404,21 @@ impl TaskQueue {
 
     /// Persists a terminal status first, then tells the runner: `cleanup` when the runner
     /// reported it, `shutdown` when the queue decided it.
+    /// A parallel task's sub-tasks end with it: nobody is left to use what they write.
+    async fn stop_sub_tasks_of(&mut self, id: &TaskId) {
+        let orphans: Vec<TaskId> = self
+            .tasks
+            .values()
+            .filter(|q| q.task.supervisor_task_id.as_ref() == Some(id))
+            .map(|q| q.task.id.clone())
+            .collect();
+        for orphan in orphans {
+            let reason = format!("its supervisor task [{id}] has ended");
+            tracing::info!(task = %orphan, %reason, "shutting down sub-task");
+            Box::pin(self.complete(TaskStatus::failure(orphan, reason), false)).await;
+        }
+    }
+
     async fn complete(&mut self, status: TaskStatus, from_runner: bool) {
         let id = status.id.clone();
         let described = self
@@ -422,6 +437,7 @@ impl TaskQueue {
         let result = bounded(self.store.set_task_status(&status)).await;
         // Its locks go whatever the store said: a task that is not in the queue holds nothing.
         self.release_locks(&id).await;
+        self.stop_sub_tasks_of(&id).await;
         match result {
             Ok(updated) => {
                 if !updated {

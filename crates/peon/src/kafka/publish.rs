@@ -65,7 +65,7 @@ impl Publisher {
             for p in &partitions {
                 let (interval, version, num) =
                     allocate(&self.overlord, spec, &p.interval, &sequence_name, &mut previous).await?;
-                segments.push(upload(task, spec, p, interval, version, num, &dimensions, &metrics, &self.deep).await?);
+                segments.push(upload(task, spec, p, interval, version, drover_core::segment::numbered_shard_spec(num), &dimensions, &metrics, &self.deep).await?);
             }
             let result = self
                 .overlord

@@ -84,10 +84,19 @@ pub struct Access {
     pub user: String,
     internal_user: String,
     policy: Arc<Policy>,
+    /// A task's peon (authenticated by its task token) and its task's data source: it may
+    /// read and write that data source (an `index_parallel` task runs its sub-tasks), nothing
+    /// else the policy does not grant its id.
+    pub acting_task: Option<(TaskId, String)>,
 }
 
 impl Access {
     pub fn allows(&self, resource_type: ResourceType, name: &str, action: Action) -> bool {
+        if let Some((_, data_source)) = &self.acting_task {
+            if resource_type == ResourceType::Datasource && name == data_source {
+                return true;
+            }
+        }
         self.policy
             .allows(&self.user, &self.internal_user, resource_type, name, action)
     }
@@ -261,10 +270,19 @@ pub async fn authorize(
     let result = async {
         let policy = s.policies.current().await?;
         let internal_user = s.authenticator.config().internal_client_username.clone();
+        let acting_task = match request_is_task.then(|| TaskId::new(user.clone())) {
+            Some(Ok(id)) => match s.policies.store.get_task_info(&id).await {
+                Ok(Some(info)) => Some((id, info.datasource)),
+                Ok(None) => None,
+                Err(e) => return Err(ApiError::Unavailable(e.to_string())),
+            },
+            _ => None,
+        };
         let access = Access {
             user: user.clone(),
             internal_user: internal_user.clone(),
             policy,
+            acting_task,
         };
         match required(&s, &method, &route, &params).await? {
             Required::Nothing | Required::InHandler => {}
