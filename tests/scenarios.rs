@@ -16,6 +16,7 @@ mod live_reports;
 mod metrics;
 mod middle_manager_restart;
 mod openapi;
+mod parallel_ingestion;
 mod safe_inputs;
 mod security;
 mod segment_lifecycle;

@@ -132,8 +132,12 @@ pub fn partition_stats(
     let local = |e: std::io::Error| BuildError::Local(e.to_string());
     let builder = read(spec, inputs, work_dir, observer)?;
     let finished = builder.finish().map_err(local)?;
-    let keys = KeyReader::new(&spec.tuning.partitions, &finished.dimensions, &finished.dictionaries)
-        .map_err(|e| BuildError::Spec(e.to_string()))?;
+    let keys = KeyReader::new(
+        &spec.tuning.partitions,
+        &finished.dimensions,
+        &finished.dictionaries,
+    )
+    .map_err(|e| BuildError::Spec(e.to_string()))?;
     let mut collector = StatsCollector::new(&spec.tuning.partitions);
     let mut rows = finished.rows;
     let mut chunk: Option<(i64, i64)> = None;
@@ -254,8 +258,12 @@ fn write_partitioned(
     let finished = builder.finish().map_err(local)?;
     let keys = match plan {
         Some(_) => Some(
-            KeyReader::new(&spec.tuning.partitions, &finished.dimensions, &finished.dictionaries)
-                .map_err(|e| BuildError::Spec(e.to_string()))?,
+            KeyReader::new(
+                &spec.tuning.partitions,
+                &finished.dimensions,
+                &finished.dictionaries,
+            )
+            .map_err(|e| BuildError::Spec(e.to_string()))?,
         ),
         None => None,
     };

@@ -56,9 +56,8 @@ impl PartitionsSpec {
     pub fn dimensions(&self) -> &[String] {
         match self {
             PartitionsSpec::Dynamic => &[],
-            PartitionsSpec::Hashed { dimensions, .. } | PartitionsSpec::Range { dimensions, .. } => {
-                dimensions
-            }
+            PartitionsSpec::Hashed { dimensions, .. }
+            | PartitionsSpec::Range { dimensions, .. } => dimensions,
         }
     }
 
@@ -162,7 +161,9 @@ impl PartitionPlan {
                 target_rows_per_segment,
                 ..
             } => {
-                let target = target_rows_per_segment.unwrap_or(DEFAULT_TARGET_ROWS).max(1);
+                let target = target_rows_per_segment
+                    .unwrap_or(DEFAULT_TARGET_ROWS)
+                    .max(1);
                 for (start, chunk) in &stats.chunks {
                     let distinct = chunk.distinct.estimate();
                     let n = distinct.div_ceil(target).max(1) as u32;
@@ -176,8 +177,11 @@ impl PartitionPlan {
                 ..
             } => {
                 for (start, chunk) in &stats.chunks {
-                    let boundaries =
-                        range_boundaries(&chunk.values, *target_rows_per_segment, *max_rows_per_segment);
+                    let boundaries = range_boundaries(
+                        &chunk.values,
+                        *target_rows_per_segment,
+                        *max_rows_per_segment,
+                    );
                     plan.chunks
                         .insert(*start, ChunkBuckets::Range { boundaries });
                 }
@@ -190,7 +194,11 @@ impl PartitionPlan {
 /// Where to cut a chunk whose keys have these row counts (in key order) so that each range
 /// holds about `target` rows (or at most `max`, when only that is given): Druid's "even
 /// partitions". A key is never split; a key bigger than the target is a range of its own.
-pub fn range_boundaries(values: &[(RangeKey, u64)], target: Option<u64>, max: Option<u64>) -> Vec<RangeKey> {
+pub fn range_boundaries(
+    values: &[(RangeKey, u64)],
+    target: Option<u64>,
+    max: Option<u64>,
+) -> Vec<RangeKey> {
     let total: u64 = values.iter().map(|(_, n)| n).sum();
     let size = match (target, max) {
         (Some(t), _) => t.max(1),
@@ -241,7 +249,8 @@ impl ChunkStats {
         for (start, stat) in other.chunks {
             let mine = self.chunks.entry(start).or_default();
             mine.distinct.merge(&stat.distinct);
-            let mut all: BTreeMap<RangeKey, u64> = std::mem::take(&mut mine.values).into_iter().collect();
+            let mut all: BTreeMap<RangeKey, u64> =
+                std::mem::take(&mut mine.values).into_iter().collect();
             for (k, n) in stat.values {
                 *all.entry(k).or_default() += n;
             }
@@ -317,7 +326,12 @@ impl Hll {
 
     pub fn merge(&mut self, other: &Hll) {
         let theirs: Vec<(u16, u8)> = match &other.dense {
-            Some(d) => d.iter().enumerate().filter(|(_, r)| **r > 0).map(|(i, r)| (i as u16, *r)).collect(),
+            Some(d) => d
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| **r > 0)
+                .map(|(i, r)| (i as u16, *r))
+                .collect(),
             None => other.registers.clone(),
         };
         let d = self.dense();
@@ -330,7 +344,10 @@ impl Hll {
         let mut registers = [0u8; HLL_M];
         match &self.dense {
             Some(d) => registers.copy_from_slice(&d[..]),
-            None => self.registers.iter().for_each(|(i, r)| registers[*i as usize] = *r),
+            None => self
+                .registers
+                .iter()
+                .for_each(|(i, r)| registers[*i as usize] = *r),
         }
         let m = HLL_M as f64;
         let sum: f64 = registers.iter().map(|r| 2f64.powi(-(*r as i32))).sum();
@@ -431,11 +448,12 @@ impl<'a> KeyReader<'a> {
     /// The bucket of `row` in a chunk bucketed as `buckets`.
     pub fn bucket(&self, buckets: &ChunkBuckets, row: &Row) -> u32 {
         match buckets {
-            ChunkBuckets::Hash { num_buckets } => murmur3_32_abs(&self.hash_bytes(row), *num_buckets),
+            ChunkBuckets::Hash { num_buckets } => {
+                murmur3_32_abs(&self.hash_bytes(row), *num_buckets)
+            }
             ChunkBuckets::Range { boundaries } => range_bucket(boundaries, &self.range_key(row)),
         }
     }
-
 }
 
 /// Gathers a first pass's [`ChunkStats`] from rows.
@@ -460,7 +478,8 @@ impl<'s> StatsCollector<'s> {
             _ => {
                 let bytes = keys.hash_bytes(row);
                 let salted = [bytes.as_slice(), b"#"].concat();
-                distinct.add_hash(u64::from(murmur3_32(&bytes)) << 32 | u64::from(murmur3_32(&salted)));
+                distinct
+                    .add_hash(u64::from(murmur3_32(&bytes)) << 32 | u64::from(murmur3_32(&salted)));
             }
         }
     }
@@ -489,7 +508,14 @@ pub fn shard_spec(
     core: u32,
 ) -> Value {
     match (spec, buckets) {
-        (PartitionsSpec::Range { dimensions, single_dim, .. }, ChunkBuckets::Range { boundaries }) => {
+        (
+            PartitionsSpec::Range {
+                dimensions,
+                single_dim,
+                ..
+            },
+            ChunkBuckets::Range { boundaries },
+        ) => {
             let start = (bucket > 0).then(|| boundaries[bucket as usize - 1].clone());
             let end = boundaries.get(bucket as usize).cloned();
             if *single_dim {
@@ -516,7 +542,10 @@ mod tests {
         // Known values of Guava's murmur3_32().hashBytes (and the reference implementation).
         assert_eq!(murmur3_32(b""), 0);
         assert_eq!(murmur3_32(b"hello"), 0x248b_fa47);
-        assert_eq!(murmur3_32(b"The quick brown fox jumps over the lazy dog"), 0x2e4f_f723);
+        assert_eq!(
+            murmur3_32(b"The quick brown fox jumps over the lazy dog"),
+            0x2e4f_f723
+        );
     }
 
     #[test]
@@ -533,10 +562,15 @@ mod tests {
 
     #[test]
     fn range_boundaries_are_even_and_never_split_a_key() {
-        let values: Vec<(RangeKey, u64)> =
-            ["a", "b", "c", "d", "e", "f"].iter().map(|k| (key(k), 10)).collect();
+        let values: Vec<(RangeKey, u64)> = ["a", "b", "c", "d", "e", "f"]
+            .iter()
+            .map(|k| (key(k), 10))
+            .collect();
         // 60 rows, 20 a range: cut before c and e.
-        assert_eq!(range_boundaries(&values, Some(20), None), vec![key("c"), key("e")]);
+        assert_eq!(
+            range_boundaries(&values, Some(20), None),
+            vec![key("c"), key("e")]
+        );
         // 25 a range: three ranges of 20.
         assert_eq!(range_boundaries(&values, Some(25), None).len(), 2);
         // One huge key stays whole.
@@ -560,8 +594,13 @@ mod tests {
         let mut a = Hll::default();
         let mut b = Hll::default();
         for i in 0..20_000u64 {
-            let h = u64::from(murmur3_32(&i.to_le_bytes())) << 32 | u64::from(murmur3_32(&(i + 7).to_be_bytes()));
-            if i % 2 == 0 { a.add_hash(h) } else { b.add_hash(h) }
+            let h = u64::from(murmur3_32(&i.to_le_bytes())) << 32
+                | u64::from(murmur3_32(&(i + 7).to_be_bytes()));
+            if i % 2 == 0 {
+                a.add_hash(h)
+            } else {
+                b.add_hash(h)
+            }
         }
         a.seal();
         let a: Hll = serde_json::from_value(serde_json::to_value(&a).unwrap()).unwrap();
@@ -586,13 +625,30 @@ mod tests {
             single_dim: true,
         };
         let mut one = ChunkStats::default();
-        one.chunks.insert(0, ChunkStat { values: vec![(key("a"), 10), (key("c"), 10)], ..Default::default() });
+        one.chunks.insert(
+            0,
+            ChunkStat {
+                values: vec![(key("a"), 10), (key("c"), 10)],
+                ..Default::default()
+            },
+        );
         let mut two = ChunkStats::default();
-        two.chunks.insert(0, ChunkStat { values: vec![(key("b"), 10), (key("d"), 10)], ..Default::default() });
+        two.chunks.insert(
+            0,
+            ChunkStat {
+                values: vec![(key("b"), 10), (key("d"), 10)],
+                ..Default::default()
+            },
+        );
         one.merge(two);
         let plan = PartitionPlan::from_stats(&spec, &one);
         let buckets = plan.buckets(0).unwrap();
-        assert_eq!(buckets, ChunkBuckets::Range { boundaries: vec![key("c")] });
+        assert_eq!(
+            buckets,
+            ChunkBuckets::Range {
+                boundaries: vec![key("c")]
+            }
+        );
         assert_eq!(
             shard_spec(&spec, &buckets, 1, 1, 2),
             json!({"type": "single", "dimension": "d", "start": "c", "end": null,
@@ -604,13 +660,22 @@ mod tests {
 /// The shard specs of the segments written for `written` — (time chunk start, bucket) in
 /// chunk order, buckets ascending within a chunk: numbered 0.. in each chunk, with Druid's
 /// hashed/range/single shard spec naming the bucket and the chunk's segment count.
-pub fn shard_specs(spec: &PartitionsSpec, plan: &PartitionPlan, written: &[(i64, u32)]) -> Vec<Value> {
+pub fn shard_specs(
+    spec: &PartitionsSpec,
+    plan: &PartitionPlan,
+    written: &[(i64, u32)],
+) -> Vec<Value> {
     let mut out = Vec::with_capacity(written.len());
     let mut i = 0;
     while i < written.len() {
         let chunk = written[i].0;
-        let end = written[i..].iter().position(|(c, _)| *c != chunk).map_or(written.len(), |n| i + n);
-        let buckets = plan.buckets(chunk).unwrap_or(ChunkBuckets::Hash { num_buckets: 1 });
+        let end = written[i..]
+            .iter()
+            .position(|(c, _)| *c != chunk)
+            .map_or(written.len(), |n| i + n);
+        let buckets = plan
+            .buckets(chunk)
+            .unwrap_or(ChunkBuckets::Hash { num_buckets: 1 });
         let core = (end - i) as u32;
         for (n, (_, bucket)) in written[i..end].iter().enumerate() {
             out.push(shard_spec(spec, &buckets, *bucket, n as u32, core));

@@ -14,7 +14,7 @@ use crate::row_store::{RowStore, SortedRows};
 use crate::spec::{AggregatorKind, Dimension, Filter, IngestionSpec, ValueType};
 
 /// Druid's row stats (`ingestionStatsAndErrors.rowStats.buildSegments`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RowStats {
     pub processed: u64,

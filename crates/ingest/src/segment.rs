@@ -176,7 +176,9 @@ impl<'a> SegmentWriter<'a> {
                     self.next_partition
                 };
                 self.next_partition += 1;
-                let path = self.dir.join(format!("{}.parquet", self.done.len() + self.open.len()));
+                let path = self
+                    .dir
+                    .join(format!("{}.parquet", self.done.len() + self.open.len()));
                 let props = WriterProperties::builder()
                     .set_compression(Compression::SNAPPY)
                     .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))

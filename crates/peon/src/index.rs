@@ -13,8 +13,8 @@ use drover_core::segment::{numbered_shard_spec, DataSegment};
 use drover_core::time::to_iso;
 use drover_core::TaskStatus;
 use drover_ingest::build::{build_partitioned, partition_stats, BuildObserver, Built, ParseError};
-use drover_ingest::partitioning::{shard_specs, ChunkStats, PartitionPlan};
 use drover_ingest::input::Input;
+use drover_ingest::partitioning::{shard_specs, ChunkStats, PartitionPlan};
 use drover_ingest::row_builder::RowStats;
 use drover_ingest::segment::WrittenPartition;
 use drover_ingest::IngestionSpec;
@@ -25,6 +25,7 @@ use crate::deep_storage::DeepStorage;
 use crate::failure::TaskFailure;
 use crate::live::LiveReport;
 use crate::overlord_client::OverlordClient;
+use crate::parallel::progress::Tracker;
 
 /// Druid's `taskLockTimeout` default.
 const DEFAULT_LOCK_TIMEOUT_MS: u64 = 300_000;
@@ -35,6 +36,8 @@ pub(crate) struct Progress {
     pub segments: usize,
     /// The state, the counts and the recent parse errors, as the chat API shows them.
     pub live: Arc<LiveReport>,
+    /// A parallel task's sub-task: what it hands its supervisor (`subTaskReport`).
+    pub sub_task_report: Option<Value>,
 }
 
 impl Progress {
@@ -47,7 +50,11 @@ impl Progress {
             task.data_source.as_str(),
             &task.task_type,
         );
-        Progress { segments: 0, live }
+        Progress {
+            segments: 0,
+            live,
+            sub_task_report: None,
+        }
     }
 
     /// `ingestionState`: `NOT_STARTED`, `BUILD_SEGMENTS`, `COMPLETED`.
@@ -62,7 +69,12 @@ impl Progress {
     /// Serves this task's live reports on its chat API, if it has one. A batch task runs on
     /// without: the reports are a view, not part of the work.
     pub(crate) fn serve_live_reports(&self) {
-        let routes = crate::chat_server::report_routes(self.live.clone());
+        self.serve_live_reports_and(axum::Router::new());
+    }
+
+    /// [`Self::serve_live_reports`], with more routes beside them.
+    pub(crate) fn serve_live_reports_and(&self, more: axum::Router) {
+        let routes = crate::chat_server::report_routes(self.live.clone()).merge(more);
         if let Err(e) = crate::chat_server::start(routes) {
             println!("no live reports for this task: {e}");
         }
@@ -106,12 +118,17 @@ impl Progress {
 
 pub fn run(task: &Task, spec: &IngestionSpec, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
     let mut progress = Progress::new(task, attempt_dir);
-    progress.serve_live_reports();
+    let tracker = Tracker::new(task.id.as_str());
+    progress.serve_live_reports_and(if task.task_type == "index_parallel" {
+        crate::parallel::progress::routes(tracker.clone())
+    } else {
+        axum::Router::new()
+    });
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| fail!("cannot start the async runtime: {e}"))
-        .and_then(|rt| rt.block_on(ingest(task, spec, task_dir, &mut progress)));
+        .and_then(|rt| rt.block_on(ingest(task, spec, task_dir, &mut progress, tracker)));
     progress.conclude(task, attempt_dir, result)
 }
 
@@ -126,9 +143,26 @@ async fn ingest(
     spec: &IngestionSpec,
     task_dir: &Path,
     progress: &mut Progress,
+    tracker: Arc<Tracker>,
 ) -> Result<(), TaskFailure> {
     let overlord = OverlordClient::from_env(task.payload().clone())?;
     let deep = DeepStorage::from_env()?;
+    if task.task_type == "index_parallel" && spec.tuning.parallel.max_num_concurrent_sub_tasks > 1 {
+        let source = task
+            .payload()
+            .pointer("/spec/ioConfig/inputSource")
+            .cloned()
+            .unwrap_or_default();
+        match crate::parallel::splits::split(&spec.input_source, &source, &spec.tuning.parallel)? {
+            Some(splits) => {
+                return crate::parallel::supervise(
+                    task, spec, splits, progress, &overlord, &deep, tracker,
+                )
+                .await
+            }
+            None => println!("the input source cannot be split: running as one task"),
+        }
+    }
     let rewrite = Rewrite::default();
     build_and_publish(task, spec, task_dir, progress, &overlord, &deep, &rewrite).await
 }
@@ -179,7 +213,13 @@ pub(crate) async fn build_and_publish(
     );
     progress.segments = segments.len();
     pause_before_publish(task).await;
-    publish(overlord, &segments, rewrite.replaced, &gathered.segments_read).await?;
+    publish(
+        overlord,
+        &segments,
+        rewrite.replaced,
+        &gathered.segments_read,
+    )
+    .await?;
     progress.set_state("COMPLETED");
     Ok(())
 }
@@ -220,8 +260,13 @@ pub(crate) fn determine_stats(
     task_dir: &Path,
 ) -> Result<ChunkStats, TaskFailure> {
     let started = std::time::Instant::now();
-    let stats = partition_stats(spec, inputs, &task_dir.join("determine"), &mut |_: &str, _: RowStats| {})
-        .map_err(|e| fail!("{e}"))?;
+    let stats = partition_stats(
+        spec,
+        inputs,
+        &task_dir.join("determine"),
+        &mut |_: &str, _: RowStats| {},
+    )
+    .map_err(|e| fail!("{e}"))?;
     std::fs::remove_dir_all(task_dir.join("determine")).ok();
     println!(
         "determined partitions of {} time chunk(s) in {} ms",
@@ -544,7 +589,7 @@ pub(crate) fn thread_cpu_time() -> Duration {
 }
 
 /// ISO instants carry ':' which some object stores and file systems dislike.
-fn path_safe(s: &str) -> String {
+pub(crate) fn path_safe(s: &str) -> String {
     s.replace(':', "")
 }
 
@@ -578,6 +623,12 @@ fn write_report(
             }
         }
     });
+    let mut report = report;
+    if let Some(Value::Object(handed)) = &progress.sub_task_report {
+        let mut handed = handed.clone();
+        handed.insert("type".into(), json!("subTaskReport"));
+        report["subTaskReport"] = Value::Object(handed);
+    }
     write_report_file(attempt_dir, &report)
 }
 

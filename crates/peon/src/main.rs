@@ -21,6 +21,7 @@ mod live;
 mod lock;
 mod noop;
 mod overlord_client;
+mod parallel;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -89,6 +90,12 @@ fn run(task_dir: &Path, attempt: &str) -> Result<(), TaskFailure> {
                 TaskStatus::failure(task.id.clone(), "isReady failed (isReadyResult EXCEPTION)")
             }
         },
+        TaskKind::Index(spec) if task.supervisor_task_id.is_some() => parallel::sub_task::run(
+            &task,
+            spec,
+            task_dir,
+            &task_dir.join("attempt").join(attempt),
+        ),
         TaskKind::Index(spec) => index::run(
             &task,
             spec,

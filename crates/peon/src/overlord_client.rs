@@ -73,21 +73,34 @@ impl OverlordClient {
                 Some(body),
                 &format!("task action [{kind}]"),
             )
-            .await?;
+            .await
+            .map_err(TaskFailure::from)?;
         Ok(v.get("result").cloned().unwrap_or(Value::Null))
     }
 
-    /// GETs one of the overlord's API routes (`path` from `/druid/…`) as this task.
-    pub async fn get(&self, path: &str) -> Result<Value, TaskFailure> {
-        self.call(reqwest::Method::GET, path, None, &format!("GET {path}"))
+    /// GETs one of the overlord's API routes (`path` from `/druid/…`) as this task; `None`
+    /// for a 404.
+    pub async fn get(&self, path: &str) -> Result<Option<Value>, TaskFailure> {
+        match self
+            .call(reqwest::Method::GET, path, None, &format!("GET {path}"))
             .await
+        {
+            Err(Refusal::NotFound(_)) => Ok(None),
+            other => other.map(Some).map_err(TaskFailure::from),
+        }
     }
 
     /// POSTs JSON to one of the overlord's API routes as this task.
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, TaskFailure> {
         let bytes = serde_json::to_vec(body).expect("JSON values serialize");
-        self.call(reqwest::Method::POST, path, Some(bytes), &format!("POST {path}"))
-            .await
+        self.call(
+            reqwest::Method::POST,
+            path,
+            Some(bytes),
+            &format!("POST {path}"),
+        )
+        .await
+        .map_err(TaskFailure::from)
     }
 
     /// Asks the leading overlord (trying each known one; followers redirect), retrying
@@ -98,7 +111,7 @@ impl OverlordClient {
         path: &str,
         body: Option<Vec<u8>>,
         what: &str,
-    ) -> Result<Value, TaskFailure> {
+    ) -> Result<Value, Refusal> {
         let started = tokio::time::Instant::now();
         let mut backoff = Duration::from_millis(250);
         loop {
@@ -115,30 +128,49 @@ impl OverlordClient {
                         let text = r
                             .bytes()
                             .await
-                            .map_err(|e| fail!("{what}: bad answer: {e}"))?;
+                            .map_err(|e| Refusal::Failed(fail!("{what}: bad answer: {e}")))?;
                         if text.is_empty() {
                             return Ok(Value::Null);
                         }
                         return serde_json::from_slice(&text)
-                            .map_err(|e| fail!("{what}: bad answer: {e}"));
+                            .map_err(|e| Refusal::Failed(fail!("{what}: bad answer: {e}")));
                     }
                     Ok(r) if r.status().is_client_error() => {
                         let status = r.status();
                         let text = r.text().await.unwrap_or_default();
-                        return Err(fail!("{what} refused ({status}): {text}"));
+                        let failure = fail!("{what} refused ({status}): {text}");
+                        return Err(if status == reqwest::StatusCode::NOT_FOUND {
+                            Refusal::NotFound(failure)
+                        } else {
+                            Refusal::Failed(failure)
+                        });
                     }
                     Ok(r) => last_error = format!("{url}: HTTP {}", r.status()),
                     Err(e) => last_error = format!("{url}: {e}"),
                 }
             }
             if started.elapsed() > RETRY_FOR {
-                return Err(fail!(
+                return Err(Refusal::Failed(fail!(
                     "{what} failed for {RETRY_FOR:?}; last error: {last_error}"
-                ));
+                )));
             }
             println!("{what} not answered ({last_error}); retrying in {backoff:?}");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// Why a call to the overlord did not answer: a 404 is told apart, as some callers expect it.
+enum Refusal {
+    NotFound(TaskFailure),
+    Failed(TaskFailure),
+}
+
+impl From<Refusal> for TaskFailure {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::NotFound(f) | Refusal::Failed(f) => f,
         }
     }
 }

@@ -289,7 +289,10 @@ impl Task {
             ("partial_index_generic_merge", _) => {
                 // Its rows come from `partitionLocations`, not from an input source.
                 let mut spec = payload.clone();
-                if let Some(io) = spec.pointer_mut("/spec/ioConfig").and_then(Value::as_object_mut) {
+                if let Some(io) = spec
+                    .pointer_mut("/spec/ioConfig")
+                    .and_then(Value::as_object_mut)
+                {
                     io.entry("inputSource")
                         .or_insert_with(|| serde_json::json!({"type": "inline", "data": ""}));
                     io.entry("inputFormat")

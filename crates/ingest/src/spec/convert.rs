@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::wire::{self, flag};
 use super::{
     err, Aggregator, AggregatorKind, Dimension, DimensionsSpec, Filter, GranularitySpec,
-    IngestionSpec, InputFormat, InputSource, ParallelTuning, PartitionsSpec, Source, SpecError, Transform, Tuning, ValueType,
-    AGGREGATORS,
+    IngestionSpec, InputFormat, InputSource, ParallelTuning, PartitionsSpec, Source, SpecError,
+    Transform, Tuning, ValueType, AGGREGATORS,
 };
 
 pub(super) fn spec(wire: wire::Spec, source: Source) -> Result<IngestionSpec, SpecError> {
@@ -376,18 +376,27 @@ fn tuning(tuning: Option<wire::TuningConfig>, source: Source) -> Result<Tuning, 
     let (partitions, partition_rows, partition_total) = match tuning.partitions_spec.take() {
         None => (PartitionsSpec::Dynamic, None, None),
         Some(p) => match p.kind.clone().as_deref() {
-            None | Some("dynamic") => (PartitionsSpec::Dynamic, p.max_rows_per_segment, p.max_total_rows),
+            None | Some("dynamic") => (
+                PartitionsSpec::Dynamic,
+                p.max_rows_per_segment,
+                p.max_total_rows,
+            ),
             Some("hashed") => (hashed(p, field)?, None, None),
-            Some(kind @ ("range" | "single_dim")) => (range(p, kind == "single_dim", field)?, None, None),
-            Some(other) => {
-                return Err(err(
-                    &format!("{field}.type"),
-                    format!("unknown partitioning [{other}]; supported: dynamic, hashed, range, single_dim"),
-                ))
+            Some(kind @ ("range" | "single_dim")) => {
+                (range(p, kind == "single_dim", field)?, None, None)
             }
+            Some(other) => return Err(err(
+                &format!("{field}.type"),
+                format!(
+                    "unknown partitioning [{other}]; supported: dynamic, hashed, range, single_dim"
+                ),
+            )),
         },
     };
-    if let (Some(false), true) = (tuning.force_guaranteed_rollup.map(|f| flag(Some(f), false)), partitions.is_secondary()) {
+    if let (Some(false), true) = (
+        tuning.force_guaranteed_rollup.map(|f| flag(Some(f), false)),
+        partitions.is_secondary(),
+    ) {
         return Err(err(
             "spec.tuningConfig.forceGuaranteedRollup",
             "hashed and range partitioning guarantee rollup; leave forceGuaranteedRollup out or set it true",
@@ -452,7 +461,10 @@ fn hashed(p: wire::PartitionsSpec, field: &str) -> Result<PartitionsSpec, SpecEr
         ));
     }
     if let Some(n) = num_shards.filter(|n| *n > 10_000) {
-        return Err(err(&format!("{field}.numShards"), format!("{n} is more than 10000")));
+        return Err(err(
+            &format!("{field}.numShards"),
+            format!("{n} is more than 10000"),
+        ));
     }
     match p.partition_function.as_deref() {
         None => {}
@@ -473,23 +485,40 @@ fn hashed(p: wire::PartitionsSpec, field: &str) -> Result<PartitionsSpec, SpecEr
 
 /// `range` (`partitionDimensions`) and `single_dim` (`partitionDimension`): exactly one of
 /// `targetRowsPerSegment` and `maxRowsPerSegment`.
-fn range(p: wire::PartitionsSpec, single_dim: bool, field: &str) -> Result<PartitionsSpec, SpecError> {
+fn range(
+    p: wire::PartitionsSpec,
+    single_dim: bool,
+    field: &str,
+) -> Result<PartitionsSpec, SpecError> {
     let dimensions = if single_dim {
         match p.partition_dimension {
             Some(d) if !d.is_empty() => vec![d],
-            _ => return Err(err(&format!("{field}.partitionDimension"), "is required for single_dim partitioning")),
+            _ => {
+                return Err(err(
+                    &format!("{field}.partitionDimension"),
+                    "is required for single_dim partitioning",
+                ))
+            }
         }
     } else {
         match p.partition_dimensions {
             Some(d) if !d.is_empty() => d,
-            _ => return Err(err(&format!("{field}.partitionDimensions"), "must name at least one dimension")),
+            _ => {
+                return Err(err(
+                    &format!("{field}.partitionDimensions"),
+                    "must name at least one dimension",
+                ))
+            }
         }
     };
     let target = positive(
         p.target_rows_per_segment.or(p.target_partition_size),
         &format!("{field}.targetRowsPerSegment"),
     )?;
-    let max = positive(p.max_rows_per_segment, &format!("{field}.maxRowsPerSegment"))?;
+    let max = positive(
+        p.max_rows_per_segment,
+        &format!("{field}.maxRowsPerSegment"),
+    )?;
     if target.is_some() == max.is_some() {
         return Err(err(
             &format!("{field}.targetRowsPerSegment"),
@@ -532,12 +561,21 @@ fn parallel_tuning(t: &wire::TuningConfig) -> Result<ParallelTuning, SpecError> 
     )?
     .map_or(defaults.max_num_files, |n| n as usize);
     let max_retry = t.max_retry.unwrap_or(defaults.max_retry as u64);
-    let merge = positive(t.total_num_merge_tasks, &format!("{field}.totalNumMergeTasks"))?
-        .unwrap_or(defaults.total_num_merge_tasks as u64);
+    let merge = positive(
+        t.total_num_merge_tasks,
+        &format!("{field}.totalNumMergeTasks"),
+    )?
+    .unwrap_or(defaults.total_num_merge_tasks as u64);
     let cap = |v: u64, name: &str| {
-        u32::try_from(v).ok().filter(|v| *v <= 10_000).ok_or_else(|| {
-            err(&format!("{field}.{name}"), format!("{v} is more than 10000"))
-        })
+        u32::try_from(v)
+            .ok()
+            .filter(|v| *v <= 10_000)
+            .ok_or_else(|| {
+                err(
+                    &format!("{field}.{name}"),
+                    format!("{v} is more than 10000"),
+                )
+            })
     };
     Ok(ParallelTuning {
         max_num_concurrent_sub_tasks: cap(concurrent, "maxNumConcurrentSubTasks")?,

@@ -44,6 +44,19 @@ pub struct Dimension {
     pub value_type: ValueType,
 }
 
+impl Dimension {
+    /// As a `dimensionsSpec.dimensions` entry.
+    pub fn to_json(&self) -> Value {
+        let kind = match self.value_type {
+            ValueType::String => "string",
+            ValueType::Long => "long",
+            ValueType::Float => "float",
+            ValueType::Double => "double",
+        };
+        serde_json::json!({"type": kind, "name": self.name})
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DimensionsSpec {
     /// Empty: schemaless — every field but the timestamp, metrics' inputs and exclusions.
@@ -81,6 +94,22 @@ pub(crate) const AGGREGATORS: &[(&str, AggregatorKind)] = &[
     ("longFirst", AggregatorKind::LongFirst),
     ("longLast", AggregatorKind::LongLast),
 ];
+
+impl Aggregator {
+    /// The `metricsSpec` entry that rolls up rows this aggregator wrote (a `count` becomes a
+    /// `longSum` of the counts), as Druid's `getCombiningFactory`.
+    pub fn combining_json(&self) -> Value {
+        let kind = match self.kind {
+            AggregatorKind::Count => AggregatorKind::LongSum,
+            k => k,
+        };
+        let name = AGGREGATORS
+            .iter()
+            .find(|(_, k)| *k == kind)
+            .map_or("longSum", |(n, _)| n);
+        serde_json::json!({"type": name, "name": self.name, "fieldName": self.name})
+    }
+}
 
 impl AggregatorKind {
     pub fn is_long(self) -> bool {

@@ -1,0 +1,162 @@
+//! Runs one phase of an `index_parallel` task: its sub-tasks submitted to the overlord as real
+//! tasks (any middle manager may run them), at most `maxNumConcurrentSubTasks` at a time, each
+//! watched until it ends. A failed sub-task is submitted again, as a new task, up to
+//! `maxRetry` times; past that the phase fails with the sub-task's reason. What a sub-task
+//! hands back is the `subTaskReport` in its stored report.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_core::TaskId;
+use drover_task::Task;
+use serde_json::{json, Value};
+
+use super::progress::Tracker;
+use crate::failure::TaskFailure;
+use crate::overlord_client::OverlordClient;
+
+/// How often running sub-tasks' statuses are asked.
+const POLL_EVERY: Duration = Duration::from_millis(200);
+/// How often a finished sub-task's report is asked for (every [`POLL_EVERY`]).
+const REPORT_TRIES: u32 = 150;
+
+/// One unit of a phase's work: the sub-task JSON, less what each attempt adds (`id`,
+/// `numAttempts`).
+pub struct SubTaskSpec {
+    pub spec_id: String,
+    pub payload: Value,
+}
+
+pub struct Runner<'a> {
+    pub overlord: &'a OverlordClient,
+    pub supervisor: &'a Task,
+    pub max_concurrent: usize,
+    pub max_retry: u32,
+    pub tracker: Arc<Tracker>,
+}
+
+struct Running {
+    index: usize,
+    attempt: u32,
+    id: TaskId,
+}
+
+impl Runner<'_> {
+    /// Runs every spec to success and answers their reports in spec order, or fails with the
+    /// first sub-task that failed more than `maxRetry` times.
+    pub async fn run_phase(
+        &self,
+        phase: &'static str,
+        specs: Vec<SubTaskSpec>,
+    ) -> Result<Vec<Value>, TaskFailure> {
+        println!("phase [{phase}]: {} sub-task(s)", specs.len());
+        self.tracker.start_phase(
+            phase,
+            specs
+                .iter()
+                .map(|s| (s.spec_id.clone(), s.payload.clone()))
+                .collect(),
+        );
+        let mut pending: VecDeque<(usize, u32)> = (0..specs.len()).map(|i| (i, 1)).collect();
+        let mut running: Vec<Running> = Vec::new();
+        let mut reports: Vec<Option<Value>> = vec![None; specs.len()];
+        loop {
+            while running.len() < self.max_concurrent.max(1) {
+                let Some((index, attempt)) = pending.pop_front() else {
+                    break;
+                };
+                let id = self.submit(&specs[index], attempt).await?;
+                self.tracker.started(&specs[index].spec_id, id.as_str());
+                running.push(Running { index, attempt, id });
+            }
+            if running.is_empty() {
+                break;
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+            let mut still = Vec::new();
+            for r in running {
+                let status = self.status(&r.id).await?;
+                match status["statusCode"].as_str() {
+                    Some("SUCCESS") => {
+                        reports[r.index] = Some(self.report(&r.id).await?);
+                        self.tracker.ended(&specs[r.index].spec_id, true);
+                        println!("sub-task [{}] succeeded", r.id);
+                    }
+                    Some("FAILED") => {
+                        self.tracker.ended(&specs[r.index].spec_id, false);
+                        let reason = status["errorMsg"].as_str().unwrap_or("no reason given");
+                        if r.attempt <= self.max_retry {
+                            println!(
+                                "sub-task [{}] failed ({reason}); trying spec [{}] again (attempt {} of {})",
+                                r.id,
+                                specs[r.index].spec_id,
+                                r.attempt + 1,
+                                self.max_retry + 1
+                            );
+                            pending.push_front((r.index, r.attempt + 1));
+                        } else {
+                            return Err(fail!(
+                                "{reason} (sub-task [{}] of phase [{phase}] failed {} time(s); maxRetry is {})",
+                                r.id,
+                                r.attempt,
+                                self.max_retry
+                            ));
+                        }
+                    }
+                    _ => still.push(r),
+                }
+            }
+            running = still;
+        }
+        Ok(reports.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    async fn submit(&self, spec: &SubTaskSpec, attempt: u32) -> Result<TaskId, TaskFailure> {
+        let task_type = spec.payload["type"]
+            .as_str()
+            .unwrap_or("single_phase_sub_task");
+        let id = TaskId::generate(task_type, self.supervisor.data_source.as_str());
+        let mut payload = spec.payload.clone();
+        payload["id"] = json!(id);
+        payload["numAttempts"] = json!(attempt - 1);
+        payload["resource"] = json!({"availabilityGroup": id, "requiredCapacity": 1});
+        self.overlord
+            .post("/druid/indexer/v1/task", &payload)
+            .await?;
+        println!(
+            "submitted sub-task [{id}] for spec [{}] (attempt {attempt})",
+            spec.spec_id
+        );
+        Ok(id)
+    }
+
+    /// The sub-task's `TaskStatusPlus` (`statusCode`, `errorMsg`); null while the overlord
+    /// does not know it (a leader that has not loaded it yet).
+    async fn status(&self, id: &TaskId) -> Result<Value, TaskFailure> {
+        let answer = self
+            .overlord
+            .get(&format!("/druid/indexer/v1/task/{id}/status"))
+            .await?;
+        Ok(answer
+            .and_then(|a| a.get("status").cloned())
+            .unwrap_or(Value::Null))
+    }
+
+    /// What the sub-task handed back: its report's `subTaskReport`. The report reaches task-log
+    /// storage as the task ends; it is asked again for a while if it is not there yet.
+    async fn report(&self, id: &TaskId) -> Result<Value, TaskFailure> {
+        let path = format!("/druid/indexer/v1/task/{id}/reports");
+        for _ in 0..REPORT_TRIES {
+            if let Some(report) = self.overlord.get(&path).await? {
+                return report.get("subTaskReport").cloned().ok_or_else(|| {
+                    fail!("sub-task [{id}] succeeded but its report says nothing of its work")
+                });
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+        Err(fail!(
+            "sub-task [{id}] succeeded but its report cannot be found"
+        ))
+    }
+}
