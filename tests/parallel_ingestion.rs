@@ -393,6 +393,24 @@ async fn hashed_and_range_partitioning_give_the_rows_of_a_single_task() {
             .iter()
             .any(|t| t["type"] == "partial_dimension_distribution"));
     }
+    // One task alone (no sub-tasks) partitions the same way, reading its input twice.
+    let mut alone = wiki_task(
+        "index",
+        "wiki-range-alone",
+        &data_dir,
+        json!({"type": "index", "forceGuaranteedRollup": true,
+            "partitionsSpec": {"type": "range", "partitionDimensions": ["channel"],
+                "targetRowsPerSegment": 4000}}),
+    );
+    alone["context"] = json!({});
+    let id = succeed(&cluster, &alone).await;
+    assert!(sub_tasks(&c, &id).await.is_empty());
+    let segments = used_segments(&c, "wiki-range-alone").await;
+    assert_eq!(combined(&segment_rows(&segments)), expected);
+    assert_perfect_rollup(&segments);
+    assert_core_partitions(&segments, "numCorePartitions");
+    assert!(segments.len() > 4, "{}", segments.len());
+
     // The partial segments are gone from deep storage once published.
     let leftovers: Vec<_> = walk(&cluster.dir)
         .into_iter()
