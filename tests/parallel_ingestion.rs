@@ -41,7 +41,14 @@ fn split_sample(dir: &Path, files: usize) -> PathBuf {
     data_dir
 }
 
-const DIMENSIONS: [&str; 6] = ["channel", "countryName", "isRobot", "namespace", "page", "user"];
+const DIMENSIONS: [&str; 6] = [
+    "channel",
+    "countryName",
+    "isRobot",
+    "namespace",
+    "page",
+    "user",
+];
 
 /// An ingestion task over the split sample: six-hour segments, rows rolled up per hour.
 fn wiki_task(task_type: &str, data_source: &str, data_dir: &Path, tuning: Value) -> Value {
@@ -101,7 +108,13 @@ async fn run(c: &ApiClient, task: &Value) -> (String, Value) {
 async fn succeed(cluster: &Cluster, task: &Value) -> String {
     let (id, status) = run(&cluster.client, task).await;
     if status["statusCode"] != "SUCCESS" {
-        let log = cluster.client.log(&id).await.ok().flatten().unwrap_or_default();
+        let log = cluster
+            .client
+            .log(&id)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         cluster.fail(format!("task {id} did not succeed: {status}\n{log}"));
     }
     id
@@ -116,7 +129,11 @@ async fn sub_tasks(c: &ApiClient, supervisor: &str) -> Vec<Value> {
 
 /// The rows of a single `index` task over the same files: what every parallel run must give.
 async fn single_task_rows(cluster: &Cluster, data_dir: &Path) -> BTreeMap<Key, [i64; 4]> {
-    succeed(cluster, &wiki_task("index", "wiki-single", data_dir, json!({"type": "index"}))).await;
+    succeed(
+        cluster,
+        &wiki_task("index", "wiki-single", data_dir, json!({"type": "index"})),
+    )
+    .await;
     let rows = segment_rows(&used_segments(&cluster.client, "wiki-single").await);
     let expected = combined(&rows);
     assert_eq!(
@@ -175,12 +192,16 @@ async fn dynamic_partitioning_spreads_sub_tasks_over_both_workers_and_retries_a_
             }
         }
         let status = c.status(&id).await.unwrap().unwrap_or_default();
-        if status["statusCode"] != "RUNNING" && status["statusCode"] != "WAITING"
+        if status["statusCode"] != "RUNNING"
+            && status["statusCode"] != "WAITING"
             && status["statusCode"] != "PENDING"
         {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the parallel task hangs");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the parallel task hangs"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let status = c.wait_complete(&id, TIMEOUT).await.unwrap();
@@ -195,7 +216,10 @@ async fn dynamic_partitioning_spreads_sub_tasks_over_both_workers_and_retries_a_
     let killed = killed.expect("a sub-task was seen running");
     assert_eq!(subs.len(), 7, "{subs:#?}");
     assert!(subs.iter().all(|t| t["type"] == "single_phase_sub_task"));
-    let failed: Vec<&Value> = subs.iter().filter(|t| t["statusCode"] == "FAILED").collect();
+    let failed: Vec<&Value> = subs
+        .iter()
+        .filter(|t| t["statusCode"] == "FAILED")
+        .collect();
     assert_eq!(failed.len(), 1, "{failed:#?}");
     assert_eq!(failed[0]["id"], killed);
     // Each middle manager started some of them.
@@ -222,7 +246,11 @@ async fn dynamic_partitioning_spreads_sub_tasks_over_both_workers_and_retries_a_
         nums.sort();
         assert_eq!(nums, (0..nums.len() as u64).collect::<Vec<_>>(), "{chunk}");
     }
-    assert_eq!(chunks.len(), 4, "four six-hour chunks, one version each: {chunks:?}");
+    assert_eq!(
+        chunks.len(),
+        4,
+        "four six-hour chunks, one version each: {chunks:?}"
+    );
     assert_eq!(combined(&segment_rows(&segments)), expected);
 
     // The supervisor's report counts every row its sub-tasks read.
@@ -238,7 +266,12 @@ async fn dynamic_partitioning_spreads_sub_tasks_over_both_workers_and_retries_a_
 fn rows_by_segment(segments: &[Value]) -> Vec<(Value, Vec<Value>)> {
     segments
         .iter()
-        .map(|s| (s["shardSpec"].clone(), segment_rows(std::slice::from_ref(s))))
+        .map(|s| {
+            (
+                s["shardSpec"].clone(),
+                segment_rows(std::slice::from_ref(s)),
+            )
+        })
         .collect()
 }
 
@@ -298,8 +331,11 @@ async fn hashed_and_range_partitioning_give_the_rows_of_a_single_task() {
     // hashed, numShards: no measuring phase; each row's bucket is Druid's hash of its channel.
     let id = succeed(
         &cluster,
-        &parallel("wiki-hashed", json!({"type": "hashed", "numShards": 3,
-            "partitionDimensions": ["channel"]})),
+        &parallel(
+            "wiki-hashed",
+            json!({"type": "hashed", "numShards": 3,
+            "partitionDimensions": ["channel"]}),
+        ),
     )
     .await;
     let segments = used_segments(&c, "wiki-hashed").await;
@@ -313,7 +349,10 @@ async fn hashed_and_range_partitioning_give_the_rows_of_a_single_task() {
         assert_eq!(spec["partitionFunction"], "murmur3_32_abs");
         for r in rows {
             let key = serde_json::to_vec(&json!([[r["channel"]]])).unwrap();
-            assert_eq!(murmur3_32_abs(&key, 3), spec["bucketId"].as_u64().unwrap() as u32);
+            assert_eq!(
+                murmur3_32_abs(&key, 3),
+                spec["bucketId"].as_u64().unwrap() as u32
+            );
         }
     }
     let types: BTreeSet<String> = sub_tasks(&c, &id)
@@ -323,20 +362,30 @@ async fn hashed_and_range_partitioning_give_the_rows_of_a_single_task() {
         .collect();
     assert_eq!(
         types,
-        BTreeSet::from(["partial_index_generate".into(), "partial_index_generic_merge".into()])
+        BTreeSet::from([
+            "partial_index_generate".into(),
+            "partial_index_generic_merge".into()
+        ])
     );
 
     // hashed by row target: a cardinality phase first; about 4,000 rows a segment.
     let id = succeed(
         &cluster,
-        &parallel("wiki-hashed-target", json!({"type": "hashed", "targetRowsPerSegment": 4000})),
+        &parallel(
+            "wiki-hashed-target",
+            json!({"type": "hashed", "targetRowsPerSegment": 4000}),
+        ),
     )
     .await;
     let segments = used_segments(&c, "wiki-hashed-target").await;
     assert_eq!(combined(&segment_rows(&segments)), expected);
     assert_perfect_rollup(&segments);
     assert_core_partitions(&segments, "partitions");
-    assert!(segments.len() > 4, "more than one bucket a chunk: {}", segments.len());
+    assert!(
+        segments.len() > 4,
+        "more than one bucket a chunk: {}",
+        segments.len()
+    );
     assert!(sub_tasks(&c, &id)
         .await
         .iter()
@@ -378,14 +427,22 @@ async fn hashed_and_range_partitioning_give_the_rows_of_a_single_task() {
                 }
             };
             let text = |k: &[Value]| -> Vec<String> {
-                k.iter().map(|v| v.as_str().unwrap_or("").to_string()).collect()
+                k.iter()
+                    .map(|v| v.as_str().unwrap_or("").to_string())
+                    .collect()
             };
             assert_eq!(spec["type"], if single { "single" } else { "range" });
             let (start, end) = (bound(&spec["start"]), bound(&spec["end"]));
             for r in rows {
                 let k = text(&key(&r));
-                assert!(start.as_ref().is_none_or(|s| text(s) <= k), "{ds}: {r} before {spec}");
-                assert!(end.as_ref().is_none_or(|e| k < text(e)), "{ds}: {r} after {spec}");
+                assert!(
+                    start.as_ref().is_none_or(|s| text(s) <= k),
+                    "{ds}: {r} before {spec}"
+                );
+                assert!(
+                    end.as_ref().is_none_or(|e| k < text(e)),
+                    "{ds}: {r} after {spec}"
+                );
             }
         }
         assert!(sub_tasks(&c, &id)

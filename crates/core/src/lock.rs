@@ -37,7 +37,15 @@ pub struct TaskLock {
 pub fn default_priority(task_type: &str) -> i32 {
     match task_type {
         "index_kafka" | "index_kinesis" | "index_realtime" => 75,
-        "index" | "index_parallel" | "index_hadoop" | "single_phase_sub_task" => 50,
+        "index"
+        | "index_parallel"
+        | "index_hadoop"
+        | "single_phase_sub_task"
+        | "partial_dimension_cardinality"
+        | "partial_dimension_distribution"
+        | "partial_index_generate"
+        | "partial_range_index_generate"
+        | "partial_index_generic_merge" => 50,
         "compact" | "merge" | "append" => 25,
         _ => 0,
     }

@@ -273,7 +273,7 @@ fn compress(values: Vec<(RangeKey, u64)>) -> Vec<(RangeKey, u64)> {
 }
 
 /// A HyperLogLog sketch (2^11 registers, about 2% error): distinct keys of a chunk, mergeable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Hll {
     /// Non-zero registers only: (index, rank).
     registers: Vec<(u16, u8)>,
@@ -283,15 +283,6 @@ pub struct Hll {
 
 const HLL_P: u32 = 11;
 const HLL_M: usize = 1 << HLL_P;
-
-impl Default for Hll {
-    fn default() -> Self {
-        Hll {
-            registers: Vec::new(),
-            dense: None,
-        }
-    }
-}
 
 impl Hll {
     fn dense(&mut self) -> &mut [u8; HLL_M] {
@@ -533,6 +524,34 @@ pub fn shard_spec(
     }
 }
 
+/// The shard specs of the segments written for `written` — (time chunk start, bucket) in
+/// chunk order, buckets ascending within a chunk: numbered 0.. in each chunk, with Druid's
+/// hashed/range/single shard spec naming the bucket and the chunk's segment count.
+pub fn shard_specs(
+    spec: &PartitionsSpec,
+    plan: &PartitionPlan,
+    written: &[(i64, u32)],
+) -> Vec<Value> {
+    let mut out = Vec::with_capacity(written.len());
+    let mut i = 0;
+    while i < written.len() {
+        let chunk = written[i].0;
+        let end = written[i..]
+            .iter()
+            .position(|(c, _)| *c != chunk)
+            .map_or(written.len(), |n| i + n);
+        let buckets = plan
+            .buckets(chunk)
+            .unwrap_or(ChunkBuckets::Hash { num_buckets: 1 });
+        let core = (end - i) as u32;
+        for (n, (_, bucket)) in written[i..end].iter().enumerate() {
+            out.push(shard_spec(spec, &buckets, *bucket, n as u32, core));
+        }
+        i = end;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -655,32 +674,4 @@ mod tests {
                 "partitionNum": 1, "numCorePartitions": 2})
         );
     }
-}
-
-/// The shard specs of the segments written for `written` — (time chunk start, bucket) in
-/// chunk order, buckets ascending within a chunk: numbered 0.. in each chunk, with Druid's
-/// hashed/range/single shard spec naming the bucket and the chunk's segment count.
-pub fn shard_specs(
-    spec: &PartitionsSpec,
-    plan: &PartitionPlan,
-    written: &[(i64, u32)],
-) -> Vec<Value> {
-    let mut out = Vec::with_capacity(written.len());
-    let mut i = 0;
-    while i < written.len() {
-        let chunk = written[i].0;
-        let end = written[i..]
-            .iter()
-            .position(|(c, _)| *c != chunk)
-            .map_or(written.len(), |n| i + n);
-        let buckets = plan
-            .buckets(chunk)
-            .unwrap_or(ChunkBuckets::Hash { num_buckets: 1 });
-        let core = (end - i) as u32;
-        for (n, (_, bucket)) in written[i..end].iter().enumerate() {
-            out.push(shard_spec(spec, &buckets, *bucket, n as u32, core));
-        }
-        i = end;
-    }
-    out
 }

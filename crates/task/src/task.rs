@@ -691,4 +691,29 @@ mod tests {
             Err(TaskSpecError::KafkaIo(_))
         ));
     }
+
+    #[test]
+    fn sub_tasks_name_their_supervisor() {
+        let sub = r#"{"type":"single_phase_sub_task","groupId":"index_parallel_w_1",
+            "supervisorTaskId":"index_parallel_w_1","spec":{
+            "dataSchema":{"dataSource":"w","timestampSpec":{"column":"t"}},
+            "ioConfig":{"type":"index_parallel","inputSource":{"type":"inline","data":"{}"},
+                "inputFormat":{"type":"json"}}}}"#;
+        let task = parse(sub).unwrap();
+        assert_eq!(
+            task.supervisor_task_id.as_ref().map(|s| s.as_str()),
+            Some("index_parallel_w_1")
+        );
+        assert_eq!(task.data_source.as_str(), "w");
+        let orphan = sub.replace(r#""supervisorTaskId":"index_parallel_w_1","#, "");
+        assert_eq!(invalid_field(parse(&orphan)), "supervisorTaskId");
+        // A merge sub-task reads partitionLocations, not an input source.
+        let merge = r#"{"type":"partial_index_generic_merge","supervisorTaskId":"s","spec":{
+            "dataSchema":{"dataSource":"w","timestampSpec":{"column":"__time","format":"millis"}},
+            "ioConfig":{"type":"partial_index_generic_merge"}},"partitionLocations":[]}"#;
+        assert!(parse(merge).unwrap().kind.ingestion().is_some());
+        // An index task is nobody's sub-task, whatever it says.
+        let index = sub.replace("single_phase_sub_task", "index");
+        assert!(parse(&index).unwrap().supervisor_task_id.is_none());
+    }
 }

@@ -385,12 +385,14 @@ fn tuning(tuning: Option<wire::TuningConfig>, source: Source) -> Result<Tuning, 
             Some(kind @ ("range" | "single_dim")) => {
                 (range(p, kind == "single_dim", field)?, None, None)
             }
-            Some(other) => return Err(err(
-                &format!("{field}.type"),
-                format!(
+            Some(other) => {
+                return Err(err(
+                    &format!("{field}.type"),
+                    format!(
                     "unknown partitioning [{other}]; supported: dynamic, hashed, range, single_dim"
                 ),
-            )),
+                ))
+            }
         },
     };
     if let (Some(false), true) = (

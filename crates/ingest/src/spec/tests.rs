@@ -298,3 +298,92 @@ fn reads_druid_and_combining_sources() {
         assert_eq!(e.field, field, "{source}: {e}");
     }
 }
+
+#[test]
+fn partitions_specs_are_read_as_druid_reads_them() {
+    use crate::partitioning::PartitionsSpec;
+    use serde_json::json;
+    let with = |tuning: Value| {
+        let mut t = tutorial("rollup-index.json");
+        t["spec"]["tuningConfig"] = tuning;
+        IngestionSpec::from_task(&t)
+    };
+    let spec = with(
+        json!({"type": "index_parallel", "forceGuaranteedRollup": true,
+        "maxNumConcurrentSubTasks": 4, "maxRetry": 1,
+        "splitHintSpec": {"type": "maxSize", "maxSplitSize": 1000, "maxNumFiles": 2},
+        "partitionsSpec": {"type": "hashed", "numShards": 3, "partitionDimensions": ["srcIP"]}}),
+    )
+    .unwrap();
+    assert_eq!(
+        spec.tuning.partitions,
+        PartitionsSpec::Hashed {
+            num_shards: Some(3),
+            target_rows_per_segment: None,
+            dimensions: vec!["srcIP".into()]
+        }
+    );
+    assert_eq!(spec.tuning.parallel.max_num_concurrent_sub_tasks, 4);
+    assert_eq!(spec.tuning.parallel.max_retry, 1);
+    assert_eq!(spec.tuning.parallel.max_split_size, 1000);
+    assert_eq!(spec.tuning.parallel.max_num_files, 2);
+    let single = with(json!({"partitionsSpec": {"type": "single_dim",
+        "partitionDimension": "srcIP", "targetPartitionSize": 10}}))
+    .unwrap();
+    assert!(matches!(
+        single.tuning.partitions,
+        PartitionsSpec::Range {
+            single_dim: true,
+            target_rows_per_segment: Some(10),
+            ..
+        }
+    ));
+
+    let field_of = |tuning: Value| with(tuning).unwrap_err().field;
+    let p = "spec.tuningConfig.partitionsSpec";
+    assert_eq!(
+        field_of(
+            json!({"partitionsSpec": {"type": "hashed", "numShards": 2, "targetRowsPerSegment": 9}})
+        ),
+        format!("{p}.numShards")
+    );
+    assert_eq!(
+        field_of(json!({"partitionsSpec": {"type": "range", "targetRowsPerSegment": 9}})),
+        format!("{p}.partitionDimensions")
+    );
+    assert_eq!(
+        field_of(json!({"partitionsSpec": {"type": "range", "partitionDimensions": ["a"]}})),
+        format!("{p}.targetRowsPerSegment")
+    );
+    assert_eq!(
+        field_of(json!({"partitionsSpec": {"type": "single_dim", "targetRowsPerSegment": 9}})),
+        format!("{p}.partitionDimension")
+    );
+    assert_eq!(
+        field_of(json!({"partitionsSpec": {"type": "random"}})),
+        format!("{p}.type")
+    );
+    assert_eq!(
+        field_of(json!({"partitionsSpec": {"type": "hashed", "partitionFunction": "md5"}})),
+        format!("{p}.partitionFunction")
+    );
+    assert_eq!(
+        field_of(json!({"forceGuaranteedRollup": true})),
+        format!("{p}.type")
+    );
+    assert_eq!(
+        field_of(json!({"maxNumConcurrentSubTasks": 0})),
+        "spec.tuningConfig.maxNumConcurrentSubTasks"
+    );
+    assert_eq!(
+        field_of(json!({"splitHintSpec": {"type": "segments", "maxNumFiles": 0}})),
+        "spec.tuningConfig.splitHintSpec.maxNumFiles"
+    );
+    let mut t = tutorial("rollup-index.json");
+    t["spec"]["ioConfig"]["appendToExisting"] = true.into();
+    t["spec"]["tuningConfig"] = json!({"partitionsSpec": {"type": "hashed"}});
+    assert_eq!(
+        IngestionSpec::from_task(&t).unwrap_err().field,
+        "spec.ioConfig.appendToExisting"
+    );
+}
