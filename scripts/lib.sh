@@ -52,6 +52,18 @@ ensure_duckdb() {
     fi
 }
 
+# moto's S3 server (PyPI's moto[server]): the S3 scenario tests run against it.
+ensure_moto() {
+    if ! command -v python3 >/dev/null; then apt_install python3 python3-pip; fi
+    if ! command -v moto_server >/dev/null; then
+        log "installing moto's S3 server from PyPI"
+        python3 -m pip install --quiet --disable-pip-version-check 'moto[server]' \
+            || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'moto[server]' \
+            || die "cannot install moto[server]"
+        command -v moto_server >/dev/null || die "moto_server is not on PATH after installing moto[server]"
+    fi
+}
+
 ensure_cargo() {
     command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"
 }

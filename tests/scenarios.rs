@@ -17,6 +17,7 @@ mod metrics;
 mod middle_manager_restart;
 mod openapi;
 mod parallel_ingestion;
+mod s3_storage;
 mod safe_inputs;
 mod security;
 mod segment_lifecycle;

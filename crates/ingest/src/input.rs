@@ -14,7 +14,7 @@ use crate::spec::InputSource;
 /// Why a source's inputs cannot be listed.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    #[error("http inputs must be downloaded first")]
+    #[error("http and s3 inputs must be downloaded first")]
     NotDownloaded,
     #[error("druid inputs must be read from their segments first")]
     NotRead,
@@ -89,7 +89,7 @@ pub fn resolve(source: &InputSource) -> Result<Vec<Input>, InputError> {
             Ok(inputs)
         }
         InputSource::Inline { data } => Ok(vec![Input::Inline(data.clone())]),
-        InputSource::Http { .. } => Err(InputError::NotDownloaded),
+        InputSource::Http { .. } | InputSource::S3(_) => Err(InputError::NotDownloaded),
         InputSource::Stream => Err(InputError::Stream),
         InputSource::Local {
             base_dir,

@@ -282,6 +282,14 @@ impl InputPolicy {
                 }
                 Ok(())
             }
+            // An endpoint a user names is a URL the peon will call, as an http source's.
+            InputSource::S3(s3) => match &s3.endpoint {
+                Some(url) => self
+                    .check_uri(url)
+                    .map(|_| ())
+                    .map_err(|e| (format!("{field}.endpointConfig.url"), e)),
+                None => Ok(()),
+            },
             InputSource::Inline { .. } | InputSource::Druid { .. } | InputSource::Stream => Ok(()),
         }
     }

@@ -8,8 +8,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use drover_core::task_logs::{open_at, FileTaskLogs};
+use drover_core::task_logs::open_at;
 use drover_core::TaskId;
+use drover_service::task_log_storage::{StoredLog, TaskLogStorage};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -23,7 +24,7 @@ pub struct HttpState {
     pub enabled: watch::Sender<bool>,
     pub notices: mpsc::Sender<Notice>,
     pub base_task_dir: PathBuf,
-    pub task_logs: FileTaskLogs,
+    pub task_logs: TaskLogStorage,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -127,19 +128,25 @@ async fn log(
     let offset = q.offset.unwrap_or(0);
     let shown = id.to_string();
     let live = TaskDir::for_task(&s.base_task_dir, &id).join("log");
-    let logs = s.task_logs.clone();
-    let opened = tokio::task::spawn_blocking(move || match open_at(&live, offset)? {
-        Some(f) => Ok(Some(f)),
-        None => logs.open(&id, offset),
-    })
-    .await;
+    let live = tokio::task::spawn_blocking(move || open_at(&live, offset))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+    let opened = match live {
+        Ok(Some(f)) => Ok(Some(StoredLog::File(f))),
+        Ok(None) => s.task_logs.open(&id, offset).await,
+        Err(e) => Err(e),
+    };
     match opened {
-        Ok(Ok(Some(file))) => stream_file(file),
-        Ok(Ok(None)) => error(
+        Ok(Some(log)) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=UTF-8")],
+            log.into_body(),
+        )
+            .into_response(),
+        Ok(None) => error(
             StatusCode::NOT_FOUND,
             format!("no log for task [{shown}] on this worker"),
         ),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use drover_core::task_logs::FileTaskLogs;
 use drover_core::{Worker, WorkerHost};
+use drover_service::task_log_storage::TaskLogStorage;
 use drover_zk::{ZkPaths, ZkSession};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -37,7 +37,9 @@ pub async fn run(
             config.base_task_dir.display()
         )
     })?;
-    FileTaskLogs::new(&config.task_log_dir).prepare()?;
+    TaskLogStorage::from_location(&config.task_log_dir)?
+        .prepare()
+        .await?;
     let files = restore::WorkerFiles::new(&config.base_task_dir);
     files
         .clean_tmp()
@@ -76,7 +78,7 @@ pub async fn run(
     let (writes_tx, writes_rx) = mpsc::unbounded_channel();
     let (notices_tx, notices_rx) = mpsc::channel(1024);
     let (enabled_tx, enabled_rx) = watch::channel(true);
-    let task_logs = FileTaskLogs::new(&config.task_log_dir);
+    let task_logs = TaskLogStorage::from_location(&config.task_log_dir)?;
 
     let worker = Worker {
         scheme: config.tls.scheme().into(),

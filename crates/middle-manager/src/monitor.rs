@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use drover_core::task_logs::FileTaskLogs;
 use drover_core::{TaskAnnouncement, TaskId, TaskLocation, TaskResource, TaskStatus};
+use drover_service::task_log_storage::TaskLogStorage;
 use drover_task::Task;
 use tokio::sync::{mpsc, oneshot};
 
@@ -64,7 +64,7 @@ pub struct MonitorConfig {
     pub peon_bind_address: String,
     pub base_task_dir: PathBuf,
     pub peon_command: PathBuf,
-    pub task_logs: FileTaskLogs,
+    pub task_logs: TaskLogStorage,
     pub shutdown_grace: Duration,
     pub files: WorkerFiles,
     /// Passed to peons: where segment files go.
@@ -121,7 +121,7 @@ impl Monitor {
     }
 
     pub async fn run(mut self, mut notices: mpsc::Receiver<Notice>) {
-        self.recover();
+        self.recover().await;
         while let Some(notice) = notices.recv().await {
             self.handle(notice);
         }
@@ -318,20 +318,16 @@ impl Monitor {
             let (logs, log_path, root) = (config.task_logs.clone(), dir.log(), dir.root.clone());
             let id2 = id.clone();
             let report = dir.attempt_dir().join("report.json");
-            let pushed = tokio::task::spawn_blocking(move || {
-                if report.exists() {
-                    if let Err(e) = logs.push_report(&id2, &report) {
-                        tracing::error!(task = %id2, error = %e, "could not push the task report");
-                    }
+            if report.exists() {
+                if let Err(e) = logs.push_report(&id2, &report).await {
+                    tracing::error!(task = %id2, error = %e, "could not push the task report");
                 }
-                let pushed = logs.push(&id2, &log_path);
-                if pushed.is_ok() {
-                    std::fs::remove_dir_all(&root).ok();
-                }
-                pushed
-            })
-            .await;
-            if let Ok(Err(e)) | Err(e) = pushed.map_err(std::io::Error::other) {
+            }
+            let pushed = logs.push(&id2, &log_path).await;
+            if pushed.is_ok() {
+                tokio::fs::remove_dir_all(&root).await.ok();
+            }
+            if let Err(e) = pushed {
                 tracing::error!(task = %id, error = %e, "could not push the task log; keeping the task directory");
             }
             notices.send(Notice::Exited { id, status }).await.ok();
@@ -397,7 +393,7 @@ impl Monitor {
     /// Start-up: tasks that were running when this middle manager last stopped cannot be
     /// restored (no task type is restorable yet; in Druid only streaming tasks are) and are
     /// reported FAILED with the reason; tasks assigned but never started are run now.
-    fn recover(&mut self) {
+    async fn recover(&mut self) {
         for id in self.config.files.read_restore() {
             let dir = TaskDir::for_task(&self.config.base_task_dir, &id);
             let task = std::fs::read(dir.join("task.json"))
@@ -417,7 +413,7 @@ impl Monitor {
             };
             tracing::warn!(task = %id, r#type = %task_type, "task was running before this middle manager restarted and cannot be restored");
             let log = dir.join("log");
-            if log.exists() && self.config.task_logs.push(&id, &log).is_ok() {
+            if log.exists() && self.config.task_logs.push(&id, &log).await.is_ok() {
                 std::fs::remove_dir_all(&dir).ok();
             }
             let status = TaskStatus::failure(

@@ -17,8 +17,8 @@ pub mod scope;
 pub mod supervisor;
 
 use anyhow::Context;
-use drover_core::task_logs::FileTaskLogs;
 use drover_metadata::MetadataStore;
+use drover_service::task_log_storage::TaskLogStorage;
 use drover_zk::{ZkPaths, ZkSession};
 
 use crate::config::OverlordConfig;
@@ -41,8 +41,8 @@ pub async fn run(
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
     }
-    let task_logs = FileTaskLogs::new(&config.task_log_dir);
-    task_logs.prepare()?;
+    let task_logs = TaskLogStorage::from_location(&config.task_log_dir)?;
+    task_logs.prepare().await?;
     let store = MetadataStore::connect(&config.metadata_url)
         .await
         .with_context(|| {

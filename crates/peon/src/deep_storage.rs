@@ -5,9 +5,10 @@ use crate::failure::TaskFailure;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 pub struct DeepStorage {
-    store: Box<dyn ObjectStore>,
+    store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
     /// `Some(dir)` for local storage: load specs carry absolute file paths, as Druid's do.
     local_dir: Option<std::path::PathBuf>,
@@ -15,21 +16,24 @@ pub struct DeepStorage {
     bucket: Option<String>,
 }
 
+/// Segment files bigger than this go to an object store in parts of this size (S3's multipart
+/// upload: no single request carries a whole large segment, and a failed part is sent again
+/// alone). S3 takes parts of 5 MiB and more.
+const MULTIPART_PART_BYTES: usize = 8 << 20;
+
 impl DeepStorage {
     pub fn from_location(location: &str) -> Result<DeepStorage, TaskFailure> {
-        if location.contains("://") && !location.starts_with("file://") {
-            let url = url::Url::parse(location)
-                .map_err(|e| fail!("deep storage [{location}] is not a valid URL: {e}"))?;
-            let (store, prefix) = object_store::parse_url_opts(
-                &url,
-                std::env::vars().filter(|(k, _)| k.starts_with("AWS_")),
-            )
-            .map_err(|e| fail!("deep storage [{location}]: {e}"))?;
+        if drover_service::object_storage::is_object_store(location) {
+            let (store, prefix) = drover_service::object_storage::open(location)
+                .map_err(|e| fail!("deep storage {e}"))?;
+            let bucket = url::Url::parse(location)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string));
             return Ok(DeepStorage {
                 store,
                 prefix,
                 local_dir: None,
-                bucket: url.host_str().map(str::to_string),
+                bucket,
             });
         }
         let dir = location.strip_prefix("file://").unwrap_or(location);
@@ -39,7 +43,7 @@ impl DeepStorage {
         let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
             .map_err(|e| fail!("deep storage [{}]: {e}", dir.display()))?;
         Ok(DeepStorage {
-            store: Box::new(store),
+            store: Arc::new(store),
             prefix: ObjectPath::default(),
             local_dir: Some(dir),
             bucket: None,
@@ -53,16 +57,26 @@ impl DeepStorage {
         )
     }
 
-    /// Writes `bytes` at `key` (below the prefix) and returns the segment's `loadSpec`.
+    /// Writes `bytes` at `key` (below the prefix) and returns the segment's `loadSpec`; a
+    /// large file goes to an object store as a multipart upload.
     pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<Value, TaskFailure> {
-        let mut path = self.prefix.clone();
-        for part in key.split('/') {
-            path = path.child(part);
+        let path = drover_service::object_storage::child(&self.prefix, key);
+        let failed = |e: &dyn std::fmt::Display| fail!("cannot write segment file [{path}]: {e}");
+        if self.local_dir.is_none() && bytes.len() > MULTIPART_PART_BYTES {
+            use tokio::io::AsyncWriteExt;
+            let mut w = object_store::buffered::BufWriter::with_capacity(
+                self.store.clone(),
+                path.clone(),
+                MULTIPART_PART_BYTES,
+            );
+            w.write_all(&bytes).await.map_err(|e| failed(&e))?;
+            w.shutdown().await.map_err(|e| failed(&e))?;
+        } else {
+            self.store
+                .put(&path, PutPayload::from(bytes))
+                .await
+                .map_err(|e| failed(&e))?;
         }
-        self.store
-            .put(&path, PutPayload::from(bytes))
-            .await
-            .map_err(|e| fail!("cannot write segment file [{path}]: {e}"))?;
         Ok(match (&self.local_dir, &self.bucket) {
             (Some(dir), _) => json!({"type": "local", "path": dir.join(key).display().to_string()}),
             (None, Some(bucket)) => {

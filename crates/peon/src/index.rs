@@ -153,7 +153,9 @@ async fn ingest(
             .pointer("/spec/ioConfig/inputSource")
             .cloned()
             .unwrap_or_default();
-        match crate::parallel::splits::split(&spec.input_source, &source, &spec.tuning.parallel)? {
+        match crate::parallel::splits::split(&spec.input_source, &source, &spec.tuning.parallel)
+            .await?
+        {
             Some(splits) => {
                 return crate::parallel::supervise(
                     task, spec, splits, progress, &overlord, &deep, tracker,

@@ -44,6 +44,7 @@ pub fn gather<'a>(
         };
         match source {
             InputSource::Http { uris } => download(uris, dir).await.map(inputs),
+            InputSource::S3(s3) => crate::s3_input::download(s3, dir).await.map(inputs),
             InputSource::Local { .. } => {
                 let files = resolve(source)?;
                 let policy = InputPolicy::from_env();

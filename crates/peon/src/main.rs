@@ -22,6 +22,7 @@ mod lock;
 mod noop;
 mod overlord_client;
 mod parallel;
+mod s3_input;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -5,8 +5,10 @@ pub mod client;
 pub mod http_server;
 pub mod ingestion;
 pub mod metrics;
+pub mod object_storage;
 pub mod openapi;
 pub mod status;
+pub mod task_log_storage;
 pub mod tls;
 
 use std::path::Path;

@@ -42,6 +42,16 @@ pub struct ClusterSpec {
     pub basic_auth: Option<BasicAuth>,
     /// Every server on HTTPS with a certificate from a CA made for the cluster.
     pub tls: bool,
+    /// Deep storage and task logs in an S3 bucket instead of local directories.
+    pub s3: Option<S3Storage>,
+}
+
+/// Deep storage at `s3://{bucket}/segments` and task logs at `s3://{bucket}/task-logs`, every
+/// server (and so every peon) with `env` (`AWS_ENDPOINT`, credentials).
+#[derive(Debug, Clone)]
+pub struct S3Storage {
+    pub bucket: String,
+    pub env: Vec<(String, String)>,
 }
 
 /// A CA and a certificate for `127.0.0.1`/`localhost` signed by it, written in the cluster's
@@ -136,6 +146,8 @@ pub struct Cluster {
     pub task_log_dir: PathBuf,
     /// Where the middle managers' peons write segment files.
     pub deep_storage_dir: PathBuf,
+    /// What every server process gets in its environment.
+    process_env: Vec<(String, String)>,
     /// Flags every middle manager gets (authentication and TLS settings).
     middle_manager_args: Vec<String>,
     /// `http`, or `https` with `ClusterSpec::tls`.
@@ -193,7 +205,17 @@ impl Cluster {
             "cluster in {}: ZooKeeper {zk_connect}{zk_base}",
             dir.display()
         );
-        let task_log_dir = dir.join("task-logs");
+        let (task_log_dir, deep_storage_dir) = match &spec.s3 {
+            Some(s3) => (
+                PathBuf::from(format!("s3://{}/task-logs", s3.bucket)),
+                PathBuf::from(format!("s3://{}/segments", s3.bucket)),
+            ),
+            None => (dir.join("task-logs"), dir.join("deep")),
+        };
+        let mut process_env = log_env();
+        if let Some(s3) = &spec.s3 {
+            process_env.extend(s3.env.iter().cloned());
+        }
         let tls = spec.tls.then(|| TestCertificates::write(&dir));
         let scheme = if tls.is_some() { "https" } else { "http" };
         let mut server_args: Vec<String> = spec
@@ -233,7 +255,7 @@ impl Cluster {
             let mut process = ManagedProcess::start(
                 &format!("overlord-{n}"),
                 cmd,
-                log_env(),
+                process_env.clone(),
                 dir.join(format!("overlord{n}.log")),
             );
             let port = process.wait_for_port(&port_file);
@@ -263,7 +285,8 @@ impl Cluster {
             client,
             middle_managers: vec![],
             task_log_dir,
-            deep_storage_dir: dir.join("deep"),
+            deep_storage_dir,
+            process_env,
             middle_manager_args: server_args,
             scheme,
             ca_pem: tls.as_ref().map(|t| t.ca_pem.clone()),
@@ -357,7 +380,7 @@ impl Cluster {
         let mut process = ManagedProcess::start(
             &format!("middle-manager-{n}"),
             cmd,
-            log_env(),
+            self.process_env.clone(),
             self.dir.join(format!("mm{n}.log")),
         );
         let port = process.wait_for_port(&port_file);

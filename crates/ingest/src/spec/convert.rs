@@ -310,6 +310,22 @@ fn input_source(field: &str, source: wire::InputSource) -> Result<InputSource, S
                 metrics,
             }
         }
+        wire::InputSource::S3 {
+            uris,
+            prefixes,
+            objects,
+            object_glob,
+            properties,
+            endpoint_config,
+        } => InputSource::S3(s3_source(
+            field,
+            uris,
+            prefixes,
+            objects,
+            object_glob,
+            properties,
+            endpoint_config,
+        )?),
         wire::InputSource::Combining { delegates } => {
             if delegates.is_empty() {
                 return Err(err(&format!("{field}.delegates"), "must not be empty"));
@@ -585,5 +601,118 @@ fn parallel_tuning(t: &wire::TuningConfig) -> Result<ParallelTuning, SpecError> 
         max_split_size,
         max_num_files,
         total_num_merge_tasks: cap(merge, "totalNumMergeTasks")?,
+    })
+}
+
+/// `s3://bucket/key` as (bucket, key).
+fn s3_uri(field: &str, uri: &str) -> Result<(String, String), SpecError> {
+    let rest = uri
+        .strip_prefix("s3://")
+        .ok_or_else(|| err(field, format!("[{uri}] is not an s3:// URI")))?;
+    match rest.split_once('/') {
+        Some((bucket, key)) if !bucket.is_empty() => Ok((bucket.to_string(), key.to_string())),
+        _ => Err(err(field, format!("[{uri}] names no bucket and key"))),
+    }
+}
+
+fn password(field: &str, p: Option<wire::Password>) -> Result<Option<String>, SpecError> {
+    Ok(match p {
+        None => None,
+        Some(wire::Password::Plain(s)) => Some(s),
+        Some(wire::Password::Provider {
+            kind,
+            password,
+            variable,
+        }) => match kind.as_deref() {
+            None | Some("default") => {
+                Some(password.ok_or_else(|| err(&format!("{field}.password"), "is required"))?)
+            }
+            Some("environment") => {
+                let name =
+                    variable.ok_or_else(|| err(&format!("{field}.variable"), "is required"))?;
+                Some(std::env::var(&name).map_err(|_| {
+                    err(&format!("{field}.variable"), format!("[{name}] is not set"))
+                })?)
+            }
+            Some(other) => {
+                return Err(err(
+                    &format!("{field}.type"),
+                    format!("unknown password provider [{other}]; supported: default, environment"),
+                ))
+            }
+        },
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn s3_source(
+    field: &str,
+    uris: Option<Vec<String>>,
+    prefixes: Option<Vec<String>>,
+    objects: Option<Vec<wire::S3Object>>,
+    object_glob: Option<String>,
+    properties: Option<wire::S3Properties>,
+    endpoint: Option<wire::S3Endpoint>,
+) -> Result<crate::spec::S3Source, SpecError> {
+    let given = [uris.is_some(), prefixes.is_some(), objects.is_some()]
+        .iter()
+        .filter(|g| **g)
+        .count();
+    if given != 1 {
+        return Err(err(
+            field,
+            "an s3 input source needs exactly one of [uris], [prefixes] and [objects]",
+        ));
+    }
+    let mut named = Vec::new();
+    for (i, uri) in uris.iter().flatten().enumerate() {
+        named.push(s3_uri(&format!("{field}.uris[{i}]"), uri)?);
+    }
+    for (i, o) in objects.into_iter().flatten().enumerate() {
+        if o.bucket.is_empty() || o.path.is_empty() {
+            return Err(err(
+                &format!("{field}.objects[{i}]"),
+                "needs a [bucket] and a [path]",
+            ));
+        }
+        named.push((o.bucket, o.path));
+    }
+    let prefixes = prefixes
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, p)| s3_uri(&format!("{field}.prefixes[{i}]"), p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let credentials = match properties {
+        None => None,
+        Some(p) => {
+            let id = password(&format!("{field}.properties.accessKeyId"), p.access_key_id)?;
+            let secret = password(
+                &format!("{field}.properties.secretAccessKey"),
+                p.secret_access_key,
+            )?;
+            match (id, secret) {
+                (Some(id), Some(secret)) => Some((id, secret)),
+                (None, None) => None,
+                _ => {
+                    return Err(err(
+                        &format!("{field}.properties"),
+                        "give both accessKeyId and secretAccessKey, or neither",
+                    ))
+                }
+            }
+        }
+    };
+    let (endpoint, region) = match endpoint {
+        Some(e) => (e.url, e.signing_region),
+        None => (None, None),
+    };
+    Ok(crate::spec::S3Source {
+        objects: named,
+        prefixes,
+        object_glob,
+        credentials,
+        endpoint,
+        region,
     })
 }

@@ -161,8 +161,26 @@ pub enum InputSource {
     },
     /// `combining`: its delegates' rows, in order.
     Combining(Vec<InputSource>),
+    /// `s3`: objects named one by one (`uris`, `objects`) or by prefix (`prefixes`, filtered by
+    /// `objectGlob`), read with the source's own credentials and endpoint or the cluster's
+    /// (`AWS_*`).
+    S3(S3Source),
     /// A streaming task's records come from its stream, not from an input source.
     Stream,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Source {
+    /// (bucket, key) of each object named.
+    pub objects: Vec<(String, String)>,
+    /// (bucket, key prefix) of each prefix.
+    pub prefixes: Vec<(String, String)>,
+    pub object_glob: Option<String>,
+    /// (access key id, secret access key).
+    pub credentials: Option<(String, String)>,
+    /// `endpointConfig.url` and `signingRegion`.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
 }
 
 impl InputSource {

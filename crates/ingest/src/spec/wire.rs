@@ -191,6 +191,48 @@ pub enum InputSource {
     Combining {
         delegates: Vec<InputSource>,
     },
+    S3 {
+        uris: Option<Vec<String>>,
+        prefixes: Option<Vec<String>>,
+        objects: Option<Vec<S3Object>>,
+        object_glob: Option<String>,
+        properties: Option<S3Properties>,
+        endpoint_config: Option<S3Endpoint>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+pub struct S3Object {
+    pub bucket: String,
+    pub path: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Properties {
+    pub access_key_id: Option<Password>,
+    pub secret_access_key: Option<Password>,
+}
+
+/// Druid's `PasswordProvider`: the text itself, or `{"type": "default", "password": …}`, or
+/// `{"type": "environment", "variable": …}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Password {
+    Plain(String),
+    Provider {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+        password: Option<String>,
+        variable: Option<String>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Endpoint {
+    pub url: Option<String>,
+    pub signing_region: Option<String>,
 }
 
 /// `ioConfig.inputFormat` (named by `type`), and the legacy `parser.parseSpec` (named by

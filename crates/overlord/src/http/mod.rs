@@ -27,8 +27,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use drover_core::task_logs::FileTaskLogs;
 use drover_core::TaskId;
+use drover_service::task_log_storage::TaskLogStorage;
 use drover_zk::LatchState;
 use serde_json::json;
 
@@ -40,7 +40,7 @@ use crate::runner::{RunnerSnapshot, RunnerTaskView, TaskFilter};
 #[derive(Clone)]
 pub struct AppState {
     pub leadership: Leadership,
-    pub task_logs: FileTaskLogs,
+    pub task_logs: TaskLogStorage,
     pub http: reqwest::Client,
     pub max_task_payload_bytes: usize,
     /// What the runner can hand a worker through ZooKeeper; larger tasks get a 400 at submission.

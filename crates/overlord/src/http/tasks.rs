@@ -216,19 +216,17 @@ pub async fn log(
             }
         }
     }
-    let logs = s.task_logs.clone();
-    let opened = tokio::task::spawn_blocking(move || logs.open(&id, offset))
+    match s
+        .task_logs
+        .open(&id, offset)
         .await
-        .map_err(ApiError::internal)?;
-    match opened.map_err(ApiError::internal)? {
-        Some(file) => {
-            let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
-            Ok((
-                [(header::CONTENT_TYPE, "text/plain; charset=UTF-8")],
-                Body::from_stream(stream),
-            )
-                .into_response())
-        }
+        .map_err(ApiError::internal)?
+    {
+        Some(log) => Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=UTF-8")],
+            log.into_body(),
+        )
+            .into_response()),
         None => Err(ApiError::NotFoundText(NO_LOG.into())),
     }
 }
@@ -243,10 +241,10 @@ pub async fn reports(
     if let Some(live) = live_report(&s, &id).await {
         return Ok(Json(live).into_response());
     }
-    let logs = s.task_logs.clone();
-    let report = tokio::task::spawn_blocking(move || logs.read_report(&id))
+    let report = s
+        .task_logs
+        .read_report(&id)
         .await
-        .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     match report {
         Some(bytes) => Ok((

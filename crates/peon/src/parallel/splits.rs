@@ -12,12 +12,40 @@ use crate::failure::TaskFailure;
 
 /// The splits of `source` (whose JSON is `source_json`), each as an input source's JSON; `None`
 /// when the source cannot be split.
-pub fn split(
+pub async fn split(
     source: &InputSource,
     source_json: &Value,
     tuning: &ParallelTuning,
 ) -> Result<Option<Vec<Value>>, TaskFailure> {
     match source {
+        InputSource::S3(s3) => {
+            let objects = crate::s3_input::list(s3).await?;
+            let sized: Vec<(String, u64)> = objects
+                .iter()
+                .map(|o| (format!("{}/{}", o.bucket, o.key), o.size))
+                .collect();
+            Ok(Some(
+                group(&sized, tuning)
+                    .into_iter()
+                    .map(|names| {
+                        let mut s = source_json.clone();
+                        if let Some(obj) = s.as_object_mut() {
+                            for key in ["uris", "prefixes", "objectGlob"] {
+                                obj.remove(key);
+                            }
+                        }
+                        s["objects"] = names
+                            .iter()
+                            .map(|n| {
+                                let (bucket, path) = n.split_once('/').unwrap_or((n, ""));
+                                json!({"bucket": bucket, "path": path})
+                            })
+                            .collect();
+                        s
+                    })
+                    .collect(),
+            ))
+        }
         InputSource::Local { .. } => {
             let mut files = Vec::new();
             for input in resolve(source)? {
@@ -108,8 +136,8 @@ mod tests {
         assert!(group(&[], &tuning(1, 1)).is_empty());
     }
 
-    #[test]
-    fn local_files_split_and_other_sources_do_not() {
+    #[tokio::test]
+    async fn local_files_split_and_other_sources_do_not() {
         let dir = tempfile::tempdir().unwrap();
         for name in ["a.json", "b.json", "c.json"] {
             std::fs::write(dir.path().join(name), "{}\n").unwrap();
@@ -120,13 +148,17 @@ mod tests {
             files: Vec::new(),
         };
         let splits = split(&local, &json!({}), &tuning(u64::MAX, 2))
+            .await
             .unwrap()
             .unwrap();
         assert_eq!(splits.len(), 2);
         assert_eq!(splits[0]["type"], "local");
         assert_eq!(splits[0]["files"].as_array().unwrap().len(), 2);
         let inline = InputSource::Inline { data: "{}".into() };
-        assert!(split(&inline, &json!({}), &tuning(1, 1)).unwrap().is_none());
+        assert!(split(&inline, &json!({}), &tuning(1, 1))
+            .await
+            .unwrap()
+            .is_none());
         let http = InputSource::Http {
             uris: vec!["http://a/1".into(), "http://a/2".into()],
         };
@@ -135,6 +167,7 @@ mod tests {
             &json!({"type": "http", "uris": [], "httpAuthenticationUsername": "u"}),
             &tuning(1, 1),
         )
+        .await
         .unwrap()
         .unwrap();
         assert_eq!(

@@ -118,6 +118,7 @@ pub fn check_inputs(
         InputSource::Inline { .. } => external("inline"),
         InputSource::Local { .. } => external("local"),
         InputSource::Http { .. } => external("http"),
+        InputSource::S3(_) => external("s3"),
         InputSource::Stream => external("kafka"),
         InputSource::Druid { data_source, .. } => check(
             access,
