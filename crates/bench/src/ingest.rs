@@ -1,7 +1,9 @@
 //! `drover-bench --ingest`: JSON batch ingestion of generated wikipedia-like rows through a real
-//! cluster (one overlord, one middle manager), rollup off and on. The peon reads, rolls up and
-//! writes on one thread, so rows/s of its read phase is rows/s per core. Its log reports the
-//! read, merge+write and upload times, the runs spilled and its peak RSS.
+//! cluster (one overlord, one middle manager), rollup off and on, side by side with DuckDB doing
+//! the same JSON → Parquet work in the same run (one thread, then two), and the same rows as an
+//! `index_parallel` task with two sub-tasks (the scaling from one core to two). A task's peon
+//! reads, rolls up and writes on one thread, so a task's rows/s is rows/s per core. Its log
+//! reports the read and merge+write times, the runs spilled and its peak RSS.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -83,74 +85,155 @@ pub fn number_before(log: &str, line_start: &str, unit: &str) -> Option<u64> {
     words.get(at.checked_sub(1)?)?.parse().ok()
 }
 
+/// What one run cost: whole task (in the peon, or the supervisor's for a parallel task) and
+/// its phases from the log.
+struct Measured {
+    task_ms: u64,
+    read_ms: u64,
+    write_ms: u64,
+    rss_kb: u64,
+    spills: u64,
+    segments: usize,
+    bytes: u64,
+}
+
+async fn measure(cluster: &drover_testkit::Cluster, t: &Value) -> anyhow::Result<Measured> {
+    let id = cluster.client.submit(t).await?;
+    let status = cluster
+        .client
+        .wait_complete(&id, Duration::from_secs(1800))
+        .await?;
+    anyhow::ensure!(status["statusCode"] == "SUCCESS", "{id}: {status}");
+    let log = cluster.client.log(&id).await?.unwrap_or_default();
+    let ds = t["spec"]["dataSchema"]["dataSource"].as_str().unwrap_or_default();
+    let stored: Vec<Value> = serde_json::from_str(
+        &cluster
+            .client
+            .get_root(&format!(
+                "/druid/coordinator/v1/metadata/datasources/{ds}/segments?full"
+            ))
+            .await?
+            .body,
+    )?;
+    Ok(Measured {
+        task_ms: status["duration"].as_i64().unwrap_or(0).max(1) as u64,
+        read_ms: number_before(&log, "input row(s) in", "ms").unwrap_or(0),
+        write_ms: number_before(&log, "merged and wrote", "ms").unwrap_or(0),
+        rss_kb: number_before(&log, "uploaded", "kB").unwrap_or(0),
+        spills: number_before(&log, "input row(s) in", "sorted").unwrap_or(0),
+        segments: stored.len(),
+        bytes: stored.iter().filter_map(|s| s["size"].as_u64()).sum(),
+    })
+}
+
+/// DuckDB doing the same JSON → Parquet work on `threads` threads: the same columns typed the
+/// same way, rolled up the same way, sorted by time, into one Parquet file. Answers ms.
+fn duckdb_ms(dir: &std::path::Path, rollup: bool, threads: u32) -> anyhow::Result<u64> {
+    let columns = "{'time': 'TIMESTAMP', 'channel': 'VARCHAR', 'cityName': 'VARCHAR', \
+        'comment': 'VARCHAR', 'countryIsoCode': 'VARCHAR', 'countryName': 'VARCHAR', \
+        'isAnonymous': 'VARCHAR', 'isMinor': 'VARCHAR', 'isNew': 'VARCHAR', 'isRobot': 'VARCHAR', \
+        'isUnpatrolled': 'VARCHAR', 'metroCode': 'VARCHAR', 'namespace': 'VARCHAR', \
+        'page': 'VARCHAR', 'regionIsoCode': 'VARCHAR', 'regionName': 'VARCHAR', 'user': 'VARCHAR', \
+        'added': 'BIGINT', 'deleted': 'BIGINT', 'delta': 'BIGINT'}";
+    let input = format!(
+        "read_json('{}/*.json', format='newline_delimited', columns={columns})",
+        dir.display()
+    );
+    let query = if rollup {
+        format!(
+            "SELECT date_trunc('hour', time) AS __time, channel, countryIsoCode, isRobot, namespace, \
+             page, count(*) AS count, sum(added) AS added, sum(deleted) AS deleted, \
+             sum(delta) AS delta FROM {input} GROUP BY ALL ORDER BY ALL"
+        )
+    } else {
+        format!("SELECT time AS __time, * EXCLUDE (time) FROM {input} ORDER BY ALL")
+    };
+    let out = dir.with_extension(format!("duckdb-{threads}.parquet"));
+    let script = format!(
+        "import duckdb, time\ncon = duckdb.connect()\ncon.execute('SET threads = {threads}')\n\
+         start = time.time()\ncon.execute(\"COPY ({query}) TO '{}' (FORMAT parquet)\")\n\
+         print(round((time.time() - start) * 1000))",
+        out.display()
+    );
+    let ms: u64 = crate::lifecycle::duckdb(&script)?.parse()?;
+    std::fs::remove_file(out).ok();
+    Ok(ms.max(1))
+}
+
 pub async fn run(rows: usize) -> anyhow::Result<()> {
-    let own = own_cluster(ClusterSpec::workers(&[1])).await?;
+    // One middle manager: a task alone, then a parallel task and its two sub-tasks.
+    let own = own_cluster(ClusterSpec::workers(&[3])).await?;
     let cluster = &own.cluster;
     let data_dir = cluster.dir.join("bench-data");
     std::fs::create_dir_all(&data_dir)?;
     let started = Instant::now();
-    let mut out = std::io::BufWriter::new(std::fs::File::create(data_dir.join("wiki.json"))?);
-    for i in 0..rows {
-        writeln!(out, "{}", row(i))?;
+    // Two files of half the rows each, so that a parallel task has two splits.
+    for half in 0..2 {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(
+            data_dir.join(format!("wiki-{half}.json")),
+        )?);
+        for i in (half * rows / 2)..((half + 1) * rows / 2) {
+            writeln!(out, "{}", row(i))?;
+        }
+        out.flush()?;
     }
-    out.flush()?;
-    let bytes = std::fs::metadata(data_dir.join("wiki.json"))?.len();
+    let bytes: u64 = (0..2)
+        .map(|h| {
+            std::fs::metadata(data_dir.join(format!("wiki-{h}.json")))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        })
+        .sum();
     println!(
         "generated {rows} wikipedia-like rows ({:.0} MB of JSON) in {:.1} s",
         bytes as f64 / 1e6,
         started.elapsed().as_secs_f64()
     );
-    // Druid's default maxRowsInMemory (1,000,000), then a tenth of it to show spilling.
-    for (id, rollup, max_rows_in_memory) in [
-        ("bench_rollup_off", false, None),
-        ("bench_rollup_on", true, None),
-        ("bench_rollup_off_spilling", false, Some(100_000)),
-    ] {
-        let t = task(
-            id,
-            &data_dir.display().to_string(),
-            rollup,
-            max_rows_in_memory,
-        );
-        cluster.client.submit(&t).await?;
-        let status = cluster
-            .client
-            .wait_complete(id, Duration::from_secs(1800))
-            .await?;
-        anyhow::ensure!(status["statusCode"] == "SUCCESS", "{id}: {status}");
-        let log = cluster.client.log(id).await?.unwrap_or_default();
-        let read_ms = number_before(&log, "input row(s) in", "ms").unwrap_or(0);
-        let spills = number_before(&log, "input row(s) in", "sorted").unwrap_or(0);
-        let write_ms = number_before(&log, "merged and wrote", "ms").unwrap_or(0);
-        let upload_ms = number_before(&log, "uploaded", "ms").unwrap_or(0);
-        let rss_kb = number_before(&log, "uploaded", "kB").unwrap_or(0);
-        let task_ms = status["duration"].as_i64().unwrap_or(0);
-        let stored: Vec<Value> = serde_json::from_str(
-            &cluster
-                .client
-                .get_root(&format!(
-                    "/druid/coordinator/v1/metadata/datasources/{id}/segments?full"
-                ))
-                .await?
-                .body,
-        )?;
-        let size: u64 = stored.iter().filter_map(|s| s["size"].as_u64()).sum();
+    let rate = |ms: u64| rows as f64 / (ms as f64 / 1000.0);
+    let dir = data_dir.display().to_string();
+    for rollup in [false, true] {
+        let name = if rollup { "on" } else { "off" };
+        let mut one = task(&format!("bench_rollup_{name}"), &dir, rollup, None);
+        one["spec"]["dataSchema"]["dataSource"] = json!(format!("bench_rollup_{name}"));
+        let m = measure(cluster, &one).await?;
+        let duck1 = duckdb_ms(&data_dir, rollup, 1)?;
+        let duck2 = duckdb_ms(&data_dir, rollup, 2)?;
         println!(
-            "rollup {:<3} maxRowsInMemory {:>9}: read+parse+rollup {:>6} ms = {:>9.0} rows/s/core ({} run(s) spilled); \
-             merge+Parquet {:>5} ms; upload {:>4} ms; whole task {:>6} ms = {:>9.0} rows/s; \
-             peak peon RSS {:.1} MB; {} segment(s), {:.1} MB",
-            if rollup { "on" } else { "off" },
-            max_rows_in_memory.unwrap_or(1_000_000),
-            read_ms,
-            rows as f64 / (read_ms.max(1) as f64 / 1000.0),
-            spills,
-            write_ms,
-            upload_ms,
-            task_ms,
-            rows as f64 / (task_ms.max(1) as f64 / 1000.0),
-            rss_kb as f64 / 1024.0,
-            stored.len(),
-            size as f64 / 1e6,
+            "rollup {name:<3}: Drover one task {:>6} ms = {:>9.0} rows/s (read+parse+rollup {} ms = {:.0} rows/s/core, \
+             merge+Parquet {} ms, {} run(s) spilled, peak RSS {:.0} MB, {} segment(s) {:.1} MB)",
+            m.task_ms,
+            rate(m.task_ms),
+            m.read_ms,
+            rate(m.read_ms.max(1)),
+            m.write_ms,
+            m.spills,
+            m.rss_kb as f64 / 1024.0,
+            m.segments,
+            m.bytes as f64 / 1e6
+        );
+        println!(
+            "rollup {name:<3}: DuckDB 1 thread {duck1:>6} ms = {:>9.0} rows/s; 2 threads {duck2:>6} ms = {:>9.0} rows/s; \
+             Drover / DuckDB(1 thread) = {:.2}x",
+            rate(duck1),
+            rate(duck2),
+            duck1 as f64 / m.task_ms as f64
+        );
+        // The same rows as an index_parallel task: two splits, two sub-tasks at a time.
+        let mut parallel = one.clone();
+        parallel["type"] = json!("index_parallel");
+        parallel["id"] = json!(format!("bench_parallel_rollup_{name}"));
+        parallel["spec"]["dataSchema"]["dataSource"] = json!(format!("bench_parallel_rollup_{name}"));
+        parallel["spec"]["ioConfig"]["type"] = json!("index_parallel");
+        parallel["spec"]["tuningConfig"] = json!({"type": "index_parallel",
+            "maxNumConcurrentSubTasks": 2, "splitHintSpec": {"type": "maxSize", "maxNumFiles": 1}});
+        let p = measure(cluster, &parallel).await?;
+        println!(
+            "rollup {name:<3}: Drover index_parallel, 2 sub-tasks: {:>6} ms = {:>9.0} rows/s; scaling from one task {:.2}x \
+             ({} segment(s))",
+            p.task_ms,
+            rate(p.task_ms),
+            m.task_ms as f64 / p.task_ms as f64,
+            p.segments
         );
     }
     drop(own);
