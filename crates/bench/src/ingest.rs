@@ -105,7 +105,9 @@ async fn measure(cluster: &drover_testkit::Cluster, t: &Value) -> anyhow::Result
         .await?;
     anyhow::ensure!(status["statusCode"] == "SUCCESS", "{id}: {status}");
     let log = cluster.client.log(&id).await?.unwrap_or_default();
-    let ds = t["spec"]["dataSchema"]["dataSource"].as_str().unwrap_or_default();
+    let ds = t["spec"]["dataSchema"]["dataSource"]
+        .as_str()
+        .unwrap_or_default();
     let stored: Vec<Value> = serde_json::from_str(
         &cluster
             .client
@@ -222,7 +224,8 @@ pub async fn run(rows: usize) -> anyhow::Result<()> {
         let mut parallel = one.clone();
         parallel["type"] = json!("index_parallel");
         parallel["id"] = json!(format!("bench_parallel_rollup_{name}"));
-        parallel["spec"]["dataSchema"]["dataSource"] = json!(format!("bench_parallel_rollup_{name}"));
+        parallel["spec"]["dataSchema"]["dataSource"] =
+            json!(format!("bench_parallel_rollup_{name}"));
         parallel["spec"]["ioConfig"]["type"] = json!("index_parallel");
         parallel["spec"]["tuningConfig"] = json!({"type": "index_parallel",
             "maxNumConcurrentSubTasks": 2, "splitHintSpec": {"type": "maxSize", "maxNumFiles": 1}});

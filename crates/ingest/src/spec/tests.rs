@@ -214,7 +214,7 @@ fn wrong_types_anywhere_name_their_path() {
         ),
         (
             "/spec/ioConfig/inputSource",
-            serde_json::json!({"type":"s3","uris":["s3://b/k"]}),
+            serde_json::json!({"type":"hdfs","paths":"hdfs://n/k"}),
             "spec.ioConfig.inputSource.type",
         ),
         (
@@ -232,10 +232,10 @@ fn wrong_types_anywhere_name_their_path() {
     }
     // The unknown input source is named with the ones there are.
     let mut task = tutorial("rollup-index.json");
-    task["spec"]["ioConfig"]["inputSource"] = serde_json::json!({"type":"s3"});
+    task["spec"]["ioConfig"]["inputSource"] = serde_json::json!({"type":"hdfs"});
     let e = IngestionSpec::from_task(&task).unwrap_err();
     assert!(
-        e.message.contains("s3") && e.message.contains("local"),
+        e.message.contains("hdfs") && e.message.contains("local") && e.message.contains("s3"),
         "{e}"
     );
     // A spec that is not an object at all.
@@ -385,5 +385,63 @@ fn partitions_specs_are_read_as_druid_reads_them() {
     assert_eq!(
         IngestionSpec::from_task(&t).unwrap_err().field,
         "spec.ioConfig.appendToExisting"
+    );
+}
+
+#[test]
+fn s3_sources_are_read_with_their_fields_named() {
+    use crate::spec::{InputSource, S3Source};
+    use serde_json::json;
+    let with = |source: Value| {
+        let mut t = tutorial("rollup-index.json");
+        t["spec"]["ioConfig"]["inputSource"] = source;
+        IngestionSpec::from_task(&t).map(|s| s.input_source)
+    };
+    assert_eq!(
+        with(json!({"type": "s3", "prefixes": ["s3://b/data/part-"], "objectGlob": "*.json",
+            "properties": {"accessKeyId": "id", "secretAccessKey": {"type": "default", "password": "pw"}},
+            "endpointConfig": {"url": "https://s3.example.com", "signingRegion": "eu-west-1"}}))
+        .unwrap(),
+        InputSource::S3(S3Source {
+            objects: vec![],
+            prefixes: vec![("b".into(), "data/part-".into())],
+            object_glob: Some("*.json".into()),
+            credentials: Some(("id".into(), "pw".into())),
+            endpoint: Some("https://s3.example.com".into()),
+            region: Some("eu-west-1".into()),
+        })
+    );
+    let objects =
+        with(json!({"type": "s3", "objects": [{"bucket": "b", "path": "k.json"}]})).unwrap();
+    assert!(
+        matches!(objects, InputSource::S3(s) if s.objects == vec![("b".to_string(), "k.json".to_string())])
+    );
+    let field_of = |source: Value| with(source).unwrap_err().field;
+    let f = "spec.ioConfig.inputSource";
+    assert_eq!(field_of(json!({"type": "s3"})), f);
+    assert_eq!(
+        field_of(json!({"type": "s3", "uris": [], "prefixes": []})),
+        f
+    );
+    assert_eq!(
+        field_of(json!({"type": "s3", "uris": ["http://b/k"]})),
+        format!("{f}.uris[0]")
+    );
+    assert_eq!(
+        field_of(json!({"type": "s3", "uris": ["s3://bucket"]})),
+        format!("{f}.uris[0]")
+    );
+    assert_eq!(
+        field_of(json!({"type": "s3", "objects": [{"bucket": "", "path": "k"}]})),
+        format!("{f}.objects[0]")
+    );
+    assert_eq!(
+        field_of(json!({"type": "s3", "uris": ["s3://b/k"], "properties": {"accessKeyId": "id"}})),
+        format!("{f}.properties")
+    );
+    assert_eq!(
+        field_of(json!({"type": "s3", "uris": ["s3://b/k"],
+            "properties": {"accessKeyId": {"type": "vault"}, "secretAccessKey": "s"}})),
+        format!("{f}.properties.accessKeyId.type")
     );
 }
