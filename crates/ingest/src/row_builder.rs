@@ -5,12 +5,13 @@
 use std::borrow::Cow;
 use std::io;
 use std::path::Path;
+use std::rc::Rc;
 
 use crate::aggregate::{Metric, MetricValue};
 use crate::dictionary::{Dictionary, Probe, NULL_ID};
 use crate::expr::{Expr, ExprError};
 use crate::record::{Cell, Fields, Record, RowError};
-use crate::row_store::{RowStore, SortedRows};
+use crate::row_store::{MergeOrder, RowStore, SortedRows};
 use crate::spec::{AggregatorKind, Dimension, Filter, IngestionSpec, ValueType};
 
 /// Druid's row stats (`ingestionStatsAndErrors.rowStats.buildSegments`).
@@ -30,9 +31,13 @@ struct DimColumn {
 }
 
 /// What the builder hands to the segment writer once every record is in.
+/// Dictionaries at most this big are ranked once for the final merge; bigger ones are compared
+/// by value.
+const RANKED_MAX: usize = 1 << 16;
+
 pub struct Finished {
     pub dimensions: Vec<Dimension>,
-    pub dictionaries: Vec<Dictionary>,
+    pub dictionaries: Rc<Vec<Dictionary>>,
     pub rows: SortedRows,
 }
 
@@ -263,9 +268,6 @@ impl RowBuilder {
         Ok(Ok(()))
     }
 
-    fn ranks(&self) -> Vec<Vec<u32>> {
-        self.columns.iter().map(|c| c.dictionary.ranks()).collect()
-    }
 
     /// Schemaless: a field becomes a dimension the first time a record has it, unless it is
     /// the timestamp, excluded, or a metric's input or name.
@@ -308,13 +310,24 @@ impl RowBuilder {
 
     /// Every row, sorted and rolled up, with what is needed to write them.
     pub fn finish(self) -> io::Result<Finished> {
-        let ranks = self.ranks();
-        let rows = self.store.finish(ranks)?;
-        let (dimensions, dictionaries) = self
+        let (dimensions, dictionaries): (Vec<Dimension>, Vec<Dictionary>) = self
             .columns
             .into_iter()
             .map(|c| (c.dimension, c.dictionary))
             .unzip();
+        let dictionaries = Rc::new(dictionaries);
+        // Dimensions with many values (a comment, an id) are compared by value when the merge
+        // gets to them, which it seldom does: ranking them would sort the whole dictionary.
+        let ranks: Vec<Option<Vec<u32>>> = dictionaries
+            .iter()
+            .map(|d| (d.len() <= RANKED_MAX).then(|| d.ranks()))
+            .collect();
+        let values = dictionaries.clone();
+        let order: MergeOrder = Rc::new(move |d, x, y| match &ranks[d] {
+            Some(r) => r[x as usize].cmp(&r[y as usize]),
+            None => values[d].get(x).order(values[d].get(y)),
+        });
+        let rows = self.store.finish(order)?;
         Ok(Finished {
             dimensions,
             dictionaries,
@@ -363,11 +376,17 @@ mod tests {
 
     fn rows(b: RowBuilder) -> (Vec<Dimension>, Vec<Dictionary>, Vec<Row>) {
         let mut f = b.finish().unwrap();
+        let f_dims = std::mem::take(&mut f.dimensions);
         let mut out = Vec::new();
         while let Some(r) = f.rows.next_row().unwrap() {
             out.push(r);
         }
-        (f.dimensions, f.dictionaries, out)
+        let dictionaries = std::mem::take(&mut f.dictionaries);
+        drop(f);
+        let Ok(dictionaries) = Rc::try_unwrap(dictionaries) else {
+            panic!("the merge, which shares the dictionaries, is over");
+        };
+        (f_dims, dictionaries, out)
     }
 
     fn string(dicts: &[Dictionary], row: &Row, d: usize) -> Option<String> {
@@ -433,6 +452,32 @@ mod tests {
             }
             assert!(rows.windows(2).all(|w| w[0].time <= w[1].time));
         }
+    }
+
+    #[test]
+    fn many_valued_dimensions_sort_by_value_through_spills() {
+        // srcIP has more values than are ranked: the merge compares them by value.
+        let mut spec = tutorial_spec();
+        spec.tuning.max_rows_in_memory = 20_000;
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = RowBuilder::new(&spec, dir.path()).unwrap();
+        let n = RANKED_MAX + 5_000;
+        for i in (0..n).rev() {
+            let line = format!(
+                r#"{{"timestamp":"2018-01-01T01:01:00Z","srcIP":"ip-{:07}","dstIP":"{}","packets":1,"bytes":1}}"#,
+                (i * 7919) % n,
+                i % 3
+            );
+            feed(&mut b, &line).unwrap();
+        }
+        assert!(b.spills() > 0);
+        let (_, dicts, rows) = rows(b);
+        assert_eq!(rows.len(), n);
+        let keys: Vec<(String, String)> = rows
+            .iter()
+            .map(|r| (string(&dicts, r, 0).unwrap(), string(&dicts, r, 1).unwrap()))
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "sorted by value, each once");
     }
 
     #[test]

@@ -35,8 +35,9 @@ impl Row {
     }
 }
 
-/// Each dimension's ranks (`Dictionary::ranks`): the sort order of dimension values.
-pub type Ranks = [Vec<u32>];
+/// How the final merge orders two value ids of dimension `d` (by ranks, or by value): shared
+/// by every head of the merge.
+pub type MergeOrder = Rc<dyn Fn(usize, u32, u32) -> Ordering>;
 
 fn trimmed(dims: &[u32]) -> &[u32] {
     let end = dims
@@ -65,10 +66,6 @@ fn order_by(a_time: i64, a: &[u32], b_time: i64, b: &[u32], dim: DimOrder) -> Or
     })
 }
 
-/// How two ids of dimension `d` sort by their ranks.
-fn by_rank(ranks: &Ranks, d: usize, x: u32, y: u32) -> Ordering {
-    ranks[d][x as usize].cmp(&ranks[d][y as usize])
-}
 
 pub struct RowStore {
     rollup: bool,
@@ -192,9 +189,8 @@ impl RowStore {
     }
 
     /// Every row, sorted by time then dimension values, rolled up across runs.
-    pub fn finish(mut self, ranks: Vec<Vec<u32>>) -> io::Result<SortedRows> {
-        let ranks: Rc<Ranks> = ranks.into();
-        let memory = self.take_sorted(&|d, x, y| by_rank(&ranks, d, x, y));
+    pub fn finish(mut self, order: MergeOrder) -> io::Result<SortedRows> {
+        let memory = self.take_sorted(&*order);
         let mut sources: Vec<Source> = self
             .runs
             .drain(..)
@@ -207,7 +203,7 @@ impl RowStore {
                 heap.push(Head {
                     row,
                     source: i,
-                    ranks: ranks.clone(),
+                    order: order.clone(),
                 });
             }
         }
@@ -238,7 +234,7 @@ impl Source {
 struct Head {
     row: Row,
     source: usize,
-    ranks: Rc<Ranks>,
+    order: MergeOrder,
 }
 
 impl Head {
@@ -248,7 +244,7 @@ impl Head {
             &self.row.dims,
             other.row.time,
             &other.row.dims,
-            &|d, x, y| by_rank(&self.ranks, d, x, y),
+            &*self.order,
         )
     }
 }
@@ -290,7 +286,7 @@ impl SortedRows {
             self.heap.push(Head {
                 row,
                 source: head.source,
-                ranks: head.ranks.clone(),
+                order: head.order,
             });
         }
         Ok(Some(head.row))
@@ -404,8 +400,9 @@ mod tests {
     }
 
     /// Ranks where id order is value order, for `dims` dimensions of `ids` values.
-    fn identity_ranks(dims: usize, ids: u32) -> Vec<Vec<u32>> {
-        vec![(0..ids).collect(); dims]
+    /// Ids in their own order (the tests' ids are interned in value order).
+    fn identity_ranks(_dims: usize, _ids: u32) -> MergeOrder {
+        Rc::new(|_, x, y| x.cmp(&y))
     }
 
     #[test]
@@ -464,7 +461,12 @@ mod tests {
         store.add(0, &[1], &[count(1)]);
         store.add(0, &[2], &[count(1)]);
         // Value of id 2 sorts before id 1.
-        let rows = drain(store.finish(vec![vec![0, 2, 1]]).unwrap());
+        let ranks = [0u32, 2, 1];
+        let rows = drain(
+            store
+                .finish(Rc::new(move |_, x, y| ranks[x as usize].cmp(&ranks[y as usize])))
+                .unwrap(),
+        );
         assert_eq!(rows[0].dims[0], 2);
     }
 }
