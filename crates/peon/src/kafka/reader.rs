@@ -527,7 +527,8 @@ impl Reader {
             }
             Some(Ok(text)) => {
                 let mut record = Record::new(builder.fields());
-                match records.read(text, builder.fields(), &mut record) {
+                let mut scratch = Vec::new();
+                match records.read(text, &mut scratch, builder.fields(), &mut record) {
                     Err(e) => {
                         builder.unparseable();
                         Some(e)
