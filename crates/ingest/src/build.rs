@@ -181,7 +181,6 @@ fn read(
             _ => spec.input_format.clone(),
         });
         let mut buf = Vec::with_capacity(1024);
-        let mut scratch = Vec::with_capacity(1024);
         let mut line_no = 0u64;
         loop {
             buf.clear();
@@ -201,7 +200,7 @@ fn read(
                 }
                 Ok(line) => {
                     let mut record = Record::new(builder.fields());
-                    match records.read(line, &mut scratch, builder.fields(), &mut record) {
+                    match records.read(line, builder.fields(), &mut record) {
                         Err(e) => {
                             builder.unparseable();
                             Some(e)

@@ -31,12 +31,9 @@ impl RecordReader {
 
     /// Reads `line` into `record` (which must be fresh): `Ok(false)` for lines that carry no
     /// record (blank, skipped, the header).
-    ///
-    /// `scratch` is a buffer the JSON parser may use (and `record` borrow from).
     pub fn read<'a>(
         &mut self,
         line: &'a str,
-        scratch: &'a mut Vec<u8>,
         fields: &mut Fields,
         record: &mut Record<'a>,
     ) -> Result<bool, RowError> {
@@ -47,7 +44,7 @@ impl RecordReader {
                 if line.trim().is_empty() {
                     return Ok(false);
                 }
-                record.read_json_fast(line, scratch, fields).map(|()| true)
+                record.read_json(line, fields).map(|()| true)
             }
             InputFormat::Delimited {
                 delimiter,
@@ -119,8 +116,7 @@ mod tests {
 
     fn read(r: &mut RecordReader, fields: &mut Fields, line: &str) -> Option<serde_json::Value> {
         let mut rec = Record::new(fields);
-        let mut scratch = Vec::new();
-        let got = r.read(line, &mut scratch, fields, &mut rec).unwrap();
+        let got = r.read(line, fields, &mut rec).unwrap();
         got.then(|| {
             let mut o = serde_json::Map::new();
             for (i, name) in fields.names().iter().enumerate() {
@@ -139,11 +135,9 @@ mod tests {
         assert_eq!(read(&mut r, &mut f, r#"{"a":1}"#).unwrap()["a"], 1);
         assert_eq!(read(&mut r, &mut f, "   "), None);
         let mut rec = Record::new(&f);
-        let mut scratch = Vec::new();
-        assert!(r.read("[1]", &mut scratch, &mut f, &mut rec).is_err());
-        let mut scratch = Vec::new();
+        assert!(r.read("[1]", &mut f, &mut rec).is_err());
         assert!(r
-            .read("{oops", &mut scratch, &mut f, &mut rec)
+            .read("{oops", &mut f, &mut rec)
             .unwrap_err()
             .0
             .contains("invalid JSON"));

@@ -265,34 +265,6 @@ impl<'a> Record<'a> {
         })
     }
 
-    /// [`Self::read_json`] with a SIMD parser, which works on a mutable copy of the line in
-    /// `scratch` (strings are unescaped in place and borrowed from there). A line it refuses is
-    /// read again by `read_json`, so what is accepted and what errors say do not change.
-    pub fn read_json_fast(
-        &mut self,
-        line: &'a str,
-        scratch: &'a mut Vec<u8>,
-        fields: &mut Fields,
-    ) -> Result<(), RowError> {
-        scratch.clear();
-        scratch.extend_from_slice(line.as_bytes());
-        let parsed = simd_json::Deserializer::from_slice(scratch.as_mut_slice())
-            .map_err(|_| ())
-            .and_then(|mut de| {
-                ObjectSeed {
-                    fields,
-                    record: self,
-                }
-                .deserialize(&mut de)
-                .map_err(|_| ())
-            });
-        if parsed.is_ok() {
-            return Ok(());
-        }
-        self.cells.iter_mut().for_each(|c| *c = Cell::Missing);
-        self.read_json(line, fields)
-    }
-
     /// A record from a JSON object (tests and tools).
     pub fn from_json(object: &Value, fields: &mut Fields) -> Record<'static> {
         let mut record = Record::new(fields);
@@ -471,36 +443,6 @@ mod tests {
             assert_eq!(rec.get(b), &Cell::Long(v["b"].as_i64().unwrap()), "{line}");
         }
         assert_eq!(fields.len(), 2);
-    }
-
-    #[test]
-    fn the_fast_parser_reads_what_serde_json_reads() {
-        let lines = [
-            r#"{"a":"plain","b":12,"c":-1.5e3,"d":true,"e":null,"f":["x","y\"z"],"g":{"h":[1]}}"#,
-            r#"{"a":"esc\u00e9\n\t\\","b":18446744073709551615,"c":0.1}"#,
-            r#"  {"b":1, "a":"späces and ünicode 🎉"}  "#,
-            r#"{"a":1}{"a":2}"#,
-            r#"{"a":"unterminated}"#,
-            r#"[1,2]"#,
-            "not json",
-            r#"{"a":"\ud800"}"#,
-        ];
-        for line in lines {
-            let mut fields = Fields::new(true);
-            let mut slow = Record::new(&fields);
-            let want = slow.read_json(line, &mut fields);
-            let mut fields_fast = Fields::new(true);
-            let mut fast = Record::new(&fields_fast);
-            let mut scratch = Vec::new();
-            let got = fast.read_json_fast(line, &mut scratch, &mut fields_fast);
-            assert_eq!(got, want, "{line}");
-            if got.is_ok() {
-                assert_eq!(fields_fast.names(), fields.names(), "{line}");
-                for slot in 0..fields.len() {
-                    assert_eq!(fast.get(slot), slow.get(slot), "{line} field {slot}");
-                }
-            }
-        }
     }
 
     #[test]

@@ -527,8 +527,7 @@ impl Reader {
             }
             Some(Ok(text)) => {
                 let mut record = Record::new(builder.fields());
-                let mut scratch = Vec::new();
-                match records.read(text, &mut scratch, builder.fields(), &mut record) {
+                match records.read(text, builder.fields(), &mut record) {
                     Err(e) => {
                         builder.unparseable();
                         Some(e)
