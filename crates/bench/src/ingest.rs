@@ -157,7 +157,12 @@ fn duckdb_ms(dir: &std::path::Path, rollup: bool, threads: u32) -> anyhow::Resul
          print(round((time.time() - start) * 1000))",
         out.display()
     );
-    let ms: u64 = crate::lifecycle::duckdb(&script)?.parse()?;
+    let printed = crate::lifecycle::duckdb(&script)?;
+    let ms: u64 = printed
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("DuckDB printed no time: {printed}"))?;
     std::fs::remove_file(out).ok();
     Ok(ms.max(1))
 }

@@ -268,7 +268,6 @@ impl RowBuilder {
         Ok(Ok(()))
     }
 
-
     /// Schemaless: a field becomes a dimension the first time a record has it, unless it is
     /// the timestamp, excluded, or a metric's input or name.
     fn discover_dimensions(&mut self, record: &Record) {
@@ -477,7 +476,10 @@ mod tests {
             .iter()
             .map(|r| (string(&dicts, r, 0).unwrap(), string(&dicts, r, 1).unwrap()))
             .collect();
-        assert!(keys.windows(2).all(|w| w[0] < w[1]), "sorted by value, each once");
+        assert!(
+            keys.windows(2).all(|w| w[0] < w[1]),
+            "sorted by value, each once"
+        );
     }
 
     #[test]

@@ -66,7 +66,6 @@ fn order_by(a_time: i64, a: &[u32], b_time: i64, b: &[u32], dim: DimOrder) -> Or
     })
 }
 
-
 pub struct RowStore {
     rollup: bool,
     aggregators: Vec<AggregatorKind>,
@@ -464,7 +463,9 @@ mod tests {
         let ranks = [0u32, 2, 1];
         let rows = drain(
             store
-                .finish(Rc::new(move |_, x, y| ranks[x as usize].cmp(&ranks[y as usize])))
+                .finish(Rc::new(move |_, x, y| {
+                    ranks[x as usize].cmp(&ranks[y as usize])
+                }))
                 .unwrap(),
         );
         assert_eq!(rows[0].dims[0], 2);
