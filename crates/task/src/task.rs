@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 
 /// Task types Druid has that Drover does not run yet: named so the error says so.
 const NOT_YET_SUPPORTED: &[&str] = &["index_kinesis", "index_hadoop"];
+/// The task types users submit; the parallel task's sub-task types are known too.
 const SUPPORTED: &[&str] = &[
     "noop",
     "index",
@@ -27,12 +28,6 @@ const SUPPORTED: &[&str] = &[
     "index_kafka",
     "kill",
     "compact",
-    "single_phase_sub_task",
-    "partial_dimension_cardinality",
-    "partial_dimension_distribution",
-    "partial_index_generate",
-    "partial_range_index_generate",
-    "partial_index_generic_merge",
 ];
 
 /// The sub-tasks an `index_parallel` task runs (Druid's names): each reads part of the input
@@ -45,6 +40,15 @@ pub const SUB_TASK_TYPES: &[&str] = &[
     "partial_range_index_generate",
     "partial_index_generic_merge",
 ];
+
+fn known_types() -> String {
+    SUPPORTED
+        .iter()
+        .chain(SUB_TASK_TYPES)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// Task types whose payload is an ingestion spec under `spec`.
 fn is_batch_ingestion(task_type: &str) -> bool {
@@ -59,9 +63,9 @@ pub enum TaskSpecError {
     InvalidJson(String),
     #[error("a task must be a JSON object, got {0}")]
     NotAnObject(&'static str),
-    #[error("the task has no [type] field; known types: {}", SUPPORTED.join(", "))]
+    #[error("the task has no [type] field; known types: {}", known_types())]
     MissingType,
-    #[error("unknown task type [{name}]; known types: {known}", name = .0, known = SUPPORTED.join(", "))]
+    #[error("unknown task type [{name}]; known types: {known}", name = .0, known = known_types())]
     UnknownType(String),
     #[error("task type [{0}] is not supported by this version of Drover yet")]
     UnsupportedType(String),
@@ -195,7 +199,8 @@ impl Task {
         if NOT_YET_SUPPORTED.contains(&task_type.as_str()) {
             return Err(TaskSpecError::UnsupportedType(task_type));
         }
-        if !SUPPORTED.contains(&task_type.as_str()) {
+        if !SUPPORTED.contains(&task_type.as_str()) && !SUB_TASK_TYPES.contains(&task_type.as_str())
+        {
             return Err(TaskSpecError::UnknownType(task_type));
         }
 
@@ -307,7 +312,7 @@ impl Task {
                 schema: IngestionSpec::from_stream_task(&payload)?,
                 io: KafkaTaskIo::from_task(&payload)?,
             })),
-            _ => unreachable!("checked against SUPPORTED above"),
+            _ => unreachable!("checked against SUPPORTED and SUB_TASK_TYPES above"),
         };
         let supervisor_task_id = match (
             SUB_TASK_TYPES.contains(&task_type.as_str()),
