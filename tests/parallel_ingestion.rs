@@ -525,3 +525,51 @@ async fn a_sub_task_failing_past_max_retry_fails_the_task_and_publishes_nothing(
         );
     }
 }
+
+/// With authentication on, the supervisor's peon runs its sub-tasks with its own task token:
+/// it may submit its own sub-tasks and read them, and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sub_tasks_run_with_the_supervisors_token_when_authentication_is_on() {
+    let cluster = Cluster::start(
+        ClusterSpec::workers(&[2, 2])
+            .basic_auth("admin-secret", "internal-secret")
+            .tls(),
+    )
+    .await;
+    let data_dir = split_sample(&cluster.dir, 2);
+    let task = wiki_task(
+        "index_parallel",
+        "wiki-secure",
+        &data_dir,
+        json!({"type": "index_parallel", "maxNumConcurrentSubTasks": 2,
+            "forceGuaranteedRollup": true,
+            "partitionsSpec": {"type": "hashed", "numShards": 2, "partitionDimensions": ["channel"]}}),
+    );
+    let id = succeed(&cluster, &task).await;
+    let subs = sub_tasks(&cluster.client, &id).await;
+    assert!(subs.len() >= 4, "generate and merge sub-tasks: {subs:#?}");
+    let segments = used_segments(&cluster.client, "wiki-secure").await;
+    let counted: i64 = segment_rows(&segments)
+        .iter()
+        .map(|r| r["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(counted, SAMPLE_ROWS as i64);
+
+    // A task's token submits only its own sub-tasks: not a task of its own naming.
+    let token = drover_service::auth::task_token("internal-secret", &id);
+    let peon = drover_testkit::ApiClient::configured(
+        &cluster.overlords[0].url,
+        Some(&format!("{id}:{token}")),
+        cluster.ca_pem.as_deref().map(str::as_bytes),
+        false,
+    );
+    let r = peon
+        .post(
+            "/task",
+            drover_scenarios::noop("not-a-sub-task", 0).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("only its own sub-tasks"), "{}", r.body);
+}

@@ -260,8 +260,13 @@ impl Authenticator {
             return Ok(ok.then_some(Authenticated::User(user)));
         }
         if let Some(secret) = internal.filter(|_| self.accepts_tasks) {
-            if constant_time_eq(task_token(secret, &user).as_bytes(), password.as_bytes()) {
-                return Ok(Some(Authenticated::Task(user)));
+            // Task ids may hold ':' (their creation time) and tokens never do: the token is
+            // after the last one.
+            let joined = format!("{user}:{password}");
+            if let Some((task, token)) = joined.rsplit_once(':') {
+                if constant_time_eq(task_token(secret, task).as_bytes(), token.as_bytes()) {
+                    return Ok(Some(Authenticated::Task(task.to_string())));
+                }
             }
         }
         let key: [u8; 32] = Sha256::digest(format!("{user}:{password}")).into();
@@ -466,6 +471,13 @@ mod tests {
         );
         let other = basic_header(&format!("index_wiki_2:{token}"));
         assert_eq!(overlord.authenticate_any(Some(&other)).await.unwrap(), None);
+        // A generated id holds its creation time, colons and all.
+        let id = "index_wiki_abcdefgh_2026-12-02T05:44:54.204Z";
+        let h = basic_header(&format!("{id}:{}", task_token("inner", id)));
+        assert_eq!(
+            overlord.authenticate_any(Some(&h)).await.unwrap(),
+            Some(Authenticated::Task(id.into()))
+        );
     }
 }
 

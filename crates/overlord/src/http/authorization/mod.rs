@@ -267,11 +267,15 @@ pub async fn authorize(
         })
         .unwrap_or_default();
     let method = request.method().clone();
-    let request_is_task = request.extensions().get::<TaskIdentity>().is_some();
+    let task_identity = request
+        .extensions()
+        .get::<TaskIdentity>()
+        .map(|t| t.0.clone());
+    let request_is_task = task_identity.is_some();
     let result = async {
         let policy = s.policies.current().await?;
         let internal_user = s.authenticator.config().internal_client_username.clone();
-        let acting_task = match request_is_task.then(|| TaskId::new(user.clone())) {
+        let acting_task = match task_identity.map(TaskId::new) {
             Some(Ok(id)) => match s.policies.store.get_task_info(&id).await {
                 Ok(Some(info)) => Some((id, info.datasource)),
                 Ok(None) => None,
