@@ -275,7 +275,11 @@ pub async fn authorize(
     let result = async {
         let policy = s.policies.current().await?;
         let internal_user = s.authenticator.config().internal_client_username.clone();
-        let acting_task = match task_identity.map(TaskId::new) {
+        let required = required(&s, &method, &route, &params).await?;
+        // A peon's data source is looked up only where a permission is checked: task actions,
+        // its everyday calls, need none.
+        let checked = matches!(required, Required::Permission(..) | Required::InHandler);
+        let acting_task = match task_identity.filter(|_| checked).map(TaskId::new) {
             Some(Ok(id)) => match s.policies.store.get_task_info(&id).await {
                 Ok(Some(info)) => Some((id, info.datasource)),
                 Ok(None) => None,
@@ -289,7 +293,7 @@ pub async fn authorize(
             policy,
             acting_task,
         };
-        match required(&s, &method, &route, &params).await? {
+        match required {
             Required::Nothing | Required::InHandler => {}
             // The internal client, or a task's peon (the handler checks it acts for its task).
             Required::Internal if user == internal_user || request_is_task => {}
