@@ -147,7 +147,11 @@ async fn ingest(
 ) -> Result<(), TaskFailure> {
     let overlord = OverlordClient::from_env(task.payload().clone())?;
     let deep = DeepStorage::from_env()?;
-    if task.task_type == "index_parallel" && spec.tuning.parallel.max_num_concurrent_sub_tasks > 1 {
+    // Sub-tasks are given the spec under `spec` (very old specs put it at the top level).
+    if task.task_type == "index_parallel"
+        && spec.tuning.parallel.max_num_concurrent_sub_tasks > 1
+        && task.payload().get("spec").is_some()
+    {
         let source = task
             .payload()
             .pointer("/spec/ioConfig/inputSource")

@@ -180,7 +180,13 @@ pub(crate) async fn supervise(
                 sub
             })
             .collect();
-        let reports = runner.run_phase("partial segment merge", merges).await?;
+        let reports = match runner.run_phase("partial segment merge", merges).await {
+            Ok(r) => r,
+            Err(e) => {
+                delete_partials(deep, &partials).await;
+                return Err(e);
+            }
+        };
         let mut bucketed: Vec<(DataSegment, u32)> = Vec::new();
         for r in &reports {
             let segments: Vec<DataSegment> = serde_json::from_value(r["segments"].clone())
@@ -208,14 +214,20 @@ pub(crate) async fn supervise(
 
     progress.segments = segments.len();
     pause_before_publish(task).await;
-    publish(overlord, &segments, &[], &[]).await?;
-    for p in &partials {
+    let published = publish(overlord, &segments, &[], &[]).await;
+    // Published or not, nothing will read the partial segments again.
+    delete_partials(deep, &partials).await;
+    published?;
+    progress.set_state("COMPLETED");
+    Ok(())
+}
+
+async fn delete_partials(deep: &DeepStorage, partials: &[PartialLocation]) {
+    for p in partials {
         if let Err(e) = deep.delete(&p.load_spec).await {
             println!("cannot delete a partial segment: {e}");
         }
     }
-    progress.set_state("COMPLETED");
-    Ok(())
 }
 
 fn sum_row_stats(reports: &[Value]) -> RowStats {
