@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use drover_testkit::ApiClient;
+use drover_testkit::{ApiClient, Cluster};
 
 /// An `index` task over inline data, for the lock and error scenarios.
 pub fn inline_index_task(
@@ -102,4 +102,26 @@ pub async fn serve_http(status_and_headers: &str, body: Vec<u8>) -> u16 {
         }
     });
     port
+}
+
+/// Submits `task`, waits up to `timeout` for it to end and answers its id; a task that did not
+/// succeed fails the test with its status and log.
+pub async fn succeed_within(
+    cluster: &Cluster,
+    task: &Value,
+    timeout: std::time::Duration,
+) -> String {
+    let id = cluster.client.submit(task).await.unwrap();
+    let status = cluster.client.wait_complete(&id, timeout).await.unwrap();
+    if status["statusCode"] != "SUCCESS" {
+        let log = cluster
+            .client
+            .log(&id)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        cluster.fail(format!("task {id} did not succeed: {status}\n{log}"));
+    }
+    id
 }

@@ -106,18 +106,7 @@ async fn run(c: &ApiClient, task: &Value) -> (String, Value) {
 }
 
 async fn succeed(cluster: &Cluster, task: &Value) -> String {
-    let (id, status) = run(&cluster.client, task).await;
-    if status["statusCode"] != "SUCCESS" {
-        let log = cluster
-            .client
-            .log(&id)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        cluster.fail(format!("task {id} did not succeed: {status}\n{log}"));
-    }
-    id
+    drover_scenarios::succeed_within(cluster, task, TIMEOUT).await
 }
 
 /// The sub-tasks of `supervisor` the overlord knows, in any state.

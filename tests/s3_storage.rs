@@ -53,19 +53,7 @@ async fn rows_in_s3(s3: &S3Server, segments: &[Value]) -> Vec<Value> {
 }
 
 async fn succeed(cluster: &Cluster, task: &Value) -> String {
-    let id = cluster.client.submit(task).await.unwrap();
-    let status = cluster.client.wait_complete(&id, TIMEOUT).await.unwrap();
-    if status["statusCode"] != "SUCCESS" {
-        let log = cluster
-            .client
-            .log(&id)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        cluster.fail(format!("task {id} did not succeed: {status}\n{log}"));
-    }
-    id
+    drover_scenarios::succeed_within(cluster, task, TIMEOUT).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
