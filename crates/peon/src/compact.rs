@@ -21,11 +21,7 @@ use crate::overlord_client::OverlordClient;
 pub fn run(task: &Task, spec: &CompactSpec, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
     let mut progress = Progress::new(task, attempt_dir);
     progress.serve_live_reports();
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| fail!("cannot start the async runtime: {e}"))
-        .and_then(|rt| rt.block_on(compact(task, spec, task_dir, &mut progress)));
+    let result = crate::block_on(compact(task, spec, task_dir, &mut progress));
     progress.conclude(task, attempt_dir, result)
 }
 

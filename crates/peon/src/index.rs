@@ -124,11 +124,7 @@ pub fn run(task: &Task, spec: &IngestionSpec, task_dir: &Path, attempt_dir: &Pat
     } else {
         axum::Router::new()
     });
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| fail!("cannot start the async runtime: {e}"))
-        .and_then(|rt| rt.block_on(ingest(task, spec, task_dir, &mut progress, tracker)));
+    let result = crate::block_on(ingest(task, spec, task_dir, &mut progress, tracker));
     progress.conclude(task, attempt_dir, result)
 }
 

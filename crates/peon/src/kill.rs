@@ -36,11 +36,7 @@ struct Nuked {
 
 pub fn run(task: &Task, spec: &KillSpec, attempt_dir: &Path) -> TaskStatus {
     let mut killed = Killed::default();
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| fail!("cannot start the async runtime: {e}"))
-        .and_then(|rt| rt.block_on(kill(task, spec, &mut killed)));
+    let result = crate::block_on(kill(task, spec, &mut killed));
     if let Err(e) = write_report(task, attempt_dir, &killed) {
         eprintln!("cannot write report.json: {e}");
     }

@@ -126,6 +126,18 @@ fn run(task_dir: &Path, attempt: &str) -> Result<(), TaskFailure> {
     Ok(())
 }
 
+/// Runs a task's work on a one-thread tokio runtime made for it (its HTTP and object-store
+/// I/O); the task's own thread does the CPU work.
+pub(crate) fn block_on<T>(
+    work: impl std::future::Future<Output = Result<T, TaskFailure>>,
+) -> Result<T, TaskFailure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail!("cannot start the async runtime: {e}"))?
+        .block_on(work)
+}
+
 /// The middle manager keeps our stdin open for as long as it lives; EOF means it is gone, and a
 /// task nobody will report on must not keep running (Druid's peon exits with 2 here too).
 fn watch_parent_via_stdin() {

@@ -3,6 +3,7 @@
 //! store is the cluster's (`AWS_*` environment) unless the source gives its own credentials or
 //! endpoint.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,6 +22,30 @@ pub struct S3Object {
     pub bucket: String,
     pub key: String,
     pub size: u64,
+}
+
+/// The source's clients, one per bucket, each made once (each has its own connection pool).
+struct Stores<'s> {
+    source: &'s S3Source,
+    made: HashMap<String, Arc<dyn ObjectStore>>,
+}
+
+impl<'s> Stores<'s> {
+    fn new(source: &'s S3Source) -> Self {
+        Stores {
+            source,
+            made: HashMap::new(),
+        }
+    }
+
+    fn of(&mut self, bucket: &str) -> Result<Arc<dyn ObjectStore>, TaskFailure> {
+        if let Some(s) = self.made.get(bucket) {
+            return Ok(s.clone());
+        }
+        let s = store(self.source, bucket)?;
+        self.made.insert(bucket.to_string(), s.clone());
+        Ok(s)
+    }
 }
 
 fn store(source: &S3Source, bucket: &str) -> Result<Arc<dyn ObjectStore>, TaskFailure> {
@@ -45,9 +70,17 @@ fn store(source: &S3Source, bucket: &str) -> Result<Arc<dyn ObjectStore>, TaskFa
 /// Every object the source names, in order: named ones first (their sizes asked), then each
 /// prefix's, sorted by key.
 pub async fn list(source: &S3Source) -> Result<Vec<S3Object>, TaskFailure> {
+    list_with(source, &mut Stores::new(source)).await
+}
+
+async fn list_with(
+    source: &S3Source,
+    stores: &mut Stores<'_>,
+) -> Result<Vec<S3Object>, TaskFailure> {
     let mut out = Vec::new();
     for (bucket, key) in &source.objects {
-        let meta = store(source, bucket)?
+        let meta = stores
+            .of(bucket)?
             .head(&ObjectPath::from(key.as_str()))
             .await
             .map_err(|e| fail!("cannot read s3://{bucket}/{key}: {e}"))?;
@@ -60,7 +93,8 @@ pub async fn list(source: &S3Source) -> Result<Vec<S3Object>, TaskFailure> {
     for (bucket, prefix) in &source.prefixes {
         // A prefix need not end at a '/': list its directory and keep what starts with it.
         let dir = prefix.rsplit_once('/').map_or("", |(d, _)| d);
-        let listed: Vec<object_store::ObjectMeta> = store(source, bucket)?
+        let listed: Vec<object_store::ObjectMeta> = stores
+            .of(bucket)?
             .list(Some(&ObjectPath::from(dir)))
             .try_collect()
             .await
@@ -90,14 +124,20 @@ pub async fn list(source: &S3Source) -> Result<Vec<S3Object>, TaskFailure> {
 /// part (a `.gz` stays gzip to the reader).
 pub async fn download(source: &S3Source, dir: &Path) -> Result<Vec<Input>, TaskFailure> {
     std::fs::create_dir_all(dir).map_err(|e| fail!("cannot create {}: {e}", dir.display()))?;
+    let mut stores = Stores::new(source);
     let mut inputs = Vec::new();
-    for (i, o) in list(source).await?.into_iter().enumerate() {
+    for (i, o) in list_with(source, &mut stores)
+        .await?
+        .into_iter()
+        .enumerate()
+    {
         let name = o.key.rsplit('/').next().unwrap_or("object").replace(
             |c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_'),
             "_",
         );
         let path = dir.join(format!("s3-{i}-{name}"));
-        let bytes = store(source, &o.bucket)?
+        let bytes = stores
+            .of(&o.bucket)?
             .get(&ObjectPath::from(o.key.as_str()))
             .await
             .map_err(|e| fail!("cannot read s3://{}/{}: {e}", o.bucket, o.key))?

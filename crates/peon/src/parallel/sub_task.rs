@@ -27,14 +27,8 @@ use crate::overlord_client::OverlordClient;
 pub fn run(task: &Task, spec: &IngestionSpec, task_dir: &Path, attempt_dir: &Path) -> TaskStatus {
     let mut progress = Progress::new(task, attempt_dir);
     progress.serve_live_reports();
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| fail!("cannot start the async runtime: {e}"))
-        .and_then(|rt| rt.block_on(work(task, spec, task_dir, &mut progress)));
-    let result = result.map(|report| {
-        progress.sub_task_report = Some(report);
-    });
+    let result = crate::block_on(work(task, spec, task_dir, &mut progress))
+        .map(|report| progress.sub_task_report = Some(report));
     progress.conclude(task, attempt_dir, result)
 }
 
