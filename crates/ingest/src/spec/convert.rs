@@ -310,22 +310,7 @@ fn input_source(field: &str, source: wire::InputSource) -> Result<InputSource, S
                 metrics,
             }
         }
-        wire::InputSource::S3 {
-            uris,
-            prefixes,
-            objects,
-            object_glob,
-            properties,
-            endpoint_config,
-        } => InputSource::S3(s3_source(
-            field,
-            uris,
-            prefixes,
-            objects,
-            object_glob,
-            properties,
-            endpoint_config,
-        )?),
+        wire::InputSource::S3(s3) => InputSource::S3(s3_source(field, s3)?),
         wire::InputSource::Combining { delegates } => {
             if delegates.is_empty() {
                 return Err(err(&format!("{field}.delegates"), "must not be empty"));
@@ -644,16 +629,15 @@ fn password(field: &str, p: Option<wire::Password>) -> Result<Option<String>, Sp
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn s3_source(
-    field: &str,
-    uris: Option<Vec<String>>,
-    prefixes: Option<Vec<String>>,
-    objects: Option<Vec<wire::S3Object>>,
-    object_glob: Option<String>,
-    properties: Option<wire::S3Properties>,
-    endpoint: Option<wire::S3Endpoint>,
-) -> Result<crate::spec::S3Source, SpecError> {
+fn s3_source(field: &str, s3: wire::S3Source) -> Result<crate::spec::S3Source, SpecError> {
+    let wire::S3Source {
+        uris,
+        prefixes,
+        objects,
+        object_glob,
+        properties,
+        endpoint_config: endpoint,
+    } = s3;
     let given = [uris.is_some(), prefixes.is_some(), objects.is_some()]
         .iter()
         .filter(|g| **g)

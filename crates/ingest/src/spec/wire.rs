@@ -191,14 +191,18 @@ pub enum InputSource {
     Combining {
         delegates: Vec<InputSource>,
     },
-    S3 {
-        uris: Option<Vec<String>>,
-        prefixes: Option<Vec<String>>,
-        objects: Option<Vec<S3Object>>,
-        object_glob: Option<String>,
-        properties: Option<S3Properties>,
-        endpoint_config: Option<S3Endpoint>,
-    },
+    S3(S3Source),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Source {
+    pub uris: Option<Vec<String>>,
+    pub prefixes: Option<Vec<String>>,
+    pub objects: Option<Vec<S3Object>>,
+    pub object_glob: Option<String>,
+    pub properties: Option<S3Properties>,
+    pub endpoint_config: Option<S3Endpoint>,
 }
 
 #[derive(Debug, Deserialize)]
