@@ -125,3 +125,31 @@ pub async fn succeed_within(
     }
     id
 }
+
+/// The lines of Druid's wikiticker sample (39,244 edits), as shipped in tests/data.
+pub fn wikiticker_lines() -> Vec<String> {
+    use std::io::BufRead;
+    let gz = std::fs::File::open(
+        drover_ingest::tutorial::tutorial_dir().join("wikiticker-2015-09-12-sampled.json.gz"),
+    )
+    .unwrap();
+    std::io::BufReader::new(flate2::read::GzDecoder::new(gz))
+        .lines()
+        .map(Result::unwrap)
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+}
+
+/// Every file under `dir`, recursively (none when it does not exist).
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

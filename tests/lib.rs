@@ -12,8 +12,8 @@ mod ingestion;
 pub use drover_ingest::tutorial::tutorial_file;
 pub use drover_testkit::{ApiClient, Cluster, ClusterSpec, FreezableProxy, MiddleManagerSpec};
 pub use ingestion::{
-    inline_index_task, one_row_task, report, segment_rows, serve_http, succeed_within,
-    used_segments,
+    files_under, inline_index_task, one_row_task, report, segment_rows, serve_http, succeed_within,
+    used_segments, wikiticker_lines,
 };
 
 pub fn noop(id: &str, run_time_ms: u64) -> Value {

@@ -5,7 +5,7 @@
 //! sub-task failing past `maxRetry`, which fails its supervisor and publishes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,15 +21,7 @@ const SAMPLE_ROWS: usize = 39_244;
 fn split_sample(dir: &Path, files: usize) -> PathBuf {
     let data_dir = dir.join("wiki-split");
     std::fs::create_dir_all(&data_dir).unwrap();
-    let gz = std::fs::File::open(
-        drover_ingest::tutorial::tutorial_dir().join("wikiticker-2015-09-12-sampled.json.gz"),
-    )
-    .unwrap();
-    let lines: Vec<String> = std::io::BufReader::new(flate2::read::GzDecoder::new(gz))
-        .lines()
-        .map(Result::unwrap)
-        .filter(|l| !l.trim().is_empty())
-        .collect();
+    let lines = drover_scenarios::wikiticker_lines();
     assert_eq!(lines.len(), SAMPLE_ROWS);
     let per = lines.len().div_ceil(files);
     for (i, chunk) in lines.chunks(per).enumerate() {
@@ -458,24 +450,11 @@ async fn hashed_and_range_partitioning_give_the_rows_of_a_single_task() {
     assert!(segments.len() > 4, "{}", segments.len());
 
     // The partial segments are gone from deep storage once published.
-    let leftovers: Vec<_> = walk(&cluster.dir)
+    let leftovers: Vec<_> = drover_scenarios::files_under(&cluster.dir)
         .into_iter()
         .filter(|p| p.components().any(|c| c.as_os_str() == "shuffle") && p.is_file())
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,6 @@
 //! bucket, the `s3` input source by prefix (split over parallel sub-tasks) and by URI with the
 //! source's own credentials, and a segment big enough to go up as a multipart upload.
 
-use std::io::BufRead;
 use std::time::Duration;
 
 use drover_scenarios::{used_segments, Cluster, ClusterSpec};
@@ -64,14 +63,7 @@ async fn deep_storage_task_logs_and_inputs_in_s3() {
     s3.create_bucket("wiki-input").await;
 
     // The wikiticker sample as four objects under a prefix, and one the glob leaves out.
-    let gz = std::fs::File::open(
-        drover_ingest::tutorial::tutorial_dir().join("wikiticker-2015-09-12-sampled.json.gz"),
-    )
-    .unwrap();
-    let lines: Vec<String> = std::io::BufReader::new(flate2::read::GzDecoder::new(gz))
-        .lines()
-        .map(Result::unwrap)
-        .collect();
+    let lines = drover_scenarios::wikiticker_lines();
     let per = lines.len().div_ceil(4);
     for (i, chunk) in lines.chunks(per).enumerate() {
         let body = chunk.join("\n") + "\n";

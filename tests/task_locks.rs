@@ -239,7 +239,7 @@ async fn parse_errors_crashes_overwrite_and_append() {
         used_segments(c, "crashy").await.is_empty(),
         "nothing published"
     );
-    let files = walk(&cluster.deep_storage_dir.join("crashy"));
+    let files = drover_scenarios::files_under(&cluster.deep_storage_dir.join("crashy"));
     assert!(!files.is_empty(), "the crashed peon did write files");
     // A rerun succeeds.
     let rerun = inline_index_task(
@@ -304,21 +304,6 @@ async fn parse_errors_crashes_overwrite_and_append() {
         .collect();
     assert_eq!(parts, [0, 1]);
     assert_eq!(segment_rows(&third).len(), 11);
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 /// A streaming publish through the action API, as an `index_kafka` task will make it: segments
