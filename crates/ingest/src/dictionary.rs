@@ -33,20 +33,10 @@ pub enum Probe<'x> {
 pub const NULL_ID: u32 = 0;
 
 impl DimValue {
-    fn probe(&self) -> ProbeOwned<'_> {
-        match self {
-            DimValue::Null => ProbeOwned::Null,
-            DimValue::String(s) => ProbeOwned::Str(s),
-            DimValue::Multi(items) => ProbeOwned::Multi(items),
-            DimValue::Long(l) => ProbeOwned::Long(*l),
-            DimValue::Double(d) => ProbeOwned::Double(*d),
-        }
-    }
-
     fn matches(&self, p: &Probe) -> bool {
         match (self, p) {
             (DimValue::Null, Probe::Null) => true,
-            (DimValue::String(a), Probe::Str(b)) => &**a == *b,
+            (DimValue::String(a), Probe::Str(b)) => same_bytes(a.as_bytes(), b.as_bytes()),
             (DimValue::Multi(a), Probe::Multi(b)) => {
                 a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| **x == **y)
             }
@@ -79,29 +69,51 @@ impl DimValue {
     }
 }
 
-/// What is hashed: the same for a stored value and a probe of it.
-enum ProbeOwned<'x> {
-    Null,
-    Str(&'x str),
-    Multi(&'x [Box<str>]),
-    Long(i64),
-    Double(f64),
+/// Byte equality with short values compared in registers: most dimension values are a few
+/// to a few dozen bytes, where calling `memcmp` costs more than the comparison.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8"));
+    match n {
+        0..4 => a == b,
+        4..8 => {
+            let half =
+                |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4"));
+            half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4)
+        }
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        17..=32 => {
+            word(a, 0) == word(b, 0)
+                && word(a, 8) == word(b, 8)
+                && word(a, n - 16) == word(b, n - 16)
+                && word(a, n - 8) == word(b, n - 8)
+        }
+        _ => a == b,
+    }
 }
 
-fn hash_with(hasher: &DefaultHashBuilder, p: ProbeOwned) -> u64 {
+/// A probe's hash (a stored value keeps the hash of the probe that added it).
+fn hash_probe(hasher: &DefaultHashBuilder, p: &Probe) -> u64 {
     let mut h = hasher.build_hasher();
     match p {
-        ProbeOwned::Null => 0u8.hash(&mut h),
-        ProbeOwned::Str(s) => {
+        Probe::Null => 0u8.hash(&mut h),
+        Probe::Str(s) => {
             1u8.hash(&mut h);
             s.hash(&mut h);
         }
-        ProbeOwned::Multi(items) => hash_list(&mut h, items.iter().map(|s| &**s)),
-        ProbeOwned::Long(l) => {
+        Probe::Multi(items) => {
+            2u8.hash(&mut h);
+            items.len().hash(&mut h);
+            items.iter().for_each(|s| (**s).hash(&mut h));
+        }
+        Probe::Long(l) => {
             3u8.hash(&mut h);
             l.hash(&mut h);
         }
-        ProbeOwned::Double(d) => {
+        Probe::Double(d) => {
             4u8.hash(&mut h);
             d.to_bits().hash(&mut h);
         }
@@ -109,77 +121,100 @@ fn hash_with(hasher: &DefaultHashBuilder, p: ProbeOwned) -> u64 {
     h.finish()
 }
 
-/// A list of values, hashed the same whichever slice holds them.
-fn hash_list<'s>(h: &mut impl Hasher, items: impl ExactSizeIterator<Item = &'s str>) {
-    2u8.hash(h);
-    items.len().hash(h);
-    items.for_each(|s| s.hash(h));
-}
-
-fn hash_probe(hasher: &DefaultHashBuilder, p: &Probe) -> u64 {
-    match p {
-        Probe::Null => hash_with(hasher, ProbeOwned::Null),
-        Probe::Str(s) => hash_with(hasher, ProbeOwned::Str(s)),
-        Probe::Long(l) => hash_with(hasher, ProbeOwned::Long(*l)),
-        Probe::Double(d) => hash_with(hasher, ProbeOwned::Double(*d)),
-        Probe::Multi(items) => {
-            let mut h = hasher.build_hasher();
-            hash_list(&mut h, items.iter().map(|s| &**s));
-            h.finish()
-        }
-    }
-}
-
 pub struct Dictionary {
     values: Vec<DimValue>,
+    /// Each value's hash, by id: growing the table re-places ids without hashing (and
+    /// reading) every value again.
+    hashes: Vec<u64>,
     table: HashTable<u32>,
     hasher: DefaultHashBuilder,
     multi: bool,
+    /// Values looked up so far.
+    lookups: u64,
+    /// Whether equal values must share an id (rollup groups rows by ids). When they need not,
+    /// a dictionary of mostly unique values (a comment, an id) stops looking values up: see
+    /// [`Dictionary::intern`].
+    must_share: bool,
+    /// Set once lookups stopped: every value then gets an id of its own.
+    appending: bool,
 }
+
+/// How many values a dictionary holds before it may stop looking values up.
+const APPEND_AFTER: usize = 1 << 16;
 
 impl Default for Dictionary {
     fn default() -> Self {
         Dictionary {
             values: vec![DimValue::Null],
+            hashes: vec![0],
             table: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
             multi: false,
+            lookups: 0,
+            must_share: true,
+            appending: false,
         }
     }
 }
 
 impl Dictionary {
-    /// The id of `p`, added if new.
+    /// A dictionary for rows that are not rolled up, where ids need not be shared: nothing
+    /// compares rows by ids for equality, only orders them (by value, for large dictionaries).
+    pub fn unshared() -> Self {
+        Dictionary {
+            must_share: false,
+            ..Dictionary::default()
+        }
+    }
+
+    /// The id of `p`, added if new. An unshared dictionary that holds more than 65,536 values,
+    /// three quarters of all it was asked for, stops looking up: the lookup of a value that is
+    /// nearly always new misses the processor's caches twice (table, then value) and finds
+    /// nothing, so every value is appended with an id of its own instead.
     pub fn intern(&mut self, p: Probe) -> u32 {
         if matches!(p, Probe::Null) {
             return NULL_ID;
         }
-        let Dictionary {
-            values,
-            table,
-            hasher,
-            multi,
-        } = self;
-        let hash = hash_probe(hasher, &p);
-        if let Some(id) = table.find(hash, |&id| values[id as usize].matches(&p)) {
+        if self.appending {
+            return self.append(p);
+        }
+        self.lookups += 1;
+        if !self.must_share
+            && self.values.len() > APPEND_AFTER
+            && self.values.len() as u64 * 4 > self.lookups * 3
+        {
+            self.appending = true;
+            self.table = HashTable::new();
+            self.hashes = Vec::new();
+            return self.append(p);
+        }
+        let hash = hash_probe(&self.hasher, &p);
+        let values = &self.values;
+        if let Some(id) = self.table.find(hash, |&id| values[id as usize].matches(&p)) {
             return *id;
         }
+        let id = self.append(p);
+        let hashes = &mut self.hashes;
+        hashes.push(hash);
+        self.table
+            .insert_unique(hash, id, |&id| hashes[id as usize]);
+        id
+    }
+
+    /// Stores `p` under a new id.
+    fn append(&mut self, p: Probe) -> u32 {
         let value = match p {
             Probe::Null => DimValue::Null,
             Probe::Str(s) => DimValue::String(s.into()),
             Probe::Multi(items) => {
-                *multi = true;
+                self.multi = true;
                 DimValue::Multi(items.iter().map(|s| Box::from(&**s)).collect())
             }
             Probe::Long(l) => DimValue::Long(l),
             Probe::Double(d) => DimValue::Double(d),
         };
-        let id = values.len() as u32;
-        values.push(value);
-        table.insert_unique(hash, id, |&id| {
-            hash_with(hasher, values[id as usize].probe())
-        });
-        id
+        self.values.push(value);
+        (self.values.len() - 1) as u32
     }
 
     pub fn get(&self, id: u32) -> &DimValue {
@@ -199,14 +234,19 @@ impl Dictionary {
         self.values.len() == 1
     }
 
-    /// Each id's position in value order (null is 0). Values added later do not change the
-    /// relative order of earlier ones, so rows sorted by one ranking stay sorted by a later one.
+    /// Each id's position in value order (null is 0; ids of equal values, which an unshared
+    /// dictionary may hold, share a rank). Values added later do not change the relative order
+    /// of earlier ones, so rows sorted by one ranking stay sorted by a later one.
     pub fn ranks(&self) -> Vec<u32> {
         let mut ids: Vec<u32> = (0..self.values.len() as u32).collect();
         ids.sort_unstable_by(|a, b| self.get(*a).order(self.get(*b)));
         let mut ranks = vec![0; ids.len()];
-        for (rank, id) in ids.into_iter().enumerate() {
-            ranks[id as usize] = rank as u32;
+        let mut rank = 0;
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 && self.get(ids[i - 1]).order(self.get(*id)).is_ne() {
+                rank += 1;
+            }
+            ranks[*id as usize] = rank;
         }
         ranks
     }
@@ -234,6 +274,36 @@ mod tests {
         assert!(d.has_multi());
         assert_eq!(d.len(), 5);
         assert_eq!(d.get(a), &DimValue::String("a".into()));
+    }
+
+    #[test]
+    fn unshared_dictionaries_of_unique_values_stop_looking_up() {
+        let mut d = Dictionary::unshared();
+        let n = APPEND_AFTER + 10;
+        let ids: Vec<u32> = (0..n)
+            .map(|i| d.intern(Probe::Str(&format!("v{i}"))))
+            .collect();
+        assert!(d.appending);
+        let again = d.intern(Probe::Str("v1"));
+        assert_ne!(again, ids[1], "appended, not looked up");
+        assert_eq!(d.get(again), d.get(ids[1]));
+        let mut shared = Dictionary::default();
+        (0..n).for_each(|i| {
+            shared.intern(Probe::Str(&format!("v{i}")));
+        });
+        assert!(!shared.appending, "rollup needs one id per value");
+        assert_eq!(shared.intern(Probe::Str("v1")), 2);
+    }
+
+    #[test]
+    fn equal_values_share_a_rank() {
+        let mut d = Dictionary::unshared();
+        let a = d.intern(Probe::Str("a"));
+        let b = d.append(Probe::Str("b"));
+        let a2 = d.append(Probe::Str("a"));
+        let r = d.ranks();
+        assert_eq!(r[a as usize], r[a2 as usize]);
+        assert_eq!(r[b as usize], r[a as usize] + 1);
     }
 
     #[test]

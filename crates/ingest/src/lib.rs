@@ -6,6 +6,7 @@ pub mod build;
 pub mod dictionary;
 pub mod expr;
 pub mod filter;
+mod flat_json;
 pub mod format;
 pub mod input;
 pub mod input_policy;

@@ -251,6 +251,20 @@ impl<'a> Record<'a> {
     /// Reads one JSON object from `line` into this record (fields `fields` does not want are
     /// skipped). `Err` says what is wrong with the line.
     pub fn read_json(&mut self, line: &'a str, fields: &mut Fields) -> Result<(), RowError> {
+        if crate::flat_json::read_object(line, fields, self).is_some() {
+            return Ok(());
+        }
+        // What the scanner left half read is read again from the start.
+        self.cells.iter_mut().for_each(|c| *c = Cell::Missing);
+        self.read_json_general(line, fields)
+    }
+
+    /// [`Self::read_json`] through serde_json, for every line the fast scanner gives up on.
+    pub(crate) fn read_json_general(
+        &mut self,
+        line: &'a str,
+        fields: &mut Fields,
+    ) -> Result<(), RowError> {
         let mut de = serde_json::Deserializer::from_str(line);
         ObjectSeed {
             fields,

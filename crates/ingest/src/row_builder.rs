@@ -80,7 +80,7 @@ impl RowBuilder {
             columns.push(DimColumn {
                 dimension: d.clone(),
                 slot: fields.register(&d.name),
-                dictionary: Dictionary::default(),
+                dictionary: new_dictionary(&spec.granularity),
             });
         }
         let metric_slots = spec
@@ -300,7 +300,7 @@ impl RowBuilder {
                         value_type: ValueType::String,
                     },
                     slot,
-                    dictionary: Dictionary::default(),
+                    dictionary: new_dictionary(&self.spec.granularity),
                 });
             }
         }
@@ -332,6 +332,15 @@ impl RowBuilder {
             dictionaries,
             rows,
         })
+    }
+}
+
+/// A dimension's dictionary: ids shared by equal values only where rows are rolled up.
+fn new_dictionary(granularity: &crate::spec::GranularitySpec) -> Dictionary {
+    if granularity.rollup {
+        Dictionary::default()
+    } else {
+        Dictionary::unshared()
     }
 }
 
