@@ -9,6 +9,8 @@ use std::hash::{BuildHasher, Hash, Hasher};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use crate::hash_index::{spread, Entry};
+
 /// A dimension value as stored in a segment.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DimValue {
@@ -95,7 +97,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// A probe's hash (a stored value keeps the hash of the probe that added it).
+/// A probe's hash (a stored value's entry keeps half the hash of the probe that added it).
 fn hash_probe(hasher: &DefaultHashBuilder, p: &Probe) -> u64 {
     let mut h = hasher.build_hasher();
     match p {
@@ -123,10 +125,7 @@ fn hash_probe(hasher: &DefaultHashBuilder, p: &Probe) -> u64 {
 
 pub struct Dictionary {
     values: Vec<DimValue>,
-    /// Each value's hash, by id: growing the table re-places ids without hashing (and
-    /// reading) every value again.
-    hashes: Vec<u64>,
-    table: HashTable<u32>,
+    table: HashTable<Entry>,
     hasher: DefaultHashBuilder,
     multi: bool,
     /// Values looked up so far.
@@ -146,7 +145,6 @@ impl Default for Dictionary {
     fn default() -> Self {
         Dictionary {
             values: vec![DimValue::Null],
-            hashes: vec![0],
             table: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
             multi: false,
@@ -185,19 +183,19 @@ impl Dictionary {
         {
             self.appending = true;
             self.table = HashTable::new();
-            self.hashes = Vec::new();
             return self.append(p);
         }
-        let hash = hash_probe(&self.hasher, &p);
+        let hash = hash_probe(&self.hasher, &p) as u32;
         let values = &self.values;
-        if let Some(id) = self.table.find(hash, |&id| values[id as usize].matches(&p)) {
-            return *id;
+        let found = self.table.find(spread(hash), |e| {
+            e.hash == hash && values[e.id as usize].matches(&p)
+        });
+        if let Some(e) = found {
+            return e.id;
         }
         let id = self.append(p);
-        let hashes = &mut self.hashes;
-        hashes.push(hash);
         self.table
-            .insert_unique(hash, id, |&id| hashes[id as usize]);
+            .insert_unique(spread(hash), Entry { hash, id }, Entry::table_hash);
         id
     }
 

@@ -8,6 +8,7 @@ pub mod expr;
 pub mod filter;
 mod flat_json;
 pub mod format;
+mod hash_index;
 pub mod input;
 pub mod input_policy;
 pub mod moving_average;

@@ -14,6 +14,8 @@ use std::rc::Rc;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use crate::hash_index::{spread, Entry};
+
 use crate::aggregate::{combine, Metric, MetricValue};
 use crate::dictionary::NULL_ID;
 use crate::spec::AggregatorKind;
@@ -71,18 +73,24 @@ pub struct RowStore {
     aggregators: Vec<AggregatorKind>,
     rows: Vec<Row>,
     /// Rollup's index: positions in `rows`, by time and dimensions.
-    table: HashTable<u32>,
+    table: HashTable<Entry>,
     hasher: DefaultHashBuilder,
     spill_dir: PathBuf,
     runs: Vec<File>,
     spill_time: std::time::Duration,
 }
 
-fn key_hash(hasher: &DefaultHashBuilder, time: i64, dims: &[u32]) -> u64 {
+fn key_hash(hasher: &DefaultHashBuilder, time: i64, dims: &[u32]) -> u32 {
     let mut h = hasher.build_hasher();
     time.hash(&mut h);
     dims.hash(&mut h);
-    h.finish()
+    h.finish() as u32
+}
+
+/// Whether two rows' dimension ids are the same (compared in place: a call to `memcmp` costs
+/// more than the few ids a row has).
+fn same_dims(a: &[u32], b: &[u32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 impl RowStore {
@@ -132,13 +140,15 @@ impl RowStore {
             ..
         } = self;
         let hash = key_hash(hasher, time, dims);
-        let found = table.find(hash, |&i| {
-            let r = &rows[i as usize];
-            r.time == time && *r.dims == *dims
+        let found = table.find(spread(hash), |e| {
+            e.hash == hash && {
+                let r = &rows[e.id as usize];
+                r.time == time && same_dims(&r.dims, dims)
+            }
         });
         match found {
-            Some(&i) => {
-                let row = &mut rows[i as usize];
+            Some(e) => {
+                let row = &mut rows[e.id as usize];
                 for ((kind, cur), new) in
                     aggregators.iter().zip(row.metrics.iter_mut()).zip(metrics)
                 {
@@ -151,11 +161,11 @@ impl RowStore {
                     dims: dims.into(),
                     metrics: metrics.into(),
                 });
-                let i = (rows.len() - 1) as u32;
-                table.insert_unique(hash, i, |&j| {
-                    let r = &rows[j as usize];
-                    key_hash(hasher, r.time, &r.dims)
-                });
+                let entry = Entry {
+                    hash,
+                    id: (rows.len() - 1) as u32,
+                };
+                table.insert_unique(spread(hash), entry, Entry::table_hash);
             }
         }
     }
@@ -299,7 +309,7 @@ impl SortedRows {
             while self
                 .heap
                 .peek()
-                .is_some_and(|h| h.row.time == row.time && h.row.dims == row.dims)
+                .is_some_and(|h| h.row.time == row.time && same_dims(&h.row.dims, &row.dims))
             {
                 let Some(same) = self.pop()? else { break };
                 for ((kind, cur), new) in self
