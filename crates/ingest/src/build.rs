@@ -182,6 +182,8 @@ fn read(
         });
         let mut buf = Vec::with_capacity(1024);
         let mut line_no = 0u64;
+        // One record's cells, reused line after line.
+        let mut spare = Record::default();
         loop {
             buf.clear();
             if reader.read_until(b'\n', &mut buf).map_err(fail)? == 0 {
@@ -199,15 +201,17 @@ fn read(
                     Some(RowError::from("the line is not valid UTF-8"))
                 }
                 Ok(line) => {
-                    let mut record = Record::new(builder.fields());
-                    match records.read(line, builder.fields(), &mut record) {
+                    let mut record = std::mem::take(&mut spare).reset(builder.fields());
+                    let problem = match records.read(line, builder.fields(), &mut record) {
                         Err(e) => {
                             builder.unparseable();
                             Some(e)
                         }
                         Ok(false) => None,
                         Ok(true) => builder.add(&mut record).map_err(local)?.err(),
-                    }
+                    };
+                    spare = record.reset(builder.fields());
+                    problem
                 }
             };
             let errors = builder.stats.unparseable + builder.stats.processed_with_error;

@@ -9,6 +9,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use crate::bytes::same_bytes;
 use crate::hash_index::{spread, Entry};
 
 /// A dimension value as stored in a segment.
@@ -68,32 +69,6 @@ impl DimValue {
             (Multi(a), Multi(b)) => a.iter().cmp(b.iter()),
             (a, b) => rank(a).cmp(&rank(b)),
         }
-    }
-}
-
-/// Byte equality with short values compared in registers: most dimension values are a few
-/// to a few dozen bytes, where calling `memcmp` costs more than the comparison.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8"));
-    match n {
-        0..4 => a == b,
-        4..8 => {
-            let half =
-                |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4"));
-            half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4)
-        }
-        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
-        17..=32 => {
-            word(a, 0) == word(b, 0)
-                && word(a, 8) == word(b, 8)
-                && word(a, n - 16) == word(b, n - 16)
-                && word(a, n - 8) == word(b, n - 8)
-        }
-        _ => a == b,
     }
 }
 

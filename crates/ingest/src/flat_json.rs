@@ -88,9 +88,7 @@ impl<'a> Scan<'a> {
         self.expect(b'"')?;
         let start = self.at;
         let rest = &self.bytes[start..];
-        let len = rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let len = crate::bytes::string_end(rest)?;
         if rest[len] != b'"' {
             return None;
         }

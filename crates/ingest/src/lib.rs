@@ -3,6 +3,7 @@
 
 pub mod aggregate;
 pub mod build;
+mod bytes;
 pub mod dictionary;
 pub mod expr;
 pub mod filter;

@@ -175,7 +175,7 @@ impl Fields {
     /// [`Self::slot_for`] the key at `position` in its object, remembered for the next object.
     pub fn slot_at(&mut self, position: usize, name: &str) -> Option<usize> {
         if let Some((key, slot)) = self.last_order.get(position) {
-            if key == name {
+            if crate::bytes::same_bytes(key.as_bytes(), name.as_bytes()) {
                 return *slot;
             }
         }
@@ -235,6 +235,16 @@ impl<'a> Record<'a> {
         Record {
             cells: vec![Cell::Missing; fields.len()],
         }
+    }
+
+    /// This record emptied for another line, its allocation kept: with its cells dropped it
+    /// borrows nothing, so it can borrow from another line.
+    pub fn reset<'b>(mut self, fields: &Fields) -> Record<'b> {
+        self.cells.clear();
+        // Collecting an emptied vector into one of the same layout reuses its allocation.
+        let mut cells: Vec<Cell<'b>> = self.cells.into_iter().map(|_| Cell::Missing).collect();
+        cells.resize(fields.len(), Cell::Missing);
+        Record { cells }
     }
 
     pub fn get(&self, slot: usize) -> &Cell<'a> {
@@ -437,6 +447,17 @@ mod tests {
             rec.get(tags),
             &Cell::List(vec![Cell::Str("a".into()), Cell::Str("b\"c".into())])
         );
+    }
+
+    #[test]
+    fn a_reset_record_is_empty_and_keeps_its_allocation() {
+        let mut fields = Fields::new(true);
+        let mut rec = Record::new(&fields);
+        rec.read_json(r#"{"a":"x","b":2}"#, &mut fields).unwrap();
+        let capacity = rec.cells.capacity();
+        let rec: Record<'static> = rec.reset(&fields);
+        assert_eq!(rec.cells, vec![Cell::Missing; 2]);
+        assert_eq!(rec.cells.capacity(), capacity);
     }
 
     #[test]
