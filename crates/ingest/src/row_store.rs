@@ -75,10 +75,18 @@ pub struct RowStore {
     /// Rollup's index: positions in `rows`, by time and dimensions.
     table: HashTable<Entry>,
     hasher: DefaultHashBuilder,
+    /// Whether rows are rolled up as they arrive (see [`RowStore::add`]), and how many of the
+    /// rows added since the index was started it found a row for.
+    indexing: bool,
+    indexed: u64,
+    rolled_up: u64,
     spill_dir: PathBuf,
     runs: Vec<File>,
     spill_time: std::time::Duration,
 }
+
+/// Rows added before deciding whether the index earns its keep.
+const ROLLUP_SAMPLE: u64 = 1 << 16;
 
 fn key_hash(hasher: &DefaultHashBuilder, time: i64, dims: &[u32]) -> u32 {
     let mut h = hasher.build_hasher();
@@ -101,6 +109,9 @@ impl RowStore {
             rows: Vec::new(),
             table: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
+            indexing: true,
+            indexed: 0,
+            rolled_up: 0,
             spill_dir: spill_dir.to_path_buf(),
             runs: Vec::new(),
             spill_time: std::time::Duration::ZERO,
@@ -122,9 +133,13 @@ impl RowStore {
         self.runs.len()
     }
 
+    /// Adds a row, rolled up with an equal one in memory. When fewer than one in ten of the
+    /// first 65,536 rows since the last spill found an equal row, the index stops: looking up
+    /// a row that is nearly always new costs a cache miss or two for nothing, and rows left
+    /// apart are rolled up all the same when the sorted rows are merged ([`SortedRows`]).
     pub fn add(&mut self, time: i64, dims: &[u32], metrics: &[Metric]) {
         let dims = trimmed(dims);
-        if !self.rollup {
+        if !self.rollup || !self.indexing {
             self.rows.push(Row {
                 time,
                 dims: dims.into(),
@@ -146,8 +161,10 @@ impl RowStore {
                 r.time == time && same_dims(&r.dims, dims)
             }
         });
+        self.indexed += 1;
         match found {
             Some(e) => {
+                self.rolled_up += 1;
                 let row = &mut rows[e.id as usize];
                 for ((kind, cur), new) in
                     aggregators.iter().zip(row.metrics.iter_mut()).zip(metrics)
@@ -168,10 +185,15 @@ impl RowStore {
                 table.insert_unique(spread(hash), entry, Entry::table_hash);
             }
         }
+        if self.indexed == ROLLUP_SAMPLE && self.rolled_up * 10 < self.indexed {
+            self.indexing = false;
+            self.table = HashTable::new();
+        }
     }
 
     fn take_sorted(&mut self, dim: DimOrder) -> Vec<Row> {
         self.table.clear();
+        (self.indexing, self.indexed, self.rolled_up) = (true, 0, 0);
         let mut rows = std::mem::take(&mut self.rows);
         rows.sort_by(|a, b| order_by(a.time, &a.dims, b.time, &b.dims, dim));
         rows
@@ -441,6 +463,34 @@ mod tests {
             })
             .collect();
         assert_eq!(got, expected.into_iter().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn rows_that_seldom_roll_up_skip_the_index_and_still_roll_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = RowStore::new(true, vec![AggregatorKind::Count], dir.path());
+        let n = ROLLUP_SAMPLE as i64;
+        for i in 0..n {
+            store.add(i, &[1], &[count(1)]);
+        }
+        assert!(!store.indexing, "unique rows stop the index");
+        // Every row again: kept apart in memory, rolled up by the merge.
+        for i in 0..n {
+            store.add(i, &[1], &[count(1)]);
+        }
+        assert_eq!(store.in_memory(), 2 * n as usize);
+        let rows = drain(store.finish(identity_ranks(1, 2)).unwrap());
+        assert_eq!(rows.len(), n as usize);
+        assert!(rows
+            .iter()
+            .all(|r| r.metrics[0].value == MetricValue::Long(2)));
+
+        let mut rolling = RowStore::new(true, vec![AggregatorKind::Count], dir.path());
+        for i in 0..2 * n {
+            rolling.add(i % 100, &[1], &[count(1)]);
+        }
+        assert!(rolling.indexing, "rows that roll up keep it");
+        assert_eq!(rolling.in_memory(), 100);
     }
 
     #[test]
