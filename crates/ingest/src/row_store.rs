@@ -20,13 +20,17 @@ use crate::aggregate::{combine, Metric, MetricValue};
 use crate::dictionary::NULL_ID;
 use crate::spec::AggregatorKind;
 
+/// A row's dimension value ids: up to six kept in the row itself, so that sorting and merging
+/// rows of a few dimensions (the usual rollup) reads no memory elsewhere.
+pub type Dims = smallvec::SmallVec<[u32; 6]>;
+
 /// A segment row: time (ms, already truncated to `queryGranularity`), dimension value ids with
 /// trailing nulls trimmed (so rows read before a dimension was discovered compare equal), and
 /// metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub time: i64,
-    pub dims: Box<[u32]>,
+    pub dims: Dims,
     pub metrics: Box<[Metric]>,
 }
 
@@ -142,7 +146,7 @@ impl RowStore {
         if !self.rollup || !self.indexing {
             self.rows.push(Row {
                 time,
-                dims: dims.into(),
+                dims: Dims::from_slice(dims),
                 metrics: metrics.into(),
             });
             return;
@@ -175,7 +179,7 @@ impl RowStore {
             None => {
                 rows.push(Row {
                     time,
-                    dims: dims.into(),
+                    dims: Dims::from_slice(dims),
                     metrics: metrics.into(),
                 });
                 let entry = Entry {
@@ -390,7 +394,7 @@ fn read_row(r: &mut impl Read) -> io::Result<Option<Row>> {
     let n = read_u32(r)? as usize;
     let dims = (0..n)
         .map(|_| read_u32(r))
-        .collect::<io::Result<Box<[u32]>>>()?;
+        .collect::<io::Result<Dims>>()?;
     let m = read_u32(r)? as usize;
     let mut metrics = Vec::with_capacity(m);
     for _ in 0..m {
