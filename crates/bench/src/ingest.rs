@@ -167,14 +167,11 @@ fn duckdb_ms(dir: &std::path::Path, rollup: bool, threads: u32) -> anyhow::Resul
     Ok(ms.max(1))
 }
 
-pub async fn run(rows: usize) -> anyhow::Result<()> {
-    // One middle manager: a task alone, then a parallel task and its two sub-tasks.
-    let own = own_cluster(ClusterSpec::workers(&[3])).await?;
-    let cluster = &own.cluster;
-    let data_dir = cluster.dir.join("bench-data");
-    std::fs::create_dir_all(&data_dir)?;
+/// Writes `rows` generated rows to `data_dir` as two files of half the rows each (so that a
+/// parallel task has two splits), and says how long that took.
+fn generate(data_dir: &std::path::Path, rows: usize) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir)?;
     let started = Instant::now();
-    // Two files of half the rows each, so that a parallel task has two splits.
     for half in 0..2 {
         let mut out = std::io::BufWriter::new(std::fs::File::create(
             data_dir.join(format!("wiki-{half}.json")),
@@ -196,6 +193,49 @@ pub async fn run(rows: usize) -> anyhow::Result<()> {
         bytes as f64 / 1e6,
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// `--ingest N --in-process`: the `index` task's build (read, parse, roll up, sort, write
+/// Parquet) on the generated rows in this process, five times for rollup off and on; the
+/// fastest run's phases are printed. No cluster, no upload, no publish: the per-core work alone,
+/// for `perf record`.
+pub fn in_process(rows: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().join("bench-data");
+    generate(&data_dir, rows)?;
+    let inputs: Vec<drover_ingest::input::Input> = (0..2)
+        .map(|h| drover_ingest::input::Input::File(data_dir.join(format!("wiki-{h}.json"))))
+        .collect();
+    for rollup in [false, true] {
+        let t = task("bench", &data_dir.display().to_string(), rollup, None);
+        let spec = drover_ingest::IngestionSpec::from_task(&t)?;
+        let mut best: Option<(u128, u128, u128)> = None;
+        for _ in 0..5 {
+            let work = tempfile::tempdir()?;
+            let started = Instant::now();
+            let built =
+                drover_ingest::build::build(&spec, &inputs, work.path(), &mut |_: &str, _| {})?;
+            let run = (started.elapsed().as_millis(), built.read_ms, built.write_ms);
+            best = Some(best.map_or(run, |b| b.min(run)));
+        }
+        let (total, read, write) = best.expect("five runs");
+        println!(
+            "rollup {}: fastest of 5 builds in process {total} ms = {:.0} rows/s \
+             (read+parse+rollup {read} ms, merge+Parquet {write} ms)",
+            if rollup { "on " } else { "off" },
+            rows as f64 / (total.max(1) as f64 / 1000.0)
+        );
+    }
+    Ok(())
+}
+
+pub async fn run(rows: usize) -> anyhow::Result<()> {
+    // One middle manager: a task alone, then a parallel task and its two sub-tasks.
+    let own = own_cluster(ClusterSpec::workers(&[3])).await?;
+    let cluster = &own.cluster;
+    let data_dir = cluster.dir.join("bench-data");
+    generate(&data_dir, rows)?;
     let rate = |ms: u64| rows as f64 / (ms as f64 / 1000.0);
     let dir = data_dir.display().to_string();
     for rollup in [false, true] {

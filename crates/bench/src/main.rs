@@ -41,6 +41,10 @@ struct Args {
     /// Measure batch ingestion instead: this many generated rows, rollup off and on.
     #[arg(long)]
     ingest: Option<usize>,
+    /// With --ingest: build the segments in this process only (no cluster, no DuckDB), five
+    /// times each, for profiling the per-core work (e.g. under `perf record`).
+    #[arg(long)]
+    in_process: bool,
     /// Measure Kafka ingestion instead: one task over this many messages (rollup off and on),
     /// produce → publish latency, and the replacement of a killed task.
     #[arg(long)]
@@ -138,6 +142,9 @@ async fn main() -> anyhow::Result<()> {
         return lifecycle::run(rows).await;
     }
     if let Some(rows) = args.ingest {
+        if args.in_process {
+            return ingest::in_process(rows);
+        }
         return ingest::run(rows).await;
     }
     if let Some(messages) = args.kafka {

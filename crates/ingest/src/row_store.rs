@@ -392,9 +392,7 @@ fn read_row(r: &mut impl Read) -> io::Result<Option<Row>> {
     }
     let time = i64::from_le_bytes(b);
     let n = read_u32(r)? as usize;
-    let dims = (0..n)
-        .map(|_| read_u32(r))
-        .collect::<io::Result<Dims>>()?;
+    let dims = (0..n).map(|_| read_u32(r)).collect::<io::Result<Dims>>()?;
     let m = read_u32(r)? as usize;
     let mut metrics = Vec::with_capacity(m);
     for _ in 0..m {
