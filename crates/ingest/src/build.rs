@@ -175,33 +175,29 @@ fn read(
             input: input.describe(),
             message: e.to_string(),
         };
-        let mut reader = input.open().map_err(fail)?;
+        let mut lines = crate::lines::Lines::new(input.open().map_err(fail)?);
         let mut records = RecordReader::new(match input {
             Input::Rows(_) => crate::spec::InputFormat::Json,
             _ => spec.input_format.clone(),
         });
-        let mut buf = Vec::with_capacity(1024);
         let mut line_no = 0u64;
         // One record's cells, reused line after line.
         let mut spare = Record::default();
-        loop {
-            buf.clear();
-            if reader.read_until(b'\n', &mut buf).map_err(fail)? == 0 {
-                break;
-            }
+        while let Some(buf) = lines.next_line().map_err(fail)? {
             line_no += 1;
             if line_no.is_multiple_of(PROGRESS_EVERY) {
                 observer.progress(builder.stats);
             }
             let unparseable_before = builder.stats.unparseable;
             let errors_before = builder.stats.unparseable + builder.stats.processed_with_error;
-            let problem = match std::str::from_utf8(&buf) {
+            let problem = match std::str::from_utf8(buf) {
                 Err(_) => {
                     builder.unparseable();
                     Some(RowError::from("the line is not valid UTF-8"))
                 }
                 Ok(line) => {
-                    let mut record = std::mem::take(&mut spare).reset(builder.fields());
+                    let mut record = std::mem::take(&mut spare);
+                    record.fill(builder.fields());
                     let problem = match records.read(line, builder.fields(), &mut record) {
                         Err(e) => {
                             builder.unparseable();
@@ -210,7 +206,7 @@ fn read(
                         Ok(false) => None,
                         Ok(true) => builder.add(&mut record).map_err(local)?.err(),
                     };
-                    spare = record.reset(builder.fields());
+                    spare = record.emptied();
                     problem
                 }
             };
@@ -226,7 +222,7 @@ fn read(
                     &ParseError {
                         detail: format!("{} line {line_no}: {why}", input.describe()),
                         error_type,
-                        input: &String::from_utf8_lossy(&buf),
+                        input: &String::from_utf8_lossy(buf),
                     },
                     builder.stats,
                 );

@@ -194,6 +194,11 @@ impl Dictionary {
         &self.values[id as usize]
     }
 
+    /// Whether the values were found to be nearly all distinct (lookups stopped).
+    pub fn mostly_unique(&self) -> bool {
+        self.appending
+    }
+
     /// Whether any row had a list of values here (the column is then a list column).
     pub fn has_multi(&self) -> bool {
         self.multi

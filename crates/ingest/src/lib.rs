@@ -12,6 +12,7 @@ pub mod format;
 mod hash_index;
 pub mod input;
 pub mod input_policy;
+mod lines;
 pub mod moving_average;
 pub mod parse_report;
 pub mod partitioning;

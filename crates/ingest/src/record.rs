@@ -237,14 +237,18 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// This record emptied for another line, its allocation kept: with its cells dropped it
-    /// borrows nothing, so it can borrow from another line.
-    pub fn reset<'b>(mut self, fields: &Fields) -> Record<'b> {
+    /// This record with no cells, its allocation kept for another line: with its cells
+    /// dropped it borrows nothing, so it can borrow from another line.
+    pub fn emptied<'b>(mut self) -> Record<'b> {
         self.cells.clear();
         // Collecting an emptied vector into one of the same layout reuses its allocation.
-        let mut cells: Vec<Cell<'b>> = self.cells.into_iter().map(|_| Cell::Missing).collect();
-        cells.resize(fields.len(), Cell::Missing);
+        let cells: Vec<Cell<'b>> = self.cells.into_iter().map(|_| Cell::Missing).collect();
         Record { cells }
+    }
+
+    /// A missing cell for every field.
+    pub fn fill(&mut self, fields: &Fields) {
+        self.cells.resize(fields.len(), Cell::Missing);
     }
 
     pub fn get(&self, slot: usize) -> &Cell<'a> {
@@ -450,14 +454,16 @@ mod tests {
     }
 
     #[test]
-    fn a_reset_record_is_empty_and_keeps_its_allocation() {
+    fn an_emptied_record_keeps_its_allocation() {
         let mut fields = Fields::new(true);
         let mut rec = Record::new(&fields);
         rec.read_json(r#"{"a":"x","b":2}"#, &mut fields).unwrap();
         let capacity = rec.cells.capacity();
-        let rec: Record<'static> = rec.reset(&fields);
-        assert_eq!(rec.cells, vec![Cell::Missing; 2]);
+        let mut rec: Record<'static> = rec.emptied();
+        assert!(rec.cells.is_empty());
         assert_eq!(rec.cells.capacity(), capacity);
+        rec.fill(&fields);
+        assert_eq!(rec.cells, vec![Cell::Missing; 2]);
     }
 
     #[test]

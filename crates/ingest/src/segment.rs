@@ -18,6 +18,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use serde_json::{json, Map, Value};
 
 use crate::aggregate::MetricValue;
@@ -179,10 +180,18 @@ impl<'a> SegmentWriter<'a> {
                 let path = self
                     .dir
                     .join(format!("{}.parquet", self.done.len() + self.open.len()));
-                let props = WriterProperties::builder()
+                let mut props = WriterProperties::builder()
                     .set_compression(Compression::SNAPPY)
-                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-                    .build();
+                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+                // Parquet's dictionary would look up every value of a column of nearly unique
+                // values, only to give up once its page is full.
+                for (i, dict) in self.dictionaries.iter().enumerate() {
+                    if dict.mostly_unique() {
+                        let column = ColumnPath::from(self.schema.field(i + 1).name().as_str());
+                        props = props.set_column_dictionary_enabled(column, false);
+                    }
+                }
+                let props = props.build();
                 let writer =
                     ArrowWriter::try_new(File::create(&path)?, self.schema.clone(), Some(props))?;
                 self.open.push(Open {
