@@ -3,7 +3,6 @@
 //! into Parquet files by `segmentGranularity` and `maxRowsPerSegment`. Parse errors past
 //! `maxParseExceptions` stop the build with Druid's message.
 
-use std::io::BufRead;
 use std::path::Path;
 use std::time::Instant;
 
