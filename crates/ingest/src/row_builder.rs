@@ -28,6 +28,20 @@ struct DimColumn {
     dimension: Dimension,
     slot: usize,
     dictionary: Dictionary,
+    /// The ids of "false" and "true" once interned: JSON booleans are common dimension values
+    /// (`isRobot`), and two ids need no lookup.
+    bool_ids: [Option<u32>; 2],
+}
+
+impl DimColumn {
+    fn new(dimension: Dimension, slot: usize, granularity: &crate::spec::GranularitySpec) -> Self {
+        DimColumn {
+            dimension,
+            slot,
+            dictionary: new_dictionary(granularity),
+            bool_ids: [None; 2],
+        }
+    }
 }
 
 /// What the builder hands to the segment writer once every record is in.
@@ -77,11 +91,11 @@ impl RowBuilder {
         let timestamp_slot = fields.register(&spec.timestamp.column);
         let mut columns = Vec::new();
         for d in &spec.dimensions.dimensions {
-            columns.push(DimColumn {
-                dimension: d.clone(),
-                slot: fields.register(&d.name),
-                dictionary: new_dictionary(&spec.granularity),
-            });
+            columns.push(DimColumn::new(
+                d.clone(),
+                fields.register(&d.name),
+                &spec.granularity,
+            ));
         }
         let metric_slots = spec
             .metrics
@@ -197,6 +211,12 @@ impl RowBuilder {
                     }
                 }
                 (ValueType::String, Cell::Str(s)) => c.dictionary.intern(Probe::Str(s)),
+                (ValueType::String, Cell::Bool(b)) => {
+                    let dictionary = &mut c.dictionary;
+                    *c.bool_ids[usize::from(*b)].get_or_insert_with(|| {
+                        dictionary.intern(Probe::Str(if *b { "true" } else { "false" }))
+                    })
+                }
                 (ValueType::String, other) => match other.text() {
                     Some(t) => c.dictionary.intern(Probe::Str(&t)),
                     None => NULL_ID,
@@ -294,14 +314,14 @@ impl RowBuilder {
                     .any(|m| m.field.as_ref() == Some(name) || m.name == *name)
                 || self.columns.iter().any(|c| c.slot == slot);
             if !known {
-                self.columns.push(DimColumn {
-                    dimension: Dimension {
+                self.columns.push(DimColumn::new(
+                    Dimension {
                         name: name.clone(),
                         value_type: ValueType::String,
                     },
                     slot,
-                    dictionary: new_dictionary(&self.spec.granularity),
-                });
+                    &self.spec.granularity,
+                ));
             }
         }
         self.undiscovered = still;
