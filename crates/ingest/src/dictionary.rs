@@ -74,26 +74,18 @@ impl DimValue {
 
 /// A probe's hash (a stored value's entry keeps half the hash of the probe that added it).
 fn hash_probe(hasher: &DefaultHashBuilder, p: &Probe) -> u64 {
+    // No tag for the kind of value: a column's values are nearly always of one kind, and two of
+    // different kinds with one hash are told apart by the comparison that follows.
     let mut h = hasher.build_hasher();
     match p {
-        Probe::Null => 0u8.hash(&mut h),
-        Probe::Str(s) => {
-            1u8.hash(&mut h);
-            s.hash(&mut h);
-        }
+        Probe::Null => {}
+        Probe::Str(s) => h.write(s.as_bytes()),
         Probe::Multi(items) => {
-            2u8.hash(&mut h);
             items.len().hash(&mut h);
             items.iter().for_each(|s| (**s).hash(&mut h));
         }
-        Probe::Long(l) => {
-            3u8.hash(&mut h);
-            l.hash(&mut h);
-        }
-        Probe::Double(d) => {
-            4u8.hash(&mut h);
-            d.to_bits().hash(&mut h);
-        }
+        Probe::Long(l) => h.write_i64(*l),
+        Probe::Double(d) => h.write_u64(d.to_bits()),
     }
     h.finish()
 }

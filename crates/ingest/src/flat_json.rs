@@ -39,9 +39,7 @@ pub(crate) fn read_object<'a>(
                     let cell = scan.value()?;
                     record.set(slot, cell);
                 }
-                None => {
-                    scan.value()?;
-                }
+                None => scan.skip_value()?,
             }
             position += 1;
             scan.skip_space();
@@ -145,11 +143,9 @@ impl<'a> Scan<'a> {
         self.at - start
     }
 
-    /// A number as serde_json reads it: a whole number in `i64` is a long, anything with a
-    /// fraction or an exponent a double. Whole numbers outside `i64` and `-0` (a double there)
-    /// are left to serde_json.
-    fn number(&mut self) -> Option<Cell<'a>> {
-        let start = self.at;
+    /// Moves past a number: `None` if it is not a JSON number, else where its integer digits
+    /// are and whether it has a fraction or an exponent.
+    fn skip_number(&mut self) -> Option<NumberShape> {
         let negative = self.peek() == Some(b'-');
         if negative {
             self.at += 1;
@@ -177,23 +173,59 @@ impl<'a> Scan<'a> {
             }
             float = true;
         }
-        let text = &self.text[start..self.at];
-        if float {
-            return text.parse().ok().map(Cell::Double);
+        Some(NumberShape {
+            negative,
+            int_start,
+            int_digits,
+            float,
+        })
+    }
+
+    /// A number as serde_json reads it: a whole number in `i64` is a long, anything with a
+    /// fraction or an exponent a double. Whole numbers outside `i64`, `-0` (a double there) and
+    /// doubles out of range (an error there) are left to serde_json.
+    fn number(&mut self) -> Option<Cell<'a>> {
+        let start = self.at;
+        let shape = self.skip_number()?;
+        if shape.float {
+            let d: f64 = self.text[start..self.at].parse().ok()?;
+            return d.is_finite().then_some(Cell::Double(d));
         }
         // At most 18 digits always fit; longer ones are left to serde_json's own rules.
-        if int_digits > 18 {
+        if shape.int_digits > 18 {
             return None;
         }
-        let magnitude = self.bytes[int_start..self.at]
+        let magnitude = self.bytes[shape.int_start..self.at]
             .iter()
             .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
-        match (negative, magnitude) {
+        match (shape.negative, magnitude) {
             (true, 0) => None,
             (true, m) => Some(Cell::Long(-m)),
             (false, m) => Some(Cell::Long(m)),
         }
     }
+
+    /// Moves past a value nothing reads, making no cell of it.
+    fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b't' => self.literal(b"true", Cell::Null).map(drop),
+            b'f' => self.literal(b"false", Cell::Null).map(drop),
+            b'n' => self.literal(b"null", Cell::Null).map(drop),
+            b'-' | b'0'..=b'9' => self.skip_number().map(drop),
+            // Lists of values nothing reads are rare: read and dropped.
+            b'[' => self.list().map(drop),
+            _ => None,
+        }
+    }
+}
+
+/// What [`Scan::skip_number`] saw.
+struct NumberShape {
+    negative: bool,
+    int_start: usize,
+    int_digits: usize,
+    float: bool,
 }
 
 #[cfg(test)]
@@ -259,12 +291,35 @@ mod tests {
     }
 
     #[test]
+    fn skips_values_nothing_reads() {
+        let mut fields = Fields::new(false);
+        let wanted = fields.register("w");
+        let line = r#"{"a":"x","b":-1.5e3,"c":[1,["y"]],"d":true,"e":null,"w":7,"f":123456789012345678901234}"#;
+        let mut record = Record::new(&fields);
+        assert!(read_object(line, &mut fields, &mut record).is_some());
+        assert_eq!(record.get(wanted), &Cell::Long(7));
+        assert_eq!(fields.len(), 1);
+        for bad in [
+            r#"{"a":01,"w":1}"#,
+            r#"{"a":tru,"w":1}"#,
+            r#"{"a":{},"w":1}"#,
+        ] {
+            let mut record = Record::new(&fields);
+            assert!(
+                read_object(bad, &mut fields, &mut record).is_none(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn gives_up_on_what_it_does_not_read() {
         for line in [
             r#"{"a":"with \" escape"}"#,
             r#"{"a":{"nested":1}}"#,
             r#"{"a":18446744073709551615}"#,
             r#"{"a":9223372036854775807}"#,
+            r#"{"a":1e400}"#,
             r#"{"a":-0}"#,
             "{\"a\":\"raw\ttab\"}",
             r#"{"a":1,}"#,
