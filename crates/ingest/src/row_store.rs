@@ -14,10 +14,9 @@ use std::rc::Rc;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use crate::hash_index::{spread, Entry};
-
 use crate::aggregate::{combine, Metric, MetricValue};
 use crate::dictionary::NULL_ID;
+use crate::hash_index::{spread, Entry};
 use crate::spec::AggregatorKind;
 
 /// A row's dimension value ids: up to six kept in the row itself, so that sorting and merging

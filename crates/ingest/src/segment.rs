@@ -83,6 +83,8 @@ pub struct SegmentWriter<'a> {
     dictionaries: &'a [Dictionary],
     metrics: &'a [Aggregator],
     schema: SchemaRef,
+    /// How every file is written.
+    props: WriterProperties,
     bucket_of: Option<BucketOf<'a>>,
     /// The time chunk being written: (start ms, end ms, interval), and its next partition.
     chunk: Option<(i64, i64, Interval)>,
@@ -121,6 +123,17 @@ impl<'a> SegmentWriter<'a> {
         for m in metrics {
             fields.push(Field::new(&m.name, metric_type(m.kind), false));
         }
+        let mut props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+        // Parquet's dictionary would look up every value of a column of nearly unique values,
+        // only to give up once its page is full.
+        for (d, dict) in dimensions.iter().zip(dictionaries) {
+            if dict.mostly_unique() {
+                props =
+                    props.set_column_dictionary_enabled(ColumnPath::from(d.name.as_str()), false);
+            }
+        }
         SegmentWriter {
             dir: dir.to_path_buf(),
             granularity,
@@ -128,6 +141,7 @@ impl<'a> SegmentWriter<'a> {
             dictionaries,
             metrics,
             schema: Arc::new(Schema::new(fields)),
+            props: props.build(),
             bucket_of: None,
             chunk: None,
             next_partition: 0,
@@ -180,20 +194,11 @@ impl<'a> SegmentWriter<'a> {
                 let path = self
                     .dir
                     .join(format!("{}.parquet", self.done.len() + self.open.len()));
-                let mut props = WriterProperties::builder()
-                    .set_compression(Compression::SNAPPY)
-                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
-                // Parquet's dictionary would look up every value of a column of nearly unique
-                // values, only to give up once its page is full.
-                for (i, dict) in self.dictionaries.iter().enumerate() {
-                    if dict.mostly_unique() {
-                        let column = ColumnPath::from(self.schema.field(i + 1).name().as_str());
-                        props = props.set_column_dictionary_enabled(column, false);
-                    }
-                }
-                let props = props.build();
-                let writer =
-                    ArrowWriter::try_new(File::create(&path)?, self.schema.clone(), Some(props))?;
+                let writer = ArrowWriter::try_new(
+                    File::create(&path)?,
+                    self.schema.clone(),
+                    Some(self.props.clone()),
+                )?;
                 self.open.push(Open {
                     bucket,
                     partition_num,
