@@ -11,7 +11,7 @@ use serde_json::json;
 /// naming the limit, and the cluster keeps scheduling everything else with the same leader.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_too_large_for_zookeeper_is_refused_and_the_cluster_keeps_running() {
-    let cluster = Cluster::start(ClusterSpec::workers(&[2])).await;
+    let cluster = Cluster::start(ClusterSpec::workers(&[2]).runner("remote")).await;
     let c = &cluster.client;
     let big = json!({"type": "noop", "id": "big", "context": {"pad": "A".repeat(2 << 20)}});
     let r = c.post("/task", big.to_string()).await.unwrap();
@@ -31,6 +31,25 @@ async fn a_task_too_large_for_zookeeper_is_refused_and_the_cluster_keeps_running
         assert_eq!(status["statusCode"], "SUCCESS", "{id}: {status}");
     }
     assert_eq!(cluster.leader().await, leader, "leadership moved");
+}
+
+/// The HTTP runner puts no task in ZooKeeper: a 5 MB task runs, next to small ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_five_megabyte_task_runs_on_the_http_runner() {
+    let cluster = Cluster::start(ClusterSpec::workers(&[2]).runner("httpRemote")).await;
+    let c = &cluster.client;
+    let big = json!({"type": "noop", "id": "big", "context": {"pad": "A".repeat(5 << 20)}});
+    c.submit(&big).await.unwrap();
+    let small = c.submit(&noop("small", 0)).await.unwrap();
+    for id in ["big", small.as_str()] {
+        let status = c.wait_complete(id, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(status["statusCode"], "SUCCESS", "{id}: {status}");
+    }
+    // The payload the worker ran is the one submitted.
+    let payload = c.get("/task/big").await.unwrap();
+    assert_eq!(payload.status, 200);
+    let pad = &payload.json()["payload"]["context"]["pad"];
+    assert_eq!(pad.as_str().map(str::len), Some(5 << 20));
 }
 
 /// Asks `path` until the answer's status is one of `statuses`; fails the test after `timeout`.

@@ -16,6 +16,7 @@ pub mod task_logs;
 pub mod time;
 pub mod wire;
 pub mod worker;
+pub mod worker_sync;
 
 pub use ids::{DataSource, IdError, SupervisorId, TaskGroupId, TaskId, WorkerHost};
 pub use resource::TaskResource;

@@ -30,7 +30,7 @@ fn default_scheme() -> String {
     "http".to_string()
 }
 
-fn default_category() -> String {
+pub(crate) fn default_category() -> String {
     DEFAULT_WORKER_CATEGORY.to_string()
 }
 

@@ -28,6 +28,9 @@ pub struct MiddleManagerConfig {
     pub zk_base: String,
     #[serde(with = "humantime_serde")]
     pub zk_session_timeout: Duration,
+    /// How the overlord hands tasks to this worker (`druid.indexer.runner.type`): `httpRemote`
+    /// or `remote` (ZooKeeper); the overlord must be set alike.
+    pub runner_type: drover_core::worker_sync::RunnerType,
     /// Task slots (`druid.worker.capacity`).
     pub capacity: u32,
     /// `druid.worker.category`.
@@ -86,6 +89,7 @@ impl Default for MiddleManagerConfig {
             zk_connect: "127.0.0.1:2181".into(),
             zk_base: "/druid".into(),
             zk_session_timeout: Duration::from_secs(30),
+            runner_type: Default::default(),
             capacity: cpus.saturating_sub(1).max(1),
             category: drover_core::DEFAULT_WORKER_CATEGORY.into(),
             version: "0".into(),
@@ -150,6 +154,10 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_MM_ZK_SESSION_TIMEOUT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zk_session_timeout: Option<String>,
+    /// `httpRemote` or `remote`
+    #[arg(long, env = "DROVER_MM_RUNNER_TYPE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runner_type: Option<String>,
     #[arg(long, env = "DROVER_MM_CAPACITY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<u32>,

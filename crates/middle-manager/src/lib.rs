@@ -4,16 +4,19 @@
 pub mod config;
 pub mod forking;
 pub mod http;
+pub mod http_worker;
 mod metrics;
 pub mod monitor;
 mod openapi;
 pub mod restore;
+pub mod worker_history;
 pub mod zk_worker;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use drover_core::worker_sync::RunnerType;
 use drover_core::{Worker, WorkerHost};
 use drover_service::task_log_storage::TaskLogStorage;
 use drover_zk::{ZkPaths, ZkSession};
@@ -21,8 +24,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::MiddleManagerConfig;
 use crate::forking::PortPool;
+use crate::monitor::StatusWrite;
 use crate::monitor::{Monitor, MonitorConfig, Notice};
-use crate::zk_worker::{ZkWorker, ZkWrite};
+use crate::zk_worker::ZkWorker;
 
 /// Runs until `stop` resolves, then stops every peon and flushes their statuses.
 pub async fn run(
@@ -112,9 +116,55 @@ pub async fn run(
         writes_tx.clone(),
         notices_tx.clone(),
     );
+    // The history is filled before the monitor starts, so finished tasks an earlier life kept
+    // are reported again; it is served only in HTTP mode.
+    let history = worker_history::WorkerHistory::new();
+    let files = restore::WorkerFiles::new(&config.base_task_dir);
+    for done in files.read_completed() {
+        history.update(done);
+    }
     tokio::spawn(monitor.run(notices_rx));
-    let writer = tokio::spawn(zk.clone().run_writer(writes_rx));
-    tokio::spawn(zk.run_announcer(worker, enabled_rx, notices_tx.clone(), writes_tx.clone()));
+    let writer = match config.runner_type {
+        RunnerType::Remote => {
+            let writer = tokio::spawn(zk.clone().run_writer(writes_rx));
+            tokio::spawn(zk.run_announcer(
+                worker,
+                enabled_rx,
+                notices_tx.clone(),
+                writes_tx.clone(),
+            ));
+            writer
+        }
+        RunnerType::HttpRemote => {
+            let writer = tokio::spawn(http_worker::run_status_writer(
+                history.clone(),
+                files.clone(),
+                writes_rx,
+            ));
+            tokio::spawn(http_worker::follow_enabled(history.clone(), enabled_rx));
+            tokio::spawn(http_worker::run_announcer(
+                zk.session.clone(),
+                zk.paths.clone(),
+                host.clone(),
+                worker,
+            ));
+            let client = drover_service::client::InternalClient {
+                tls: config.tls.clone(),
+                credentials: config.security.internal_credentials(),
+            }
+            .builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+            tokio::spawn(http_worker::clean_completed(
+                history.clone(),
+                files,
+                overlords.clone(),
+                client,
+            ));
+            writer
+        }
+    };
+    tracing::info!(runner_type = ?config.runner_type, "taking tasks");
 
     let base_task_dir = config.base_task_dir.clone();
     let app = http::router(http::HttpState {
@@ -123,6 +173,13 @@ pub async fn run(
         notices: notices_tx.clone(),
         base_task_dir: config.base_task_dir.clone(),
         task_logs,
+    })
+    .merge(match config.runner_type {
+        RunnerType::HttpRemote => http_worker::router(http_worker::SyncState {
+            history,
+            notices: notices_tx.clone(),
+        }),
+        RunnerType::Remote => axum::Router::new(),
     })
     .merge(drover_service::status::routes(
         "drover-middle-manager",
@@ -171,7 +228,7 @@ pub async fn run(
         tracing::warn!(timeout = ?config.graceful_shutdown_timeout, "peons still running at the end of the graceful shutdown timeout");
     }
     let (tx, rx) = oneshot::channel();
-    writes_tx.send(ZkWrite::Flush(tx)).ok();
+    writes_tx.send(StatusWrite::Flush(tx)).ok();
     tokio::time::timeout(Duration::from_secs(10), rx).await.ok();
     writer.abort();
     http_stop_tx.send(()).ok();

@@ -14,15 +14,33 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::forking::{self, Control, PortPool, TaskDir};
 use crate::restore::WorkerFiles;
-use crate::zk_worker::ZkWrite;
 
 /// How many finished task ids are remembered, so a repeated assignment is not run twice.
 const COMPLETED_MEMORY: usize = 10_000;
+
+/// What the monitor reports, in order (RUNNING before SUCCESS of the same task), to whichever
+/// runner protocol the worker speaks: status znodes in ZooKeeper, or the change history the
+/// HTTP runner syncs.
+#[derive(Debug)]
+pub enum StatusWrite {
+    Status(Box<TaskAnnouncement>),
+    /// The assignment is taken: its znode can go (ZooKeeper only).
+    DeleteAssignment(TaskId),
+    /// Answered once every earlier write is done (used when stopping).
+    Flush(oneshot::Sender<()>),
+}
 
 #[derive(Debug)]
 pub enum Notice {
     /// The overlord assigned a task (RunNotice).
     Assigned(Task),
+    /// The overlord assigned a task over HTTP (`assignTask`): answered once the assignment is
+    /// recorded, so the overlord's success means the worker has it.
+    /// `false` when the worker is stopping and did not take it.
+    AssignedOverHttp {
+        task: Task,
+        reply: oneshot::Sender<bool>,
+    },
     /// An assignment znode could not be read as a task.
     BadAssignment { id: TaskId, error: String },
     /// A peon exited (StatusNotice).
@@ -96,7 +114,7 @@ pub struct Monitor {
     running: HashMap<TaskId, Running>,
     completed: VecDeque<TaskId>,
     completed_set: std::collections::HashSet<TaskId>,
-    writes: mpsc::UnboundedSender<ZkWrite>,
+    writes: mpsc::UnboundedSender<StatusWrite>,
     notices_tx: mpsc::Sender<Notice>,
     stop_waiters: Vec<oneshot::Sender<()>>,
 }
@@ -105,7 +123,7 @@ impl Monitor {
     pub fn new(
         config: MonitorConfig,
         ports: PortPool,
-        writes: mpsc::UnboundedSender<ZkWrite>,
+        writes: mpsc::UnboundedSender<StatusWrite>,
         notices_tx: mpsc::Sender<Notice>,
     ) -> Self {
         Monitor {
@@ -129,7 +147,12 @@ impl Monitor {
 
     fn handle(&mut self, notice: Notice) {
         match notice {
-            Notice::Assigned(task) => self.on_assigned(task),
+            Notice::Assigned(task) => {
+                self.on_assigned(task);
+            }
+            Notice::AssignedOverHttp { task, reply } => {
+                reply.send(self.on_assigned(task)).ok();
+            }
             Notice::BadAssignment { id, error } => {
                 tracing::error!(task = %id, %error, "unreadable assignment; reporting it FAILED");
                 let status = TaskStatus::failure(
@@ -137,7 +160,7 @@ impl Monitor {
                     format!("Middle manager could not read the task: {error}"),
                 );
                 self.announce(&status, "unknown", TaskResource::for_task(&id), "unknown");
-                self.writes.send(ZkWrite::DeleteAssignment(id)).ok();
+                self.writes.send(StatusWrite::DeleteAssignment(id)).ok();
             }
             Notice::Exited { id, status } => self.on_exited(id, status),
             Notice::Shutdown { id, reply } => {
@@ -177,17 +200,18 @@ impl Monitor {
         }
     }
 
-    fn on_assigned(&mut self, task: Task) {
+    /// Starts an assigned task; `false` if the worker is stopping and left it alone.
+    fn on_assigned(&mut self, task: Task) -> bool {
         if self.running.contains_key(&task.id) || self.completed_set.contains(&task.id) {
-            // Seen again after a re-list; it is ours already.
+            // Seen again after a re-list (or a repeated assignTask); it is ours already.
             self.writes
-                .send(ZkWrite::DeleteAssignment(task.id.clone()))
+                .send(StatusWrite::DeleteAssignment(task.id.clone()))
                 .ok();
-            return;
+            return true;
         }
         if !self.stop_waiters.is_empty() {
             tracing::info!(task = %task.id, "stopping; not starting new task");
-            return;
+            return false;
         }
         let id = task.id.clone();
         // Recorded before its peon starts: a crash in between still finds it at restart.
@@ -207,9 +231,10 @@ impl Monitor {
                 );
                 self.announce(&status, "unknown", TaskResource::for_task(&id), "unknown");
                 self.remember_completed(id.clone());
-                self.writes.send(ZkWrite::DeleteAssignment(id)).ok();
+                self.writes.send(StatusWrite::DeleteAssignment(id)).ok();
             }
         }
+        true
     }
 
     fn start(&mut self, task: Task) -> Result<(), StartError> {
@@ -293,7 +318,7 @@ impl Monitor {
             &task.data_source,
         );
         self.writes
-            .send(ZkWrite::DeleteAssignment(task.id.clone()))
+            .send(StatusWrite::DeleteAssignment(task.id.clone()))
             .ok();
 
         let id = task.id.clone();
@@ -439,7 +464,7 @@ impl Monitor {
     ) {
         let announcement = TaskAnnouncement::new(status.clone(), task_type, resource, data_source);
         self.writes
-            .send(ZkWrite::Status(Box::new(announcement)))
+            .send(StatusWrite::Status(Box::new(announcement)))
             .ok();
     }
 

@@ -7,7 +7,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use drover_core::TaskId;
+use drover_core::{TaskAnnouncement, TaskId};
 use drover_task::Task;
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +97,47 @@ impl WorkerFiles {
         tasks
     }
 
+    fn completed_dir(&self) -> PathBuf {
+        self.base.join("completedTasks")
+    }
+
+    /// Keeps a finished task's last announcement until the overlord has seen it (HTTP runner):
+    /// a worker restarted in between still reports how the task ended.
+    pub fn write_completed(&self, announcement: &TaskAnnouncement) -> io::Result<()> {
+        std::fs::create_dir_all(self.completed_dir())?;
+        let json = serde_json::to_vec(announcement).expect("serializes");
+        self.write_atomically(&self.completed_dir().join(announcement.id.as_str()), &json)
+    }
+
+    pub fn remove_completed(&self, id: &TaskId) {
+        std::fs::remove_file(self.completed_dir().join(id.as_str())).ok();
+    }
+
+    /// The finished tasks kept by an earlier life of this worker. Unreadable files are reported
+    /// and removed.
+    pub fn read_completed(&self) -> Vec<TaskAnnouncement> {
+        let Ok(entries) = std::fs::read_dir(self.completed_dir()) else {
+            return vec![];
+        };
+        let mut found = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let read = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| {
+                    serde_json::from_slice::<TaskAnnouncement>(&b).map_err(|e| e.to_string())
+                });
+            match read {
+                Ok(a) if a.id.as_str() == entry.file_name().to_string_lossy() => found.push(a),
+                other => {
+                    tracing::error!(file = %path.display(), ?other, "removing unreadable completed-task file");
+                    std::fs::remove_file(&path).ok();
+                }
+            }
+        }
+        found
+    }
+
     pub fn write_restore(&self, running: impl IntoIterator<Item = TaskId>) -> io::Result<()> {
         let mut ids: Vec<String> = running.into_iter().map(|id| id.to_string()).collect();
         ids.sort();
@@ -153,6 +194,17 @@ mod tests {
             r#"{"runningTasks":["a","b"]}"#
         );
         assert_eq!(files.read_restore().len(), 2);
+
+        let done = drover_core::TaskAnnouncement::new(
+            drover_core::TaskStatus::success(task.id.clone()),
+            "noop",
+            drover_core::TaskResource::for_task(&task.id),
+            "ds",
+        );
+        files.write_completed(&done).unwrap();
+        assert_eq!(files.read_completed(), vec![done]);
+        files.remove_completed(&task.id);
+        assert!(files.read_completed().is_empty());
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -14,20 +14,11 @@ use drover_zk::client::{
 use drover_zk::{decode_json, encode_json, ensure_path, with_timeout, ZkError, ZkPaths, ZkSession};
 use tokio::sync::{mpsc, watch};
 
-use crate::monitor::Notice;
+use crate::monitor::{Notice, StatusWrite};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 const ASSIGNMENT_RELIST_PERIOD: Duration = Duration::from_secs(5);
-
-/// Writes to ZooKeeper that must happen in order (RUNNING before SUCCESS of the same task).
-#[derive(Debug)]
-pub enum ZkWrite {
-    Status(Box<TaskAnnouncement>),
-    DeleteAssignment(TaskId),
-    /// Answered once every earlier write is done (used when stopping).
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
 
 #[derive(Clone)]
 pub struct ZkWorker {
@@ -39,9 +30,9 @@ pub struct ZkWorker {
 impl ZkWorker {
     /// Applies writes one by one, retrying each until it succeeds: a status the overlord never
     /// sees would leave a task running forever in its eyes.
-    pub async fn run_writer(self, mut writes: mpsc::UnboundedReceiver<ZkWrite>) {
+    pub async fn run_writer(self, mut writes: mpsc::UnboundedReceiver<StatusWrite>) {
         while let Some(write) = writes.recv().await {
-            if let ZkWrite::Flush(reply) = write {
+            if let StatusWrite::Flush(reply) = write {
                 reply.send(()).ok();
                 continue;
             }
@@ -58,9 +49,9 @@ impl ZkWorker {
         }
     }
 
-    async fn apply(&self, client: &Client, write: &ZkWrite) -> Result<(), ZkError> {
+    async fn apply(&self, client: &Client, write: &StatusWrite) -> Result<(), ZkError> {
         match write {
-            ZkWrite::Status(announcement) => {
+            StatusWrite::Status(announcement) => {
                 let path = self.paths.task_status(&self.host, &announcement.id);
                 create_or_set(
                     client,
@@ -70,7 +61,7 @@ impl ZkWorker {
                 )
                 .await
             }
-            ZkWrite::DeleteAssignment(id) => {
+            StatusWrite::DeleteAssignment(id) => {
                 match with_timeout(
                     CALL_TIMEOUT,
                     client.delete(&self.paths.task(&self.host, id), None),
@@ -81,7 +72,7 @@ impl ZkWorker {
                     Err(e) => Err(e),
                 }
             }
-            ZkWrite::Flush(_) => Ok(()),
+            StatusWrite::Flush(_) => Ok(()),
         }
     }
 
@@ -91,7 +82,7 @@ impl ZkWorker {
         worker: Worker,
         mut enabled: watch::Receiver<bool>,
         notices: mpsc::Sender<Notice>,
-        writes: mpsc::UnboundedSender<ZkWrite>,
+        writes: mpsc::UnboundedSender<StatusWrite>,
     ) {
         let mut first_session = true;
         let mut sessions = self.session.subscribe();
@@ -127,7 +118,7 @@ impl ZkWorker {
         worker: &Worker,
         enabled: &mut watch::Receiver<bool>,
         notices: &mpsc::Sender<Notice>,
-        writes: &mpsc::UnboundedSender<ZkWrite>,
+        writes: &mpsc::UnboundedSender<StatusWrite>,
         first_session: bool,
         sessions: &mut watch::Receiver<Option<Client>>,
     ) -> Result<(), ZkError> {
@@ -221,7 +212,7 @@ impl ZkWorker {
     async fn cancel_stale_statuses(
         &self,
         client: &Client,
-        writes: &mpsc::UnboundedSender<ZkWrite>,
+        writes: &mpsc::UnboundedSender<StatusWrite>,
         notices: &mpsc::Sender<Notice>,
     ) -> Result<(), ZkError> {
         // Tasks this process runs again or already reported (restore.json, assignedTasks).
@@ -258,7 +249,7 @@ impl ZkWorker {
                 task_status: Some(status),
                 ..announcement
             };
-            writes.send(ZkWrite::Status(Box::new(failed))).ok();
+            writes.send(StatusWrite::Status(Box::new(failed))).ok();
         }
         Ok(())
     }

@@ -85,6 +85,13 @@ pub struct OverlordConfig {
     pub max_percentage_blacklist_workers: u32,
     /// `equalDistribution` or `fillCapacity`.
     pub worker_select_strategy: SelectStrategy,
+    /// How tasks reach middle managers (`druid.indexer.runner.type`): `httpRemote` (assigned and
+    /// synced over HTTP) or `remote` (through ZooKeeper). Middle managers must be set alike.
+    pub runner_type: drover_core::worker_sync::RunnerType,
+    /// How long the HTTP runner keeps a worker whose sync keeps failing before it counts as
+    /// gone, as if it had left discovery (`druid.indexer.runner.serverUnstabilityTimeout`).
+    #[serde(with = "humantime_serde")]
+    pub worker_sync_unstable_timeout: Duration,
     /// Largest task JSON handed to a worker through ZooKeeper (`druid.indexer.runner.maxZnodeBytes`);
     /// a larger task is refused at `POST /task` with a 400.
     pub max_znode_bytes: usize,
@@ -145,6 +152,8 @@ impl Default for OverlordConfig {
             max_percentage_blacklist_workers: 20,
             worker_select_strategy: SelectStrategy::EqualDistribution,
             max_znode_bytes: crate::runner::DEFAULT_MAX_ZNODE_BYTES,
+            runner_type: Default::default(),
+            worker_sync_unstable_timeout: Duration::from_secs(60),
             min_worker_version: "0".into(),
             recently_finished_threshold: Duration::from_secs(24 * 3600),
             header_read_timeout: limits.header_read_timeout,
@@ -261,6 +270,14 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_OVERLORD_WORKER_SELECT_STRATEGY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker_select_strategy: Option<String>,
+    /// `httpRemote` or `remote`
+    #[arg(long, env = "DROVER_OVERLORD_RUNNER_TYPE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runner_type: Option<String>,
+    /// e.g. `60s`
+    #[arg(long, env = "DROVER_OVERLORD_WORKER_SYNC_UNSTABLE_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_sync_unstable_timeout: Option<String>,
     #[arg(long, env = "DROVER_OVERLORD_MAX_ZNODE_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_znode_bytes: Option<usize>,

@@ -88,7 +88,13 @@ pub async fn run(
                 max_retries_before_blacklist: config.max_retries_before_blacklist,
                 worker_blacklist_backoff_time: config.worker_blacklist_backoff_time,
                 max_percentage_blacklist_workers: config.max_percentage_blacklist_workers,
-                max_znode_bytes: config.max_znode_bytes,
+                // Only the ZooKeeper runner limits a task's size.
+                max_znode_bytes: match config.runner_type {
+                    drover_core::worker_sync::RunnerType::Remote => config.max_znode_bytes,
+                    drover_core::worker_sync::RunnerType::HttpRemote => usize::MAX,
+                },
+                runner_type: config.runner_type,
+                worker_sync_unstable_timeout: config.worker_sync_unstable_timeout,
                 internal_client: internal_client.clone(),
             },
             queue: QueueConfig {
@@ -121,7 +127,11 @@ pub async fn run(
             .connect_timeout(std::time::Duration::from_secs(5))
             .build()?,
         max_task_payload_bytes: config.max_task_payload_bytes,
-        max_znode_bytes: config.max_znode_bytes,
+        // Only the ZooKeeper runner limits a task's size.
+        max_znode_bytes: match config.runner_type {
+            drover_core::worker_sync::RunnerType::Remote => config.max_znode_bytes,
+            drover_core::worker_sync::RunnerType::HttpRemote => usize::MAX,
+        },
         task_submit_timeout: config.task_submit_timeout,
         request_timeout: config.request_timeout,
         leader_probe_timeout: config.leader_probe_timeout,

@@ -44,7 +44,19 @@ pub struct ClusterSpec {
     pub tls: bool,
     /// Deep storage and task logs in an S3 bucket instead of local directories.
     pub s3: Option<S3Storage>,
+    /// `remote` (ZooKeeper) or `httpRemote`; `None` takes `DROVER_TEST_RUNNER`, else the
+    /// servers' default. Set it only for a test about one runner.
+    pub runner_type: Option<String>,
 }
+
+/// The runner a cluster uses unless its spec names one: `DROVER_TEST_RUNNER`, so the whole suite
+/// runs on either runner.
+pub fn default_runner_type() -> String {
+    std::env::var("DROVER_TEST_RUNNER").unwrap_or_else(|_| DEFAULT_RUNNER_TYPE.into())
+}
+
+/// The servers' own default `runner_type`.
+pub const DEFAULT_RUNNER_TYPE: &str = "remote";
 
 /// Deep storage at `s3://{bucket}/segments` and task logs at `s3://{bucket}/task-logs`, every
 /// server (and so every peon) with `env` (`AWS_ENDPOINT`, credentials).
@@ -154,6 +166,8 @@ pub struct Cluster {
     pub scheme: &'static str,
     /// The CA the servers' certificates are signed by (PEM), with `ClusterSpec::tls`.
     pub ca_pem: Option<String>,
+    /// `remote` or `httpRemote`, as every server was started with.
+    pub runner_type: String,
 }
 
 impl ClusterSpec {
@@ -174,6 +188,12 @@ impl ClusterSpec {
             admin_password: admin_password.into(),
             internal_password: internal_password.into(),
         });
+        self
+    }
+
+    /// Every server on the given runner (`remote` or `httpRemote`), whatever the suite runs on.
+    pub fn runner(mut self, runner_type: &str) -> Self {
+        self.runner_type = Some(runner_type.into());
         self
     }
 
@@ -218,11 +238,15 @@ impl Cluster {
         }
         let tls = spec.tls.then(|| TestCertificates::write(&dir));
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let mut server_args: Vec<String> = spec
-            .basic_auth
-            .as_ref()
-            .map(BasicAuth::server_args)
-            .unwrap_or_default();
+        let runner_type = spec.runner_type.clone().unwrap_or_else(default_runner_type);
+        println!("runner: {runner_type}");
+        let mut server_args: Vec<String> = vec!["--runner-type".into(), runner_type.clone()];
+        server_args.extend(
+            spec.basic_auth
+                .as_ref()
+                .map(BasicAuth::server_args)
+                .unwrap_or_default(),
+        );
         if let Some(t) = &tls {
             server_args.extend(t.server_args());
         }
@@ -290,6 +314,7 @@ impl Cluster {
             middle_manager_args: server_args,
             scheme,
             ca_pem: tls.as_ref().map(|t| t.ca_pem.clone()),
+            runner_type,
         };
         for mm in &spec.middle_managers {
             cluster.add_middle_manager(mm);

@@ -35,6 +35,11 @@ impl ZkPaths {
         format!("{}/indexer/status", self.base)
     }
 
+    /// Node discovery for one role (`${base}/internal-discovery/<ROLE>`), e.g. `MIDDLE_MANAGER`.
+    pub fn discovery(&self, role: &str) -> String {
+        format!("{}/internal-discovery/{role}", self.base)
+    }
+
     /// The overlord leader latch, `${base}/overlord/_OVERLORD`.
     pub fn overlord_latch(&self) -> String {
         format!("{}/overlord/_OVERLORD", self.base)

@@ -1,7 +1,8 @@
 //! The runner's I/O as data. Its decisions (`state.rs`) say what to write or call and move on;
-//! `Executor` carries each effect out in the leadership term's scope (so stepping down waits for
-//! it or cancels it) and reports a failed assignment back to the runner as a message. Tests read
-//! the effects a decision produced instead of watching ZooKeeper.
+//! `Executor` carries each effect out over the runner's transport (ZooKeeper or HTTP), in the
+//! leadership term's scope (so stepping down waits for it or cancels it), and reports how an
+//! assignment went back to the runner as a message. Tests read the effects a decision produced
+//! instead of watching ZooKeeper or a worker.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,27 +10,31 @@ use std::time::Duration;
 use drover_core::{TaskId, WorkerHost};
 use drover_task::Task;
 use drover_zk::client::{Acls, CreateMode, Error as ZkClientError};
-use drover_zk::{with_timeout, ZkError, ZkSession};
+use drover_zk::{with_timeout, ZkError, ZkPaths, ZkSession};
 use tokio::sync::mpsc;
 
 use super::RunnerMsg;
 
-/// How long one ZooKeeper call may take (an assignment not written by then is retried).
-pub(crate) const ZK_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one ZooKeeper or assignment call may take (an assignment not made by then is
+/// retried).
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Effect {
-    /// Write the assignment znode at `path` holding the task, ephemeral and owned by this
-    /// overlord's session, as in Druid.
+    /// Hand the task to the worker whose API is at `url`: an ephemeral assignment znode owned by
+    /// this overlord's session (ZooKeeper runner), or `POST assignTask` (HTTP runner).
     Assign {
         task: Arc<Task>,
         worker: WorkerHost,
-        path: String,
+        url: String,
     },
-    /// Delete a znode (an assignment or a status); one already gone is fine.
-    DeleteZnode(String),
-    /// Delete a vanished worker's status directory and everything in it.
-    DeleteStatusDir(String),
+    /// Take back an assignment (its znode; over HTTP the shutdown call does it).
+    Withdraw { task: TaskId, worker: WorkerHost },
+    /// The queue has the terminal status: the worker's report of it can go (its status and
+    /// assignment znodes; an HTTP worker forgets it by itself).
+    ForgetStatus { task: TaskId, worker: WorkerHost },
+    /// A vanished worker is cleaned up: its status directory goes (ZooKeeper only).
+    ForgetWorker(WorkerHost),
     /// Ask a worker to shut a task down (`POST {url}`).
     ShutdownOnWorker {
         task: TaskId,
@@ -38,17 +43,27 @@ pub(crate) enum Effect {
     },
 }
 
+/// How the runner reaches workers.
+#[derive(Clone)]
+pub(crate) enum Transport {
+    Zk { session: ZkSession, paths: ZkPaths },
+    Http,
+}
+
 pub(crate) struct Executor {
-    session: ZkSession,
+    transport: Transport,
+    /// Shutdown calls (with `taskShutdownLinkTimeout`).
     http: reqwest::Client,
-    /// Where a failed assignment is reported.
+    /// Assignments over HTTP.
+    assign_http: reqwest::Client,
+    /// Where an assignment's outcome is reported.
     runner: mpsc::UnboundedSender<RunnerMsg>,
     scope: crate::scope::LeaderScope,
 }
 
 impl Executor {
     pub(crate) fn new(
-        session: ZkSession,
+        transport: Transport,
         shutdown_timeout: Duration,
         internal_client: &drover_service::client::InternalClient,
         runner: mpsc::UnboundedSender<RunnerMsg>,
@@ -59,70 +74,117 @@ impl Executor {
             .timeout(shutdown_timeout)
             .build()
             .expect("HTTP client");
+        let assign_http = internal_client
+            .builder()
+            .timeout(CALL_TIMEOUT)
+            .build()
+            .expect("HTTP client");
         Executor {
-            session,
+            transport,
             http,
+            assign_http,
             runner,
             scope,
         }
     }
 
+    fn zk_delete(&self, paths: impl FnOnce(&ZkPaths) -> Vec<String>) {
+        let Transport::Zk { session, paths: p } = &self.transport else {
+            return;
+        };
+        let (session, targets) = (session.clone(), paths(p));
+        self.scope.spawn(async move {
+            let Some(client) = session.try_client() else {
+                return;
+            };
+            for path in targets {
+                match with_timeout(CALL_TIMEOUT, client.delete(&path, None)).await {
+                    Ok(()) | Err(ZkError::Client(ZkClientError::NoNode)) => {}
+                    Err(e) => tracing::warn!(%path, error = %e, "could not delete znode"),
+                }
+            }
+        });
+    }
+
     /// Starts the effect; it runs on its own, in the leader's scope.
     pub(crate) fn execute(&self, effect: Effect) {
         match effect {
-            Effect::Assign { task, worker, path } => {
-                let (session, runner) = (self.session.clone(), self.runner.clone());
-                self.scope.spawn(async move {
-                    let data = task.to_json_bytes();
-                    let result = async {
-                        let client = session.try_client().ok_or(ZkError::NoSession)?;
-                        let options = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
-                        with_timeout(ZK_CALL_TIMEOUT, client.create(&path, &data, &options)).await
+            Effect::Assign { task, worker, url } => {
+                let runner = self.runner.clone();
+                match &self.transport {
+                    Transport::Zk { session, paths } => {
+                        let session = session.clone();
+                        let path = paths.task(&worker, &task.id);
+                        self.scope.spawn(async move {
+                            let data = task.to_json_bytes();
+                            let result = async {
+                                let client = session.try_client().ok_or(ZkError::NoSession)?;
+                                let options = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+                                with_timeout(CALL_TIMEOUT, client.create(&path, &data, &options))
+                                    .await
+                            }
+                            .await;
+                            match result {
+                                Ok(_) | Err(ZkError::Client(ZkClientError::NodeExists)) => {}
+                                Err(e) => report_assign_failure(&runner, &task, worker, e),
+                            }
+                        });
                     }
-                    .await;
-                    match result {
-                        Ok(_) | Err(ZkError::Client(ZkClientError::NodeExists)) => {}
-                        Err(e) => {
-                            runner
-                                .send(RunnerMsg::AssignFailed {
-                                    id: task.id.clone(),
-                                    worker,
-                                    error: e.to_string(),
-                                })
-                                .ok();
-                        }
+                    Transport::Http => {
+                        let http = self.assign_http.clone();
+                        self.scope.spawn(async move {
+                            let url = format!("{url}/druid-internal/v1/worker/assignTask");
+                            let sent = http
+                                .post(&url)
+                                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                                .body(task.to_json_bytes().to_vec())
+                                .send()
+                                .await;
+                            match sent {
+                                Ok(r) if r.status().is_success() => {
+                                    runner
+                                        .send(RunnerMsg::AssignAcked {
+                                            id: task.id.clone(),
+                                            worker,
+                                        })
+                                        .ok();
+                                }
+                                Ok(r) => {
+                                    let status = r.status();
+                                    let body = r.text().await.unwrap_or_default();
+                                    let error = format!("{url} answered {status}: {body}");
+                                    report_assign_failure(&runner, &task, worker, error);
+                                }
+                                Err(e) => report_assign_failure(&runner, &task, worker, e),
+                            }
+                        });
                     }
-                });
+                }
             }
-            Effect::DeleteZnode(path) => {
-                let session = self.session.clone();
-                self.scope.spawn(async move {
-                    let Some(client) = session.try_client() else {
-                        return;
-                    };
-                    match with_timeout(ZK_CALL_TIMEOUT, client.delete(&path, None)).await {
-                        Ok(()) | Err(ZkError::Client(ZkClientError::NoNode)) => {}
-                        Err(e) => tracing::warn!(%path, error = %e, "could not delete znode"),
-                    }
-                });
+            Effect::Withdraw { task, worker } => self.zk_delete(|p| vec![p.task(&worker, &task)]),
+            Effect::ForgetStatus { task, worker } => {
+                self.zk_delete(|p| vec![p.task_status(&worker, &task), p.task(&worker, &task)])
             }
-            Effect::DeleteStatusDir(dir) => {
-                let session = self.session.clone();
+            Effect::ForgetWorker(worker) => {
+                let Transport::Zk { session, paths } = &self.transport else {
+                    return;
+                };
+                let (session, dir) = (session.clone(), paths.worker_status(&worker));
                 self.scope.spawn(async move {
                     let Some(client) = session.try_client() else {
                         return;
                     };
                     if let Ok(children) =
-                        with_timeout(ZK_CALL_TIMEOUT, client.list_children(&dir)).await
+                        with_timeout(CALL_TIMEOUT, client.list_children(&dir)).await
                     {
                         for child in children {
                             let path = format!("{dir}/{child}");
-                            with_timeout(ZK_CALL_TIMEOUT, client.delete(&path, None))
+                            with_timeout(CALL_TIMEOUT, client.delete(&path, None))
                                 .await
                                 .ok();
                         }
                     }
-                    with_timeout(ZK_CALL_TIMEOUT, client.delete(&dir, None))
+                    with_timeout(CALL_TIMEOUT, client.delete(&dir, None))
                         .await
                         .ok();
                 });
@@ -144,4 +206,19 @@ impl Executor {
             }
         }
     }
+}
+
+fn report_assign_failure(
+    runner: &mpsc::UnboundedSender<RunnerMsg>,
+    task: &Task,
+    worker: WorkerHost,
+    error: impl std::fmt::Display,
+) {
+    runner
+        .send(RunnerMsg::AssignFailed {
+            id: task.id.clone(),
+            worker,
+            error: error.to_string(),
+        })
+        .ok();
 }

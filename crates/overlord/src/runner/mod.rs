@@ -1,10 +1,15 @@
-//! RemoteTaskRunner over ZooKeeper (see docs/architecture.md): one task owns all runner state — pending
-//! tasks, assignments, workers and what their status znodes say — and is fed messages by the
-//! TaskQueue, the ZooKeeper watcher and its own timer. ZooKeeper writes and HTTP calls to workers
-//! are spawned, so the loop never waits on I/O; their outcome comes back as messages.
+//! The task runner (see docs/architecture.md): one task owns all runner state — pending tasks,
+//! assignments, workers and what they report — and is fed messages by the TaskQueue, a watcher
+//! and its own timer. Two transports sit behind it, chosen by `runner_type`: Druid's
+//! RemoteTaskRunner (assignments and statuses as znodes, `zk_watch.rs`) and its
+//! HttpRemoteTaskRunner (workers found through node discovery, assigned over HTTP and synced by
+//! long polling, `http_sync.rs`). Their watchers speak the same `WorkerEvent`s and their I/O is
+//! the same `Effect`s, so every decision is shared. Writes and calls are spawned, so the loop
+//! never waits on I/O; their outcome comes back as messages.
 
 mod blacklist;
 mod effects;
+pub mod http_sync;
 pub mod select;
 mod state;
 pub mod zk_watch;
@@ -12,6 +17,7 @@ pub mod zk_watch;
 use std::sync::Arc;
 use std::time::Duration;
 
+use drover_core::worker_sync::RunnerType;
 use drover_core::{TaskAnnouncement, TaskId, TaskStatus, Worker, WorkerHost};
 use drover_task::Task;
 use drover_zk::{ZkPaths, ZkSession};
@@ -19,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use state::{RunnerSnapshot, RunnerTaskView, WorkerView};
 
+use self::effects::Transport;
 use self::select::SelectStrategy;
 use self::state::RunnerState;
 
@@ -40,6 +47,10 @@ pub struct RunnerConfig {
     /// ZooKeeper drops the session of a client that writes more than its packet limit (1 MiB),
     /// so a larger task is failed here instead of taking the overlord's session down.
     pub max_znode_bytes: usize,
+    /// ZooKeeper (`remote`) or HTTP (`httpRemote`).
+    pub runner_type: RunnerType,
+    /// HTTP runner: a worker whose sync has failed this long counts as gone.
+    pub worker_sync_unstable_timeout: Duration,
 }
 
 /// Druid's default `druid.indexer.runner.maxZnodeBytes`.
@@ -75,11 +86,19 @@ pub enum RunnerEvent {
 
 /// What ZooKeeper told the watcher.
 #[derive(Debug)]
-pub enum ZkEvent {
+pub enum WorkerEvent {
     WorkerUpserted(Worker),
     WorkerRemoved(WorkerHost),
     StatusUpserted(WorkerHost, TaskAnnouncement),
     StatusRemoved(WorkerHost, TaskId),
+    /// One worker's whole state, read over HTTP at `started` (its first sync, or after a reset).
+    WorkerSnapshot {
+        started: std::time::Instant,
+        worker: Worker,
+        statuses: Vec<TaskAnnouncement>,
+    },
+    /// The HTTP watcher has heard from every worker in discovery once (or given up on it).
+    Synced,
     /// Everything under the assignment, announcement and status paths, read in one pass that
     /// began at `started`. Assignments are read first: a worker writes a task's status before it
     /// deletes the assignment, so a task is never missing from both lists.
@@ -105,8 +124,13 @@ pub(crate) enum RunnerMsg {
     Tasks(TaskFilter, oneshot::Sender<Vec<RunnerTaskView>>),
     /// The dynamic worker config changed (`None`: back to the static strategy).
     SetSelection(Option<select::Selection>),
-    Zk(ZkEvent),
-    /// Creating the assignment znode failed: put the task back.
+    Worker(WorkerEvent),
+    /// The worker recorded the assignment (HTTP runner).
+    AssignAcked {
+        id: TaskId,
+        worker: WorkerHost,
+    },
+    /// The assignment could not be made: put the task back.
     AssignFailed {
         id: TaskId,
         worker: WorkerHost,
@@ -166,15 +190,26 @@ pub fn start(
 ) -> RunnerHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let handle = RunnerHandle { tx: tx.clone() };
-    let state = RunnerState::new(
-        config,
-        session.clone(),
-        paths.clone(),
-        events,
-        tx.clone(),
-        scope.clone(),
-    );
+    let transport = match config.runner_type {
+        RunnerType::Remote => Transport::Zk {
+            session: session.clone(),
+            paths: paths.clone(),
+        },
+        RunnerType::HttpRemote => Transport::Http,
+    };
+    let runner_type = config.runner_type;
+    let sync = http_sync::SyncConfig {
+        client: config.internal_client.clone(),
+        unstable_timeout: config.worker_sync_unstable_timeout,
+        scope: scope.clone(),
+    };
+    let state = RunnerState::new(config, transport, events, tx.clone(), scope.clone());
     scope.spawn(state.run(rx));
-    scope.spawn(zk_watch::run(session, paths, resync_period, tx));
+    match runner_type {
+        RunnerType::Remote => scope.spawn(zk_watch::run(session, paths, resync_period, tx)),
+        RunnerType::HttpRemote => {
+            scope.spawn(http_sync::run(session, paths, resync_period, sync, tx))
+        }
+    };
     handle
 }

@@ -9,14 +9,14 @@ use drover_core::{
     WorkerHost,
 };
 use drover_task::Task;
-use drover_zk::{ZkPaths, ZkSession};
 use indexmap::IndexMap;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::effects::{Effect, Executor, ZK_CALL_TIMEOUT};
+use super::effects::{Effect, Executor, Transport, CALL_TIMEOUT};
 use super::select::{select_worker, Candidate, Selection};
-use super::{RunnerConfig, RunnerEvent, RunnerMsg, ZkEvent};
+use super::{RunnerConfig, RunnerEvent, RunnerMsg, WorkerEvent};
+use drover_core::worker_sync::RunnerType;
 
 const TICK: Duration = Duration::from_millis(250);
 /// After a failed assignment write, the worker is skipped for this long.
@@ -144,7 +144,6 @@ pub struct RunnerSnapshot {
 
 pub(crate) struct RunnerState {
     config: RunnerConfig,
-    paths: ZkPaths,
     events: mpsc::UnboundedSender<RunnerEvent>,
     /// What the decisions asked for since the last message; `executor` carries it out.
     effects: Vec<Effect>,
@@ -161,14 +160,13 @@ pub(crate) struct RunnerState {
 impl RunnerState {
     pub(crate) fn new(
         config: RunnerConfig,
-        session: ZkSession,
-        paths: ZkPaths,
+        transport: Transport,
         events: mpsc::UnboundedSender<RunnerEvent>,
         self_tx: mpsc::UnboundedSender<RunnerMsg>,
         scope: crate::scope::LeaderScope,
     ) -> Self {
         let executor = Executor::new(
-            session,
+            transport,
             config.task_shutdown_link_timeout,
             &config.internal_client,
             self_tx,
@@ -177,7 +175,6 @@ impl RunnerState {
         RunnerState {
             selection: Selection::plain(config.strategy),
             config,
-            paths,
             events,
             effects: Vec::new(),
             executor,
@@ -215,11 +212,16 @@ impl RunnerState {
             RunnerMsg::Tasks(filter, reply) => {
                 reply.send(self.task_views(&filter)).ok();
             }
-            RunnerMsg::Zk(event) => self.on_zk(event),
+            RunnerMsg::Worker(event) => self.on_worker_event(event),
             RunnerMsg::SetSelection(selection) => {
                 tracing::info!(?selection, "worker selection changed");
                 self.selection =
                     selection.unwrap_or_else(|| Selection::plain(self.config.strategy));
+                self.try_assign();
+            }
+            RunnerMsg::AssignAcked { id, worker } => {
+                // The worker has recorded it (HTTP runner): it may take the next one now.
+                self.clear_ack(&worker, &id);
                 self.try_assign();
             }
             RunnerMsg::AssignFailed { id, worker, error } => {
@@ -244,10 +246,15 @@ impl RunnerState {
 
     fn on_run(&mut self, task: Arc<Task>) {
         // Checked before anything else: writing it would cost the overlord its ZooKeeper session
-        // (and with it leadership) again and again, stopping every other task.
-        if let Some(reason) =
-            super::znode_too_large(task.to_json_bytes().len(), self.config.max_znode_bytes)
-        {
+        // (and with it leadership) again and again, stopping every other task. Over HTTP any
+        // size goes.
+        let too_large = match self.config.runner_type {
+            RunnerType::Remote => {
+                super::znode_too_large(task.to_json_bytes().len(), self.config.max_znode_bytes)
+            }
+            RunnerType::HttpRemote => None,
+        };
+        if let Some(reason) = too_large {
             tracing::warn!(task = %task.id, %reason, "task cannot be assigned through ZooKeeper; failing it");
             let status = TaskStatus::failure(task.id.clone(), reason);
             self.tasks.insert(
@@ -293,7 +300,10 @@ impl RunnerState {
             }
             Place::Assigned { worker, .. } => {
                 // It may or may not have started: withdraw the assignment and ask the worker.
-                self.delete_znode(self.paths.task(&worker, &id));
+                self.effects.push(Effect::Withdraw {
+                    task: id.clone(),
+                    worker: worker.clone(),
+                });
                 self.shutdown_on_worker(&worker, &id, &reason);
             }
             Place::Running { worker } => self.shutdown_on_worker(&worker, &id, &reason),
@@ -305,25 +315,35 @@ impl RunnerState {
         let Some(e) = self.tasks.get(&id) else { return };
         if let Place::Complete { worker } = &e.place {
             if let Some(worker) = worker.clone() {
-                self.delete_znode(self.paths.task_status(&worker, &id));
-                self.delete_znode(self.paths.task(&worker, &id));
+                self.effects.push(Effect::ForgetStatus {
+                    task: id.clone(),
+                    worker,
+                });
             }
             self.tasks.shift_remove(&id);
         }
     }
 
-    fn on_zk(&mut self, event: ZkEvent) {
+    fn on_worker_event(&mut self, event: WorkerEvent) {
         match event {
-            ZkEvent::WorkerUpserted(worker) => self.worker_upserted(worker),
-            ZkEvent::WorkerRemoved(host) => self.worker_removed(host),
-            ZkEvent::StatusUpserted(host, announcement) => self.status_upserted(host, announcement),
-            ZkEvent::StatusRemoved(host, id) => self.status_removed(host, id),
-            ZkEvent::FullSync {
+            WorkerEvent::WorkerUpserted(worker) => self.worker_upserted(worker),
+            WorkerEvent::WorkerRemoved(host) => self.worker_removed(host),
+            WorkerEvent::StatusUpserted(host, announcement) => {
+                self.status_upserted(host, announcement)
+            }
+            WorkerEvent::StatusRemoved(host, id) => self.status_removed(host, id),
+            WorkerEvent::FullSync {
                 started,
                 assignments,
                 workers,
                 statuses,
             } => self.full_sync(started, assignments, workers, statuses),
+            WorkerEvent::WorkerSnapshot {
+                started,
+                worker,
+                statuses,
+            } => self.worker_snapshot(started, worker, statuses),
+            WorkerEvent::Synced => self.mark_ready(),
         }
         self.try_assign();
     }
@@ -527,23 +547,8 @@ impl RunnerState {
             self.worker_upserted(worker);
         }
         for (host, announcements) in statuses {
-            let listed: HashSet<TaskId> = announcements.iter().map(|a| a.id.clone()).collect();
-            for a in announcements {
-                self.status_upserted(host.clone(), a);
-            }
             // A running task whose status znode is gone: the deletion event was missed.
-            let vanished: Vec<TaskId> = self
-                .tasks
-                .iter()
-                .filter(|(id, e)| {
-                    matches!(&e.place, Place::Running { worker } if *worker == host)
-                        && !listed.contains(*id)
-                })
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in vanished {
-                self.status_removed(host.clone(), id);
-            }
+            self.statuses_listed(&host, announcements);
         }
         // An assignment whose znode is gone without any status was never picked up (its owner's
         // session ended): it goes back to pending. Only assignments older than the longest a
@@ -553,7 +558,7 @@ impl RunnerState {
             .iter()
             .filter_map(|(id, e)| match &e.place {
                 Place::Assigned { worker, since, .. }
-                    if *since + ZK_CALL_TIMEOUT < started
+                    if *since + CALL_TIMEOUT < started
                         && !assigned_now.contains(&(worker.clone(), id.clone()))
                         && !with_status.contains(id) =>
                 {
@@ -569,12 +574,76 @@ impl RunnerState {
                 e.place = Place::Pending;
             }
         }
+        self.mark_ready();
+    }
+
+    /// Everything one worker reports, as of `started`.
+    fn statuses_listed(&mut self, host: &WorkerHost, announcements: Vec<TaskAnnouncement>) {
+        let listed: HashSet<TaskId> = announcements.iter().map(|a| a.id.clone()).collect();
+        for a in announcements {
+            self.status_upserted(host.clone(), a);
+        }
+        let vanished: Vec<TaskId> = self
+            .tasks
+            .iter()
+            .filter(|(id, e)| {
+                matches!(&e.place, Place::Running { worker } if worker == host)
+                    && !listed.contains(*id)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in vanished {
+            self.status_removed(host.clone(), id);
+        }
+    }
+
+    /// A worker's whole state, read over HTTP (its first sync, or after a reset): tasks it
+    /// no longer reports have vanished, and assignments it never recorded (a restart lost
+    /// them) go back to pending.
+    fn worker_snapshot(
+        &mut self,
+        started: Instant,
+        worker: Worker,
+        announcements: Vec<TaskAnnouncement>,
+    ) {
+        let Ok(host) = WorkerHost::new(worker.host.clone()) else {
+            tracing::error!(host = %worker.host, "ignoring worker with an invalid host");
+            return;
+        };
+        self.worker_upserted(worker);
+        let listed: HashSet<TaskId> = announcements.iter().map(|a| a.id.clone()).collect();
+        self.statuses_listed(&host, announcements);
+        let lost: Vec<TaskId> = self
+            .tasks
+            .iter()
+            .filter_map(|(id, e)| match &e.place {
+                Place::Assigned { worker, since, .. }
+                    if *worker == host
+                        && *since + CALL_TIMEOUT < started
+                        && !listed.contains(id) =>
+                {
+                    Some(id.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        for id in lost {
+            tracing::warn!(task = %id, worker = %host, "worker does not have the task it was assigned; task goes back to pending");
+            self.clear_ack(&host, &id);
+            if let Some(e) = self.tasks.get_mut(&id) {
+                e.place = Place::Pending;
+            }
+        }
+    }
+
+    /// The runner knows what workers run: the queue may now decide what to (re)start.
+    fn mark_ready(&mut self) {
         if !self.ready {
             self.ready = true;
             tracing::info!(
                 workers = self.workers.len(),
                 tasks = self.tasks.len(),
-                "runner synchronized with ZooKeeper"
+                "runner synchronized with its workers"
             );
             self.events.send(RunnerEvent::Ready).ok();
         }
@@ -595,7 +664,10 @@ impl RunnerState {
         for (id, worker) in timed_out {
             tracing::warn!(task = %id, %worker, "worker did not start the task in time");
             self.clear_ack(&worker, &id);
-            self.delete_znode(self.paths.task(&worker, &id));
+            self.effects.push(Effect::Withdraw {
+                task: id.clone(),
+                worker: worker.clone(),
+            });
             let status = TaskStatus::failure(
                 id.clone(),
                 format!(
@@ -637,7 +709,10 @@ impl RunnerState {
             .collect();
         tracing::warn!(worker = %host, tasks = ids.len(), "cleaning up vanished worker");
         for id in &ids {
-            self.delete_znode(self.paths.task(&host, id));
+            self.effects.push(Effect::Withdraw {
+                task: id.clone(),
+                worker: host.clone(),
+            });
             let status = TaskStatus::failure(
                 id.clone(),
                 "Canceled for worker cleanup. See overlord logs for more details.",
@@ -645,8 +720,7 @@ impl RunnerState {
             self.complete_here(id, Some(host.clone()), status);
         }
         self.workers.remove(&host);
-        self.effects
-            .push(Effect::DeleteStatusDir(self.paths.worker_status(&host)));
+        self.effects.push(Effect::ForgetWorker(host));
     }
 
     /// The worker no longer waits to acknowledge `id` (it did, or never will).
@@ -752,16 +826,12 @@ impl RunnerState {
                 since: now,
             };
         }
-        let path = self.paths.task(&host, &task.id);
+        let url = self.worker_url(&host);
         self.effects.push(Effect::Assign {
             task,
             worker: host,
-            path,
+            url,
         });
-    }
-
-    fn delete_znode(&mut self, path: String) {
-        self.effects.push(Effect::DeleteZnode(path));
     }
 
     /// A worker's API base URL (as announced; `http://host` when it never was).
@@ -862,6 +932,10 @@ mod tests {
     use crate::runner::select::SelectStrategy;
 
     fn runner() -> (RunnerState, mpsc::UnboundedReceiver<RunnerEvent>) {
+        runner_of(RunnerType::Remote)
+    }
+
+    fn runner_of(runner_type: RunnerType) -> (RunnerState, mpsc::UnboundedReceiver<RunnerEvent>) {
         let config = RunnerConfig {
             internal_client: Default::default(),
             strategy: SelectStrategy::EqualDistribution,
@@ -873,16 +947,23 @@ mod tests {
             worker_blacklist_backoff_time: Duration::from_secs(900),
             max_percentage_blacklist_workers: 20,
             max_znode_bytes: 1000,
+            runner_type,
+            worker_sync_unstable_timeout: Duration::from_secs(60),
         };
         // Never connected: the tests read the effects the decisions produce, nothing executes them.
-        let session = ZkSession::start("127.0.0.1:1".into(), Duration::from_secs(2));
+        let transport = match runner_type {
+            RunnerType::Remote => Transport::Zk {
+                session: drover_zk::ZkSession::start("127.0.0.1:1".into(), Duration::from_secs(2)),
+                paths: drover_zk::ZkPaths::new("/druid"),
+            },
+            RunnerType::HttpRemote => Transport::Http,
+        };
         let (events, rx) = mpsc::unbounded_channel();
         let (self_tx, _self_rx) = mpsc::unbounded_channel();
         (
             RunnerState::new(
                 config,
-                session,
-                ZkPaths::new("/druid"),
+                transport,
                 events,
                 self_tx,
                 crate::scope::LeaderScope::new(),
@@ -940,10 +1021,9 @@ mod tests {
         sync(&mut r, Instant::now(), vec![], vec![worker("a:1", 2)]);
         r.effects.clear();
         r.on_run(task("t1"));
-        let assignment = r.paths.task(&host("a:1"), &id("t1"));
         assert!(
-            matches!(r.effects.as_slice(), [Effect::Assign { task, worker, path }]
-                if task.id == id("t1") && *worker == host("a:1") && *path == assignment),
+            matches!(r.effects.as_slice(), [Effect::Assign { task, worker, url }]
+                if task.id == id("t1") && *worker == host("a:1") && url == "http://a:1"),
             "{:?}",
             r.effects
         );
@@ -954,7 +1034,10 @@ mod tests {
         assert_eq!(
             r.effects,
             [
-                Effect::DeleteZnode(assignment),
+                Effect::Withdraw {
+                    task: id("t1"),
+                    worker: host("a:1")
+                },
                 Effect::ShutdownOnWorker {
                     task: id("t1"),
                     worker: host("a:1"),
@@ -965,12 +1048,80 @@ mod tests {
         r.effects.clear();
         // A vanished worker is cleaned up: its status directory goes.
         r.cleanup_worker(host("a:1"));
-        assert_eq!(
-            r.effects.last(),
-            Some(&Effect::DeleteStatusDir(
-                r.paths.worker_status(&host("a:1"))
-            ))
+        assert_eq!(r.effects.last(), Some(&Effect::ForgetWorker(host("a:1"))));
+    }
+
+    #[tokio::test]
+    async fn the_http_runner_assigns_again_once_the_worker_has_recorded_a_task() {
+        let (mut r, mut events) = runner_of(RunnerType::HttpRemote);
+        r.on_worker_event(WorkerEvent::WorkerSnapshot {
+            started: Instant::now(),
+            worker: worker("a:1", 4),
+            statuses: vec![],
+        });
+        assert!(
+            r.effects.is_empty(),
+            "nothing runs before the runner is ready"
         );
+        r.on_worker_event(WorkerEvent::Synced);
+        assert!(matches!(events.recv().await, Some(RunnerEvent::Ready)));
+        // Any size goes over HTTP (max_znode_bytes is 1000 here).
+        let pad = "A".repeat(5000);
+        let big = Arc::new(
+            Task::from_json_bytes(
+                format!(r#"{{"type":"noop","id":"big","context":{{"pad":"{pad}"}}}}"#).as_bytes(),
+            )
+            .unwrap(),
+        );
+        r.on_run(big);
+        r.on_run(task("t2"));
+        assert_eq!(r.effects.len(), 1, "one assignment in flight per worker");
+        r.handle(RunnerMsg::AssignAcked {
+            id: id("big"),
+            worker: host("a:1"),
+        });
+        assert!(
+            matches!(r.effects.as_slice(), [Effect::Assign { task: a, .. }, Effect::Assign { task: b, .. }]
+                if a.id == id("big") && b.id == id("t2")),
+            "{:?}",
+            r.effects
+        );
+        assert!(matches!(place(&r, "t2"), Place::Assigned { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_worker_snapshot_fails_what_it_lost_and_reassigns_what_it_never_got() {
+        let (mut r, _events) = runner_of(RunnerType::HttpRemote);
+        let long_ago = Instant::now();
+        r.on_worker_event(WorkerEvent::WorkerSnapshot {
+            started: long_ago,
+            worker: worker("a:1", 4),
+            statuses: vec![],
+        });
+        r.on_worker_event(WorkerEvent::Synced);
+        r.on_run(task("running"));
+        r.on_worker_event(WorkerEvent::StatusUpserted(
+            host("a:1"),
+            running_status("running", 8100),
+        ));
+        r.on_run(task("assigned"));
+        assert!(matches!(place(&r, "assigned"), Place::Assigned { .. }));
+        // The worker restarted: its new life reports nothing.
+        r.on_worker_event(WorkerEvent::WorkerSnapshot {
+            started: Instant::now() + CALL_TIMEOUT * 2,
+            worker: worker("a:1", 4),
+            statuses: vec![],
+        });
+        assert!(matches!(place(&r, "running"), Place::Complete { .. }));
+        assert!(r.tasks[&id("running")].status.is_complete());
+        // Back to pending, and handed out again at once.
+        assert!(matches!(place(&r, "assigned"), Place::Assigned { .. }));
+        let assigned = r
+            .effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Assign { task, .. } if task.id == id("assigned")))
+            .count();
+        assert_eq!(assigned, 2);
     }
 
     #[tokio::test]
@@ -1022,7 +1173,7 @@ mod tests {
         let Place::Assigned { worker: w1, .. } = place(&r, "t1") else {
             unreachable!()
         };
-        r.on_zk(ZkEvent::StatusUpserted(
+        r.on_worker_event(WorkerEvent::StatusUpserted(
             w1.clone(),
             running_status("t1", 8100),
         ));
@@ -1102,7 +1253,7 @@ mod tests {
             vec![(host("a:1"), vec![running_status("t1", 8100)])],
         );
         while events.try_recv().is_ok() {}
-        r.on_zk(ZkEvent::WorkerRemoved(host("a:1")));
+        r.on_worker_event(WorkerEvent::WorkerRemoved(host("a:1")));
         r.on_tick(Instant::now());
         assert_eq!(
             place(&r, "t1"),
@@ -1112,7 +1263,7 @@ mod tests {
             "still waiting for the worker"
         );
         // It comes back in time: nothing is failed.
-        r.on_zk(ZkEvent::WorkerUpserted(worker("a:1", 3)));
+        r.on_worker_event(WorkerEvent::WorkerUpserted(worker("a:1", 3)));
         r.on_tick(Instant::now() + Duration::from_secs(1000));
         assert_eq!(
             place(&r, "t1"),
@@ -1121,7 +1272,7 @@ mod tests {
             }
         );
         // It goes away for good.
-        r.on_zk(ZkEvent::WorkerRemoved(host("a:1")));
+        r.on_worker_event(WorkerEvent::WorkerRemoved(host("a:1")));
         r.on_tick(Instant::now() + Duration::from_secs(901));
         match events.try_recv() {
             Ok(RunnerEvent::Status(s)) => assert!(s.error_msg.unwrap().contains("worker cleanup")),
@@ -1148,13 +1299,19 @@ mod tests {
         sync(&mut r, Instant::now(), vec![], workers);
         for i in 0..6 {
             let t = format!("f{i}");
-            r.on_zk(ZkEvent::StatusUpserted(
+            r.on_worker_event(WorkerEvent::StatusUpserted(
                 host("a:1"),
                 running_status(&t, 8100),
             ));
-            r.on_zk(ZkEvent::StatusUpserted(host("a:1"), finished(&t, false)));
+            r.on_worker_event(WorkerEvent::StatusUpserted(
+                host("a:1"),
+                finished(&t, false),
+            ));
             // Repeated reports of the same failure (full syncs) count once.
-            r.on_zk(ZkEvent::StatusUpserted(host("a:1"), finished(&t, false)));
+            r.on_worker_event(WorkerEvent::StatusUpserted(
+                host("a:1"),
+                finished(&t, false),
+            ));
         }
         assert!(r.workers[&host("a:1")].blacklisted(Instant::now()));
         let snapshot = r.snapshot();
@@ -1174,11 +1331,14 @@ mod tests {
         // The blacklisting runs out; a success clears the record.
         r.on_tick(Instant::now() + Duration::from_secs(901));
         assert!(!r.workers[&host("a:1")].blacklisted(Instant::now() + Duration::from_secs(901)));
-        r.on_zk(ZkEvent::StatusUpserted(
+        r.on_worker_event(WorkerEvent::StatusUpserted(
             host("a:1"),
             running_status("ok", 8101),
         ));
-        r.on_zk(ZkEvent::StatusUpserted(host("a:1"), finished("ok", true)));
+        r.on_worker_event(WorkerEvent::StatusUpserted(
+            host("a:1"),
+            finished("ok", true),
+        ));
         assert_eq!(r.workers[&host("a:1")].failed_in_a_row, 0);
     }
 }

@@ -11,7 +11,7 @@ use drover_zk::client::{
 use drover_zk::{decode_json, ensure_path, with_timeout, ZkError, ZkPaths, ZkSession};
 use tokio::sync::mpsc;
 
-use super::{RunnerMsg, ZkEvent};
+use super::{RunnerMsg, WorkerEvent};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -82,9 +82,9 @@ impl Watcher<'_> {
         }
     }
 
-    fn send(&self, event: ZkEvent) -> Result<(), ZkError> {
+    fn send(&self, event: WorkerEvent) -> Result<(), ZkError> {
         self.tx
-            .send(RunnerMsg::Zk(event))
+            .send(RunnerMsg::Worker(event))
             .map_err(|_| ZkError::NoSession)
     }
 
@@ -114,18 +114,18 @@ impl Watcher<'_> {
         match (is_announcement, task, event.event_type) {
             (true, None, EventType::NodeCreated | EventType::NodeDataChanged) => {
                 if let Some(worker) = self.read::<Worker>(&event.path).await? {
-                    self.send(ZkEvent::WorkerUpserted(worker))?;
+                    self.send(WorkerEvent::WorkerUpserted(worker))?;
                 }
             }
-            (true, None, EventType::NodeDeleted) => self.send(ZkEvent::WorkerRemoved(host))?,
+            (true, None, EventType::NodeDeleted) => self.send(WorkerEvent::WorkerRemoved(host))?,
             (false, Some(_), EventType::NodeCreated | EventType::NodeDataChanged) => {
                 if let Some(a) = self.read::<TaskAnnouncement>(&event.path).await? {
-                    self.send(ZkEvent::StatusUpserted(host, a))?;
+                    self.send(WorkerEvent::StatusUpserted(host, a))?;
                 }
             }
             (false, Some(task), EventType::NodeDeleted) => {
                 if let Ok(id) = TaskId::new(task) {
-                    self.send(ZkEvent::StatusRemoved(host, id))?;
+                    self.send(WorkerEvent::StatusRemoved(host, id))?;
                 }
             }
             _ => {}
@@ -201,7 +201,7 @@ impl Watcher<'_> {
             }
             statuses.push((host, list));
         }
-        self.send(ZkEvent::FullSync {
+        self.send(WorkerEvent::FullSync {
             started,
             assignments,
             workers,
