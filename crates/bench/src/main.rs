@@ -150,7 +150,45 @@ async fn main() -> anyhow::Result<()> {
     if let Some(messages) = args.kafka {
         return kafka::run(messages).await;
     }
-    let own = own_cluster(ClusterSpec::workers(&[args.capacity, args.capacity])).await?;
+    // The task path on each runner, one cluster after the other, then side by side.
+    let mut figures = Vec::new();
+    for runner in ["remote", "httpRemote"] {
+        figures.push((runner, task_path(&args, runner).await?));
+    }
+    println!(
+        "== side by side: 2 middle managers x {} slots ==",
+        args.capacity
+    );
+    println!(
+        "{:<12} {:>18} {:>18} {:>18} {:>14}",
+        "runner", "POST->RUNNING med", "POST->RUNNING p99", "POST->SUCCESS med", "tasks/s"
+    );
+    for (runner, f) in &figures {
+        println!(
+            "{runner:<12} {:>15.2} ms {:>15.2} ms {:>15.2} ms {:>14.1}",
+            f.to_running_median, f.to_running_p99, f.to_success_median, f.throughput
+        );
+    }
+
+    // 4. A noop peon on its own: spawn -> exit, and its peak RSS.
+    peon_runs(args.peon_runs)?;
+    Ok(())
+}
+
+/// What one runner's task path measured.
+struct TaskPathFigures {
+    to_running_median: f64,
+    to_running_p99: f64,
+    to_success_median: f64,
+    throughput: f64,
+}
+
+/// Latency one task at a time, throughput of many at once, and the servers' memory, on a
+/// cluster of two middle managers using `runner_type`.
+async fn task_path(args: &Args, runner_type: &str) -> anyhow::Result<TaskPathFigures> {
+    let own =
+        own_cluster(ClusterSpec::workers(&[args.capacity, args.capacity]).runner(runner_type))
+            .await?;
     let cluster = &own.cluster;
     let c = cluster.client.clone();
 
@@ -196,7 +234,13 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    println!("== latency, runTime 0, one task at a time ==");
+    println!("== {runner_type}: latency, runTime 0, one task at a time ==");
+    let mut sorted = to_running.clone();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let (to_running_median, to_running_p99) = (percentile(&sorted, 0.5), percentile(&sorted, 0.99));
+    let mut sorted = to_success.clone();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let to_success_median = percentile(&sorted, 0.5);
     summary("POST -> RUNNING (API)", to_running);
     summary("POST -> task running in its peon", to_peon);
     summary("POST -> SUCCESS (API)", to_success);
@@ -248,7 +292,7 @@ async fn main() -> anyhow::Result<()> {
         .filter(|t| t["statusCode"] == "FAILED")
         .count();
     println!(
-        "== throughput: {n} noop tasks (runTime 0), 2 middle managers x {} slots ==",
+        "== {runner_type}: throughput, {n} noop tasks (runTime 0), 2 middle managers x {} slots ==",
         args.capacity
     );
     println!(
@@ -256,14 +300,11 @@ async fn main() -> anyhow::Result<()> {
         submitted.as_secs_f64(),
         elapsed.as_secs_f64()
     );
-    println!(
-        "{:<34} {:>8.1} tasks/s",
-        "throughput",
-        n as f64 / elapsed.as_secs_f64()
-    );
+    let throughput = n as f64 / elapsed.as_secs_f64();
+    println!("{:<34} {:>8.1} tasks/s", "throughput", throughput);
 
     // 3. Memory of the long-running processes after all that.
-    println!("== memory ==");
+    println!("== {runner_type}: memory ==");
     let mut procs = vec![("overlord", cluster.overlords[0].process.pid())];
     procs.extend(
         cluster
@@ -280,10 +321,12 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     drop(own);
-
-    // 4. A noop peon on its own: spawn -> exit, and its peak RSS.
-    peon_runs(args.peon_runs)?;
-    Ok(())
+    Ok(TaskPathFigures {
+        to_running_median,
+        to_running_p99,
+        to_success_median,
+        throughput,
+    })
 }
 
 fn peon_runs(runs: usize) -> anyhow::Result<()> {

@@ -7,16 +7,17 @@ use serde::{Deserialize, Serialize};
 use crate::worker::{TaskAnnouncement, Worker};
 
 /// Which protocol the overlord and its middle managers use to hand out tasks and report their
-/// status (`druid.indexer.runner.type`); both sides must be set alike.
+/// status (`druid.indexer.runner.type`); both sides must be set alike. HTTP by default, as in
+/// Druid since 25.0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum RunnerType {
     /// Assignments and statuses as znodes (Druid's RemoteTaskRunner).
     #[serde(rename = "remote")]
-    #[default]
     Remote,
     /// Assignments by HTTP, statuses synced over HTTP, ZooKeeper for discovery only (Druid's
     /// HttpRemoteTaskRunner).
     #[serde(rename = "httpRemote")]
+    #[default]
     HttpRemote,
 }
 

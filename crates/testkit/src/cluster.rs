@@ -56,7 +56,7 @@ pub fn default_runner_type() -> String {
 }
 
 /// The servers' own default `runner_type`.
-pub const DEFAULT_RUNNER_TYPE: &str = "remote";
+pub const DEFAULT_RUNNER_TYPE: &str = "httpRemote";
 
 /// Deep storage at `s3://{bucket}/segments` and task logs at `s3://{bucket}/task-logs`, every
 /// server (and so every peon) with `env` (`AWS_ENDPOINT`, credentials).
