@@ -78,23 +78,11 @@ impl WorkerFiles {
     /// Tasks assigned before a restart whose peons never started. Unreadable files are reported
     /// and removed.
     pub fn read_assigned(&self) -> Vec<Task> {
-        let Ok(entries) = std::fs::read_dir(self.assigned_dir()) else {
-            return vec![];
-        };
-        let mut tasks = Vec::new();
-        for entry in entries.flatten() {
-            let path = entry.path();
-            match std::fs::read(&path).map(|b| Task::from_json_bytes(&b)) {
-                Ok(Ok(task)) if task.id.as_str() == entry.file_name().to_string_lossy() => {
-                    tasks.push(task)
-                }
-                other => {
-                    tracing::error!(file = %path.display(), ?other, "removing unreadable assigned-task file");
-                    std::fs::remove_file(&path).ok();
-                }
-            }
-        }
-        tasks
+        read_named(
+            &self.assigned_dir(),
+            |b| Task::from_json_bytes(b).map_err(|e| e.to_string()),
+            |t| t.id.as_str(),
+        )
     }
 
     fn completed_dir(&self) -> PathBuf {
@@ -116,26 +104,11 @@ impl WorkerFiles {
     /// The finished tasks kept by an earlier life of this worker. Unreadable files are reported
     /// and removed.
     pub fn read_completed(&self) -> Vec<TaskAnnouncement> {
-        let Ok(entries) = std::fs::read_dir(self.completed_dir()) else {
-            return vec![];
-        };
-        let mut found = Vec::new();
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let read = std::fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| {
-                    serde_json::from_slice::<TaskAnnouncement>(&b).map_err(|e| e.to_string())
-                });
-            match read {
-                Ok(a) if a.id.as_str() == entry.file_name().to_string_lossy() => found.push(a),
-                other => {
-                    tracing::error!(file = %path.display(), ?other, "removing unreadable completed-task file");
-                    std::fs::remove_file(&path).ok();
-                }
-            }
-        }
-        found
+        read_named(
+            &self.completed_dir(),
+            |b| serde_json::from_slice::<TaskAnnouncement>(b).map_err(|e| e.to_string()),
+            |a| a.id.as_str(),
+        )
     }
 
     pub fn write_restore(&self, running: impl IntoIterator<Item = TaskId>) -> io::Result<()> {
@@ -162,6 +135,34 @@ impl WorkerFiles {
             }
         }
     }
+}
+
+/// Every file in `dir` read with `parse`, where the task id inside is the file's name; other
+/// files are reported and removed (a crash never leaves half a file, so they were put there by
+/// someone else).
+fn read_named<T: std::fmt::Debug>(
+    dir: &Path,
+    parse: impl Fn(&[u8]) -> Result<T, String>,
+    id_of: impl Fn(&T) -> &str,
+) -> Vec<T> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let read = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| parse(&b));
+        match read {
+            Ok(v) if id_of(&v) == entry.file_name().to_string_lossy() => found.push(v),
+            other => {
+                tracing::error!(file = %path.display(), ?other, "removing an unreadable file");
+                std::fs::remove_file(&path).ok();
+            }
+        }
+    }
+    found
 }
 
 #[cfg(test)]

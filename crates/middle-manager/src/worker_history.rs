@@ -82,13 +82,11 @@ impl History {
                 self.last
             )));
         }
-        // The change at `since` must still be kept, to check its hash.
+        // The change at `since` must still be kept, to check its hash (or be the start, while
+        // the first change is kept).
         let first = self.changes.front().map(|(c, _)| c.counter).unwrap_or(0);
         let known = since.counter == 0 && since.hash == 0 && first == 1
-            || self
-                .changes
-                .iter()
-                .any(|(c, _)| *c == since && c.counter >= first);
+            || self.changes.iter().any(|(c, _)| *c == since);
         if !known {
             return Some(ChangeRequestsSnapshot::reset(format!(
                 "can't serve request, not enough history is kept or counter[{since:?}] is from another life; last counter [{:?}]",

@@ -989,6 +989,17 @@ mod tests {
         )
     }
 
+    /// A noop task with id `big` and `pad` bytes of padding in its context.
+    fn big_task(pad: usize) -> Arc<Task> {
+        let pad = "A".repeat(pad);
+        Arc::new(
+            Task::from_json_bytes(
+                format!(r#"{{"type":"noop","id":"big","context":{{"pad":"{pad}"}}}}"#).as_bytes(),
+            )
+            .unwrap(),
+        )
+    }
+
     fn id(s: &str) -> TaskId {
         TaskId::new(s).unwrap()
     }
@@ -1066,14 +1077,7 @@ mod tests {
         r.on_worker_event(WorkerEvent::Synced);
         assert!(matches!(events.recv().await, Some(RunnerEvent::Ready)));
         // Any size goes over HTTP (max_znode_bytes is 1000 here).
-        let pad = "A".repeat(5000);
-        let big = Arc::new(
-            Task::from_json_bytes(
-                format!(r#"{{"type":"noop","id":"big","context":{{"pad":"{pad}"}}}}"#).as_bytes(),
-            )
-            .unwrap(),
-        );
-        r.on_run(big);
+        r.on_run(big_task(5000));
         r.on_run(task("t2"));
         assert_eq!(r.effects.len(), 1, "one assignment in flight per worker");
         r.handle(RunnerMsg::AssignAcked {
@@ -1128,14 +1132,7 @@ mod tests {
     async fn a_task_too_large_for_its_znode_fails_alone_and_others_are_assigned() {
         let (mut r, mut events) = runner();
         sync(&mut r, Instant::now(), vec![], vec![worker("a:1", 2)]);
-        let pad = "A".repeat(2000);
-        let big = Arc::new(
-            Task::from_json_bytes(
-                format!(r#"{{"type":"noop","id":"big","context":{{"pad":"{pad}"}}}}"#).as_bytes(),
-            )
-            .unwrap(),
-        );
-        r.on_run(big);
+        r.on_run(big_task(2000));
         r.on_run(task("small"));
         assert_eq!(place(&r, "big"), Place::Complete { worker: None });
         assert!(matches!(place(&r, "small"), Place::Assigned { .. }));
