@@ -11,6 +11,7 @@ mod deploy;
 mod failover;
 mod failures;
 mod hardening;
+mod http_runner;
 mod kafka_ingestion;
 mod live_reports;
 mod metrics;

@@ -31,6 +31,10 @@ pub struct MiddleManagerConfig {
     /// How the overlord hands tasks to this worker (`druid.indexer.runner.type`): `httpRemote`
     /// or `remote` (ZooKeeper); the overlord must be set alike.
     pub runner_type: drover_core::worker_sync::RunnerType,
+    /// HTTP runner: how often finished tasks the overlord has recorded are forgotten (Druid: 5
+    /// minutes).
+    #[serde(with = "humantime_serde")]
+    pub completed_task_cleanup_period: Duration,
     /// Task slots (`druid.worker.capacity`).
     pub capacity: u32,
     /// `druid.worker.category`.
@@ -90,6 +94,7 @@ impl Default for MiddleManagerConfig {
             zk_base: "/druid".into(),
             zk_session_timeout: Duration::from_secs(30),
             runner_type: Default::default(),
+            completed_task_cleanup_period: Duration::from_secs(60),
             capacity: cpus.saturating_sub(1).max(1),
             category: drover_core::DEFAULT_WORKER_CATEGORY.into(),
             version: "0".into(),
@@ -158,6 +163,10 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_MM_RUNNER_TYPE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runner_type: Option<String>,
+    /// e.g. `1m`
+    #[arg(long, env = "DROVER_MM_COMPLETED_TASK_CLEANUP_PERIOD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_task_cleanup_period: Option<String>,
     #[arg(long, env = "DROVER_MM_CAPACITY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<u32>,

@@ -32,8 +32,6 @@ const RETRY_DELAY: Duration = Duration::from_millis(500);
 const MAX_SYNC_WAIT: Duration = Duration::from_secs(300);
 /// Largest assignment taken: the overlord's largest `max_task_payload_bytes` default and more.
 const MAX_TASK_BYTES: usize = 64 * 1024 * 1024;
-/// How often finished tasks the overlord has recorded are forgotten (Druid: every 5 minutes).
-const COMPLETED_CLEANUP_PERIOD: Duration = Duration::from_secs(60);
 
 /// Applies the monitor's status writes to the history, keeping finished tasks on disk until the
 /// overlord has seen them.
@@ -121,8 +119,9 @@ pub async fn clean_completed(
     files: WorkerFiles,
     overlords: Arc<std::sync::RwLock<Vec<String>>>,
     client: reqwest::Client,
+    period: Duration,
 ) {
-    let mut every = tokio::time::interval(COMPLETED_CLEANUP_PERIOD);
+    let mut every = tokio::time::interval(period);
     every.reset();
     loop {
         every.tick().await;

@@ -160,6 +160,7 @@ pub async fn run(
                 files,
                 overlords.clone(),
                 client,
+                config.completed_task_cleanup_period,
             ));
             writer
         }
