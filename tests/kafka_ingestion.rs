@@ -680,18 +680,7 @@ async fn exactly_once_through_peon_middle_manager_and_overlord_crashes() {
     let victim = cluster
         .middle_managers
         .iter_mut()
-        .find(|mm| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rsplit(')')
-                        .next()
-                        .and_then(|r| r.split_whitespace().nth(1))
-                        .map(String::from)
-                })
-                .and_then(|ppid| ppid.parse::<u32>().ok())
-                == mm.process.pid()
-        })
+        .find(|mm| parent_of(pid) == mm.process.pid())
         .expect("the peon's parent is one of the middle managers");
     victim.process.kill9();
     kafka.produce(1_000);
@@ -706,6 +695,57 @@ async fn exactly_once_through_peon_middle_manager_and_overlord_crashes() {
     wait_committed_to_end(&cluster, &kafka, 3).await;
     // Nothing published twice even after everything settled.
     assert_exactly_once(&published_ids(&cluster, "events").await, 6_000);
+}
+
+/// kill -9 of the middle manager running the only reading task, with the overlord's defaults
+/// (no `task_cleanup_timeout` given): the task fails, its replacement reads on from the other
+/// worker, and every event is published once. How long that takes is printed (and measured by
+/// `drover-bench --failover`); with the HTTP runner it is about 20 s.
+#[tokio::test(flavor = "multi_thread")]
+async fn reading_resumes_after_a_middle_manager_kill_on_default_settings() {
+    let mut kafka = Kafka::start(1);
+    let mut cluster = Cluster::start(ClusterSpec::workers(&[2, 2])).await;
+    submit_supervisor(&cluster, &supervisor_spec(&kafka.servers(), 1, 1, "PT20S")).await;
+    kafka.produce(500);
+    wait_caught_up(&cluster, &kafka, 1).await;
+    let (task, pid) = a_reading_peon(&cluster).await;
+    let victim = cluster
+        .middle_managers
+        .iter_mut()
+        .find(|mm| parent_of(pid) == mm.process.pid())
+        .expect("the peon's parent is one of the middle managers");
+    victim.process.kill9();
+    let killed = Instant::now();
+    kafka.produce(500);
+
+    let status = cluster
+        .client
+        .wait_complete(&task, Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert_eq!(status["statusCode"], "FAILED", "{status}");
+    println!(
+        "the killed worker's task failed {:?} after the kill",
+        killed.elapsed()
+    );
+    wait_caught_up(&cluster, &kafka, 1).await;
+    println!(
+        "reading to the end again {:?} after the kill",
+        killed.elapsed()
+    );
+    let ids = wait_published(&cluster, 1_000, Duration::from_secs(120)).await;
+    assert_exactly_once(&ids, 1_000);
+}
+
+/// The parent process id of `pid`, from `/proc`.
+fn parent_of(pid: i32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 #[tokio::test(flavor = "multi_thread")]

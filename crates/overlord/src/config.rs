@@ -144,7 +144,9 @@ impl Default for OverlordConfig {
             kill_duration_to_retain: Duration::from_secs(90 * 24 * 3600),
             kill_max_segments: 100,
             task_assignment_timeout: Duration::from_secs(300),
-            task_cleanup_timeout: Duration::from_secs(900),
+            // Druid waits 15 minutes; see docs/operations.md#when-a-middle-manager-dies for why
+            // seconds are safe here.
+            task_cleanup_timeout: Duration::from_secs(15),
             task_shutdown_link_timeout: Duration::from_secs(60),
             zk_resync_period: Duration::from_secs(60),
             max_retries_before_blacklist: 5,
@@ -153,7 +155,7 @@ impl Default for OverlordConfig {
             worker_select_strategy: SelectStrategy::EqualDistribution,
             max_znode_bytes: crate::runner::DEFAULT_MAX_ZNODE_BYTES,
             runner_type: Default::default(),
-            worker_sync_unstable_timeout: Duration::from_secs(60),
+            worker_sync_unstable_timeout: Duration::from_secs(5),
             min_worker_version: "0".into(),
             recently_finished_threshold: Duration::from_secs(24 * 3600),
             header_read_timeout: limits.header_read_timeout,
