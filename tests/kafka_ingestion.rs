@@ -737,6 +737,68 @@ async fn reading_resumes_after_a_middle_manager_kill_on_default_settings() {
     assert_exactly_once(&ids, 1_000);
 }
 
+/// A middle manager that comes back within `task_cleanup_timeout` restores its reading task,
+/// whether it was killed (kill -9) or stopped (SIGTERM): the same task, in a new attempt, reads
+/// on from the start of its first unpublished sequence, and every event is published once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_middle_manager_restores_its_reading_task() {
+    let mut kafka = Kafka::start(1);
+    let mut cluster = Cluster::start(
+        ClusterSpec::workers(&[2]).overlord_args(&["--task-cleanup-timeout", "60s"]),
+    )
+    .await;
+    submit_supervisor(&cluster, &supervisor_spec(&kafka.servers(), 1, 1, "PT1H")).await;
+    let mut produced = 0;
+    for graceful in [false, true] {
+        kafka.produce(300);
+        produced += 300;
+        wait_caught_up(&cluster, &kafka, 1).await;
+        let (task, _) = a_reading_peon(&cluster).await;
+        let mm = &mut cluster.middle_managers[0].process;
+        if graceful {
+            assert!(mm.terminate(Duration::from_secs(30)), "no exit on SIGTERM");
+        } else {
+            mm.kill9();
+        }
+        kafka.produce(300);
+        produced += 300;
+        cluster.middle_managers[0].process.restart();
+        // The same task reads on, having said it was restored, to the end of the topic.
+        let log_file = cluster.middle_managers[0]
+            .base_task_dir
+            .join(&task)
+            .join("log");
+        let attempt = if graceful { "attempt=3" } else { "attempt=2" };
+        poll_until(&cluster, Duration::from_secs(60), async || {
+            let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+            if log.contains(attempt)
+                && log
+                    .rsplit(attempt)
+                    .next()
+                    .is_some_and(|l| l.contains("reading topic"))
+            {
+                return Ok(());
+            }
+            Err(format!(
+                "{task} was not restored (graceful: {graceful}); its log:\n{log}"
+            ))
+        })
+        .await;
+        wait_caught_up(&cluster, &kafka, 1).await;
+        let status = cluster.client.status(&task).await.unwrap().unwrap();
+        assert_eq!(status["statusCode"], "RUNNING", "{task}: {status}");
+        let log = cluster.client.log(&task).await.unwrap().unwrap_or_default();
+        assert!(
+            log.contains(attempt),
+            "the overlord serves a stale log:\n{log}"
+        );
+    }
+    // Suspending makes the restored task publish what it read.
+    supervisor_action(&cluster, "events", "suspend").await;
+    let ids = wait_published(&cluster, produced, Duration::from_secs(120)).await;
+    assert_exactly_once(&ids, produced as u64);
+}
+
 /// The parent process id of `pid`, from `/proc`.
 fn parent_of(pid: i32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

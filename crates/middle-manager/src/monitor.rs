@@ -18,6 +18,14 @@ use crate::restore::WorkerFiles;
 /// How many finished task ids are remembered, so a repeated assignment is not run twice.
 const COMPLETED_MEMORY: usize = 10_000;
 
+/// Task types a restarted middle manager runs again instead of failing, as Druid restores its
+/// streaming tasks: an `index_kafka` peon keeps its sequences in `<taskDir>/persist`, and a new
+/// one reads again from the start of the first unpublished sequence, so nothing is lost or
+/// published twice.
+pub fn restorable(task_type: &str) -> bool {
+    task_type == "index_kafka"
+}
+
 /// What the monitor reports, in order (RUNNING before SUCCESS of the same task), to whichever
 /// runner protocol the worker speaks: status znodes in ZooKeeper, or the change history the
 /// HTTP runner syncs.
@@ -117,6 +125,11 @@ pub struct Monitor {
     writes: mpsc::UnboundedSender<StatusWrite>,
     notices_tx: mpsc::Sender<Notice>,
     stop_waiters: Vec<oneshot::Sender<()>>,
+    /// Set when the middle manager stops: restorable tasks that end then keep their directory
+    /// and stay in `restore.json` for the next start.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// Restorable tasks stopped with the middle manager, left for the next start.
+    kept_for_restore: std::collections::HashSet<TaskId>,
 }
 
 impl Monitor {
@@ -135,6 +148,8 @@ impl Monitor {
             writes,
             notices_tx,
             stop_waiters: Vec::new(),
+            stopping: Default::default(),
+            kept_for_restore: Default::default(),
         }
     }
 
@@ -184,6 +199,8 @@ impl Monitor {
                 reply.send(self.running.keys().cloned().collect()).ok();
             }
             Notice::StopAll { reply } => {
+                self.stopping
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
                 for r in self.running.values() {
                     r.control
                         .try_send(Control::Terminate {
@@ -325,8 +342,15 @@ impl Monitor {
         let notices = self.notices_tx.clone();
         let config = self.config.clone();
         let (data_source, task_type) = (task.data_source.to_string(), task.task_type.clone());
+        let stopping = self.stopping.clone();
         tokio::spawn(async move {
             let exit = forking::supervise(child, control_rx).await;
+            if stopping.load(std::sync::atomic::Ordering::SeqCst) && restorable(&task_type) {
+                // Stopped with its middle manager: its directory stays for the next start.
+                let status = TaskStatus::running(id.clone());
+                notices.send(Notice::Exited { id, status }).await.ok();
+                return;
+            }
             let status = forking::status_after_exit(&id, &exit, &dir);
             let live_stats = std::fs::read(dir.attempt_dir().join("live-stats.json"))
                 .ok()
@@ -375,8 +399,19 @@ impl Monitor {
             return;
         };
         self.ports.release(r.port);
-        self.save_running();
         let stopping = !self.stop_waiters.is_empty();
+        if stopping && restorable(&r.task.task_type) {
+            tracing::info!(task = %id, "task stopped with the middle manager; it is restored at the next start");
+            self.kept_for_restore.insert(id);
+            self.save_running();
+            if self.running.is_empty() {
+                for waiter in self.stop_waiters.drain(..) {
+                    waiter.send(()).ok();
+                }
+            }
+            return;
+        }
+        self.save_running();
         let status = if stopping && status.status != drover_core::TaskState::Success {
             TaskStatus::failure(
                 id.clone(),
@@ -406,24 +441,36 @@ impl Monitor {
 
     /// `restore.json` follows the running set.
     fn save_running(&self) {
-        if let Err(e) = self
-            .config
-            .files
-            .write_restore(self.running.keys().cloned())
-        {
+        if let Err(e) = self.config.files.write_restore(
+            self.running
+                .keys()
+                .chain(self.kept_for_restore.iter())
+                .cloned(),
+        ) {
             tracing::error!(error = %e, "cannot write restore.json");
         }
     }
 
-    /// Start-up: tasks that were running when this middle manager last stopped cannot be
-    /// restored (no task type is restorable yet; in Druid only streaming tasks are) and are
-    /// reported FAILED with the reason; tasks assigned but never started are run now.
+    /// Start-up: tasks that were running when this middle manager last stopped are started
+    /// again when their type is restorable (their peon resumes from what it kept on disk), and
+    /// reported FAILED with the reason otherwise; tasks assigned but never started are run now.
     async fn recover(&mut self) {
         for id in self.config.files.read_restore() {
             let dir = TaskDir::for_task(&self.config.base_task_dir, &id);
             let task = std::fs::read(dir.join("task.json"))
                 .ok()
                 .and_then(|b| Task::from_json_bytes(&b).ok());
+            let mut why = None;
+            if let Some(task) = task.clone().filter(|t| restorable(&t.task_type)) {
+                tracing::info!(task = %id, r#type = %task.task_type, "restoring a task that was running before this middle manager restarted");
+                match self.start(task) {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        tracing::error!(task = %id, error = %e, "could not restore the task");
+                        why = Some(format!("Task was running when its middle manager restarted and could not be restored: {e}"));
+                    }
+                }
+            }
             let (task_type, resource, data_source) = match &task {
                 Some(t) => (
                     t.task_type.clone(),
@@ -441,10 +488,8 @@ impl Monitor {
             if log.exists() && self.config.task_logs.push(&id, &log).await.is_ok() {
                 std::fs::remove_dir_all(&dir).ok();
             }
-            let status = TaskStatus::failure(
-                id.clone(),
-                format!("Task was running when its middle manager restarted; [{task_type}] tasks cannot be restored."),
-            );
+            let why = why.unwrap_or_else(|| format!("Task was running when its middle manager restarted; [{task_type}] tasks cannot be restored."));
+            let status = TaskStatus::failure(id.clone(), why);
             self.announce(&status, &task_type, resource, &data_source);
             self.remember_completed(id);
         }
