@@ -63,6 +63,9 @@ struct Args {
     /// Measure what authentication and TLS cost instead: this many requests per configuration.
     #[arg(long)]
     security: Option<usize>,
+    /// The task runners to measure the task path on, side by side.
+    #[arg(long, value_delimiter = ',', default_values_t = ["remote".to_string(), "httpRemote".to_string()])]
+    runners: Vec<String>,
     /// taskCleanupTimeout for the failover run.
     #[arg(long, default_value = "5s")]
     cleanup_timeout: String,
@@ -74,6 +77,45 @@ pub struct OwnCluster {
     pub cluster: Cluster,
     _zk: ZooKeeper,
     _zk_dir: tempfile::TempDir,
+}
+
+impl OwnCluster {
+    pub fn zookeeper_pid(&self) -> Option<u32> {
+        self._zk.pid()
+    }
+}
+
+/// CPU seconds a process has used (user + system), and those of its reaped children (a middle
+/// manager's peons), from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<f64> = stat
+        .rsplit(')')
+        .next()?
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    // After the command: state, ppid, … utime is the 12th, stime, cutime, cstime follow.
+    let ticks = 100.0; // sysconf(_SC_CLK_TCK) on Linux
+    Some((
+        (fields.get(11)? + fields.get(12)?) / ticks,
+        (fields.get(13)? + fields.get(14)?) / ticks,
+    ))
+}
+
+/// CPU seconds of the overlord, the middle managers, their peons and ZooKeeper, in that order.
+fn cluster_cpu(own: &OwnCluster) -> [f64; 4] {
+    let c = &own.cluster;
+    let own_cpu = |pid: Option<u32>| pid.and_then(cpu_seconds).unwrap_or((0.0, 0.0));
+    let overlord = own_cpu(c.overlords[0].process.pid()).0;
+    let (mut mms, mut peons) = (0.0, 0.0);
+    for mm in &c.middle_managers {
+        let (own, children) = own_cpu(mm.process.pid());
+        mms += own;
+        peons += children;
+    }
+    let zk = own_cpu(own.zookeeper_pid()).0;
+    [overlord, mms, peons, zk]
 }
 
 pub async fn own_cluster(spec: ClusterSpec) -> anyhow::Result<OwnCluster> {
@@ -152,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
     }
     // The task path on each runner, one cluster after the other, then side by side.
     let mut figures = Vec::new();
-    for runner in ["remote", "httpRemote"] {
+    for runner in &args.runners {
         figures.push((runner, task_path(&args, runner).await?));
     }
     println!(
@@ -160,13 +202,22 @@ async fn main() -> anyhow::Result<()> {
         args.capacity
     );
     println!(
-        "{:<12} {:>18} {:>18} {:>18} {:>14}",
-        "runner", "POST->RUNNING med", "POST->RUNNING p99", "POST->SUCCESS med", "tasks/s"
+        "{:<12} {:>18} {:>18} {:>18} {:>10} {:>16}",
+        "runner",
+        "POST->RUNNING med",
+        "POST->RUNNING p99",
+        "POST->SUCCESS med",
+        "tasks/s",
+        "MM kill->FAILED"
     );
     for (runner, f) in &figures {
         println!(
-            "{runner:<12} {:>15.2} ms {:>15.2} ms {:>15.2} ms {:>14.1}",
-            f.to_running_median, f.to_running_p99, f.to_success_median, f.throughput
+            "{runner:<12} {:>15.2} ms {:>15.2} ms {:>15.2} ms {:>10.1} {:>14.2} s",
+            f.to_running_median,
+            f.to_running_p99,
+            f.to_success_median,
+            f.throughput,
+            f.recovery.as_secs_f64()
         );
     }
 
@@ -181,12 +232,55 @@ struct TaskPathFigures {
     to_running_p99: f64,
     to_success_median: f64,
     throughput: f64,
+    /// kill -9 of a middle manager → its task FAILED (so its supervisor may replace it).
+    recovery: Duration,
+}
+
+/// kill -9 of the middle manager running a long task, on the overlord's default
+/// `task_cleanup_timeout` and `worker_sync_unstable_timeout`: how long until the task is FAILED,
+/// which is when a supervisor starts its replacement. (The test kit's middle managers have a 4 s
+/// ZooKeeper session instead of the default 30 s, which the ZooKeeper runner waits for.)
+async fn recovery(own: &mut OwnCluster, runner_type: &str) -> anyhow::Result<Duration> {
+    let c = own.cluster.client.clone();
+    let id = c
+        .submit(&json!({"type":"noop","id":"bench_recovery","runTime":600_000}))
+        .await?;
+    c.wait_running(&id, Duration::from_secs(30)).await?;
+    let workers = c.workers().await?;
+    let host = workers
+        .iter()
+        .find(|w| {
+            w["runningTasks"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == id.as_str()))
+        })
+        .and_then(|w| w["worker"]["host"].as_str())
+        .ok_or_else(|| anyhow::anyhow!("no worker runs {id}: {workers:?}"))?
+        .to_string();
+    let victim = own
+        .cluster
+        .middle_managers
+        .iter_mut()
+        .find(|m| m.host == host)
+        .ok_or_else(|| anyhow::anyhow!("{host} is not one of the middle managers"))?;
+    victim.process.kill9();
+    let killed = Instant::now();
+    let status = c.wait_complete(&id, Duration::from_secs(600)).await?;
+    let took = killed.elapsed();
+    anyhow::ensure!(status["statusCode"] == "FAILED", "{status}");
+    println!("== {runner_type}: recovery ==");
+    println!(
+        "{:<34} {:>8.2} s",
+        "middle manager kill -9 -> FAILED",
+        took.as_secs_f64()
+    );
+    Ok(took)
 }
 
 /// Latency one task at a time, throughput of many at once, and the servers' memory, on a
 /// cluster of two middle managers using `runner_type`.
 async fn task_path(args: &Args, runner_type: &str) -> anyhow::Result<TaskPathFigures> {
-    let own =
+    let mut own =
         own_cluster(ClusterSpec::workers(&[args.capacity, args.capacity]).runner(runner_type))
             .await?;
     let cluster = &own.cluster;
@@ -247,6 +341,7 @@ async fn task_path(args: &Args, runner_type: &str) -> anyhow::Result<TaskPathFig
 
     // 2. Throughput through two middle managers.
     let n = args.throughput_tasks;
+    let cpu_before = cluster_cpu(&own);
     let started = Instant::now();
     let mut submitters = Vec::new();
     for s in 0..args.submitters {
@@ -302,6 +397,23 @@ async fn task_path(args: &Args, runner_type: &str) -> anyhow::Result<TaskPathFig
     );
     let throughput = n as f64 / elapsed.as_secs_f64();
     println!("{:<34} {:>8.1} tasks/s", "throughput", throughput);
+    // Where the time went: CPU seconds each part used during the run, against the 2 cores ×
+    // the run's length the machine had.
+    let cpu_after = cluster_cpu(&own);
+    let used: Vec<f64> = cpu_after
+        .iter()
+        .zip(cpu_before.iter())
+        .map(|(a, b)| a - b)
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
+    println!(
+        "CPU during the run: overlord {:.2} s, middle managers {:.2} s, peons {:.2} s, ZooKeeper {:.2} s (of {:.2} s on {cores} cores)",
+        used[0],
+        used[1],
+        used[2],
+        used[3],
+        elapsed.as_secs_f64() * cores
+    );
 
     // 3. Memory of the long-running processes after all that.
     println!("== {runner_type}: memory ==");
@@ -320,12 +432,14 @@ async fn task_path(args: &Args, runner_type: &str) -> anyhow::Result<TaskPathFig
             proc_status_kb(pid, "VmHWM:").unwrap_or(0) as f64 / 1024.0
         );
     }
+    let recovery = recovery(&mut own, runner_type).await?;
     drop(own);
     Ok(TaskPathFigures {
         to_running_median,
         to_running_p99,
         to_success_median,
         throughput,
+        recovery,
     })
 }
 

@@ -119,6 +119,7 @@ pub async fn run(
     // The history is filled before the monitor starts, so finished tasks an earlier life kept
     // are reported again; it is served only in HTTP mode.
     let history = worker_history::WorkerHistory::new();
+    let served_history = (config.runner_type == RunnerType::HttpRemote).then(|| history.clone());
     let files = restore::WorkerFiles::new(&config.base_task_dir);
     for done in files.read_completed() {
         history.update(done);
@@ -231,6 +232,13 @@ pub async fn run(
     let (tx, rx) = oneshot::channel();
     writes_tx.send(StatusWrite::Flush(tx)).ok();
     tokio::time::timeout(Duration::from_secs(10), rx).await.ok();
+    // Over HTTP the overlord reads the last statuses from us: keep serving until it has.
+    if let Some(history) = &served_history {
+        if !history.wait_until_served(Duration::from_secs(10)).await {
+            tracing::warn!("the overlord did not read the last task statuses before the middle manager stopped; they are kept in completedTasks/ for its next start");
+        }
+        history.close();
+    }
     writer.abort();
     http_stop_tx.send(()).ok();
     server.await.ok();

@@ -130,6 +130,10 @@ pub struct Monitor {
     stopping: Arc<std::sync::atomic::AtomicBool>,
     /// Restorable tasks stopped with the middle manager, left for the next start.
     kept_for_restore: std::collections::HashSet<TaskId>,
+    /// The running set changed since `restore.json` was last written.
+    restore_dirty: bool,
+    /// Final statuses to report once `restore.json` no longer lists their tasks.
+    held_back: Vec<TaskAnnouncement>,
 }
 
 impl Monitor {
@@ -150,13 +154,41 @@ impl Monitor {
             stop_waiters: Vec::new(),
             stopping: Default::default(),
             kept_for_restore: Default::default(),
+            restore_dirty: false,
+            held_back: Vec::new(),
         }
     }
 
     pub async fn run(mut self, mut notices: mpsc::Receiver<Notice>) {
         self.recover().await;
+        self.flush();
         while let Some(notice) = notices.recv().await {
             self.handle(notice);
+            // Everything already waiting is handled before `restore.json` is written once for
+            // all of it: at many tasks a second, one write instead of two per task.
+            while let Ok(notice) = notices.try_recv() {
+                self.handle(notice);
+            }
+            self.flush();
+        }
+    }
+
+    /// Writes `restore.json` if the running set changed, then sends the final statuses held back
+    /// until it was (so a restart never finds a task in it that already reported its end), then
+    /// answers a stop once nothing runs.
+    fn flush(&mut self) {
+        if self.restore_dirty {
+            self.write_restore(None);
+        }
+        for announcement in self.held_back.drain(..) {
+            self.writes
+                .send(StatusWrite::Status(Box::new(announcement)))
+                .ok();
+        }
+        if self.running.is_empty() {
+            for waiter in self.stop_waiters.drain(..) {
+                waiter.send(()).ok();
+            }
         }
     }
 
@@ -208,11 +240,8 @@ impl Monitor {
                         })
                         .ok();
                 }
-                if self.running.is_empty() {
-                    reply.send(()).ok();
-                } else {
-                    self.stop_waiters.push(reply);
-                }
+                // Answered by `flush` once nothing runs.
+                self.stop_waiters.push(reply);
             }
         }
     }
@@ -235,8 +264,12 @@ impl Monitor {
         if let Err(e) = self.config.files.write_assigned(&task) {
             tracing::error!(task = %id, error = %e, "cannot record the assignment on disk");
         }
-        let started = self.start(task);
+        // Then listed as running, and only then no longer as assigned, before the peon starts:
+        // whenever a crash comes, a restart runs the task at most once (a task both assigned and
+        // started would run again).
+        self.write_restore(Some(&id));
         self.config.files.remove_assigned(&id);
+        let started = self.start(task);
         self.save_running();
         match started {
             Ok(()) => {}
@@ -404,11 +437,6 @@ impl Monitor {
             tracing::info!(task = %id, "task stopped with the middle manager; it is restored at the next start");
             self.kept_for_restore.insert(id);
             self.save_running();
-            if self.running.is_empty() {
-                for waiter in self.stop_waiters.drain(..) {
-                    waiter.send(()).ok();
-                }
-            }
             return;
         }
         self.save_running();
@@ -425,30 +453,33 @@ impl Monitor {
             status.duration = r.started.elapsed().as_millis() as i64;
         }
         tracing::info!(task = %id, status = ?status.status, error = ?status.error_msg, "task finished");
-        self.announce(
-            &status,
+        // Sent by `flush`, after `restore.json` no longer lists the task.
+        self.held_back.push(TaskAnnouncement::new(
+            status,
             &r.task.task_type,
             r.task.resource.clone(),
             &r.task.data_source,
-        );
+        ));
         self.remember_completed(id);
-        if self.running.is_empty() {
-            for waiter in self.stop_waiters.drain(..) {
-                waiter.send(()).ok();
-            }
+    }
+
+    /// Writes `restore.json` now: the running tasks, those kept for a restore, and `starting`.
+    fn write_restore(&mut self, starting: Option<&TaskId>) {
+        self.restore_dirty = false;
+        let ids = self
+            .running
+            .keys()
+            .chain(self.kept_for_restore.iter())
+            .chain(starting)
+            .cloned();
+        if let Err(e) = self.config.files.write_restore(ids) {
+            tracing::error!(error = %e, "cannot write restore.json");
         }
     }
 
-    /// `restore.json` follows the running set.
-    fn save_running(&self) {
-        if let Err(e) = self.config.files.write_restore(
-            self.running
-                .keys()
-                .chain(self.kept_for_restore.iter())
-                .cloned(),
-        ) {
-            tracing::error!(error = %e, "cannot write restore.json");
-        }
+    /// `restore.json` follows the running set; `flush` writes it.
+    fn save_running(&mut self) {
+        self.restore_dirty = true;
     }
 
     /// Start-up: tasks that were running when this middle manager last stopped are started

@@ -21,6 +21,10 @@ const MAX_CHANGES: usize = 1000;
 pub struct WorkerHistory {
     inner: Arc<Mutex<History>>,
     last: watch::Sender<i64>,
+    /// The highest counter an answer has carried to the overlord.
+    served: watch::Sender<i64>,
+    /// Set when the worker stops: waiting sync requests answer at once.
+    closed: watch::Sender<bool>,
 }
 
 struct History {
@@ -110,7 +114,11 @@ impl WorkerHistory {
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(1);
         let (last, _) = watch::channel(0);
+        let (served, _) = watch::channel(0);
+        let (closed, _) = watch::channel(false);
         WorkerHistory {
+            served,
+            closed,
             inner: Arc::new(Mutex::new(History {
                 life,
                 tasks: IndexMap::new(),
@@ -188,23 +196,57 @@ impl WorkerHistory {
         timeout: Duration,
     ) -> Option<ChangeRequestsSnapshot> {
         let mut last = self.last.subscribe();
+        let mut closed = self.closed.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            {
+            let answer = {
                 let h = self.inner.lock().expect("history lock");
                 if since.counter < 0 {
-                    return Some(h.full());
+                    Some(h.full())
+                } else {
+                    h.since(since)
                 }
-                if let Some(answer) = h.since(since) {
-                    return Some(answer);
+            };
+            if let Some(answer) = answer {
+                if let Some(c) = answer.counter {
+                    self.served.send_if_modified(|s| {
+                        let newer = c.counter > *s;
+                        *s = (*s).max(c.counter);
+                        newer
+                    });
                 }
+                return Some(answer);
+            }
+            if *closed.borrow_and_update() {
+                return None;
             }
             last.mark_unchanged();
-            match tokio::time::timeout_at(deadline, last.changed()).await {
-                Ok(Ok(())) => continue,
-                _ => return None,
+            tokio::select! {
+                changed = tokio::time::timeout_at(deadline, last.changed()) => match changed {
+                    Ok(Ok(())) => continue,
+                    _ => return None,
+                },
+                _ = closed.changed() => return None,
             }
         }
+    }
+}
+
+impl WorkerHistory {
+    /// The worker is stopping: sync requests waiting for a change answer now, so the HTTP
+    /// server can stop without waiting out their long polls.
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Waits until every change so far has been answered to a sync request, or `timeout`: a
+    /// stopping worker keeps serving until the overlord has its tasks' last statuses.
+    pub async fn wait_until_served(&self, timeout: Duration) -> bool {
+        let last = *self.last.borrow();
+        let mut served = self.served.subscribe();
+        tokio::time::timeout(timeout, served.wait_for(|s| *s >= last))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 }
 
@@ -316,6 +358,15 @@ mod tests {
         h.update(announcement("a", false));
         let got = reader.await.unwrap().unwrap();
         assert_eq!(got.requests.unwrap().len(), 1);
+        // Everything so far has been served; a change nobody read yet has not.
+        assert!(h.wait_until_served(Duration::from_secs(1)).await);
+        h.set_disabled(true);
+        assert!(!h.wait_until_served(Duration::from_secs(1)).await);
+        let got = h
+            .changes_since(got.counter.unwrap(), Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(h.wait_until_served(Duration::from_secs(1)).await);
         // And one that waits in vain gets nothing when its time is up.
         assert!(h
             .changes_since(got.counter.unwrap(), Duration::from_secs(5))

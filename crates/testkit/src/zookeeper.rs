@@ -58,6 +58,11 @@ impl ZooKeeper {
     }
 
     /// `127.0.0.1:<port>`.
+    /// The server's process id (its JVM), e.g. to read its CPU time.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
     pub fn connect_string(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }

@@ -155,7 +155,20 @@ impl Executor {
                                     let error = format!("{url} answered {status}: {body}");
                                     report_assign_failure(&runner, &task, worker, error);
                                 }
-                                Err(e) => report_assign_failure(&runner, &task, worker, e),
+                                // Never connected: the worker cannot have it.
+                                Err(e) if e.is_connect() => {
+                                    report_assign_failure(&runner, &task, worker, e)
+                                }
+                                // Sent, but no answer: the worker may have recorded it.
+                                Err(e) => {
+                                    runner
+                                        .send(RunnerMsg::AssignUncertain {
+                                            id: task.id.clone(),
+                                            worker,
+                                            error: e.to_string(),
+                                        })
+                                        .ok();
+                                }
                             }
                         });
                     }

@@ -130,6 +130,12 @@ pub(crate) enum RunnerMsg {
         id: TaskId,
         worker: WorkerHost,
     },
+    /// The assignment's answer was lost after it was sent (HTTP runner): the worker may have it.
+    AssignUncertain {
+        id: TaskId,
+        worker: WorkerHost,
+        error: String,
+    },
     /// The assignment could not be made: put the task back.
     AssignFailed {
         id: TaskId,

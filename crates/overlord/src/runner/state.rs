@@ -25,11 +25,14 @@ const ASSIGN_RETRY_DELAY: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Place {
     Pending,
-    /// Assignment znode written (at `since`); waiting for the worker's first status.
+    /// Assignment made (at `since`); waiting for the worker's first status. `uncertain`: the
+    /// HTTP assignment's answer was lost, so the worker may or may not have the task; it is
+    /// never handed to another worker, which could run it twice.
     Assigned {
         worker: WorkerHost,
         deadline: Instant,
         since: Instant,
+        uncertain: bool,
     },
     Running {
         worker: WorkerHost,
@@ -224,6 +227,23 @@ impl RunnerState {
                 self.clear_ack(&worker, &id);
                 self.try_assign();
             }
+            RunnerMsg::AssignUncertain { id, worker, error } => {
+                tracing::warn!(task = %id, %worker, %error, "the worker may or may not have taken the task; it stays assigned there until the worker says, leaves, or the assignment times out");
+                self.clear_ack(&worker, &id);
+                if let Some(e) = self.tasks.get_mut(&id) {
+                    if let Place::Assigned {
+                        worker: w,
+                        uncertain,
+                        ..
+                    } = &mut e.place
+                    {
+                        if *w == worker {
+                            *uncertain = true;
+                        }
+                    }
+                }
+                self.try_assign();
+            }
             RunnerMsg::AssignFailed { id, worker, error } => {
                 tracing::warn!(task = %id, %worker, %error, "assignment failed; task goes back to pending");
                 self.clear_ack(&worker, &id);
@@ -359,6 +379,8 @@ impl RunnerState {
             .or_insert_with(WorkerEntry::unannounced);
         if !entry.announced {
             tracing::info!(worker = %host, capacity = worker.capacity, "worker announced");
+            // A failed assignment held it back; that was its previous life.
+            entry.skip_until = None;
         }
         if entry.cleanup_at.take().is_some() {
             tracing::info!(worker = %host, "worker came back; its tasks are kept");
@@ -406,7 +428,7 @@ impl RunnerState {
         };
         match self.tasks.get_mut(&announcement.id) {
             None => {
-                tracing::info!(task = %announcement.id, worker = %host, status = ?status.status, "adopting task found in ZooKeeper");
+                tracing::info!(task = %announcement.id, worker = %host, status = ?status.status, "adopting task a worker reports");
                 let entry = Entry {
                     task: None,
                     place: new_place,
@@ -520,6 +542,7 @@ impl RunnerState {
                             worker: host.clone(),
                             deadline,
                             since: started,
+                            uncertain: false,
                         },
                         resource: TaskResource::for_task(&id),
                         status: TaskStatus::running(id.clone()),
@@ -611,25 +634,40 @@ impl RunnerState {
             return;
         };
         self.worker_upserted(worker);
+        // Read whole: a failed assignment that held it back was to a life it may have left.
+        if let Some(w) = self.workers.get_mut(&host) {
+            w.skip_until = None;
+        }
         let listed: HashSet<TaskId> = announcements.iter().map(|a| a.id.clone()).collect();
         self.statuses_listed(&host, announcements);
-        let lost: Vec<TaskId> = self
+        let lost: Vec<(TaskId, bool)> = self
             .tasks
             .iter()
             .filter_map(|(id, e)| match &e.place {
-                Place::Assigned { worker, since, .. }
-                    if *worker == host
-                        && *since + CALL_TIMEOUT < started
-                        && !listed.contains(id) =>
-                {
-                    Some(id.clone())
+                Place::Assigned {
+                    worker,
+                    since,
+                    uncertain,
+                    ..
+                } if *worker == host && *since + CALL_TIMEOUT < started && !listed.contains(id) => {
+                    Some((id.clone(), *uncertain))
                 }
                 _ => None,
             })
             .collect();
-        for id in lost {
-            tracing::warn!(task = %id, worker = %host, "worker does not have the task it was assigned; task goes back to pending");
+        for (id, uncertain) in lost {
             self.clear_ack(&host, &id);
+            if uncertain {
+                // It may have started in the worker's previous life: running it elsewhere
+                // could run it twice.
+                let status = TaskStatus::failure(
+                    id.clone(),
+                    format!("Worker [{host}] may have started this task before it restarted, and does not report it"),
+                );
+                self.complete_here(&id, Some(host.clone()), status);
+                continue;
+            }
+            tracing::warn!(task = %id, worker = %host, "worker does not have the task it was assigned; task goes back to pending");
             if let Some(e) = self.tasks.get_mut(&id) {
                 e.place = Place::Pending;
             }
@@ -824,6 +862,7 @@ impl RunnerState {
                 worker: host.clone(),
                 deadline,
                 since: now,
+                uncertain: false,
             };
         }
         let url = self.worker_url(&host);
@@ -1126,6 +1165,45 @@ mod tests {
             .filter(|e| matches!(e, Effect::Assign { task, .. } if task.id == id("assigned")))
             .count();
         assert_eq!(assigned, 2);
+    }
+
+    #[tokio::test]
+    async fn a_task_whose_assignment_answer_was_lost_is_never_run_elsewhere() {
+        let (mut r, _events) = runner_of(RunnerType::HttpRemote);
+        for w in ["a:1", "b:1"] {
+            r.on_worker_event(WorkerEvent::WorkerSnapshot {
+                started: Instant::now(),
+                worker: worker(w, 4),
+                statuses: vec![],
+            });
+        }
+        r.on_worker_event(WorkerEvent::Synced);
+        r.on_run(task("t1"));
+        let Place::Assigned { worker: first, .. } = place(&r, "t1") else {
+            panic!("assigned")
+        };
+        r.effects.clear();
+        r.handle(RunnerMsg::AssignUncertain {
+            id: id("t1"),
+            worker: first.clone(),
+            error: "connection closed before message completed".into(),
+        });
+        assert!(
+            matches!(place(&r, "t1"), Place::Assigned { worker, uncertain: true, .. } if worker == first)
+        );
+        assert!(
+            !r.effects.iter().any(|e| matches!(e, Effect::Assign { .. })),
+            "{:?}",
+            r.effects
+        );
+        // The worker comes back from a restart without it: it may have run, so it fails.
+        r.on_worker_event(WorkerEvent::WorkerSnapshot {
+            started: Instant::now() + CALL_TIMEOUT * 2,
+            worker: worker(first.as_str(), 4),
+            statuses: vec![],
+        });
+        assert!(matches!(place(&r, "t1"), Place::Complete { .. }));
+        assert!(r.tasks[&id("t1")].status.is_complete());
     }
 
     #[tokio::test]
