@@ -677,12 +677,7 @@ async fn exactly_once_through_peon_middle_manager_and_overlord_crashes() {
     // kill -9 of a middle manager: its peons go with it; after the cleanup timeout their tasks
     // fail and the supervisor starts them elsewhere.
     let (_, pid) = a_reading_peon(&cluster).await;
-    let victim = cluster
-        .middle_managers
-        .iter_mut()
-        .find(|mm| parent_of(pid) == mm.process.pid())
-        .expect("the peon's parent is one of the middle managers");
-    victim.process.kill9();
+    kill_the_middle_manager_of(&mut cluster, pid);
     kafka.produce(1_000);
 
     // The overlord restarts (kill -9): the supervisor comes back from druid_supervisors and
@@ -699,8 +694,8 @@ async fn exactly_once_through_peon_middle_manager_and_overlord_crashes() {
 
 /// kill -9 of the middle manager running the only reading task, with the overlord's defaults
 /// (no `task_cleanup_timeout` given): the task fails, its replacement reads on from the other
-/// worker, and every event is published once. How long that takes is printed (and measured by
-/// `drover-bench --failover`); with the HTTP runner it is about 20 s.
+/// worker, and every event is published once. How long that takes is printed (`drover-bench`
+/// measures the same recovery for a noop task); it is about 20 s.
 #[tokio::test(flavor = "multi_thread")]
 async fn reading_resumes_after_a_middle_manager_kill_on_default_settings() {
     let mut kafka = Kafka::start(1);
@@ -709,12 +704,7 @@ async fn reading_resumes_after_a_middle_manager_kill_on_default_settings() {
     kafka.produce(500);
     wait_caught_up(&cluster, &kafka, 1).await;
     let (task, pid) = a_reading_peon(&cluster).await;
-    let victim = cluster
-        .middle_managers
-        .iter_mut()
-        .find(|mm| parent_of(pid) == mm.process.pid())
-        .expect("the peon's parent is one of the middle managers");
-    victim.process.kill9();
+    kill_the_middle_manager_of(&mut cluster, pid);
     let killed = Instant::now();
     kafka.produce(500);
 
@@ -797,6 +787,17 @@ async fn a_restarted_middle_manager_restores_its_reading_task() {
     supervisor_action(&cluster, "events", "suspend").await;
     let ids = wait_published(&cluster, produced, Duration::from_secs(120)).await;
     assert_exactly_once(&ids, produced as u64);
+}
+
+/// kill -9 of the middle manager whose peon is `pid`.
+fn kill_the_middle_manager_of(cluster: &mut Cluster, pid: i32) {
+    cluster
+        .middle_managers
+        .iter_mut()
+        .find(|mm| parent_of(pid) == mm.process.pid())
+        .expect("the peon's parent is one of the middle managers")
+        .process
+        .kill9();
 }
 
 /// The parent process id of `pid`, from `/proc`.
