@@ -16,8 +16,7 @@ use axum::{Json, Router};
 use drover_core::worker_sync::{ChangeCounter, DiscoveryDruidNode, MIDDLE_MANAGER_ROLE};
 use drover_core::{TaskId, TaskStatus, Worker, WorkerHost};
 use drover_task::Task;
-use drover_zk::client::{Acls, CreateMode, Error as ZkClientError};
-use drover_zk::{encode_json, ensure_path, with_timeout, ZkError, ZkPaths, ZkSession};
+use drover_zk::{claim_ephemeral, encode_json, ensure_path, ZkPaths, ZkSession};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -26,7 +25,6 @@ use crate::monitor::{Notice, StatusWrite};
 use crate::restore::WorkerFiles;
 use crate::worker_history::WorkerHistory;
 
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 /// Longest a sync request may wait for a change (the overlord asks for less).
 const MAX_SYNC_WAIT: Duration = Duration::from_secs(300);
@@ -81,20 +79,7 @@ pub async fn run_announcer(session: ZkSession, paths: ZkPaths, host: WorkerHost,
         sessions.mark_unchanged();
         let announced = async {
             ensure_path(&client, &dir).await?;
-            // A node left by an earlier life of this worker belongs to a dead session.
-            if let Ok(Some(stat)) = with_timeout(CALL_TIMEOUT, client.check_stat(&path)).await {
-                if stat.ephemeral_owner == client.session_id().0 {
-                    return Ok(());
-                }
-                match with_timeout(CALL_TIMEOUT, client.delete(&path, None)).await {
-                    Ok(()) | Err(ZkError::Client(ZkClientError::NoNode)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            let options = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
-            with_timeout(CALL_TIMEOUT, client.create(&path, &data, &options))
-                .await
-                .map(|_| ())
+            claim_ephemeral(&client, &path, &data).await
         }
         .await;
         match announced {

@@ -11,12 +11,14 @@ use drover_task::Task;
 use drover_zk::client::{
     Acls, AddWatchMode, Client, CreateMode, Error as ZkClientError, EventType, SessionState,
 };
-use drover_zk::{decode_json, encode_json, ensure_path, with_timeout, ZkError, ZkPaths, ZkSession};
+use drover_zk::{
+    claim_ephemeral, decode_json, encode_json, ensure_path, with_timeout, ZkError, ZkPaths,
+    ZkSession, CALL_TIMEOUT,
+};
 use tokio::sync::{mpsc, watch};
 
 use crate::monitor::{Notice, StatusWrite};
 
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 const ASSIGNMENT_RELIST_PERIOD: Duration = Duration::from_secs(5);
 
@@ -190,21 +192,7 @@ impl ZkWorker {
         }
         let path = self.paths.worker_announcement(&self.host);
         let data = encode_json(&worker);
-        // An announcement left by a previous life of this worker (its session not yet expired)
-        // belongs to a dead session: replace it with ours.
-        if let Ok(Some(stat)) = with_timeout(CALL_TIMEOUT, client.check_stat(&path)).await {
-            if stat.ephemeral_owner == client.session_id().0 {
-                with_timeout(CALL_TIMEOUT, client.set_data(&path, &data, None)).await?;
-                return Ok(());
-            }
-            match with_timeout(CALL_TIMEOUT, client.delete(&path, None)).await {
-                Ok(()) | Err(ZkError::Client(ZkClientError::NoNode)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let options = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
-        with_timeout(CALL_TIMEOUT, client.create(&path, &data, &options)).await?;
-        Ok(())
+        claim_ephemeral(client, &path, &data).await
     }
 
     /// Druid's WorkerTaskMonitor start: status znodes saying RUNNING for tasks this process does

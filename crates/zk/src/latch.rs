@@ -11,9 +11,7 @@ use rand::Rng;
 use tokio::sync::{mpsc, oneshot, watch};
 use zookeeper_client::{Acls, Client, CreateMode, Error as ZkClientError, SessionState};
 
-use crate::session::{ensure_path, with_timeout, ZkError, ZkSession};
-
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::session::{ensure_path, with_timeout, ZkError, ZkSession, CALL_TIMEOUT};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LatchState {

@@ -9,5 +9,5 @@ mod session;
 pub use codec::{decode_json, encode_json, CodecError};
 pub use latch::{participants, LatchState, LeaderLatch};
 pub use paths::ZkPaths;
-pub use session::{ensure_path, with_timeout, ZkError, ZkSession};
+pub use session::{claim_ephemeral, ensure_path, with_timeout, ZkError, ZkSession, CALL_TIMEOUT};
 pub use zookeeper_client as client;

@@ -23,6 +23,10 @@ pub enum ZkError {
     Reconnected,
 }
 
+/// How long one ZooKeeper call may wait, whoever makes it: calls made while disconnected wait
+/// until reconnection or expiry, and a caller stuck past this retries from the start instead.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Calls made while disconnected wait until reconnection or expiry; this bounds them.
 pub async fn with_timeout<T>(
     limit: Duration,
@@ -37,7 +41,28 @@ pub async fn with_timeout<T>(
 /// `mkdir -p` for persistent nodes.
 pub async fn ensure_path(client: &Client, path: &str) -> Result<(), ZkError> {
     let options = CreateMode::Persistent.with_acls(Acls::anyone_all());
-    with_timeout(Duration::from_secs(10), client.mkdir(path, &options)).await
+    with_timeout(CALL_TIMEOUT, client.mkdir(path, &options)).await
+}
+
+/// Makes `path` an ephemeral node of this session holding `data`. A node left there by an earlier
+/// life of the same process belongs to a session that is dead but not yet expired: it is replaced,
+/// not waited out, so a restarted worker is visible again at once.
+pub async fn claim_ephemeral(client: &Client, path: &str, data: &[u8]) -> Result<(), ZkError> {
+    if let Ok(Some(stat)) = with_timeout(CALL_TIMEOUT, client.check_stat(path)).await {
+        if stat.ephemeral_owner == client.session_id().0 {
+            return with_timeout(CALL_TIMEOUT, client.set_data(path, data, None))
+                .await
+                .map(|_| ());
+        }
+        match with_timeout(CALL_TIMEOUT, client.delete(path, None)).await {
+            Ok(()) | Err(ZkError::Client(zookeeper_client::Error::NoNode)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let options = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+    with_timeout(CALL_TIMEOUT, client.create(path, data, &options))
+        .await
+        .map(|_| ())
 }
 
 #[derive(Clone)]

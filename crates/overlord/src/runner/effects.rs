@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 use super::RunnerMsg;
 
 /// How long one ZooKeeper or assignment call may take (an assignment not made by then is
-/// retried).
-pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// retried): the same bound on either transport.
+pub(crate) use drover_zk::CALL_TIMEOUT;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Effect {

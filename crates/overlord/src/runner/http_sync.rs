@@ -19,9 +19,9 @@ use drover_zk::{decode_json, ensure_path, with_timeout, ZkError, ZkPaths, ZkSess
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::effects::CALL_TIMEOUT;
 use super::{RunnerMsg, WorkerEvent};
 
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a worker holds a sync request open waiting for a change.
 const SYNC_WAIT: Duration = Duration::from_secs(30);
 /// How long the first sync of every worker may take before the runner starts without it.

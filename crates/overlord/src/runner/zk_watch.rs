@@ -11,9 +11,8 @@ use drover_zk::client::{
 use drover_zk::{decode_json, ensure_path, with_timeout, ZkError, ZkPaths, ZkSession};
 use tokio::sync::mpsc;
 
+use super::effects::CALL_TIMEOUT;
 use super::{RunnerMsg, WorkerEvent};
-
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) async fn run(
     session: ZkSession,
