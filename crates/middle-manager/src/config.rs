@@ -47,6 +47,10 @@ pub struct MiddleManagerConfig {
     pub task_log_dir: PathBuf,
     /// The peon binary; empty means `drover-peon` beside this binary.
     pub peon_command: PathBuf,
+    /// Fork each task's peon from a launcher process started once (`drover-peon --launcher`)
+    /// instead of exec'ing the binary per task: about 3 ms less CPU per task. Peons of one
+    /// middle manager then share the launcher's address-space layout.
+    pub peon_fork_server: bool,
     /// Peon ports (`druid.indexer.runner.startPort` / `endPort`).
     pub peon_start_port: u16,
     pub peon_end_port: u16,
@@ -101,6 +105,7 @@ impl Default for MiddleManagerConfig {
             base_task_dir: "var/middle-manager/task".into(),
             task_log_dir: "var/task-logs".into(),
             peon_command: PathBuf::new(),
+            peon_fork_server: true,
             peon_start_port: 8100,
             peon_end_port: 65535,
             task_shutdown_timeout: Duration::from_secs(5),
@@ -186,6 +191,10 @@ pub struct Overrides {
     #[arg(long, env = "DROVER_MM_PEON_COMMAND")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peon_command: Option<PathBuf>,
+    /// `true` (default) or `false`: exec the peon binary for every task
+    #[arg(long, env = "DROVER_MM_PEON_FORK_SERVER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peon_fork_server: Option<bool>,
     #[arg(long, env = "DROVER_MM_PEON_START_PORT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peon_start_port: Option<u16>,

@@ -6,13 +6,15 @@ use std::fs::File;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use drover_core::{TaskId, TaskStatus};
 use drover_task::Task;
-use tokio::process::{Child, Command};
+use rustix::process::Signal;
 use tokio::sync::mpsc;
+
+use crate::launcher::{PeonLauncher, PeonProcess};
 
 /// Files of one task, under `<baseTaskDir>/<taskId>/`.
 #[derive(Debug, Clone)]
@@ -68,32 +70,24 @@ fn next_attempt(attempts: &Path) -> io::Result<u32> {
 /// Starts the peon with stdout and stderr appended to the task log and stdin a pipe we keep open:
 /// the peon exits when it closes, so peons never outlive their middle manager.
 pub fn spawn_peon(
-    peon: &Path,
+    launcher: &PeonLauncher,
     dir: &TaskDir,
     worker_host: &str,
     port: u16,
     env: &[(&str, String)],
-) -> io::Result<Child> {
+) -> io::Result<PeonProcess> {
     let log = File::options().create(true).append(true).open(dir.log())?;
     use std::io::Write;
     writeln!(
         &log,
         "drover-middle-manager {worker_host}: starting peon for this task on port {port}"
     )?;
-    let mut cmd = Command::new(peon);
-    cmd.arg(&dir.root)
-        .arg(&dir.attempt)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::from(log.try_clone()?))
-        .stderr(Stdio::from(log))
-        .env("DROVER_PEON_PORT", port.to_string())
-        .env("DROVER_PEON_HOST", worker_host)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        // Its own process group: a Ctrl-C in the middle manager's terminal reaches the middle
-        // manager, which stops its peons; it does not kill them behind its back.
-        .process_group(0)
-        .kill_on_drop(false);
-    cmd.spawn()
+    let mut vars = vec![
+        ("DROVER_PEON_PORT".to_string(), port.to_string()),
+        ("DROVER_PEON_HOST".to_string(), worker_host.to_string()),
+    ];
+    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    launcher.spawn(&dir.root, &dir.attempt, log, vars)
 }
 
 #[derive(Debug)]
@@ -102,37 +96,31 @@ pub enum Control {
     Terminate { grace: Duration },
 }
 
-/// Waits for the peon, obeying control messages. Owning the `Child` here means a signal can only
-/// reach our own, not yet reaped, process, never a recycled pid.
+/// Waits for the peon, obeying control messages. Signals reach only our own peon, never a
+/// recycled pid (see `PeonProcess::signal`).
 pub async fn supervise(
-    mut child: Child,
+    mut peon: PeonProcess,
     mut control: mpsc::Receiver<Control>,
 ) -> io::Result<ExitStatus> {
-    let stdin = child.stdin.take();
     let mut kill_at: Option<tokio::time::Instant> = None;
     let mut control_open = true;
-    let result = loop {
+    loop {
         tokio::select! {
-            status = child.wait() => break status,
+            status = peon.wait() => return status,
             cmd = control.recv(), if control_open => match cmd {
                 Some(Control::Terminate { grace }) => {
-                    if let Some(pid) = child.id() {
-                        // SAFETY: `pid` is our child, not yet reaped (we still own `child`).
-                        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-                    }
+                    peon.signal(Signal::TERM);
                     kill_at.get_or_insert(tokio::time::Instant::now() + grace);
                 }
                 None => control_open = false,
             },
             _ = tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)), if kill_at.is_some() => {
-                tracing::warn!(pid = ?child.id(), "peon did not stop after SIGTERM; sending SIGKILL");
-                child.start_kill().ok();
+                tracing::warn!(pid = ?peon.id(), "peon did not stop after SIGTERM; sending SIGKILL");
+                peon.signal(Signal::KILL);
                 kill_at = None;
             }
         }
-    };
-    drop(stdin);
-    result
+    }
 }
 
 /// Exit 0 → the status the peon wrote; anything else → FAILED with the exit code, as Druid says

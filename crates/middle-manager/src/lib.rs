@@ -5,6 +5,7 @@ pub mod config;
 pub mod forking;
 pub mod http;
 pub mod http_worker;
+pub mod launcher;
 mod metrics;
 pub mod monitor;
 mod openapi;
@@ -101,6 +102,11 @@ pub async fn run(
                 .clone()
                 .unwrap_or_else(|| config.host.clone()),
             base_task_dir: config.base_task_dir.clone(),
+            launcher: {
+                let launcher = launcher::PeonLauncher::new(peon.clone(), config.peon_fork_server);
+                launcher.start();
+                Arc::new(launcher)
+            },
             peon_command: peon,
             task_logs: task_logs.clone(),
             shutdown_grace: config.task_shutdown_timeout,

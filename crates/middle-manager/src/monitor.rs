@@ -13,6 +13,7 @@ use drover_task::Task;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::forking::{self, Control, PortPool, TaskDir};
+use crate::launcher::PeonLauncher;
 use crate::restore::WorkerFiles;
 
 /// How many finished task ids are remembered, so a repeated assignment is not run twice.
@@ -90,6 +91,8 @@ pub struct MonitorConfig {
     pub peon_bind_address: String,
     pub base_task_dir: PathBuf,
     pub peon_command: PathBuf,
+    /// Starts the peons (fork server or exec).
+    pub launcher: Arc<PeonLauncher>,
     pub task_logs: TaskLogStorage,
     pub shutdown_grace: Duration,
     pub files: WorkerFiles,
@@ -337,7 +340,7 @@ impl Monitor {
             ));
         }
         let child = forking::spawn_peon(
-            &self.config.peon_command,
+            &self.config.launcher,
             &dir,
             &self.config.worker_host,
             port,

@@ -5,6 +5,9 @@
 //! died), runs the task, writes `<taskDir>/attempt/<attemptId>/status.json` and exits 0. Any other
 //! exit code means the task failed; the middle manager reads `status.json` only after exit 0.
 //!
+//! `drover-peon --launcher` is the fork server a middle manager keeps, which forks one child per
+//! task to run the same code (launcher.rs).
+//!
 //! No async runtime for a noop: it should cost a millisecond and a few megabytes. An ingestion
 //! task starts a one-thread tokio runtime for its HTTP and object-store I/O.
 
@@ -17,6 +20,7 @@ mod index;
 mod inputs;
 mod kafka;
 mod kill;
+mod launcher;
 mod live;
 mod lock;
 mod noop;
@@ -25,7 +29,7 @@ mod parallel;
 mod s3_input;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -38,21 +42,27 @@ const DEFAULT_DIRECTORY_LOCK_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() == 2 && args[1] == drover_service::peon_launch::LAUNCHER_FLAG {
+        return launcher::serve(run_peon);
+    }
     if args.len() != 3 || args[1].starts_with('-') {
-        eprintln!("usage: drover-peon <taskDir> <attemptId>");
+        eprintln!("usage: drover-peon <taskDir> <attemptId> | drover-peon --launcher");
         return ExitCode::from(64);
     }
-    let task_dir = PathBuf::from(&args[1]);
-    let attempt = &args[2];
+    ExitCode::from(run_peon(Path::new(&args[1]), &args[2]))
+}
+
+/// One task from start to exit code: what an exec'd peon and a launcher's child both run.
+fn run_peon(task_dir: &Path, attempt: &str) -> u8 {
     if attempt.is_empty() || !attempt.chars().all(|c| c.is_ascii_alphanumeric()) {
         eprintln!("drover-peon: attemptId must be alphanumeric, got {attempt:?}");
-        return ExitCode::from(64);
+        return 64;
     }
-    match run(&task_dir, attempt) {
-        Ok(()) => ExitCode::SUCCESS,
+    match run(task_dir, attempt) {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("drover-peon: {e}");
-            ExitCode::from(1)
+            1
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod ingestion;
 pub mod metrics;
 pub mod object_storage;
 pub mod openapi;
+pub mod peon_launch;
 pub mod status;
 pub mod task_log_storage;
 pub mod tls;
