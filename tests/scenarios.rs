@@ -17,6 +17,7 @@ mod live_reports;
 mod metrics;
 mod middle_manager_restart;
 mod openapi;
+mod peon_launcher;
 mod parallel_ingestion;
 mod s3_storage;
 mod safe_inputs;
