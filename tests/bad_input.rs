@@ -104,26 +104,25 @@ async fn bad_task_submissions_are_rejected_and_leave_no_trace() {
     let task_dir = &cluster.middle_managers[0].base_task_dir;
     // Only the middle manager's own bookkeeping is there: no task directory, no assignment.
     // (`overlords.txt`, the overlord list it keeps for peons, appears once it has found one;
-    // `completedTasks`, where an HTTP runner's worker keeps finished tasks' last status until
-    // the overlord has recorded them, holds the valid task's.)
+    // `.spare` holds finished tasks' directories kept for reuse.)
     let mut entries: Vec<String> = std::fs::read_dir(task_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name != "overlords.txt" && name != "completedTasks")
+        .filter(|name| name != "overlords.txt")
         .collect();
     entries.sort();
     assert_eq!(
         entries,
-        ["assignedTasks", "restore.json", "workerTaskManagerTmp"],
+        [
+            ".spare",
+            "restore.json",
+            "worker-journal.jsonl",
+            "workerTaskManagerTmp"
+        ],
         "no task directory left behind"
     );
-    assert_eq!(
-        std::fs::read_dir(task_dir.join("assignedTasks"))
-            .unwrap()
-            .count(),
-        0,
-        "no assignment left behind"
-    );
+    let (assigned, _) = worker_journal(task_dir);
+    assert!(assigned.is_empty(), "assignments left behind: {assigned:?}");
     // Ids in paths are validated too.
     for path in [
         "/task/.hidden/status",

@@ -84,16 +84,12 @@ async fn a_worker_serves_its_changes_and_forgets_what_the_overlord_recorded() {
     assert_eq!(bad.status, 400, "{}", bad.body);
 
     // Once the overlord has stored the task's status, the worker forgets it: gone from the
-    // snapshot and from completedTasks/.
-    let completed_dir = cluster.middle_managers[0]
-        .base_task_dir
-        .join("completedTasks");
+    // snapshot and from its journal.
+    let task_dir = cluster.middle_managers[0].base_task_dir.clone();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let reported = task_updates(&snapshot(&mm).await);
-        let kept = std::fs::read_dir(&completed_dir)
-            .map(|d| d.count())
-            .unwrap_or(0);
+        let kept = worker_journal(&task_dir).1.len();
         if reported.is_empty() && kept == 0 {
             break;
         }
@@ -110,7 +106,7 @@ async fn a_worker_serves_its_changes_and_forgets_what_the_overlord_recorded() {
 
 /// A worker that restarts still reports how a task ended that finished before the overlord
 /// recorded it (here the overlord is frozen with SIGSTOP while the task ends and the worker is
-/// killed and started again); without `completedTasks/` the task would look vanished and fail.
+/// killed and started again); without the journal's record the task would look vanished and fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finished_tasks_status_survives_a_worker_restart() {
     let mut cluster = Cluster::start(ClusterSpec::workers(&[2]).runner("httpRemote")).await;
@@ -120,12 +116,9 @@ async fn a_finished_tasks_status_survives_a_worker_restart() {
     let overlord = cluster.overlords[0].process.pid().unwrap();
     signal(overlord, "STOP");
     // The task ends while nobody records it; the worker keeps its status on disk.
-    let completed = cluster.middle_managers[0]
-        .base_task_dir
-        .join("completedTasks")
-        .join(&id);
+    let task_dir = cluster.middle_managers[0].base_task_dir.clone();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !completed.exists() {
+    while !worker_journal(&task_dir).1.contains(&id) {
         if Instant::now() > deadline {
             signal(overlord, "CONT");
             cluster.fail("the worker did not keep the finished task's status");

@@ -55,6 +55,31 @@ pub fn log_facts(log: &str) -> LogFacts {
     f
 }
 
+/// What a middle manager's `worker-journal.jsonl` holds live, replayed: the ids of tasks assigned
+/// but not started, and of finished tasks kept until the overlord has recorded them.
+pub fn worker_journal(base_task_dir: &std::path::Path) -> (Vec<String>, Vec<String>) {
+    let text =
+        std::fs::read_to_string(base_task_dir.join("worker-journal.jsonl")).unwrap_or_default();
+    let (mut assigned, mut completed) = (Vec::<String>::new(), Vec::<String>::new());
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let Ok(record) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let text_of = |v: &Value| v.as_str().map(str::to_string);
+        if let Some(id) = record["assigned"]["id"].as_str() {
+            assigned.push(id.into());
+        } else if let Some(id) = text_of(&record["unassigned"]) {
+            assigned.retain(|a| *a != id);
+        } else if let Some(id) = record["completed"]["id"].as_str() {
+            completed.retain(|c| c != id);
+            completed.push(id.into());
+        } else if let Some(id) = text_of(&record["forgotten"]) {
+            completed.retain(|c| *c != id);
+        }
+    }
+    (assigned, completed)
+}
+
 /// Whether a process exists (signal 0).
 pub fn process_alive(pid: i32) -> bool {
     // A zombie still answers kill(0); look at its state too.

@@ -65,7 +65,10 @@ async fn peons_are_forked_by_the_launcher_or_execd_when_it_is_off() {
         let parent = parent_of(pid);
         if mm.host == cluster.middle_managers[0].host {
             // Forked: middle manager → launcher → peon.
-            assert_ne!(parent, mm_pid, "the peon of {id} was exec'd by its middle manager");
+            assert_ne!(
+                parent, mm_pid,
+                "the peon of {id} was exec'd by its middle manager"
+            );
             assert!(
                 command_line(parent).contains("--launcher"),
                 "{}",
@@ -74,7 +77,11 @@ async fn peons_are_forked_by_the_launcher_or_execd_when_it_is_off() {
             assert_eq!(parent_of(parent), mm_pid);
         } else {
             assert_eq!(parent, mm_pid, "the peon of {id} was not exec'd");
-            assert!(command_line(pid).contains(id.as_str()), "{}", command_line(pid));
+            assert!(
+                command_line(pid).contains(id.as_str()),
+                "{}",
+                command_line(pid)
+            );
         }
     }
     for id in [&first, &second] {
@@ -115,7 +122,10 @@ async fn a_killed_launcher_fails_its_running_peons_and_a_new_one_takes_over() {
     assert!(msg.contains("peon launcher exited"), "{msg}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while process_alive(pid) {
-        assert!(Instant::now() < deadline, "peon {pid} outlived its launcher");
+        assert!(
+            Instant::now() < deadline,
+            "peon {pid} outlived its launcher"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 

@@ -103,6 +103,27 @@ fn cpu_seconds(pid: u32) -> Option<(f64, f64)> {
     ))
 }
 
+/// The running peon launchers (`drover-peon --launcher`) among a middle manager's children.
+fn launchers_of(mm: u32) -> Vec<u32> {
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{mm}/task")) else {
+        return vec![];
+    };
+    threads
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains("--launcher"))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 /// CPU seconds of the overlord, the middle managers, their peons and ZooKeeper, in that order.
 fn cluster_cpu(own: &OwnCluster) -> [f64; 4] {
     let c = &own.cluster;
@@ -113,6 +134,12 @@ fn cluster_cpu(own: &OwnCluster) -> [f64; 4] {
         let (own, children) = own_cpu(mm.process.pid());
         mms += own;
         peons += children;
+        // Forked peons are reaped by the peon launcher, the middle manager's child: its own CPU
+        // and its reaped children's count as the peons'.
+        for launcher in mm.process.pid().map(launchers_of).unwrap_or_default() {
+            let (own, children) = own_cpu(Some(launcher));
+            peons += own + children;
+        }
     }
     let zk = own_cpu(own.zookeeper_pid()).0;
     [overlord, mms, peons, zk]

@@ -15,6 +15,7 @@ use rustix::process::Signal;
 use tokio::sync::mpsc;
 
 use crate::launcher::{PeonLauncher, PeonProcess};
+use crate::spare_dirs::SpareDirs;
 
 /// Files of one task, under `<baseTaskDir>/<taskId>/`.
 #[derive(Debug, Clone)]
@@ -37,9 +38,17 @@ impl TaskDir {
         self.root.join("attempt").join(&self.attempt)
     }
 
-    /// Creates the directory, writes `task.json` and picks the next attempt number.
-    pub fn prepare(base: &Path, task: &Task) -> io::Result<TaskDir> {
+    /// Creates the directory (or reuses a spare one), writes `task.json` and picks the next
+    /// attempt number.
+    pub fn prepare(base: &Path, task: &Task, spares: &SpareDirs) -> io::Result<TaskDir> {
         let root = Self::for_task(base, &task.id);
+        // A task run again (restored, or retried here) keeps its own directory and attempts.
+        if !root.exists() && spares.take_as(&root, &task.to_json_bytes()) {
+            return Ok(TaskDir {
+                root,
+                attempt: "1".into(),
+            });
+        }
         std::fs::create_dir_all(root.join("attempt"))?;
         let attempt = next_attempt(&root.join("attempt"))?;
         std::fs::create_dir_all(root.join("attempt").join(attempt.to_string()))?;

@@ -5,11 +5,13 @@ pub mod config;
 pub mod forking;
 pub mod http;
 pub mod http_worker;
+mod journal;
 pub mod launcher;
 mod metrics;
 pub mod monitor;
 mod openapi;
 pub mod restore;
+pub mod spare_dirs;
 pub mod worker_history;
 pub mod zk_worker;
 
@@ -45,9 +47,7 @@ pub async fn run(
     TaskLogStorage::from_location(&config.task_log_dir)?
         .prepare()
         .await?;
-    let files = restore::WorkerFiles::new(&config.base_task_dir);
-    files
-        .clean_tmp()
+    let files = restore::WorkerFiles::open(&config.base_task_dir)
         .with_context(|| format!("cannot prepare {}", config.base_task_dir.display()))?;
     let peon = config.peon_command();
     anyhow::ensure!(
@@ -108,9 +108,15 @@ pub async fn run(
                 Arc::new(launcher)
             },
             peon_command: peon,
+            spare_dirs: Arc::new(
+                spare_dirs::SpareDirs::new(&config.base_task_dir, 2 * config.capacity as usize)
+                    .with_context(|| {
+                        format!("cannot prepare {}", config.base_task_dir.display())
+                    })?,
+            ),
             task_logs: task_logs.clone(),
             shutdown_grace: config.task_shutdown_timeout,
-            files,
+            files: files.clone(),
             deep_storage: config.deep_storage.clone(),
             ingestion: config.ingestion.clone(),
             task_token_secret: config.security.task_token_secret(),
@@ -126,7 +132,6 @@ pub async fn run(
     // are reported again; it is served only in HTTP mode.
     let history = worker_history::WorkerHistory::new();
     let served_history = (config.runner_type == RunnerType::HttpRemote).then(|| history.clone());
-    let files = restore::WorkerFiles::new(&config.base_task_dir);
     for done in files.read_completed() {
         history.update(done);
     }

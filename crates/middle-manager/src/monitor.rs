@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::forking::{self, Control, PortPool, TaskDir};
 use crate::launcher::PeonLauncher;
 use crate::restore::WorkerFiles;
+use crate::spare_dirs::SpareDirs;
 
 /// How many finished task ids are remembered, so a repeated assignment is not run twice.
 const COMPLETED_MEMORY: usize = 10_000;
@@ -93,6 +94,8 @@ pub struct MonitorConfig {
     pub peon_command: PathBuf,
     /// Starts the peons (fork server or exec).
     pub launcher: Arc<PeonLauncher>,
+    /// Finished tasks' directories, reused for new tasks.
+    pub spare_dirs: Arc<SpareDirs>,
     pub task_logs: TaskLogStorage,
     pub shutdown_grace: Duration,
     pub files: WorkerFiles,
@@ -295,10 +298,11 @@ impl Monitor {
             .ports
             .take(forking::port_is_bindable)
             .ok_or(StartError::NoPort)?;
-        let dir = TaskDir::prepare(&self.config.base_task_dir, &task).map_err(|e| {
-            self.ports.release(port);
-            StartError::TaskDir(e)
-        })?;
+        let dir = TaskDir::prepare(&self.config.base_task_dir, &task, &self.config.spare_dirs)
+            .map_err(|e| {
+                self.ports.release(port);
+                StartError::TaskDir(e)
+            })?;
         let overlords = self
             .config
             .overlords
@@ -410,7 +414,10 @@ impl Monitor {
             }
             let pushed = logs.push(&id2, &log_path).await;
             if pushed.is_ok() {
-                tokio::fs::remove_dir_all(&root).await.ok();
+                let spares = config.spare_dirs.clone();
+                tokio::task::spawn_blocking(move || spares.give_back(&root))
+                    .await
+                    .ok();
             }
             if let Err(e) = pushed {
                 tracing::error!(task = %id, error = %e, "could not push the task log; keeping the task directory");

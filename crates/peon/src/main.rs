@@ -169,9 +169,10 @@ fn watch_parent_via_stdin() {
 fn write_status(attempt_dir: &Path, status: &TaskStatus) -> Result<(), TaskFailure> {
     std::fs::create_dir_all(attempt_dir)
         .map_err(|e| fail!("cannot create {}: {e}", attempt_dir.display()))?;
-    let tmp = attempt_dir.join("status.json.tmp");
+    // Written in place, not through a temporary file and a rename: the middle manager reads it
+    // only after this process exits 0, which it does only once the write is complete; and a
+    // reused task directory keeps the file's inode (see the middle manager's spare_dirs.rs).
+    let path = attempt_dir.join("status.json");
     let json = serde_json::to_vec(status).expect("status serializes");
-    std::fs::write(&tmp, json).map_err(|e| fail!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, attempt_dir.join("status.json"))
-        .map_err(|e| fail!("cannot write status.json: {e}"))
+    std::fs::write(&path, json).map_err(|e| fail!("cannot write {}: {e}", path.display()))
 }
