@@ -113,12 +113,7 @@ async fn bad_task_submissions_are_rejected_and_leave_no_trace() {
     entries.sort();
     assert_eq!(
         entries,
-        [
-            ".spare",
-            "restore.json",
-            "worker-journal.jsonl",
-            "workerTaskManagerTmp"
-        ],
+        [".spare", "restore.json", "worker-journal.jsonl",],
         "no task directory left behind"
     );
     let (assigned, _) = worker_journal(task_dir);
