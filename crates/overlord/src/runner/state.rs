@@ -796,14 +796,16 @@ impl RunnerState {
                     .push(e.resource.availability_group.clone());
             }
         }
-        let pending: Vec<TaskId> = self
-            .tasks
-            .iter()
-            .filter(|(_, e)| e.place == Place::Pending && e.task.is_some())
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in pending {
-            let task = self.tasks[&id].task.clone().expect("filtered above");
+        // Pending tasks in submission order, walked by index rather than collected first: with
+        // thousands waiting, each event would otherwise copy every pending id only to find the
+        // workers full after the first few. (`assign` changes an entry's place, never the map's
+        // order or length.)
+        let mut next = 0;
+        while let Some((_, entry)) = self.tasks.get_index(next) {
+            next += 1;
+            let Some(task) = entry.task.clone().filter(|_| entry.place == Place::Pending) else {
+                continue;
+            };
             let chosen = {
                 let candidates: Vec<Candidate<'_>> = self
                     .workers
