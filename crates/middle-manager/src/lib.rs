@@ -246,7 +246,7 @@ pub async fn run(
     // Over HTTP the overlord reads the last statuses from us: keep serving until it has.
     if let Some(history) = &served_history {
         if !history.wait_until_served(Duration::from_secs(10)).await {
-            tracing::warn!("the overlord did not read the last task statuses before the middle manager stopped; they are kept in completedTasks/ for its next start");
+            tracing::warn!("the overlord did not read the last task statuses before the middle manager stopped; they are kept in worker-journal.jsonl for its next start");
         }
         history.close();
     }

@@ -203,7 +203,7 @@ impl ZkWorker {
         writes: &mpsc::UnboundedSender<StatusWrite>,
         notices: &mpsc::Sender<Notice>,
     ) -> Result<(), ZkError> {
-        // Tasks this process runs again or already reported (restore.json, assignedTasks).
+        // Tasks this process runs again or already reported (restore.json, the journal).
         let (tx, rx) = tokio::sync::oneshot::channel();
         notices
             .send(Notice::KnownTasks { reply: tx })
