@@ -7,25 +7,6 @@ use serde_json::json;
 
 const LONG: Duration = Duration::from_secs(60);
 
-async fn peon_pid(cluster: &Cluster, id: &str) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(pid) = cluster
-            .client
-            .log(id)
-            .await
-            .unwrap()
-            .and_then(|l| log_facts(&l).pid)
-        {
-            return pid;
-        }
-        if Instant::now() > deadline {
-            cluster.fail(format!("no peon pid in the log of {id}"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_through_the_overlord_fails_the_task_and_stops_its_peon() {
     let cluster = Cluster::start(ClusterSpec::workers(&[2])).await;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -78,6 +78,26 @@ pub fn worker_journal(base_task_dir: &std::path::Path) -> (Vec<String>, Vec<Stri
         }
     }
     (assigned, completed)
+}
+
+/// The pid of a running task's peon, from the first lines of its log.
+pub async fn peon_pid(cluster: &Cluster, id: &str) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(pid) = cluster
+            .client
+            .log(id)
+            .await
+            .unwrap()
+            .and_then(|l| log_facts(&l).pid)
+        {
+            return pid;
+        }
+        if Instant::now() > deadline {
+            cluster.fail(format!("no peon pid in the log of {id}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Whether a process exists (signal 0).

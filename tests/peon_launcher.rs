@@ -28,17 +28,8 @@ async fn running_peon(cluster: &Cluster, name: &str) -> (String, i32) {
     c.wait_running(&id, LONG)
         .await
         .unwrap_or_else(|e| cluster.fail(e));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = c.log(&id).await.unwrap().unwrap_or_default();
-        if let Some(pid) = log_facts(&log).pid {
-            return (id, pid);
-        }
-        if Instant::now() > deadline {
-            cluster.fail(format!("no peon pid in the log of {id}"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let pid = peon_pid(cluster, &id).await;
+    (id, pid)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
