@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use drover_scenarios::{segment_rows, tutorial_file, used_segments, Cluster, ClusterSpec};
+use drover_scenarios::{
+    parent_of, segment_rows, tutorial_file, used_segments, Cluster, ClusterSpec,
+};
 use drover_testkit::RawResponse;
 use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
@@ -789,26 +791,21 @@ async fn a_restarted_middle_manager_restores_its_reading_task() {
     assert_exactly_once(&ids, produced as u64);
 }
 
-/// kill -9 of the middle manager whose peon is `pid`.
+/// kill -9 of the middle manager whose peon is `pid`: the peon's parent, or its grandparent when
+/// the middle manager's peon launcher forked it.
 fn kill_the_middle_manager_of(cluster: &mut Cluster, pid: i32) {
+    let parent = parent_of(pid);
+    let grandparent = parent.and_then(parent_of);
     cluster
         .middle_managers
         .iter_mut()
-        .find(|mm| parent_of(pid) == mm.process.pid())
-        .expect("the peon's parent is one of the middle managers")
+        .find(|mm| {
+            let mm = mm.process.pid().map(|p| p as i32);
+            mm.is_some() && (mm == parent || mm == grandparent)
+        })
+        .expect("the peon descends from one of the middle managers")
         .process
         .kill9();
-}
-
-/// The parent process id of `pid`, from `/proc`.
-fn parent_of(pid: i32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')')
-        .next()?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 #[tokio::test(flavor = "multi_thread")]

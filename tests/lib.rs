@@ -100,6 +100,18 @@ pub async fn peon_pid(cluster: &Cluster, id: &str) -> i32 {
     }
 }
 
+/// The parent process id of `pid`, from `/proc/<pid>/stat`.
+pub fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name is in parentheses and may hold spaces: count fields after the last ')'.
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// Whether a process exists (signal 0).
 pub fn process_alive(pid: i32) -> bool {
     // A zombie still answers kill(0); look at its state too.

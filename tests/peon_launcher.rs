@@ -8,14 +8,6 @@ use drover_scenarios::*;
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// The parent pid of `pid`, from `/proc/<pid>/stat`.
-fn parent_of(pid: i32) -> i32 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // The name is in parentheses and may hold spaces: count fields after the last ')'.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    rest.split(' ').nth(1).unwrap().parse().unwrap()
-}
-
 fn command_line(pid: i32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
@@ -53,7 +45,7 @@ async fn peons_are_forked_by_the_launcher_or_execd_when_it_is_off() {
             .find(|m| m.host == worker)
             .unwrap();
         let mm_pid = mm.process.pid().unwrap() as i32;
-        let parent = parent_of(pid);
+        let parent = parent_of(pid).unwrap();
         if mm.host == cluster.middle_managers[0].host {
             // Forked: middle manager → launcher → peon.
             assert_ne!(
@@ -65,7 +57,7 @@ async fn peons_are_forked_by_the_launcher_or_execd_when_it_is_off() {
                 "{}",
                 command_line(parent)
             );
-            assert_eq!(parent_of(parent), mm_pid);
+            assert_eq!(parent_of(parent).unwrap(), mm_pid);
         } else {
             assert_eq!(parent, mm_pid, "the peon of {id} was not exec'd");
             assert!(
@@ -97,7 +89,7 @@ async fn a_killed_launcher_fails_its_running_peons_and_a_new_one_takes_over() {
     let cluster = Cluster::start(ClusterSpec::workers(&[2])).await;
     let c = &cluster.client;
     let (id, pid) = running_peon(&cluster, "under_a_dying_launcher").await;
-    let launcher = parent_of(pid);
+    let launcher = parent_of(pid).unwrap();
     assert!(command_line(launcher).contains("--launcher"));
     // SAFETY: kill(2) on the launcher found above.
     unsafe { libc::kill(launcher, libc::SIGKILL) };
@@ -122,7 +114,7 @@ async fn a_killed_launcher_fails_its_running_peons_and_a_new_one_takes_over() {
 
     // The next task gets a new launcher.
     let (next, next_pid) = running_peon(&cluster, "after_the_launcher_died").await;
-    let new_launcher = parent_of(next_pid);
+    let new_launcher = parent_of(next_pid).unwrap();
     assert_ne!(new_launcher, launcher);
     assert!(command_line(new_launcher).contains("--launcher"));
     assert_eq!(c.shutdown(&next).await.unwrap().status, 200);
