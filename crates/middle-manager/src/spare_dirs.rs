@@ -75,9 +75,11 @@ impl SpareDirs {
         let parked = self
             .pool
             .join(self.names.fetch_add(1, Ordering::Relaxed).to_string());
-        // The log lives on in task-log storage (it was linked or copied there); the status is
-        // emptied in place, keeping its inode, and the next peon writes its own.
+        // The log lives on in task-log storage (it was linked or copied there). The task's JSON
+        // (which may hold credentials) and its status are emptied in place, keeping their inodes;
+        // the next task writes its own.
         let emptied = remove_if_present(&root.join("log"))
+            .and_then(|()| truncate_if_present(&root.join("task.json")))
             .and_then(|()| truncate_if_present(&root.join("attempt").join("1").join("status.json")))
             .and_then(|()| std::fs::rename(root, &parked));
         match emptied {
@@ -157,6 +159,12 @@ mod tests {
             (inode(&first), inode(&first.join("attempt/1/status.json")));
         spares.give_back(&first);
         assert!(!first.exists());
+        let parked = base.path().join(".spare/0");
+        assert_eq!(
+            std::fs::read(parked.join("task.json")).unwrap(),
+            b"",
+            "no task JSON lingers"
+        );
 
         let second = base.path().join("t2");
         assert!(spares.take_as(&second, b"{\"id\":\"t2\"}"));
