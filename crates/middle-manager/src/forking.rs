@@ -10,6 +10,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use drover_core::{TaskId, TaskStatus};
+use drover_service::peon_launch::LaunchRequest;
 use drover_task::Task;
 use rustix::process::Signal;
 use tokio::sync::mpsc;
@@ -96,7 +97,12 @@ pub fn spawn_peon(
         ("DROVER_PEON_HOST".to_string(), worker_host.to_string()),
     ];
     vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
-    launcher.spawn(&dir.root, &dir.attempt, log, vars)
+    let request = LaunchRequest {
+        task_dir: dir.root.clone(),
+        attempt: dir.attempt.clone(),
+        env: vars,
+    };
+    launcher.spawn(request, log)
 }
 
 #[derive(Debug)]

@@ -74,9 +74,11 @@ impl Journal {
     }
 
     pub fn assigned(&self, task: &Task) -> io::Result<()> {
-        let line = line(&Record::Assigned(
-            serde_json::from_slice(&task.to_json_bytes()).map_err(io::Error::other)?,
-        ));
+        // `{"assigned":<task>}` around the task's own JSON, as `Record::Assigned` reads it back:
+        // on the path of every task, so the JSON is not parsed again only to be re-encoded.
+        let mut line = br#"{"assigned":"#.to_vec();
+        line.extend_from_slice(&task.to_json_bytes());
+        line.extend_from_slice(b"}\n");
         self.lock().append(line, |i, line| {
             i.assigned.insert(task.id.clone(), line);
         })

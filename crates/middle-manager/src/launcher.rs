@@ -53,24 +53,18 @@ impl PeonLauncher {
         }
     }
 
-    /// Starts a peon for `task_dir` / `attempt` with `log` as its stdout and stderr and `env`
-    /// added to its environment.
-    pub fn spawn(
-        &self,
-        task_dir: &Path,
-        attempt: &str,
-        log: File,
-        env: Vec<(String, String)>,
-    ) -> io::Result<PeonProcess> {
+    /// Starts a peon for the request's task directory and attempt, with `log` as its stdout and
+    /// stderr and the request's variables added to its environment.
+    pub fn spawn(&self, request: LaunchRequest, log: File) -> io::Result<PeonProcess> {
         if self.fork_server {
             match self.live_server() {
-                Ok(server) => return server.launch(task_dir, attempt, log, env),
+                Ok(server) => return server.launch(request, log),
                 Err(e) => {
                     tracing::warn!(error = %e, "peon launcher unavailable; exec'ing the peon")
                 }
             }
         }
-        self.exec(task_dir, attempt, log, env)
+        self.exec(request, log)
     }
 
     fn live_server(&self) -> io::Result<Arc<ForkServer>> {
@@ -83,20 +77,14 @@ impl PeonLauncher {
         Ok(started)
     }
 
-    fn exec(
-        &self,
-        task_dir: &Path,
-        attempt: &str,
-        log: File,
-        env: Vec<(String, String)>,
-    ) -> io::Result<PeonProcess> {
+    fn exec(&self, request: LaunchRequest, log: File) -> io::Result<PeonProcess> {
         let mut child = tokio::process::Command::new(&self.peon)
-            .arg(task_dir)
-            .arg(attempt)
+            .arg(request.task_dir)
+            .arg(request.attempt)
             .stdin(Stdio::piped())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
-            .envs(env)
+            .envs(request.env)
             // Its own process group: a Ctrl-C in the middle manager's terminal reaches the middle
             // manager, which stops its peons; it does not kill them behind its back.
             .process_group(0)
@@ -220,20 +208,9 @@ impl ForkServer {
         self.shared.lock().expect("launcher lock").closed
     }
 
-    fn launch(
-        &self,
-        task_dir: &Path,
-        attempt: &str,
-        log: File,
-        env: Vec<(String, String)>,
-    ) -> io::Result<PeonProcess> {
+    fn launch(&self, request: LaunchRequest, log: File) -> io::Result<PeonProcess> {
         let (stdin_read, stdin_write) = std::io::pipe()?;
         let fds: [OwnedFd; 3] = [stdin_read.into(), log.try_clone()?.into(), log.into()];
-        let request = LaunchRequest {
-            task_dir: task_dir.to_path_buf(),
-            attempt: attempt.to_string(),
-            env,
-        };
         let (tx, rx) = std_mpsc::channel();
         {
             let _sending = self.sending.lock().expect("launcher send lock");
