@@ -11,11 +11,7 @@ const LONG: Duration = Duration::from_secs(60);
 async fn shutdown_through_the_overlord_fails_the_task_and_stops_its_peon() {
     let cluster = Cluster::start(ClusterSpec::workers(&[2])).await;
     let c = &cluster.client;
-    let id = c.submit(&noop("long_shutdown", 600_000)).await.unwrap();
-    c.wait_running(&id, LONG)
-        .await
-        .unwrap_or_else(|e| cluster.fail(e));
-    let pid = peon_pid(&cluster, &id).await;
+    let (id, pid) = running_peon(&cluster, "long_shutdown").await;
     assert!(process_alive(pid));
 
     let r = c.shutdown(&id).await.unwrap();
@@ -49,20 +45,10 @@ async fn shutdown_through_the_overlord_fails_the_task_and_stops_its_peon() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_a_peon_fails_its_task_with_the_exit_code() {
     let cluster = Cluster::start(ClusterSpec::workers(&[2])).await;
-    let c = &cluster.client;
-    let id = c.submit(&noop("long_killed", 600_000)).await.unwrap();
-    c.wait_running(&id, LONG)
-        .await
-        .unwrap_or_else(|e| cluster.fail(e));
-    let pid = peon_pid(&cluster, &id).await;
+    let (id, pid) = running_peon(&cluster, "long_killed").await;
     // SAFETY: kill(2) on the peon the log named.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    let status = c
-        .wait_complete(&id, LONG)
-        .await
-        .unwrap_or_else(|e| cluster.fail(e));
-    assert_eq!(status["statusCode"], "FAILED");
-    let msg = status["errorMsg"].as_str().unwrap();
+    let msg = wait_failed(&cluster, &id, LONG).await;
     assert!(
         msg.contains("exited unsuccessfully with code[137]"),
         "{msg}"

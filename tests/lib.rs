@@ -100,6 +100,31 @@ pub async fn peon_pid(cluster: &Cluster, id: &str) -> i32 {
     }
 }
 
+/// Submits a noop task that runs for ten minutes and gives its id and its peon's pid once it runs.
+pub async fn running_peon(cluster: &Cluster, name: &str) -> (String, i32) {
+    let c = &cluster.client;
+    let id = c.submit(&noop(name, 600_000)).await.unwrap();
+    c.wait_running(&id, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| cluster.fail(e));
+    let pid = peon_pid(cluster, &id).await;
+    (id, pid)
+}
+
+/// Waits for `id` to end, checks that it FAILED, and gives its `errorMsg`.
+pub async fn wait_failed(cluster: &Cluster, id: &str, within: Duration) -> String {
+    let status = cluster
+        .client
+        .wait_complete(id, within)
+        .await
+        .unwrap_or_else(|e| cluster.fail(e));
+    assert_eq!(status["statusCode"], "FAILED", "{id}: {status}");
+    status["errorMsg"]
+        .as_str()
+        .expect("a FAILED status has an errorMsg")
+        .to_string()
+}
+
 /// The parent process id of `pid`, from `/proc/<pid>/stat`.
 pub fn parent_of(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

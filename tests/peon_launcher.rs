@@ -14,16 +14,6 @@ fn command_line(pid: i32) -> String {
         .unwrap_or_default()
 }
 
-async fn running_peon(cluster: &Cluster, name: &str) -> (String, i32) {
-    let c = &cluster.client;
-    let id = c.submit(&noop(name, 600_000)).await.unwrap();
-    c.wait_running(&id, LONG)
-        .await
-        .unwrap_or_else(|e| cluster.fail(e));
-    let pid = peon_pid(cluster, &id).await;
-    (id, pid)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peons_are_forked_by_the_launcher_or_execd_when_it_is_off() {
     let mut spec = ClusterSpec::workers(&[2]);
@@ -96,12 +86,7 @@ async fn a_killed_launcher_fails_its_running_peons_and_a_new_one_takes_over() {
 
     // Nobody can report the peon's exit any more: it is killed and its task failed, not left
     // running unwatched.
-    let status = c
-        .wait_complete(&id, LONG)
-        .await
-        .unwrap_or_else(|e| cluster.fail(e));
-    assert_eq!(status["statusCode"], "FAILED");
-    let msg = status["errorMsg"].as_str().unwrap();
+    let msg = wait_failed(&cluster, &id, LONG).await;
     assert!(msg.contains("peon launcher exited"), "{msg}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while process_alive(pid) {
