@@ -83,7 +83,17 @@ impl SpareDirs {
             .and_then(|()| truncate_if_present(&root.join("attempt").join("1").join("status.json")))
             .and_then(|()| std::fs::rename(root, &parked));
         match emptied {
-            Ok(()) => self.parked.lock().expect("spare dirs lock").push(parked),
+            Ok(()) => {
+                // Checked again: other directories may have been parked while this one was
+                // emptied.
+                let mut spares = self.parked.lock().expect("spare dirs lock");
+                if spares.len() < self.limit {
+                    spares.push(parked);
+                } else {
+                    drop(spares);
+                    std::fs::remove_dir_all(&parked).ok();
+                }
+            }
             Err(_) => {
                 std::fs::remove_dir_all(root).ok();
             }
