@@ -217,6 +217,10 @@ pub fn in_process(rows: usize) -> anyhow::Result<()> {
             let built =
                 drover_ingest::build::build(&spec, &inputs, work.path(), &mut |_: &str, _| {})?;
             let run = (started.elapsed().as_millis(), built.read_ms, built.write_ms);
+            eprintln!(
+                "  build: {} ms (read {} ms, write {} ms)",
+                run.0, run.1, run.2
+            );
             best = Some(best.map_or(run, |b| b.min(run)));
         }
         let (total, read, write) = best.expect("five runs");

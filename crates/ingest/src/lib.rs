@@ -4,6 +4,7 @@
 pub mod aggregate;
 pub mod build;
 mod bytes;
+mod dict_column;
 pub mod dictionary;
 pub mod expr;
 pub mod filter;

@@ -9,19 +9,23 @@ use std::sync::Arc;
 use arrow_array::builder::{
     Float32Builder, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
 };
-use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMillisecondArray};
+use arrow_array::{Array, ArrayRef, TimestampMillisecondArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::DateTime;
 use drover_core::granularity::Granularity;
 use drover_core::interval::Interval;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnDescPtr;
 use parquet::schema::types::ColumnPath;
 use serde_json::{json, Map, Value};
 
 use crate::aggregate::MetricValue;
+use crate::dict_column::DictColumnEncoder;
 use crate::dictionary::{Dictionary, DimValue};
 use crate::row_store::Row;
 use crate::spec::{Aggregator, AggregatorKind, Dimension, ValueType};
@@ -47,9 +51,8 @@ pub struct WrittenPartition {
     pub path: PathBuf,
 }
 
-/// Rows converted to Arrow and handed to the Parquet writer at a time.
-const BATCH_ROWS: usize = 8192;
-/// Rows per Parquet row group: bounds what the writer buffers.
+/// Rows per Parquet row group: a file's rows are held until a row group is full, then written
+/// column by column.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 fn metric_type(kind: AggregatorKind) -> DataType {
@@ -66,8 +69,21 @@ struct Open {
     partition_num: u32,
     rows: u64,
     path: PathBuf,
-    writer: ArrowWriter<File>,
+    file: SerializedFileWriter<File>,
+    /// Makes the Arrow-encoded columns' writers for each row group.
+    columns: ArrowRowGroupWriterFactory,
+    row_groups: usize,
+    /// The rows of the row group being filled.
     batch: Vec<Row>,
+}
+
+/// How a column of the file is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encode {
+    /// String dimension `d`, from its dictionary ids ([`DictColumnEncoder`]).
+    FromIds(usize),
+    /// Built as an Arrow array, encoded by Parquet's Arrow writer.
+    Arrow,
 }
 
 /// Picks a row's bucket inside its time chunk (secondary partitioning).
@@ -83,8 +99,10 @@ pub struct SegmentWriter<'a> {
     dictionaries: &'a [Dictionary],
     metrics: &'a [Aggregator],
     schema: SchemaRef,
-    /// How every file is written.
+    /// How every file is written, and each of its columns.
     props: WriterProperties,
+    encode: Vec<Encode>,
+    ids: DictColumnEncoder,
     bucket_of: Option<BucketOf<'a>>,
     /// The time chunk being written: (start ms, end ms, interval), and its next partition.
     chunk: Option<(i64, i64, Interval)>,
@@ -134,6 +152,16 @@ impl<'a> SegmentWriter<'a> {
                     props.set_column_dictionary_enabled(ColumnPath::from(d.name.as_str()), false);
             }
         }
+        // Other string columns are dictionary-encoded from the ids the rows already hold.
+        let mut encode = vec![Encode::Arrow];
+        for (d, dict) in dictionaries.iter().enumerate() {
+            let field = &fields[d + 1];
+            encode.push(match field.data_type() {
+                DataType::Utf8 if !dict.mostly_unique() => Encode::FromIds(d),
+                _ => Encode::Arrow,
+            });
+        }
+        encode.resize(fields.len(), Encode::Arrow);
         SegmentWriter {
             dir: dir.to_path_buf(),
             granularity,
@@ -142,6 +170,8 @@ impl<'a> SegmentWriter<'a> {
             metrics,
             schema: Arc::new(Schema::new(fields)),
             props: props.build(),
+            encode,
+            ids: DictColumnEncoder::default(),
             bucket_of: None,
             chunk: None,
             next_partition: 0,
@@ -194,18 +224,23 @@ impl<'a> SegmentWriter<'a> {
                 let path = self
                     .dir
                     .join(format!("{}.parquet", self.done.len() + self.open.len()));
-                let writer = ArrowWriter::try_new(
+                // The Arrow writer sets the file up (schema, its Arrow form in the metadata);
+                // row groups are then written column by column.
+                let (file, columns) = ArrowWriter::try_new(
                     File::create(&path)?,
                     self.schema.clone(),
                     Some(self.props.clone()),
-                )?;
+                )?
+                .into_serialized_writer()?;
                 self.open.push(Open {
                     bucket,
                     partition_num,
                     rows: 0,
                     path,
-                    writer,
-                    batch: Vec::with_capacity(BATCH_ROWS),
+                    file,
+                    columns,
+                    row_groups: 0,
+                    batch: Vec::new(),
                 });
                 self.open.len() - 1
             }
@@ -213,24 +248,55 @@ impl<'a> SegmentWriter<'a> {
         let o = &mut self.open[at];
         o.rows += 1;
         o.batch.push(row);
-        if o.batch.len() >= BATCH_ROWS {
-            let batch = std::mem::take(&mut o.batch);
-            let records = self.record_batch(&batch)?;
-            let o = &mut self.open[at];
-            o.writer.write(&records)?;
-            o.batch = batch;
-            o.batch.clear();
+        if o.batch.len() >= ROW_GROUP_ROWS {
+            let mut open = std::mem::take(&mut self.open);
+            let written = self.write_row_group(&mut open[at]);
+            self.open = open;
+            written?;
         }
+        Ok(())
+    }
+
+    /// Writes the rows `o` holds as one row group, column by column.
+    fn write_row_group(&mut self, o: &mut Open) -> Result<(), SegmentError> {
+        let rows = std::mem::take(&mut o.batch);
+        let arrow_writers = o.columns.create_column_writers(o.row_groups)?;
+        o.row_groups += 1;
+        let descrs: Vec<ColumnDescPtr> = (0..self.encode.len())
+            .map(|c| o.file.schema_descr().column(c))
+            .collect();
+        let mut group = o.file.next_row_group()?;
+        for (c, writer) in arrow_writers.into_iter().enumerate() {
+            match self.encode[c] {
+                Encode::FromIds(d) => {
+                    let ids = rows.iter().map(|r| r.dim(d));
+                    let chunk = self
+                        .ids
+                        .encode(descrs[c].clone(), &self.dictionaries[d], ids)?;
+                    group.append_column(&chunk.bytes, chunk.close)?;
+                }
+                Encode::Arrow => {
+                    let mut writer = writer;
+                    let array = self.column_array(c, &rows);
+                    for leaf in compute_leaves(self.schema.field(c), &array)? {
+                        writer.write(&leaf)?;
+                    }
+                    writer.close()?.append_to_row_group(&mut group)?;
+                }
+            }
+        }
+        group.close()?;
+        o.batch = rows;
+        o.batch.clear();
         Ok(())
     }
 
     /// Closes a file and describes it.
     fn close(&mut self, mut o: Open) -> Result<(), SegmentError> {
         if !o.batch.is_empty() {
-            let records = self.record_batch(&o.batch)?;
-            o.writer.write(&records)?;
+            self.write_row_group(&mut o)?;
         }
-        o.writer.close()?;
+        o.file.close()?;
         let interval = self.chunk.as_ref().expect("a file is open in a chunk").2;
         self.done.push(WrittenPartition {
             interval,
@@ -257,95 +323,98 @@ impl<'a> SegmentWriter<'a> {
         Ok(self.done)
     }
 
-    fn record_batch(&self, rows: &[Row]) -> Result<RecordBatch, SegmentError> {
-        let mut columns: Vec<ArrayRef> = vec![Arc::new(
-            TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.time))
-                .with_timezone("UTC"),
-        )];
-        for (i, dict) in self.dictionaries.iter().enumerate() {
-            let field = self.schema.field(i + 1);
-            let array: ArrayRef = match field.data_type() {
-                DataType::List(_) => {
-                    let mut b = ListBuilder::new(StringBuilder::new());
-                    for r in rows {
-                        match dict.get(r.dim(i)) {
-                            DimValue::Multi(vs) => {
-                                vs.iter().for_each(|v| b.values().append_value(v));
-                                b.append(true);
-                            }
-                            DimValue::String(s) => {
-                                b.values().append_value(s);
-                                b.append(true);
-                            }
-                            _ => b.append(false),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                DataType::Utf8 => {
-                    let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
-                    for r in rows {
-                        match dict.get(r.dim(i)) {
-                            DimValue::String(s) => b.append_value(s),
-                            _ => b.append_null(),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                DataType::Int64 => {
-                    let mut b = Int64Builder::with_capacity(rows.len());
-                    for r in rows {
-                        match dict.get(r.dim(i)) {
-                            DimValue::Long(v) => b.append_value(*v),
-                            _ => b.append_null(),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                _ => {
-                    let mut b = Float64Builder::with_capacity(rows.len());
-                    for r in rows {
-                        match dict.get(r.dim(i)) {
-                            DimValue::Double(v) => b.append_value(*v),
-                            _ => b.append_null(),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-            };
-            columns.push(array);
+    /// Column `c` of `rows` as an Arrow array: `__time`, then the dimensions, then the metrics.
+    fn column_array(&self, c: usize, rows: &[Row]) -> ArrayRef {
+        if c == 0 {
+            return Arc::new(
+                TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.time))
+                    .with_timezone("UTC"),
+            );
         }
-        for (i, m) in self.metrics.iter().enumerate() {
-            let value = |r: &Row| r.metrics[i].value;
-            let array: ArrayRef = match metric_type(m.kind) {
-                DataType::Int64 => Arc::new(
-                    rows.iter()
-                        .map(|r| match value(r) {
-                            MetricValue::Long(v) => v,
-                            MetricValue::Double(v) => v as i64,
-                        })
-                        .collect::<arrow_array::Int64Array>(),
-                ),
-                DataType::Float32 => {
-                    let mut b = Float32Builder::with_capacity(rows.len());
-                    rows.iter().for_each(|r| match value(r) {
-                        MetricValue::Double(v) => b.append_value(v as f32),
-                        MetricValue::Long(v) => b.append_value(v as f32),
-                    });
-                    Arc::new(b.finish())
-                }
-                _ => Arc::new(
-                    rows.iter()
-                        .map(|r| match value(r) {
-                            MetricValue::Double(v) => v,
-                            MetricValue::Long(v) => v as f64,
-                        })
-                        .collect::<arrow_array::Float64Array>(),
-                ),
-            };
-            columns.push(array);
+        if let Some(dict) = self.dictionaries.get(c - 1) {
+            return self.dimension_array(c - 1, dict, rows);
         }
-        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+        let i = c - 1 - self.dictionaries.len();
+        let value = |r: &Row| r.metrics[i].value;
+        match metric_type(self.metrics[i].kind) {
+            DataType::Int64 => Arc::new(
+                rows.iter()
+                    .map(|r| match value(r) {
+                        MetricValue::Long(v) => v,
+                        MetricValue::Double(v) => v as i64,
+                    })
+                    .collect::<arrow_array::Int64Array>(),
+            ),
+            DataType::Float32 => {
+                let mut b = Float32Builder::with_capacity(rows.len());
+                rows.iter().for_each(|r| match value(r) {
+                    MetricValue::Double(v) => b.append_value(v as f32),
+                    MetricValue::Long(v) => b.append_value(v as f32),
+                });
+                Arc::new(b.finish())
+            }
+            _ => Arc::new(
+                rows.iter()
+                    .map(|r| match value(r) {
+                        MetricValue::Double(v) => v,
+                        MetricValue::Long(v) => v as f64,
+                    })
+                    .collect::<arrow_array::Float64Array>(),
+            ),
+        }
+    }
+
+    /// Dimension `i`'s values in `rows`.
+    fn dimension_array(&self, i: usize, dict: &Dictionary, rows: &[Row]) -> ArrayRef {
+        match self.schema.field(i + 1).data_type() {
+            DataType::List(_) => {
+                let mut b = ListBuilder::new(StringBuilder::new());
+                for r in rows {
+                    match dict.get(r.dim(i)) {
+                        DimValue::Multi(vs) => {
+                            vs.iter().for_each(|v| b.values().append_value(v));
+                            b.append(true);
+                        }
+                        DimValue::String(s) => {
+                            b.values().append_value(s);
+                            b.append(true);
+                        }
+                        _ => b.append(false),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Utf8 => {
+                let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
+                for r in rows {
+                    match dict.get(r.dim(i)) {
+                        DimValue::String(s) => b.append_value(s),
+                        _ => b.append_null(),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Int64 => {
+                let mut b = Int64Builder::with_capacity(rows.len());
+                for r in rows {
+                    match dict.get(r.dim(i)) {
+                        DimValue::Long(v) => b.append_value(*v),
+                        _ => b.append_null(),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            _ => {
+                let mut b = Float64Builder::with_capacity(rows.len());
+                for r in rows {
+                    match dict.get(r.dim(i)) {
+                        DimValue::Double(v) => b.append_value(*v),
+                        _ => b.append_null(),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+        }
     }
 }
 
