@@ -31,11 +31,21 @@ pub(crate) fn read_object<'a>(
     } else {
         let mut position = 0;
         loop {
-            let key = scan.string()?;
+            // The key the last line had here, if this line has it too; otherwise read.
+            let slot = match fields.key_at(position) {
+                Some((quoted, slot)) if scan.next_is(quoted) => {
+                    scan.at += quoted.len();
+                    slot
+                }
+                _ => {
+                    let key = scan.string()?;
+                    fields.slot_at(position, key)
+                }
+            };
             scan.skip_space();
             scan.expect(b':')?;
             scan.skip_space();
-            match fields.slot_at(position, key) {
+            match slot {
                 Some(slot) => {
                     let cell = scan.value()?;
                     record.set(slot, cell);
@@ -70,6 +80,13 @@ impl<'a> Scan<'a> {
         let b = self.peek()?;
         self.at += 1;
         Some(b)
+    }
+
+    /// Whether the bytes at the cursor are `bytes`.
+    fn next_is(&self, bytes: &[u8]) -> bool {
+        self.bytes
+            .get(self.at..self.at + bytes.len())
+            .is_some_and(|next| crate::bytes::same_bytes(next, bytes))
     }
 
     fn expect(&mut self, wanted: u8) -> Option<()> {
@@ -285,6 +302,31 @@ mod tests {
                 ("b".into(), Cell::Bool(true)),
             ]
         );
+    }
+
+    #[test]
+    fn keys_are_matched_by_position_only_when_equal() {
+        let mut fields = Fields::new(true);
+        let mut read = |line: &'static str| {
+            let mut record = Record::new(&fields);
+            if read_object(line, &mut fields, &mut record).is_none() {
+                record.read_json_general(line, &mut fields).unwrap();
+            }
+            cells(&fields, &record)
+                .into_iter()
+                .filter(|(_, c)| *c != Cell::Missing)
+                .collect::<Vec<_>>()
+        };
+        let cell = |k: &str, v: i64| (k.to_string(), Cell::Long(v));
+        assert_eq!(read(r#"{"a":1,"ab":2}"#), [cell("a", 1), cell("ab", 2)]);
+        // Other keys at the same positions: a longer one, a shorter one, swapped ones.
+        assert_eq!(read(r#"{"ab":3,"a":4}"#), [cell("a", 4), cell("ab", 3)]);
+        assert_eq!(read(r#"{"abc":5,"a":6}"#), [cell("a", 6), cell("abc", 5)]);
+        // A key with an escape, read by serde_json and remembered as JSON writes it, is told
+        // apart from a key whose raw bytes look like it.
+        assert_eq!(read(r#"{"a\\b":7}"#), [cell("a\\b", 7)]);
+        assert_eq!(read(r#"{"a\\b":8}"#), [cell("a\\b", 8)]);
+        assert_eq!(read(r#"{"a\bb":9}"#)[..1], [cell("a\u{8}b", 9)]);
     }
 
     #[test]

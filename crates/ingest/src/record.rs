@@ -134,10 +134,11 @@ pub struct Fields {
     names: Vec<String>,
     index: HashMap<String, usize>,
     open: bool,
-    /// The keys of the last JSON object read, in order, with their slots: lines of one input
-    /// nearly always name their fields in the same order, so the key at position `i` is looked
-    /// up with one comparison instead of a hash lookup.
-    last_order: Vec<(String, Option<usize>)>,
+    /// The keys of the last JSON object read, in order and quoted as JSON writes them
+    /// (`"name"`), with their slots: lines of one input nearly always name their fields in the
+    /// same order, so the key at position `i` is recognised by comparing the line's next bytes
+    /// with it, without finding where the key ends or hashing it.
+    last_order: Vec<(Box<[u8]>, Option<usize>)>,
 }
 
 impl Fields {
@@ -174,18 +175,28 @@ impl Fields {
 
     /// [`Self::slot_for`] the key at `position` in its object, remembered for the next object.
     pub fn slot_at(&mut self, position: usize, name: &str) -> Option<usize> {
-        if let Some((key, slot)) = self.last_order.get(position) {
-            if crate::bytes::same_bytes(key.as_bytes(), name.as_bytes()) {
+        if let Some((quoted, slot)) = self.last_order.get(position) {
+            if crate::bytes::same_bytes(&quoted[1..quoted.len() - 1], name.as_bytes()) {
                 return *slot;
             }
         }
         let slot = self.slot_for(name);
+        // As JSON writes it, escapes and all: a line whose bytes are these has this key.
+        let quoted: Box<[u8]> = Value::from(name).to_string().into_bytes().into();
         if position < self.last_order.len() {
-            self.last_order[position] = (name.to_string(), slot);
+            self.last_order[position] = (quoted, slot);
         } else if position == self.last_order.len() && position < MAX_REMEMBERED_KEYS {
-            self.last_order.push((name.to_string(), slot));
+            self.last_order.push((quoted, slot));
         }
         slot
+    }
+
+    /// The key at `position` in the last object [`Self::slot_at`] was asked about, quoted
+    /// as JSON writes it (`"name"`), and its slot.
+    pub(crate) fn key_at(&self, position: usize) -> Option<(&[u8], Option<usize>)> {
+        self.last_order
+            .get(position)
+            .map(|(quoted, slot)| (&quoted[..], *slot))
     }
 
     pub fn names(&self) -> &[String] {
