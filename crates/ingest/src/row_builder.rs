@@ -123,7 +123,8 @@ impl RowBuilder {
             },
             fields_seen: fields.len(),
             discover,
-            store: RowStore::new(spec.granularity.rollup, aggregators, spill_dir),
+            store: RowStore::new(spec.granularity.rollup, aggregators, spill_dir)
+                .expecting(spec.tuning.max_rows_in_memory),
             spec: spec.clone(),
             fields,
             timestamp_slot,

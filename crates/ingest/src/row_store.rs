@@ -86,7 +86,13 @@ pub struct RowStore {
     spill_dir: PathBuf,
     runs: Vec<File>,
     spill_time: std::time::Duration,
+    /// Rows room is made for at once (see [`RowStore::expecting`]).
+    expected_rows: usize,
 }
+
+/// The most rows [`RowStore::expecting`] makes room for at once: 1M rows of a few dimensions is
+/// about 56 MB of address space, touched only as rows arrive.
+const MAX_EXPECTED_ROWS: usize = 1 << 20;
 
 /// Rows added before deciding whether the index earns its keep.
 const ROLLUP_SAMPLE: u64 = 1 << 16;
@@ -118,7 +124,16 @@ impl RowStore {
             spill_dir: spill_dir.to_path_buf(),
             runs: Vec::new(),
             spill_time: std::time::Duration::ZERO,
+            expected_rows: 0,
         }
+    }
+
+    /// Makes room for `rows` rows (at most about a million) when the first row of a run
+    /// arrives: growing a vector of a million rows by doubling copies them all once more and
+    /// faults in twice the memory.
+    pub fn expecting(mut self, rows: u64) -> Self {
+        self.expected_rows = rows.min(MAX_EXPECTED_ROWS as u64) as usize;
+        self
     }
 
     /// Time spent writing sorted runs to disk (Druid's `ingest/persists/timeMs`).
@@ -142,6 +157,9 @@ impl RowStore {
     /// apart are rolled up all the same when the sorted rows are merged ([`SortedRows`]).
     pub fn add(&mut self, time: i64, dims: &[u32], metrics: &[Metric]) {
         let dims = trimmed(dims);
+        if self.rows.capacity() == 0 {
+            self.rows.reserve_exact(self.expected_rows);
+        }
         if !self.rollup || !self.indexing {
             self.rows.push(Row {
                 time,
