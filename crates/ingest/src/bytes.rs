@@ -2,6 +2,7 @@
 
 /// Byte equality with short values compared in registers: most dimension values are a few
 /// to a few dozen bytes, where calling `memcmp` costs more than the comparison.
+#[inline]
 pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {

@@ -31,7 +31,8 @@ pub(crate) fn read_object<'a>(
     } else {
         let mut position = 0;
         loop {
-            // The key the last line had here, if this line has it too; otherwise read.
+            // The key the last line had here (with its colon), if this line has it too;
+            // otherwise read.
             let slot = match fields.key_at(position) {
                 Some((quoted, slot)) if scan.next_is(quoted) => {
                     scan.at += quoted.len();
@@ -39,11 +40,11 @@ pub(crate) fn read_object<'a>(
                 }
                 _ => {
                     let key = scan.string()?;
+                    scan.skip_space();
+                    scan.expect(b':')?;
                     fields.slot_at(position, key)
                 }
             };
-            scan.skip_space();
-            scan.expect(b':')?;
             scan.skip_space();
             match slot {
                 Some(slot) => {

@@ -134,10 +134,10 @@ pub struct Fields {
     names: Vec<String>,
     index: HashMap<String, usize>,
     open: bool,
-    /// The keys of the last JSON object read, in order and quoted as JSON writes them
-    /// (`"name"`), with their slots: lines of one input nearly always name their fields in the
-    /// same order, so the key at position `i` is recognised by comparing the line's next bytes
-    /// with it, without finding where the key ends or hashing it.
+    /// The keys of the last JSON object read, in order, as compact JSON writes them with their
+    /// colon (`"name":`), with their slots: lines of one input nearly always name their fields
+    /// in the same order, so the key at position `i` is recognised by comparing the line's next
+    /// bytes with it, without finding where the key ends or hashing it.
     last_order: Vec<(Box<[u8]>, Option<usize>)>,
 }
 
@@ -176,13 +176,13 @@ impl Fields {
     /// [`Self::slot_for`] the key at `position` in its object, remembered for the next object.
     pub fn slot_at(&mut self, position: usize, name: &str) -> Option<usize> {
         if let Some((quoted, slot)) = self.last_order.get(position) {
-            if crate::bytes::same_bytes(&quoted[1..quoted.len() - 1], name.as_bytes()) {
+            if crate::bytes::same_bytes(&quoted[1..quoted.len() - 2], name.as_bytes()) {
                 return *slot;
             }
         }
         let slot = self.slot_for(name);
         // As JSON writes it, escapes and all: a line whose bytes are these has this key.
-        let quoted: Box<[u8]> = Value::from(name).to_string().into_bytes().into();
+        let quoted: Box<[u8]> = format!("{}:", Value::from(name)).into_bytes().into();
         if position < self.last_order.len() {
             self.last_order[position] = (quoted, slot);
         } else if position == self.last_order.len() && position < MAX_REMEMBERED_KEYS {
@@ -192,7 +192,7 @@ impl Fields {
     }
 
     /// The key at `position` in the last object [`Self::slot_at`] was asked about, quoted
-    /// as JSON writes it (`"name"`), and its slot.
+    /// as compact JSON writes it with its colon (`"name":`), and its slot.
     pub(crate) fn key_at(&self, position: usize) -> Option<(&[u8], Option<usize>)> {
         self.last_order
             .get(position)
@@ -270,7 +270,11 @@ impl<'a> Record<'a> {
         if slot >= self.cells.len() {
             self.cells.resize(slot + 1, Cell::Missing);
         }
-        self.cells[slot] = cell;
+        let old = std::mem::replace(&mut self.cells[slot], cell);
+        // Nearly always `Missing` (a key given twice is not): nothing to drop then.
+        if matches!(old, Cell::Missing) {
+            std::mem::forget(old);
+        }
     }
 
     /// Reads one JSON object from `line` into this record (fields `fields` does not want are
