@@ -36,6 +36,7 @@ pub enum Probe<'x> {
 pub const NULL_ID: u32 = 0;
 
 impl DimValue {
+    #[inline]
     fn matches(&self, p: &Probe) -> bool {
         match (self, p) {
             (DimValue::Null, Probe::Null) => true,
@@ -103,6 +104,10 @@ pub struct Dictionary {
     must_share: bool,
     /// Set once lookups stopped: every value then gets an id of its own.
     appending: bool,
+    /// The id the last lookup answered: a column often holds one value for many rows in a
+    /// row (a namespace, a country, a null-like default), and one comparison costs less than
+    /// hashing and probing.
+    last: u32,
 }
 
 /// How many values a dictionary holds before it may stop looking values up.
@@ -118,6 +123,7 @@ impl Default for Dictionary {
             lookups: 0,
             must_share: true,
             appending: false,
+            last: NULL_ID,
         }
     }
 }
@@ -144,6 +150,9 @@ impl Dictionary {
             return self.append(p);
         }
         self.lookups += 1;
+        if self.last != NULL_ID && self.values[self.last as usize].matches(&p) {
+            return self.last;
+        }
         if !self.must_share
             && self.values.len() > APPEND_AFTER
             && self.values.len() as u64 * 4 > self.lookups * 3
@@ -158,11 +167,13 @@ impl Dictionary {
             e.hash == hash && values[e.id as usize].matches(&p)
         });
         if let Some(e) = found {
+            self.last = e.id;
             return e.id;
         }
         let id = self.append(p);
         self.table
             .insert_unique(spread(hash), Entry { hash, id }, Entry::table_hash);
+        self.last = id;
         id
     }
 
@@ -263,6 +274,19 @@ mod tests {
         });
         assert!(!shared.appending, "rollup needs one id per value");
         assert_eq!(shared.intern(Probe::Str("v1")), 2);
+    }
+
+    #[test]
+    fn a_value_repeated_row_after_row_keeps_its_id() {
+        let mut d = Dictionary::default();
+        let a = d.intern(Probe::Str("a"));
+        assert_eq!(d.intern(Probe::Str("a")), a);
+        let b = d.intern(Probe::Str("b"));
+        assert_eq!(d.intern(Probe::Str("b")), b);
+        assert_eq!(d.intern(Probe::Str("a")), a);
+        assert_eq!(d.intern(Probe::Long(1)), 3);
+        assert_eq!(d.intern(Probe::Str("a")), a);
+        assert_eq!(d.len(), 4);
     }
 
     #[test]

@@ -259,16 +259,18 @@ impl<'a> Record<'a> {
 
     /// A missing cell for every field.
     pub fn fill(&mut self, fields: &Fields) {
-        self.cells.resize(fields.len(), Cell::Missing);
+        // Made in place: `resize` would clone a `Missing` through `Clone` for every cell.
+        self.cells.resize_with(fields.len(), || Cell::Missing);
     }
 
     pub fn get(&self, slot: usize) -> &Cell<'a> {
         self.cells.get(slot).unwrap_or(&Cell::Missing)
     }
 
+    #[inline]
     pub fn set(&mut self, slot: usize, cell: Cell<'a>) {
         if slot >= self.cells.len() {
-            self.cells.resize(slot + 1, Cell::Missing);
+            self.cells.resize_with(slot + 1, || Cell::Missing);
         }
         let old = std::mem::replace(&mut self.cells[slot], cell);
         // Nearly always `Missing` (a key given twice is not): nothing to drop then.
