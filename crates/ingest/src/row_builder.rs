@@ -11,7 +11,7 @@ use crate::aggregate::{Metric, MetricValue};
 use crate::dictionary::{Dictionary, Probe, NULL_ID};
 use crate::expr::{Expr, ExprError};
 use crate::record::{Cell, Fields, Record, RowError};
-use crate::row_store::{MergeOrder, RowStore, SortedRows};
+use crate::row_store::{MergeOrder, PackedKey, RowStore, SortedRows};
 use crate::spec::{AggregatorKind, Dimension, Filter, IngestionSpec, ValueType};
 
 /// Druid's row stats (`ingestionStatsAndErrors.rowStats.buildSegments`).
@@ -338,16 +338,17 @@ impl RowBuilder {
         let dictionaries = Rc::new(dictionaries);
         // Dimensions with many values (a comment, an id) are compared by value when the merge
         // gets to them, which it seldom does: ranking them would sort the whole dictionary.
-        let ranks: Vec<Option<Vec<u32>>> = dictionaries
+        let ranks: Vec<Option<Rc<Vec<u32>>>> = dictionaries
             .iter()
-            .map(|d| (d.len() <= RANKED_MAX).then(|| d.ranks()))
+            .map(|d| (d.len() <= RANKED_MAX).then(|| Rc::new(d.ranks())))
             .collect();
+        let key = PackedKey::new(&ranks);
         let values = dictionaries.clone();
         let order: MergeOrder = Rc::new(move |d, x, y| match &ranks[d] {
             Some(r) => r[x as usize].cmp(&r[y as usize]),
             None => values[d].get(x).order(values[d].get(y)),
         });
-        let rows = self.store.finish(order)?;
+        let rows = self.store.finish_by(order, key.as_ref())?;
         Ok(Finished {
             dimensions,
             dictionaries,

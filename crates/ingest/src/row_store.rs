@@ -55,6 +55,46 @@ fn trimmed(dims: &[u32]) -> &[u32] {
 /// How two value ids of dimension `d` sort.
 pub type DimOrder<'a> = &'a dyn Fn(usize, u32, u32) -> Ordering;
 
+/// The ranks of a row's leading dimensions packed into one integer that sorts as they do
+/// (dimension 0 in the highest bits), so that the final sort compares two integers per row
+/// instead of calling the dimension order once per dimension.
+pub struct PackedKey {
+    /// Each packed dimension's ranks by id, and its width in bits.
+    dims: Vec<(Rc<Vec<u32>>, u32)>,
+    /// Whether every dimension is packed (the key then orders rows completely).
+    complete: bool,
+}
+
+impl PackedKey {
+    /// Packs the leading dimensions of `ranks` (`None`: not ranked) that fit in 64 bits;
+    /// `None` if not even the first does.
+    pub fn new(ranks: &[Option<Rc<Vec<u32>>>]) -> Option<PackedKey> {
+        let mut dims = Vec::new();
+        let mut bits = 0;
+        for r in ranks {
+            let Some(r) = r else { break };
+            let max = r.iter().copied().max().unwrap_or(0);
+            let width = (32 - max.leading_zeros()).max(1);
+            if bits + width > 64 {
+                break;
+            }
+            bits += width;
+            dims.push((r.clone(), width));
+        }
+        let complete = dims.len() == ranks.len();
+        (!dims.is_empty()).then_some(PackedKey { dims, complete })
+    }
+
+    fn pack(&self, row: &Row) -> u64 {
+        self.dims
+            .iter()
+            .enumerate()
+            .fold(0u64, |key, (d, (ranks, width))| {
+                (key << width) | u64::from(ranks[row.dim(d) as usize])
+            })
+    }
+}
+
 fn order_by(a_time: i64, a: &[u32], b_time: i64, b: &[u32], dim: DimOrder) -> Ordering {
     a_time.cmp(&b_time).then_with(|| {
         for d in 0..a.len().max(b.len()) {
@@ -212,11 +252,34 @@ impl RowStore {
         }
     }
 
-    fn take_sorted(&mut self, dim: DimOrder) -> Vec<Row> {
+    fn take_sorted(&mut self, dim: DimOrder, key: Option<&PackedKey>) -> Vec<Row> {
         self.table.clear();
         (self.indexing, self.indexed, self.rolled_up) = (true, 0, 0);
         let mut rows = std::mem::take(&mut self.rows);
-        rows.sort_by(|a, b| order_by(a.time, &a.dims, b.time, &b.dims, dim));
+        let full = |a: &Row, b: &Row| order_by(a.time, &a.dims, b.time, &b.dims, dim);
+        let Some(key) = key else {
+            rows.sort_by(full);
+            return rows;
+        };
+        // Keys computed once per row; rows are moved once, at the end.
+        rows.sort_by_cached_key(|r| (r.time, key.pack(r)));
+        if !key.complete {
+            // Rows equal in time and the packed dimensions: ordered by the rest.
+            let mut start = 0;
+            while start < rows.len() {
+                let first = (rows[start].time, key.pack(&rows[start]));
+                let end = start
+                    + 1
+                    + rows[start + 1..]
+                        .iter()
+                        .take_while(|r| (r.time, key.pack(r)) == first)
+                        .count();
+                if end - start > 1 {
+                    rows[start..end].sort_by(full);
+                }
+                start = end;
+            }
+        }
         rows
     }
 
@@ -225,7 +288,7 @@ impl RowStore {
     /// whole dictionaries keeps a spill's cost in the rows spilled.
     pub fn spill(&mut self, dim: DimOrder) -> io::Result<()> {
         let started = std::time::Instant::now();
-        let rows = self.take_sorted(dim);
+        let rows = self.take_sorted(dim, None);
         let mut file = tempfile::tempfile_in(&self.spill_dir)?;
         {
             let mut w = BufWriter::with_capacity(1 << 16, &mut file);
@@ -241,8 +304,18 @@ impl RowStore {
     }
 
     /// Every row, sorted by time then dimension values, rolled up across runs.
-    pub fn finish(mut self, order: MergeOrder) -> io::Result<SortedRows> {
-        let memory = self.take_sorted(&*order);
+    pub fn finish(self, order: MergeOrder) -> io::Result<SortedRows> {
+        self.finish_by(order, None)
+    }
+
+    /// [`Self::finish`], the rows in memory sorted by `key` first (which must agree with
+    /// `order`).
+    pub fn finish_by(
+        mut self,
+        order: MergeOrder,
+        key: Option<&PackedKey>,
+    ) -> io::Result<SortedRows> {
+        let memory = self.take_sorted(&*order, key);
         let mut sources: Vec<Source> = self
             .runs
             .drain(..)
@@ -530,6 +603,38 @@ mod tests {
         let rows = drain(plain.finish(identity_ranks(1, 2)).unwrap());
         let times: Vec<i64> = rows.iter().map(|r| r.time).collect();
         assert_eq!(times, [1, 1, 2, 3], "no rollup: every row kept, in order");
+    }
+
+    #[test]
+    fn a_packed_key_sorts_as_the_dimension_order_does() {
+        let dir = tempfile::tempdir().unwrap();
+        // Ranks that are not id order: dimension d's id x ranks (x * 7 + d) % 11.
+        let rank = |d: usize, x: u32| (x * 7 + d as u32) % 11;
+        let ranks: Vec<Rc<Vec<u32>>> = (0..3)
+            .map(|d| Rc::new((0..11).map(|x| rank(d, x)).collect()))
+            .collect();
+        let order: MergeOrder = Rc::new(move |d, x, y| rank(d, x).cmp(&rank(d, y)));
+        let rows = |store: &mut RowStore| {
+            for i in 0..500u32 {
+                let dims = [i % 11, (i / 3) % 11, (i / 5) % 11];
+                // Trailing nulls trimmed from some rows.
+                let n = [3, 2, 1][i as usize % 3];
+                store.add((i % 4) as i64, &dims[..n], &[count(i as i64)]);
+            }
+        };
+        let sorted = |key: Option<PackedKey>| {
+            let mut store = RowStore::new(false, vec![AggregatorKind::LongSum], dir.path());
+            rows(&mut store);
+            drain(store.finish_by(order.clone(), key.as_ref()).unwrap())
+        };
+        let expected = sorted(None);
+        let complete = PackedKey::new(&ranks.iter().cloned().map(Some).collect::<Vec<_>>());
+        assert!(complete.as_ref().unwrap().complete);
+        assert_eq!(sorted(complete), expected);
+        let partial = PackedKey::new(&[Some(ranks[0].clone()), None, Some(ranks[2].clone())]);
+        assert!(!partial.as_ref().unwrap().complete);
+        assert_eq!(sorted(partial), expected);
+        assert!(PackedKey::new(&[None, Some(ranks[0].clone())]).is_none());
     }
 
     #[test]
