@@ -104,10 +104,6 @@ pub struct Dictionary {
     must_share: bool,
     /// Set once lookups stopped: every value then gets an id of its own.
     appending: bool,
-    /// The id the last lookup answered: a column often holds one value for many rows in a
-    /// row (a namespace, a country, a null-like default), and one comparison costs less than
-    /// hashing and probing.
-    last: u32,
 }
 
 /// How many values a dictionary holds before it may stop looking values up.
@@ -123,7 +119,6 @@ impl Default for Dictionary {
             lookups: 0,
             must_share: true,
             appending: false,
-            last: NULL_ID,
         }
     }
 }
@@ -150,9 +145,6 @@ impl Dictionary {
             return self.append(p);
         }
         self.lookups += 1;
-        if self.last != NULL_ID && self.values[self.last as usize].matches(&p) {
-            return self.last;
-        }
         if !self.must_share
             && self.values.len() > APPEND_AFTER
             && self.values.len() as u64 * 4 > self.lookups * 3
@@ -167,13 +159,11 @@ impl Dictionary {
             e.hash == hash && values[e.id as usize].matches(&p)
         });
         if let Some(e) = found {
-            self.last = e.id;
             return e.id;
         }
         let id = self.append(p);
         self.table
             .insert_unique(spread(hash), Entry { hash, id }, Entry::table_hash);
-        self.last = id;
         id
     }
 
@@ -274,19 +264,6 @@ mod tests {
         });
         assert!(!shared.appending, "rollup needs one id per value");
         assert_eq!(shared.intern(Probe::Str("v1")), 2);
-    }
-
-    #[test]
-    fn a_value_repeated_row_after_row_keeps_its_id() {
-        let mut d = Dictionary::default();
-        let a = d.intern(Probe::Str("a"));
-        assert_eq!(d.intern(Probe::Str("a")), a);
-        let b = d.intern(Probe::Str("b"));
-        assert_eq!(d.intern(Probe::Str("b")), b);
-        assert_eq!(d.intern(Probe::Str("a")), a);
-        assert_eq!(d.intern(Probe::Long(1)), 3);
-        assert_eq!(d.intern(Probe::Str("a")), a);
-        assert_eq!(d.len(), 4);
     }
 
     #[test]
