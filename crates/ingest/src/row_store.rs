@@ -85,12 +85,13 @@ impl PackedKey {
         (!dims.is_empty()).then_some(PackedKey { dims, complete })
     }
 
-    fn pack(&self, row: &Row) -> u64 {
+    fn pack(&self, dims: &[u32]) -> u64 {
         self.dims
             .iter()
             .enumerate()
             .fold(0u64, |key, (d, (ranks, width))| {
-                (key << width) | u64::from(ranks[row.dim(d) as usize])
+                let id = dims.get(d).copied().unwrap_or(NULL_ID);
+                (key << width) | u64::from(ranks[id as usize])
             })
     }
 }
@@ -111,10 +112,118 @@ fn order_by(a_time: i64, a: &[u32], b_time: i64, b: &[u32], dim: DimOrder) -> Or
     })
 }
 
+/// Rows held in memory, packed: every row's dimension ids and metrics in two shared vectors,
+/// not in allocations of their own (a row of 19 dimensions would otherwise cost a `malloc`, its
+/// header and a pointer to chase when sorting). Sorting moves the slots only.
+#[derive(Default)]
+struct Held {
+    slots: Vec<Slot>,
+    dims: Vec<u32>,
+    /// `width` metrics per row, by the row's `id` (the order rows were added in).
+    metrics: Vec<Metric>,
+    width: usize,
+}
+
+/// A held row: its time and where its dimension ids and metrics are.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    time: i64,
+    at: usize,
+    len: u32,
+    id: u32,
+}
+
+impl Held {
+    fn new(width: usize) -> Self {
+        Held {
+            width,
+            ..Held::default()
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn push(&mut self, time: i64, dims: &[u32], metrics: &[Metric]) {
+        let id = self.slots.len() as u32;
+        self.slots.push(Slot {
+            time,
+            at: self.dims.len(),
+            len: dims.len() as u32,
+            id,
+        });
+        self.dims.extend_from_slice(dims);
+        self.metrics.extend_from_slice(&metrics[..self.width]);
+    }
+
+    fn dims_of<'d>(dims: &'d [u32], s: &Slot) -> &'d [u32] {
+        &dims[s.at..s.at + s.len as usize]
+    }
+
+    fn metrics_mut(&mut self, id: u32) -> &mut [Metric] {
+        let at = id as usize * self.width;
+        &mut self.metrics[at..at + self.width]
+    }
+
+    fn row(&self, s: &Slot) -> Row {
+        let at = s.id as usize * self.width;
+        Row {
+            time: s.time,
+            dims: Dims::from_slice(Held::dims_of(&self.dims, s)),
+            metrics: self.metrics[at..at + self.width].into(),
+        }
+    }
+
+    /// Forgets the rows, keeping the room they took.
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.dims.clear();
+        self.metrics.clear();
+    }
+
+    /// Orders the slots by time then dimensions: by `key` first when there is one.
+    fn sort(&mut self, dim: DimOrder, key: Option<&PackedKey>) {
+        let Held { slots, dims, .. } = self;
+        let full = |a: &Slot, b: &Slot| {
+            order_by(
+                a.time,
+                Held::dims_of(dims, a),
+                b.time,
+                Held::dims_of(dims, b),
+                dim,
+            )
+        };
+        let Some(key) = key else {
+            slots.sort_by(full);
+            return;
+        };
+        let packed = |s: &Slot| (s.time, key.pack(Held::dims_of(dims, s)));
+        slots.sort_by_cached_key(packed);
+        if !key.complete {
+            // Rows equal in time and the packed dimensions: ordered by the rest.
+            let mut start = 0;
+            while start < slots.len() {
+                let first = packed(&slots[start]);
+                let end = start
+                    + 1
+                    + slots[start + 1..]
+                        .iter()
+                        .take_while(|s| packed(s) == first)
+                        .count();
+                if end - start > 1 {
+                    slots[start..end].sort_by(full);
+                }
+                start = end;
+            }
+        }
+    }
+}
+
 pub struct RowStore {
     rollup: bool,
     aggregators: Vec<AggregatorKind>,
-    rows: Vec<Row>,
+    rows: Held,
     /// Rollup's index: positions in `rows`, by time and dimensions.
     table: HashTable<Entry>,
     hasher: DefaultHashBuilder,
@@ -130,8 +239,8 @@ pub struct RowStore {
     expected_rows: usize,
 }
 
-/// The most rows [`RowStore::expecting`] makes room for at once: 1M rows of a few dimensions is
-/// about 56 MB of address space, touched only as rows arrive.
+/// The most rows [`RowStore::expecting`] makes room for at once: 1M rows of 19 dimensions is
+/// about 100 MB of address space, touched only as rows arrive.
 const MAX_EXPECTED_ROWS: usize = 1 << 20;
 
 /// Rows added before deciding whether the index earns its keep.
@@ -154,8 +263,8 @@ impl RowStore {
     pub fn new(rollup: bool, aggregators: Vec<AggregatorKind>, spill_dir: &Path) -> Self {
         RowStore {
             rollup,
+            rows: Held::new(aggregators.len()),
             aggregators,
-            rows: Vec::new(),
             table: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
             indexing: true,
@@ -168,9 +277,9 @@ impl RowStore {
         }
     }
 
-    /// Makes room for `rows` rows (at most about a million) when the first row of a run
-    /// arrives: growing a vector of a million rows by doubling copies them all once more and
-    /// faults in twice the memory.
+    /// Makes room for `rows` rows (at most about a million) when the first row arrives:
+    /// growing a vector of a million rows by doubling copies them all once more and faults in
+    /// twice the memory.
     pub fn expecting(mut self, rows: u64) -> Self {
         self.expected_rows = rows.min(MAX_EXPECTED_ROWS as u64) as usize;
         self
@@ -197,15 +306,14 @@ impl RowStore {
     /// apart are rolled up all the same when the sorted rows are merged ([`SortedRows`]).
     pub fn add(&mut self, time: i64, dims: &[u32], metrics: &[Metric]) {
         let dims = trimmed(dims);
-        if self.rows.capacity() == 0 {
-            self.rows.reserve_exact(self.expected_rows);
+        if self.rows.slots.capacity() == 0 {
+            let n = self.expected_rows;
+            self.rows.slots.reserve_exact(n);
+            self.rows.dims.reserve_exact(n * dims.len());
+            self.rows.metrics.reserve_exact(n * self.rows.width);
         }
         if !self.rollup || !self.indexing {
-            self.rows.push(Row {
-                time,
-                dims: Dims::from_slice(dims),
-                metrics: metrics.into(),
-            });
+            self.rows.push(time, dims, metrics);
             return;
         }
         let RowStore {
@@ -218,27 +326,22 @@ impl RowStore {
         let hash = key_hash(hasher, time, dims);
         let found = table.find(spread(hash), |e| {
             e.hash == hash && {
-                let r = &rows[e.id as usize];
-                r.time == time && same_dims(&r.dims, dims)
+                let s = &rows.slots[e.id as usize];
+                s.time == time && same_dims(Held::dims_of(&rows.dims, s), dims)
             }
         });
         self.indexed += 1;
         match found {
             Some(e) => {
                 self.rolled_up += 1;
-                let row = &mut rows[e.id as usize];
-                for ((kind, cur), new) in
-                    aggregators.iter().zip(row.metrics.iter_mut()).zip(metrics)
-                {
+                // Nothing has been sorted since the index started: a row's slot is its id.
+                let held = rows.metrics_mut(e.id);
+                for ((kind, cur), new) in aggregators.iter().zip(held.iter_mut()).zip(metrics) {
                     combine(*kind, cur, *new);
                 }
             }
             None => {
-                rows.push(Row {
-                    time,
-                    dims: Dims::from_slice(dims),
-                    metrics: metrics.into(),
-                });
+                rows.push(time, dims, metrics);
                 let entry = Entry {
                     hash,
                     id: (rows.len() - 1) as u32,
@@ -252,35 +355,12 @@ impl RowStore {
         }
     }
 
-    fn take_sorted(&mut self, dim: DimOrder, key: Option<&PackedKey>) -> Vec<Row> {
+    /// Sorts the rows in memory and starts a new rollup index (rows added after a sort are
+    /// not rolled up with earlier ones in memory; the merge does that).
+    fn sort_held(&mut self, dim: DimOrder, key: Option<&PackedKey>) {
         self.table.clear();
         (self.indexing, self.indexed, self.rolled_up) = (true, 0, 0);
-        let mut rows = std::mem::take(&mut self.rows);
-        let full = |a: &Row, b: &Row| order_by(a.time, &a.dims, b.time, &b.dims, dim);
-        let Some(key) = key else {
-            rows.sort_by(full);
-            return rows;
-        };
-        // Keys computed once per row; rows are moved once, at the end.
-        rows.sort_by_cached_key(|r| (r.time, key.pack(r)));
-        if !key.complete {
-            // Rows equal in time and the packed dimensions: ordered by the rest.
-            let mut start = 0;
-            while start < rows.len() {
-                let first = (rows[start].time, key.pack(&rows[start]));
-                let end = start
-                    + 1
-                    + rows[start + 1..]
-                        .iter()
-                        .take_while(|r| (r.time, key.pack(r)) == first)
-                        .count();
-                if end - start > 1 {
-                    rows[start..end].sort_by(full);
-                }
-                start = end;
-            }
-        }
-        rows
+        self.rows.sort(dim, key);
     }
 
     /// Writes the rows in memory to disk as one run sorted by `dim` (which must agree with the
@@ -288,15 +368,17 @@ impl RowStore {
     /// whole dictionaries keeps a spill's cost in the rows spilled.
     pub fn spill(&mut self, dim: DimOrder) -> io::Result<()> {
         let started = std::time::Instant::now();
-        let rows = self.take_sorted(dim, None);
+        self.sort_held(dim, None);
         let mut file = tempfile::tempfile_in(&self.spill_dir)?;
         {
             let mut w = BufWriter::with_capacity(1 << 16, &mut file);
-            for row in &rows {
-                write_row(&mut w, row)?;
+            for slot in &self.rows.slots {
+                write_row(&mut w, &self.rows.row(slot))?;
             }
             w.flush()?;
         }
+        // The room is kept for the next run's rows.
+        self.rows.clear();
         file.rewind()?;
         self.runs.push(file);
         self.spill_time += started.elapsed();
@@ -315,13 +397,15 @@ impl RowStore {
         order: MergeOrder,
         key: Option<&PackedKey>,
     ) -> io::Result<SortedRows> {
-        let memory = self.take_sorted(&*order, key);
+        self.sort_held(&*order, key);
+        let mut memory = std::mem::take(&mut self.rows);
+        let slots = std::mem::take(&mut memory.slots);
         let mut sources: Vec<Source> = self
             .runs
             .drain(..)
             .map(|f| Source::Run(BufReader::with_capacity(1 << 16, f)))
             .collect();
-        sources.push(Source::Memory(memory.into_iter()));
+        sources.push(Source::Memory(memory, slots.into_iter()));
         let mut heap = BinaryHeap::new();
         for (i, s) in sources.iter_mut().enumerate() {
             if let Some(row) = s.next()? {
@@ -342,14 +426,15 @@ impl RowStore {
 }
 
 enum Source {
-    Memory(std::vec::IntoIter<Row>),
+    /// The rows held at the end, and their slots in order.
+    Memory(Held, std::vec::IntoIter<Slot>),
     Run(BufReader<File>),
 }
 
 impl Source {
     fn next(&mut self) -> io::Result<Option<Row>> {
         match self {
-            Source::Memory(rows) => Ok(rows.next()),
+            Source::Memory(held, slots) => Ok(slots.next().map(|s| held.row(&s))),
             Source::Run(r) => read_row(r),
         }
     }
