@@ -54,6 +54,9 @@ pub struct WrittenPartition {
 /// Rows per Parquet row group: a file's rows are held until a row group is full, then written
 /// column by column.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Rows held across all open files (one per bucket with secondary partitioning): past this the
+/// fullest file writes its row group early, so that many buckets do not each hold a row group.
+const MAX_HELD_ROWS: usize = 2 * ROW_GROUP_ROWS;
 
 fn metric_type(kind: AggregatorKind) -> DataType {
     use AggregatorKind::*;
@@ -107,8 +110,9 @@ pub struct SegmentWriter<'a> {
     /// The time chunk being written: (start ms, end ms, interval), and its next partition.
     chunk: Option<(i64, i64, Interval)>,
     next_partition: u32,
-    /// Its open files, by bucket.
+    /// Its open files, by bucket, and the rows they hold between them.
     open: Vec<Open>,
+    held: usize,
     done: Vec<WrittenPartition>,
 }
 
@@ -176,6 +180,7 @@ impl<'a> SegmentWriter<'a> {
             chunk: None,
             next_partition: 0,
             open: Vec::new(),
+            held: 0,
             done: Vec::new(),
         }
     }
@@ -248,9 +253,17 @@ impl<'a> SegmentWriter<'a> {
         let o = &mut self.open[at];
         o.rows += 1;
         o.batch.push(row);
-        if o.batch.len() >= ROW_GROUP_ROWS {
+        self.held += 1;
+        let full = if o.batch.len() >= ROW_GROUP_ROWS {
+            Some(at)
+        } else if self.held >= MAX_HELD_ROWS {
+            (0..self.open.len()).max_by_key(|&i| self.open[i].batch.len())
+        } else {
+            None
+        };
+        if let Some(i) = full {
             let mut open = std::mem::take(&mut self.open);
-            let written = self.write_row_group(&mut open[at]);
+            let written = self.write_row_group(&mut open[i]);
             self.open = open;
             written?;
         }
@@ -260,6 +273,7 @@ impl<'a> SegmentWriter<'a> {
     /// Writes the rows `o` holds as one row group, column by column.
     fn write_row_group(&mut self, o: &mut Open) -> Result<(), SegmentError> {
         let rows = std::mem::take(&mut o.batch);
+        self.held -= rows.len();
         let arrow_writers = o.columns.create_column_writers(o.row_groups)?;
         o.row_groups += 1;
         let descrs: Vec<ColumnDescPtr> = (0..self.encode.len())
@@ -608,6 +622,29 @@ mod tests {
             }]
             .into(),
         }
+    }
+
+    #[test]
+    fn open_buckets_hold_a_bounded_number_of_rows() {
+        let metrics = vec![Aggregator {
+            kind: AggregatorKind::DoubleSum,
+            name: "x".into(),
+            field: Some("x".into()),
+        }];
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegmentWriter::new(dir.path(), Granularity::Day, 1, &[], &[], &metrics)
+            .with_buckets(Box::new(|_, r| (r.time % 4) as u32));
+        let start = t("2020-01-01T00:00Z");
+        let n = MAX_HELD_ROWS as i64 + 10;
+        for i in 0..n {
+            w.push(row(start + i, vec![], 1.0)).unwrap();
+            assert!(w.held < MAX_HELD_ROWS);
+        }
+        let parts = w.finish().unwrap();
+        assert_eq!(parts.len(), 4);
+        assert_eq!(parts.iter().map(|p| p.rows).sum::<u64>(), n as u64);
+        let back = read_parquet(std::fs::read(&parts[0].path).unwrap()).unwrap();
+        assert_eq!(back.len() as u64, parts[0].rows);
     }
 
     #[test]
