@@ -273,8 +273,7 @@ impl RowBuilder {
             .spec
             .granularity
             .query
-            .truncate(time)
-            .timestamp_millis();
+            .truncate_millis(time.timestamp_millis());
         // Spill before going past the limit, not on reaching it: input that fits exactly is
         // never written out and read back.
         if self.store.in_memory() as u64 >= self.spec.tuning.max_rows_in_memory {
