@@ -17,7 +17,7 @@ use drover_core::interval::Interval;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
+use parquet::basic::{Compression, Encoding};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnDescPtr;
@@ -156,6 +156,12 @@ impl<'a> SegmentWriter<'a> {
                     props.set_column_dictionary_enabled(ColumnPath::from(d.name.as_str()), false);
             }
         }
+        // Time, sorted, as deltas bit-packed by block (nearly all 0 or small): Parquet's
+        // dictionary would hash every value, and hold one entry per distinct millisecond.
+        let time = ColumnPath::from("__time");
+        props = props
+            .set_column_dictionary_enabled(time.clone(), false)
+            .set_column_encoding(time, Encoding::DELTA_BINARY_PACKED);
         // Other string columns are dictionary-encoded from the ids the rows already hold.
         let mut encode = vec![Encode::Arrow];
         for (d, dict) in dictionaries.iter().enumerate() {
