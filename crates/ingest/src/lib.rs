@@ -17,6 +17,7 @@ mod lines;
 pub mod moving_average;
 pub mod parse_report;
 pub mod partitioning;
+mod radix;
 pub mod record;
 pub mod row_builder;
 pub mod row_store;
