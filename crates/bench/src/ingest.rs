@@ -201,14 +201,20 @@ fn generate(data_dir: &std::path::Path, rows: usize) -> anyhow::Result<()> {
 /// Parquet) on the generated rows in this process, five times for rollup off and on; the
 /// fastest run's phases are printed. No cluster, no upload, no publish: the per-core work alone,
 /// for `perf record`.
-pub fn in_process(rows: usize) -> anyhow::Result<()> {
+pub fn in_process(rows: usize, only: Option<&str>) -> anyhow::Result<()> {
+    let settings: Vec<bool> = match only {
+        None => vec![false, true],
+        Some("on") => vec![true],
+        Some("off") => vec![false],
+        Some(other) => anyhow::bail!("--rollup must be on or off, not {other}"),
+    };
     let dir = tempfile::tempdir()?;
     let data_dir = dir.path().join("bench-data");
     generate(&data_dir, rows)?;
     let inputs: Vec<drover_ingest::input::Input> = (0..2)
         .map(|h| drover_ingest::input::Input::File(data_dir.join(format!("wiki-{h}.json"))))
         .collect();
-    for rollup in [false, true] {
+    for rollup in settings {
         let t = task("bench", &data_dir.display().to_string(), rollup, None);
         let spec = drover_ingest::IngestionSpec::from_task(&t)?;
         let mut best: Option<(u128, u128, u128)> = None;
@@ -218,9 +224,19 @@ pub fn in_process(rows: usize) -> anyhow::Result<()> {
             let built =
                 drover_ingest::build::build(&spec, &inputs, work.path(), &mut |_: &str, _| {})?;
             let run = (started.elapsed().as_millis(), built.read_ms, built.write_ms);
+            let bytes: u64 = built
+                .partitions
+                .iter()
+                .filter_map(|p| std::fs::metadata(&p.path).ok())
+                .map(|m| m.len())
+                .sum();
             eprintln!(
-                "  build: {} ms (read {} ms, write {} ms)",
-                run.0, run.1, run.2
+                "  build: {} ms (read {} ms, write {} ms), {} file(s) of {:.1} MB",
+                run.0,
+                run.1,
+                run.2,
+                built.partitions.len(),
+                bytes as f64 / 1e6
             );
             best = Some(best.map_or(run, |b| b.min(run)));
         }
@@ -276,6 +292,20 @@ pub async fn run(rows: usize) -> anyhow::Result<()> {
                 "maxNumConcurrentSubTasks": 2, "splitHintSpec": {"type": "maxSize", "maxNumFiles": 1}});
             let p = measure(cluster, &parallel).await?;
             anyhow::ensure!(p.segments == 2, "{ds}: {} segment(s), not 2", p.segments);
+            let subs = cluster
+                .client
+                .tasks(&format!("?state=complete&datasource={ds}"))
+                .await?;
+            let sub_ms: Vec<String> = subs
+                .iter()
+                .filter(|t| t["type"] != "index_parallel")
+                .map(|t| t["duration"].to_string())
+                .collect();
+            eprintln!(
+                "  parallel round {round}: {} ms, sub-tasks {} ms",
+                p.task_ms,
+                sub_ms.join("/")
+            );
             parallel_ms.push(p.task_ms);
         }
         let m = last.expect("at least one round");

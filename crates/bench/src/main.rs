@@ -45,6 +45,9 @@ struct Args {
     /// times each, for profiling the per-core work (e.g. under `perf record`).
     #[arg(long)]
     in_process: bool,
+    /// With --ingest --in-process: only this rollup setting (`on` or `off`), for profiling one.
+    #[arg(long)]
+    rollup: Option<String>,
     /// Measure Kafka ingestion instead: one task over this many messages (rollup off and on),
     /// produce → publish latency, and the replacement of a killed task.
     #[arg(long)]
@@ -212,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(rows) = args.ingest {
         if args.in_process {
-            return ingest::in_process(rows);
+            return ingest::in_process(rows, args.rollup.as_deref());
         }
         return ingest::run(rows).await;
     }
