@@ -20,9 +20,13 @@ use crate::hash_index::{spread, Entry};
 use crate::radix::{self, Keyed};
 use crate::spec::AggregatorKind;
 
-/// A row's dimension value ids: up to six kept in the row itself, so that sorting and merging
-/// rows of a few dimensions (the usual rollup) reads no memory elsewhere.
-pub type Dims = smallvec::SmallVec<[u32; 6]>;
+/// A row's dimension value ids, up to 24 of them kept in the row itself: rows are built one by
+/// one as the merge reaches them and dropped once the segment writer has copied them, where an
+/// allocation and a free each would cost more than the rest of the row. (Rows are held in
+/// bulk only packed, in [`Held`], and by column in the writer.)
+pub type Dims = smallvec::SmallVec<[u32; 24]>;
+/// A row's metrics, up to four of them kept in the row itself, as [`Dims`] are.
+pub type Metrics = smallvec::SmallVec<[Metric; 4]>;
 
 /// A segment row: time (ms, already truncated to `queryGranularity`), dimension value ids with
 /// trailing nulls trimmed (so rows read before a dimension was discovered compare equal), and
@@ -31,7 +35,7 @@ pub type Dims = smallvec::SmallVec<[u32; 6]>;
 pub struct Row {
     pub time: i64,
     pub dims: Dims,
-    pub metrics: Box<[Metric]>,
+    pub metrics: Metrics,
 }
 
 impl Row {
@@ -178,7 +182,7 @@ impl Held {
         Row {
             time: s.time,
             dims: Dims::from_slice(Held::dims_of(&self.dims, s)),
-            metrics: self.metrics[at..at + self.width].into(),
+            metrics: Metrics::from_slice(&self.metrics[at..at + self.width]),
         }
     }
 
@@ -636,7 +640,7 @@ fn read_row(r: &mut impl Read) -> io::Result<Option<Row>> {
     let n = read_u32(r)? as usize;
     let dims = (0..n).map(|_| read_u32(r)).collect::<io::Result<Dims>>()?;
     let m = read_u32(r)? as usize;
-    let mut metrics = Vec::with_capacity(m);
+    let mut metrics = Metrics::with_capacity(m);
     for _ in 0..m {
         let mut tag = [0; 1];
         r.read_exact(&mut tag)?;
@@ -651,7 +655,7 @@ fn read_row(r: &mut impl Read) -> io::Result<Option<Row>> {
     Ok(Some(Row {
         time,
         dims,
-        metrics: metrics.into(),
+        metrics,
     }))
 }
 

@@ -77,7 +77,63 @@ struct Open {
     columns: ArrowRowGroupWriterFactory,
     row_groups: usize,
     /// The rows of the row group being filled.
-    batch: Vec<Row>,
+    batch: Batch,
+}
+
+/// Rows held for a row group, by column: a row's values are copied out as it arrives, so the
+/// row itself is dropped at once, and each column is written from one contiguous vector.
+struct Batch {
+    times: Vec<i64>,
+    /// Each dimension's value ids.
+    dims: Vec<Vec<u32>>,
+    /// Each metric's values.
+    metrics: Vec<Vec<MetricValue>>,
+}
+
+impl Batch {
+    fn new(dimensions: usize, metrics: usize) -> Self {
+        Batch {
+            times: Vec::new(),
+            dims: vec![Vec::new(); dimensions],
+            metrics: vec![Vec::new(); metrics],
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    fn push(&mut self, row: &Row) {
+        if self.times.capacity() == 0 {
+            // Room for a whole row group at once, not by doubling: untouched room costs
+            // address space only.
+            self.times.reserve_exact(ROW_GROUP_ROWS);
+            self.dims
+                .iter_mut()
+                .for_each(|c| c.reserve_exact(ROW_GROUP_ROWS));
+            self.metrics
+                .iter_mut()
+                .for_each(|c| c.reserve_exact(ROW_GROUP_ROWS));
+        }
+        self.times.push(row.time);
+        for (d, ids) in self.dims.iter_mut().enumerate() {
+            ids.push(row.dim(d));
+        }
+        for (values, m) in self.metrics.iter_mut().zip(row.metrics.iter()) {
+            values.push(m.value);
+        }
+    }
+
+    /// Forgets the rows, keeping the room they took.
+    fn clear(&mut self) {
+        self.times.clear();
+        self.dims.iter_mut().for_each(Vec::clear);
+        self.metrics.iter_mut().for_each(Vec::clear);
+    }
 }
 
 /// How a column of the file is encoded.
@@ -251,14 +307,14 @@ impl<'a> SegmentWriter<'a> {
                     file,
                     columns,
                     row_groups: 0,
-                    batch: Vec::new(),
+                    batch: Batch::new(self.dictionaries.len(), self.metrics.len()),
                 });
                 self.open.len() - 1
             }
         };
         let o = &mut self.open[at];
         o.rows += 1;
-        o.batch.push(row);
+        o.batch.push(&row);
         self.held += 1;
         let full = if o.batch.len() >= ROW_GROUP_ROWS {
             Some(at)
@@ -278,8 +334,7 @@ impl<'a> SegmentWriter<'a> {
 
     /// Writes the rows `o` holds as one row group, column by column.
     fn write_row_group(&mut self, o: &mut Open) -> Result<(), SegmentError> {
-        let rows = std::mem::take(&mut o.batch);
-        self.held -= rows.len();
+        self.held -= o.batch.len();
         let arrow_writers = o.columns.create_column_writers(o.row_groups)?;
         o.row_groups += 1;
         let descrs: Vec<ColumnDescPtr> = (0..self.encode.len())
@@ -289,7 +344,7 @@ impl<'a> SegmentWriter<'a> {
         for (c, writer) in arrow_writers.into_iter().enumerate() {
             match self.encode[c] {
                 Encode::FromIds(d) => {
-                    let ids = rows.iter().map(|r| r.dim(d));
+                    let ids = o.batch.dims[d].iter().copied();
                     let chunk = self
                         .ids
                         .encode(descrs[c].clone(), &self.dictionaries[d], ids)?;
@@ -297,7 +352,7 @@ impl<'a> SegmentWriter<'a> {
                 }
                 Encode::Arrow => {
                     let mut writer = writer;
-                    let array = self.column_array(c, &rows);
+                    let array = self.column_array(c, &o.batch);
                     for leaf in compute_leaves(self.schema.field(c), &array)? {
                         writer.write(&leaf)?;
                     }
@@ -306,7 +361,6 @@ impl<'a> SegmentWriter<'a> {
             }
         }
         group.close()?;
-        o.batch = rows;
         o.batch.clear();
         Ok(())
     }
@@ -344,22 +398,22 @@ impl<'a> SegmentWriter<'a> {
     }
 
     /// Column `c` of `rows` as an Arrow array: `__time`, then the dimensions, then the metrics.
-    fn column_array(&self, c: usize, rows: &[Row]) -> ArrayRef {
+    fn column_array(&self, c: usize, rows: &Batch) -> ArrayRef {
         if c == 0 {
             return Arc::new(
-                TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.time))
+                TimestampMillisecondArray::from_iter_values(rows.times.iter().copied())
                     .with_timezone("UTC"),
             );
         }
         if let Some(dict) = self.dictionaries.get(c - 1) {
-            return self.dimension_array(c - 1, dict, rows);
+            return self.dimension_array(c - 1, dict, &rows.dims[c - 1]);
         }
         let i = c - 1 - self.dictionaries.len();
-        let value = |r: &Row| r.metrics[i].value;
+        let values = rows.metrics[i].iter();
         match metric_type(self.metrics[i].kind) {
             DataType::Int64 => Arc::new(
-                rows.iter()
-                    .map(|r| match value(r) {
+                values
+                    .map(|v| match *v {
                         MetricValue::Long(v) => v,
                         MetricValue::Double(v) => v as i64,
                     })
@@ -367,15 +421,15 @@ impl<'a> SegmentWriter<'a> {
             ),
             DataType::Float32 => {
                 let mut b = Float32Builder::with_capacity(rows.len());
-                rows.iter().for_each(|r| match value(r) {
+                values.for_each(|v| match *v {
                     MetricValue::Double(v) => b.append_value(v as f32),
                     MetricValue::Long(v) => b.append_value(v as f32),
                 });
                 Arc::new(b.finish())
             }
             _ => Arc::new(
-                rows.iter()
-                    .map(|r| match value(r) {
+                values
+                    .map(|v| match *v {
                         MetricValue::Double(v) => v,
                         MetricValue::Long(v) => v as f64,
                     })
@@ -384,13 +438,13 @@ impl<'a> SegmentWriter<'a> {
         }
     }
 
-    /// Dimension `i`'s values in `rows`.
-    fn dimension_array(&self, i: usize, dict: &Dictionary, rows: &[Row]) -> ArrayRef {
+    /// Dimension `i`'s values, from their ids.
+    fn dimension_array(&self, i: usize, dict: &Dictionary, ids: &[u32]) -> ArrayRef {
         match self.schema.field(i + 1).data_type() {
             DataType::List(_) => {
                 let mut b = ListBuilder::new(StringBuilder::new());
-                for r in rows {
-                    match dict.get(r.dim(i)) {
+                for &id in ids {
+                    match dict.get(id) {
                         DimValue::Multi(vs) => {
                             vs.iter().for_each(|v| b.values().append_value(v));
                             b.append(true);
@@ -405,9 +459,9 @@ impl<'a> SegmentWriter<'a> {
                 Arc::new(b.finish())
             }
             DataType::Utf8 => {
-                let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
-                for r in rows {
-                    match dict.get(r.dim(i)) {
+                let mut b = StringBuilder::with_capacity(ids.len(), ids.len() * 16);
+                for &id in ids {
+                    match dict.get(id) {
                         DimValue::String(s) => b.append_value(s),
                         _ => b.append_null(),
                     }
@@ -415,9 +469,9 @@ impl<'a> SegmentWriter<'a> {
                 Arc::new(b.finish())
             }
             DataType::Int64 => {
-                let mut b = Int64Builder::with_capacity(rows.len());
-                for r in rows {
-                    match dict.get(r.dim(i)) {
+                let mut b = Int64Builder::with_capacity(ids.len());
+                for &id in ids {
+                    match dict.get(id) {
                         DimValue::Long(v) => b.append_value(*v),
                         _ => b.append_null(),
                     }
@@ -425,9 +479,9 @@ impl<'a> SegmentWriter<'a> {
                 Arc::new(b.finish())
             }
             _ => {
-                let mut b = Float64Builder::with_capacity(rows.len());
-                for r in rows {
-                    match dict.get(r.dim(i)) {
+                let mut b = Float64Builder::with_capacity(ids.len());
+                for &id in ids {
+                    match dict.get(id) {
                         DimValue::Double(v) => b.append_value(*v),
                         _ => b.append_null(),
                     }
