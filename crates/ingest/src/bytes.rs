@@ -42,9 +42,19 @@ fn equal(word: u64, b: u8) -> u64 {
     below(word ^ (ONES * u64::from(b)), 1)
 }
 
-/// Where the first `"`, `\\` or control character of `bytes` is, eight bytes at a time: the
-/// end of a JSON string with no escape in it.
+/// Where the first `"`, `\\` or control character of `bytes` is: the end of a JSON string with
+/// no escape in it. Sixteen bytes at a time with SSE2 (every x86-64 has it), then eight.
 pub(crate) fn string_end(bytes: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    let mut at = {
+        // SAFETY: SSE2 is part of the x86-64 baseline: every x86-64 CPU has it.
+        let (found, at) = unsafe { string_end_sse2(bytes) };
+        if found {
+            return Some(at);
+        }
+        at
+    };
+    #[cfg(not(target_arch = "x86_64"))]
     let mut at = 0;
     while let Some(chunk) = bytes.get(at..at + 8) {
         let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
@@ -60,6 +70,36 @@ pub(crate) fn string_end(bytes: &[u8]) -> Option<usize> {
     Some(at + tail)
 }
 
+/// [`string_end`] over whole blocks of sixteen bytes: `(true, where)` when one holds a special
+/// byte, else `(false, where the blocks end)`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn string_end_sse2(bytes: &[u8]) -> (bool, usize) {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    let quote = _mm_set1_epi8(b'"' as i8);
+    let backslash = _mm_set1_epi8(b'\\' as i8);
+    let below_space = _mm_set1_epi8(0x1f);
+    let mut at = 0;
+    while let Some(block) = bytes.get(at..at + 16) {
+        // SAFETY: `block` is 16 readable bytes; the load has no alignment requirement.
+        let v = unsafe { _mm_loadu_si128(block.as_ptr().cast::<__m128i>()) };
+        // A byte is a control character when the unsigned minimum of it and 0x1f is itself.
+        let special = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+            _mm_cmpeq_epi8(_mm_min_epu8(v, below_space), v),
+        );
+        let mask = _mm_movemask_epi8(special) as u32;
+        if mask != 0 {
+            return (true, at + mask.trailing_zeros() as usize);
+        }
+        at += 16;
+    }
+    (false, at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,7 +112,7 @@ mod tests {
             b"abc".to_vec(),
             b"no end at all here".to_vec(),
         ];
-        for len in 0..24 {
+        for len in 0..40 {
             for special in [b'"', b'\\', b'\n', 0x1f, 0x00] {
                 for at in 0..len {
                     let mut s: Vec<u8> = (0..len).map(|i| b"a\x7f \xc3!~#"[i % 7]).collect();
