@@ -20,11 +20,12 @@ use crate::hash_index::{spread, Entry};
 use crate::radix::{self, Keyed};
 use crate::spec::AggregatorKind;
 
-/// A row's dimension value ids, up to 24 of them kept in the row itself: rows are built one by
+/// A row's dimension value ids, up to 8 of them kept in the row itself: rows are built one by
 /// one as the merge reaches them and dropped once the segment writer has copied them, where an
-/// allocation and a free each would cost more than the rest of the row. (Rows are held in
-/// bulk only packed, in [`Held`], and by column in the writer.)
-pub type Dims = smallvec::SmallVec<[u32; 24]>;
+/// allocation and a free each would cost more than the rest of a rolled-up row. (Rows are held
+/// in bulk only packed, in [`Held`], and by column in the writer. Room for more made every
+/// row a bigger copy at each move, which cost more than the allocation it saved.)
+pub type Dims = smallvec::SmallVec<[u32; 8]>;
 /// A row's metrics, up to four of them kept in the row itself, as [`Dims`] are.
 pub type Metrics = smallvec::SmallVec<[Metric; 4]>;
 
