@@ -172,6 +172,28 @@ mod tests {
     }
 
     #[test]
+    fn the_fast_path_agrees_with_chrono_on_every_day_and_on_impossible_ones() {
+        for year in [
+            0, 1, 1600, 1899, 1900, 1969, 1970, 2000, 2015, 2024, 2100, 9999,
+        ] {
+            for month in 0..=13 {
+                for day in 0..=32 {
+                    for (hour, minute, second) in [(0, 0, 0), (23, 59, 59), (24, 0, 0), (1, 60, 1)]
+                    {
+                        let text = format!(
+                            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.007Z"
+                        );
+                        let chrono = chrono::NaiveDate::from_ymd_opt(year, month, day)
+                            .and_then(|d| d.and_hms_milli_opt(hour, minute, second, 7))
+                            .map(|t| t.and_utc());
+                        assert_eq!(parse_utc_fast(&text), chrono, "{text}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_fast_path_reads_what_the_general_parser_reads() {
         for text in [
             "2015-09-12T00:46:58.771Z",
