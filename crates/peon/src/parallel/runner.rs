@@ -16,14 +16,13 @@ use super::progress::Tracker;
 use crate::failure::TaskFailure;
 use crate::overlord_client::OverlordClient;
 
-/// How often running sub-tasks' statuses are asked: every 20 ms, or every 10 ms per running
-/// sub-task when more than two run (a phase ends no later than one poll after its last
-/// sub-task, which on a task of a second is a few percent of it; the overlord is asked at most
-/// 100 times a second).
-const POLL_EVERY: Duration = Duration::from_millis(20);
+/// How often running sub-tasks' statuses are asked: every 50 ms, and 10 ms more per running
+/// sub-task (a phase ends no later than one poll after its last sub-task; the overlord is
+/// asked at most 100 times a second).
+const POLL_EVERY: Duration = Duration::from_millis(50);
 const POLL_PER_SUB_TASK: Duration = Duration::from_millis(10);
-/// How often a finished sub-task's report is asked for (every [`POLL_EVERY`], for 30 s).
-const REPORT_TRIES: u32 = 1_500;
+/// How often a finished sub-task's report is asked for (every [`POLL_EVERY`]).
+const REPORT_TRIES: u32 = 600;
 
 /// One unit of a phase's work: the sub-task JSON, less what each attempt adds (`id`,
 /// `numAttempts`).
