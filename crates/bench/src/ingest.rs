@@ -4,7 +4,8 @@
 //! `index_parallel` task with two sub-tasks (the scaling from one core to two). Each is measured
 //! three times, in turns, and the best of each is compared. A task's peon
 //! reads, rolls up and writes on one thread, so a task's rows/s is rows/s per core. Its log
-//! reports the read and merge+write times, the runs spilled and its peak RSS.
+//! reports the read and merge+write times, the runs spilled and its peak RSS. DuckDB also reads
+//! the first round's segments back, which must hold what its own answer holds.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -96,6 +97,8 @@ struct Measured {
     spills: u64,
     segments: usize,
     bytes: u64,
+    /// The segment files (local deep storage).
+    paths: Vec<String>,
 }
 
 async fn measure(cluster: &drover_testkit::Cluster, t: &Value) -> anyhow::Result<Measured> {
@@ -126,31 +129,17 @@ async fn measure(cluster: &drover_testkit::Cluster, t: &Value) -> anyhow::Result
         spills: number_before(&log, "input row(s) in", "sorted").unwrap_or(0),
         segments: stored.len(),
         bytes: stored.iter().filter_map(|s| s["size"].as_u64()).sum(),
+        paths: stored
+            .iter()
+            .filter_map(|s| s["loadSpec"]["path"].as_str().map(String::from))
+            .collect(),
     })
 }
 
 /// DuckDB doing the same JSON → Parquet work on `threads` threads: the same columns typed the
 /// same way, rolled up the same way, sorted by time, into one Parquet file. Answers ms.
 fn duckdb_ms(dir: &std::path::Path, rollup: bool, threads: u32) -> anyhow::Result<u64> {
-    let columns = "{'time': 'TIMESTAMP', 'channel': 'VARCHAR', 'cityName': 'VARCHAR', \
-        'comment': 'VARCHAR', 'countryIsoCode': 'VARCHAR', 'countryName': 'VARCHAR', \
-        'isAnonymous': 'VARCHAR', 'isMinor': 'VARCHAR', 'isNew': 'VARCHAR', 'isRobot': 'VARCHAR', \
-        'isUnpatrolled': 'VARCHAR', 'metroCode': 'VARCHAR', 'namespace': 'VARCHAR', \
-        'page': 'VARCHAR', 'regionIsoCode': 'VARCHAR', 'regionName': 'VARCHAR', 'user': 'VARCHAR', \
-        'added': 'BIGINT', 'deleted': 'BIGINT', 'delta': 'BIGINT'}";
-    let input = format!(
-        "read_json('{}/*.json', format='newline_delimited', columns={columns})",
-        dir.display()
-    );
-    let query = if rollup {
-        format!(
-            "SELECT date_trunc('hour', time) AS __time, channel, countryIsoCode, isRobot, namespace, \
-             page, count(*) AS count, sum(added) AS added, sum(deleted) AS deleted, \
-             sum(delta) AS delta FROM {input} GROUP BY ALL ORDER BY ALL"
-        )
-    } else {
-        format!("SELECT time AS __time, * EXCLUDE (time) FROM {input} ORDER BY ALL")
-    };
+    let query = duckdb_query(dir, rollup);
     let out = dir.with_extension(format!("duckdb-{threads}.parquet"));
     let script = format!(
         "import duckdb, time\ncon = duckdb.connect()\ncon.execute('SET threads = {threads}')\n\
@@ -166,6 +155,57 @@ fn duckdb_ms(dir: &std::path::Path, rollup: bool, threads: u32) -> anyhow::Resul
         .ok_or_else(|| anyhow::anyhow!("DuckDB printed no time: {printed}"))?;
     std::fs::remove_file(out).ok();
     Ok(ms.max(1))
+}
+
+/// DuckDB reads the segments Drover wrote, and finds in them what its own answer to the same
+/// job holds: rows, sums, distinct values, first and last time.
+fn duckdb_reads(paths: &[String], dir: &std::path::Path, rollup: bool) -> anyhow::Result<String> {
+    let files = paths
+        .iter()
+        .map(|p| format!("'{p}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let summary = "count(*), sum(added), sum(delta), count(DISTINCT channel), \
+        count(DISTINCT page), min(epoch_ms(__time)), max(epoch_ms(__time))";
+    let query = duckdb_query(dir, rollup);
+    let script = format!(
+        "import duckdb\ncon = duckdb.connect()\n\
+         print(con.execute(\"SELECT {summary} FROM read_parquet([{files}])\").fetchone())\n\
+         print(con.execute(\"SELECT {summary} FROM ({query})\").fetchone())"
+    );
+    let printed = crate::lifecycle::duckdb(&script)?;
+    let (drover, duckdb) = printed
+        .split_once('\n')
+        .ok_or_else(|| anyhow::anyhow!("DuckDB printed: {printed}"))?;
+    anyhow::ensure!(
+        drover.trim() == duckdb.trim(),
+        "DuckDB reads {drover} from Drover's segments but answers {duckdb} itself"
+    );
+    Ok(drover.trim().to_string())
+}
+
+/// The job in DuckDB's SQL: the same columns typed the same way, rolled up the same way,
+/// sorted by time.
+fn duckdb_query(dir: &std::path::Path, rollup: bool) -> String {
+    let columns = "{'time': 'TIMESTAMP', 'channel': 'VARCHAR', 'cityName': 'VARCHAR', \
+        'comment': 'VARCHAR', 'countryIsoCode': 'VARCHAR', 'countryName': 'VARCHAR', \
+        'isAnonymous': 'VARCHAR', 'isMinor': 'VARCHAR', 'isNew': 'VARCHAR', 'isRobot': 'VARCHAR', \
+        'isUnpatrolled': 'VARCHAR', 'metroCode': 'VARCHAR', 'namespace': 'VARCHAR', \
+        'page': 'VARCHAR', 'regionIsoCode': 'VARCHAR', 'regionName': 'VARCHAR', 'user': 'VARCHAR', \
+        'added': 'BIGINT', 'deleted': 'BIGINT', 'delta': 'BIGINT'}";
+    let input = format!(
+        "read_json('{}/*.json', format='newline_delimited', columns={columns})",
+        dir.display()
+    );
+    if rollup {
+        format!(
+            "SELECT date_trunc('hour', time) AS __time, channel, countryIsoCode, isRobot, namespace, \
+             page, count(*) AS count, sum(added) AS added, sum(deleted) AS deleted, \
+             sum(delta) AS delta FROM {input} GROUP BY ALL ORDER BY ALL"
+        )
+    } else {
+        format!("SELECT time AS __time, * EXCLUDE (time) FROM {input} ORDER BY ALL")
+    }
 }
 
 /// Writes `rows` generated rows to `data_dir` as two files of half the rows each (so that a
@@ -280,6 +320,10 @@ pub async fn run(rows: usize) -> anyhow::Result<()> {
             let one = task(&ds, &dir, rollup, None);
             let m = measure(cluster, &one).await?;
             one_ms.push(m.task_ms);
+            if round == 0 {
+                let read = duckdb_reads(&m.paths, &data_dir, rollup)?;
+                println!("rollup {name:<3}: DuckDB reads Drover's segment(s): {read}, as in its own answer");
+            }
             last = Some(m);
             duck1_ms.push(duckdb_ms(&data_dir, rollup, 1)?);
             duck2_ms.push(duckdb_ms(&data_dir, rollup, 2)?);
@@ -296,15 +340,21 @@ pub async fn run(rows: usize) -> anyhow::Result<()> {
                 .client
                 .tasks(&format!("?state=complete&datasource={ds}"))
                 .await?;
-            let sub_ms: Vec<String> = subs
-                .iter()
-                .filter(|t| t["type"] != "index_parallel")
-                .map(|t| t["duration"].to_string())
-                .collect();
+            let mut sub_ms = Vec::new();
+            for t in subs.iter().filter(|t| t["type"] != "index_parallel") {
+                let id = t["id"].as_str().unwrap_or_default();
+                let log = cluster.client.log(id).await?.unwrap_or_default();
+                sub_ms.push(format!(
+                    "{} ms (read {} ms, write {} ms)",
+                    t["duration"],
+                    number_before(&log, "input row(s) in", "ms").unwrap_or(0),
+                    number_before(&log, "merged and wrote", "ms").unwrap_or(0)
+                ));
+            }
             eprintln!(
-                "  parallel round {round}: {} ms, sub-tasks {} ms",
+                "  parallel round {round}: {} ms; sub-tasks {}",
                 p.task_ms,
-                sub_ms.join("/")
+                sub_ms.join(", ")
             );
             parallel_ms.push(p.task_ms);
         }
