@@ -83,6 +83,7 @@ struct Open {
 /// Rows held for a row group, by column: a row's values are copied out as it arrives, so the
 /// row itself is dropped at once, and each column is written from one contiguous vector.
 struct Batch {
+    whole_group: bool,
     times: Vec<i64>,
     /// Each dimension's value ids.
     dims: Vec<Vec<u32>>,
@@ -91,8 +92,12 @@ struct Batch {
 }
 
 impl Batch {
-    fn new(dimensions: usize, metrics: usize) -> Self {
+    /// `whole_group`: make room for a whole row group at the first row (a file alone in its
+    /// time chunk), rather than as rows come (one of many bucket files, which share
+    /// [`MAX_HELD_ROWS`] between them).
+    fn new(dimensions: usize, metrics: usize, whole_group: bool) -> Self {
         Batch {
+            whole_group,
             times: Vec::new(),
             dims: vec![Vec::new(); dimensions],
             metrics: vec![Vec::new(); metrics],
@@ -108,7 +113,7 @@ impl Batch {
     }
 
     fn push(&mut self, row: &Row) {
-        if self.times.capacity() == 0 {
+        if self.times.capacity() == 0 && self.whole_group {
             // Room for a whole row group at once, not by doubling: untouched room costs
             // address space only.
             self.times.reserve_exact(ROW_GROUP_ROWS);
@@ -307,7 +312,11 @@ impl<'a> SegmentWriter<'a> {
                     file,
                     columns,
                     row_groups: 0,
-                    batch: Batch::new(self.dictionaries.len(), self.metrics.len()),
+                    batch: Batch::new(
+                        self.dictionaries.len(),
+                        self.metrics.len(),
+                        self.bucket_of.is_none(),
+                    ),
                 });
                 self.open.len() - 1
             }
