@@ -87,6 +87,13 @@ pub fn number_before(log: &str, line_start: &str, unit: &str) -> Option<u64> {
     words.get(at.checked_sub(1)?)?.parse().ok()
 }
 
+/// The number in the first `key=number` of the log.
+fn value_of(log: &str, key: &str) -> Option<u64> {
+    let at = log.find(&format!("{key}="))? + key.len() + 1;
+    let digits = log[at..].split(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok()
+}
+
 /// What one run cost: whole task (in the peon, or the supervisor's for a parallel task) and
 /// its phases from the log.
 struct Measured {
@@ -94,6 +101,8 @@ struct Measured {
     read_ms: u64,
     write_ms: u64,
     rss_kb: u64,
+    /// The peon's CPU time in user and kernel mode, in ms.
+    cpu_ms: (u64, u64),
     spills: u64,
     segments: usize,
     bytes: u64,
@@ -126,6 +135,10 @@ async fn measure(cluster: &drover_testkit::Cluster, t: &Value) -> anyhow::Result
         read_ms: number_before(&log, "input row(s) in", "ms").unwrap_or(0),
         write_ms: number_before(&log, "merged and wrote", "ms").unwrap_or(0),
         rss_kb: number_before(&log, "uploaded", "kB").unwrap_or(0),
+        cpu_ms: (
+            value_of(&log, "cpu_user_ms").unwrap_or(0),
+            value_of(&log, "cpu_system_ms").unwrap_or(0),
+        ),
         spills: number_before(&log, "input row(s) in", "sorted").unwrap_or(0),
         segments: stored.len(),
         bytes: stored.iter().filter_map(|s| s["size"].as_u64()).sum(),
@@ -345,10 +358,13 @@ pub async fn run(rows: usize) -> anyhow::Result<()> {
                 let id = t["id"].as_str().unwrap_or_default();
                 let log = cluster.client.log(id).await?.unwrap_or_default();
                 sub_ms.push(format!(
-                    "{} ms (read {} ms, write {} ms)",
+                    "{} ms (read {} ms, write {} ms; CPU {} ms user, {} ms system, preempted {} times)",
                     t["duration"],
                     number_before(&log, "input row(s) in", "ms").unwrap_or(0),
-                    number_before(&log, "merged and wrote", "ms").unwrap_or(0)
+                    number_before(&log, "merged and wrote", "ms").unwrap_or(0),
+                    value_of(&log, "cpu_user_ms").unwrap_or(0),
+                    value_of(&log, "cpu_system_ms").unwrap_or(0),
+                    value_of(&log, "preempted").unwrap_or(0),
                 ));
             }
             eprintln!(
@@ -367,11 +383,13 @@ pub async fn run(rows: usize) -> anyhow::Result<()> {
         );
         println!(
             "rollup {name:<3}: Drover one task {one:>6} ms = {:>9.0} rows/s, best of {one_all} ms \
-             (last run: read+parse+rollup {} ms, merge+Parquet {} ms, {} run(s) spilled, peak RSS {:.0} MB, {} segment(s) {:.1} MB)",
+             (last run: read+parse+rollup {} ms, merge+Parquet {} ms, {} run(s) spilled, CPU {} ms user + {} ms system, peak RSS {:.0} MB, {} segment(s) {:.1} MB)",
             rate(one),
             m.read_ms,
             m.write_ms,
             m.spills,
+            m.cpu_ms.0,
+            m.cpu_ms.1,
             m.rss_kb as f64 / 1024.0,
             m.segments,
             m.bytes as f64 / 1e6

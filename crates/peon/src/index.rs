@@ -578,6 +578,45 @@ pub(crate) fn peak_rss_kb() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// What the peon process has used so far (`getrusage`): its CPU time in user and kernel mode,
+/// the pages it faulted in, and how often it was taken off a core while it could still run
+/// (involuntary context switches, which say other work competed for the cores).
+pub(crate) struct ProcessUsage {
+    user: Duration,
+    system: Duration,
+    minor_faults: i64,
+    preempted: i64,
+}
+
+impl ProcessUsage {
+    pub(crate) fn now() -> ProcessUsage {
+        // SAFETY: an all-zero rusage is a valid value of a plain C struct; getrusage only
+        // writes into the one we own.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+        let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+        ProcessUsage {
+            user: time(ru.ru_utime),
+            system: time(ru.ru_stime),
+            minor_faults: ru.ru_minflt,
+            preempted: ru.ru_nivcsw,
+        }
+    }
+}
+
+impl std::fmt::Display for ProcessUsage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cpu_user_ms={} cpu_system_ms={} page_faults={} preempted={}",
+            self.user.as_millis(),
+            self.system.as_millis(),
+            self.minor_faults,
+            self.preempted
+        )
+    }
+}
+
 /// CPU time the calling thread has used, for the read rate per core the logs report.
 pub(crate) fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec {

@@ -130,8 +130,11 @@ fn run(task_dir: &Path, attempt: &str) -> Result<(), TaskFailure> {
     let status = status.with_duration(started.elapsed().as_millis() as i64);
     write_status(&task_dir.join("attempt").join(attempt), &status)?;
     println!(
-        "drover-peon finished task {} with status {:?}",
-        task.id, status.status
+        "drover-peon finished task {} with status {:?} in {} ms; {}",
+        task.id,
+        status.status,
+        status.duration,
+        index::ProcessUsage::now()
     );
     Ok(())
 }
