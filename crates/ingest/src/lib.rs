@@ -14,6 +14,7 @@ mod hash_index;
 pub mod input;
 pub mod input_policy;
 mod lines;
+mod metric_words;
 pub mod moving_average;
 pub mod parse_report;
 pub mod partitioning;
