@@ -8,13 +8,31 @@ use std::time::Duration;
 use crate::failure::TaskFailure;
 use serde_json::{json, Value};
 
+/// The timeouts and redirect policy every overlord call has.
+fn finish(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, TaskFailure> {
+    builder
+        .connect_timeout(Duration::from_secs(5))
+        // A follower's redirect is not followed (it would drop the credentials on the way
+        // to another port): the next overlord in the list is asked instead.
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(600))
+        .build()
+        .map_err(|e| TaskFailure::from(e.to_string()))
+}
+
 /// Druid retries a task action for minutes (`druid.peon.taskActionClient.retry`).
 const RETRY_FOR: Duration = Duration::from_secs(120);
 
 pub struct OverlordClient {
     urls: Vec<String>,
     file: Option<std::path::PathBuf>,
-    http: reqwest::Client,
+    client: drover_service::client::InternalClient,
+    /// For `http://` overlords: made without the system's root certificates, whose loading
+    /// would add milliseconds to every task's start, for a cluster that does not use them.
+    plain: reqwest::Client,
+    /// For `https://` overlords, made when one is first called (at once, and as `plain`, when
+    /// this process has TLS settings).
+    verifying: std::sync::OnceLock<Result<reqwest::Client, String>>,
     task: Value,
 }
 
@@ -29,21 +47,33 @@ impl OverlordClient {
             tls: drover_service::tls::TlsConfig::from_env(),
             credentials: drover_service::auth::task_credentials_from_env(),
         };
-        let http = client
-            .builder()
-            .connect_timeout(Duration::from_secs(5))
-            // A follower's redirect is not followed (it would drop the credentials on the way
-            // to another port): the next overlord in the list is asked instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(600))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let verifying = std::sync::OnceLock::new();
+        let plain = if client.speaks_tls() {
+            let full = finish(client.builder())?;
+            verifying.get_or_init(|| Ok(full.clone()));
+            full
+        } else {
+            finish(client.plain_builder())?
+        };
         Ok(OverlordClient {
             urls,
             file,
-            http,
+            client,
+            plain,
+            verifying,
             task,
         })
+    }
+
+    /// The client for `url`: the verifying one, made now if need be, for `https://`.
+    fn http_for(&self, url: &str) -> Result<&reqwest::Client, String> {
+        if !url.starts_with("https://") {
+            return Ok(&self.plain);
+        }
+        self.verifying
+            .get_or_init(|| finish(self.client.builder()).map_err(|e| e.0))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// The middle manager's current list, else the one given at start.
@@ -117,7 +147,14 @@ impl OverlordClient {
         loop {
             let mut last_error = "no overlord is known yet".to_string();
             for url in &self.current_urls() {
-                let mut request = self.http.request(method.clone(), format!("{url}{path}"));
+                let http = match self.http_for(url) {
+                    Ok(http) => http,
+                    Err(e) => {
+                        last_error = format!("{url}: cannot make an HTTPS client: {e}");
+                        continue;
+                    }
+                };
+                let mut request = http.request(method.clone(), format!("{url}{path}"));
                 if let Some(body) = &body {
                     request = request
                         .header("Content-Type", "application/json")

@@ -22,6 +22,22 @@ impl InternalClient {
         builder.default_headers(internal_headers(self.credentials.as_deref()))
     }
 
+    /// A client builder for plain-HTTP peers only: the same credentials, but without the
+    /// system's root certificates, whose loading (every file under `/etc/ssl/certs`) takes a
+    /// few milliseconds — at the start of every peon. It still verifies any HTTPS peer,
+    /// against the built-in roots only; use [`Self::builder`] for those.
+    pub fn plain_builder(&self) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_native_certs(false)
+            .default_headers(internal_headers(self.credentials.as_deref()))
+    }
+
+    /// Whether this process is set up for HTTPS peers (a CA of its own, or a certificate).
+    pub fn speaks_tls(&self) -> bool {
+        self.tls.enabled() || self.tls.ca_file.is_some()
+    }
+
     /// Reads the CA file once, so that a bad one stops the server at start with its reason.
     pub fn check(&self) -> anyhow::Result<()> {
         self.tls.client_builder().map(|_| ())
