@@ -17,17 +17,18 @@ use crate::failure::TaskFailure;
 use crate::overlord_client::OverlordClient;
 
 /// How often running sub-tasks' statuses are asked (see [`poll_interval`]): every 50 ms, every
-/// 20 ms in a phase's tail, and never more often than every 10 ms per running sub-task, so the
+/// 10 ms in a phase's tail, and never more often than every 10 ms per running sub-task, so the
 /// overlord is asked at most 100 times a second.
 const POLL_EVERY: Duration = Duration::from_millis(50);
-const POLL_IN_TAIL: Duration = Duration::from_millis(20);
+const POLL_IN_TAIL: Duration = Duration::from_millis(10);
 const POLL_PER_SUB_TASK: Duration = Duration::from_millis(10);
 
 /// How long to wait before asking the running sub-tasks' statuses again. A phase ends no later
 /// than one poll after its last sub-task, which on a task of a second is a few percent of it;
 /// but each ask costs the overlord, on the same machines as the sub-tasks. So the asking is
 /// quicker only in the phase's tail: nothing left to submit and some sub-task already done —
-/// the splits are even, so the rest end soon after.
+/// the splits are even, so the rest end soon after, and the cores the finished ones used are
+/// free to answer.
 fn poll_interval(running: usize, pending: usize, done: usize) -> Duration {
     let floor = POLL_PER_SUB_TASK * running as u32;
     if pending == 0 && done > 0 {
@@ -187,9 +188,11 @@ mod tests {
     #[test]
     fn asks_quicker_only_in_a_phase_tail_and_never_above_100_times_a_second() {
         let ms = |d: Duration| d.as_millis();
-        // Two sub-tasks running: 50 ms until one of them is done, then 20 ms.
+        // Two sub-tasks running: 50 ms until one of them is done, then 10 ms for the other.
         assert_eq!(ms(poll_interval(2, 0, 0)), 50);
-        assert_eq!(ms(poll_interval(1, 0, 1)), 20);
+        assert_eq!(ms(poll_interval(1, 0, 1)), 10);
+        // Two still running in the tail: 10 ms per sub-task.
+        assert_eq!(ms(poll_interval(2, 0, 1)), 20);
         // Splits still waiting for a slot: not the tail.
         assert_eq!(ms(poll_interval(2, 3, 4)), 50);
         // Many running: 10 ms per sub-task, in the tail or not.
