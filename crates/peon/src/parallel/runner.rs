@@ -81,11 +81,17 @@ impl Runner<'_> {
         let mut running: Vec<Running> = Vec::new();
         let mut reports: Vec<Option<Value>> = vec![None; specs.len()];
         loop {
-            while running.len() < self.max_concurrent.max(1) {
-                let Some((index, attempt)) = pending.pop_front() else {
-                    break;
-                };
-                let id = self.submit(&specs[index], attempt).await?;
+            // Every free slot's sub-task is submitted at once: one after the other, the last of
+            // many would start a round trip to the overlord later per sub-task before it.
+            let free = self.max_concurrent.max(1).saturating_sub(running.len());
+            let batch: Vec<(usize, u32)> = (0..free).map_while(|_| pending.pop_front()).collect();
+            let ids = futures::future::try_join_all(
+                batch
+                    .iter()
+                    .map(|&(index, attempt)| self.submit(&specs[index], attempt)),
+            )
+            .await?;
+            for ((index, attempt), id) in batch.into_iter().zip(ids) {
                 self.tracker.started(&specs[index].spec_id, id.as_str());
                 running.push(Running { index, attempt, id });
             }
