@@ -590,9 +590,9 @@ pub(crate) struct ProcessUsage {
 
 impl ProcessUsage {
     pub(crate) fn now() -> ProcessUsage {
-        // SAFETY: an all-zero rusage is a valid value of a plain C struct; getrusage only
-        // writes into the one we own.
+        // SAFETY: rusage is a plain C struct, for which all zeros is a valid value.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: getrusage only writes into the struct we own and pass by reference.
         unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
         let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
         ProcessUsage {

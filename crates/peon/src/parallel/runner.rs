@@ -81,8 +81,8 @@ impl Runner<'_> {
         let mut running: Vec<Running> = Vec::new();
         let mut reports: Vec<Option<Value>> = vec![None; specs.len()];
         loop {
-            // Every free slot's sub-task is submitted at once: one after the other, the last of
-            // many would start a round trip to the overlord later per sub-task before it.
+            // Every free slot's sub-task is submitted at once: one after the other, each would
+            // start only after the overlord had answered for all those before it.
             let free = self.max_concurrent.max(1).saturating_sub(running.len());
             let batch: Vec<(usize, u32)> = (0..free).map_while(|_| pending.pop_front()).collect();
             let ids = futures::future::try_join_all(
