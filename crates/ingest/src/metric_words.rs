@@ -7,29 +7,32 @@
 use crate::aggregate::{combine, Metric, MetricValue};
 use crate::spec::AggregatorKind;
 
-/// How a held row's metrics are stored: by aggregator, whether the value is a long (else a
-/// double's bits), and which keep an input time beside it.
+/// How a held row's metrics are stored, by aggregator: a long or a double's bits as the
+/// aggregator says, and an input time beside it for those that decide by one.
 #[derive(Default, Clone)]
 pub(crate) struct MetricLayout {
     kinds: Vec<AggregatorKind>,
-    longs: Vec<bool>,
-    timed: Vec<bool>,
     /// Words per record after the dimensions: two per value and two per kept time.
     pub words: usize,
 }
 
+/// Whether aggregator `kind` keeps the input time its value was chosen by.
+fn keeps_time(kind: AggregatorKind) -> bool {
+    matches!(kind, AggregatorKind::LongFirst | AggregatorKind::LongLast)
+}
+
 impl MetricLayout {
     pub(crate) fn new(kinds: &[AggregatorKind]) -> Self {
-        let timed: Vec<bool> = kinds
-            .iter()
-            .map(|k| matches!(k, AggregatorKind::LongFirst | AggregatorKind::LongLast))
-            .collect();
+        let timed = kinds.iter().filter(|k| keeps_time(**k)).count();
         MetricLayout {
             kinds: kinds.to_vec(),
-            longs: kinds.iter().map(|k| k.is_long()).collect(),
-            words: 2 * (kinds.len() + timed.iter().filter(|t| **t).count()),
-            timed,
+            words: 2 * (kinds.len() + timed),
         }
+    }
+
+    /// The aggregators, one per metric.
+    pub(crate) fn kinds(&self) -> &[AggregatorKind] {
+        &self.kinds
     }
 
     /// Appends `metrics` (one per aggregator) to a record.
@@ -38,8 +41,8 @@ impl MetricLayout {
         for m in &metrics[..self.kinds.len()] {
             push(out, value_bits(m.value));
         }
-        for (m, timed) in metrics.iter().zip(&self.timed) {
-            if *timed {
+        for (m, kind) in metrics.iter().zip(&self.kinds) {
+            if keeps_time(*kind) {
                 push(out, m.time as u64);
             }
         }
@@ -50,9 +53,9 @@ impl MetricLayout {
         let (values, mut times) = words.split_at(2 * self.kinds.len());
         values
             .chunks_exact(2)
-            .zip(self.longs.iter().zip(&self.timed))
-            .map(move |(v, (long, timed))| {
-                let time = match timed {
+            .zip(&self.kinds)
+            .map(move |(v, kind)| {
+                let time = match keeps_time(*kind) {
                     true => {
                         let t = word_pair(times) as i64;
                         times = &times[2..];
@@ -61,7 +64,7 @@ impl MetricLayout {
                     false => 0,
                 };
                 Metric {
-                    value: value_of(word_pair(v), *long),
+                    value: value_of(word_pair(v), kind.is_long()),
                     time,
                 }
             })
@@ -73,12 +76,12 @@ impl MetricLayout {
         let mut time_at = 0;
         for (i, (kind, new)) in self.kinds.iter().zip(new).enumerate() {
             let value = &mut values[2 * i..2 * i + 2];
-            let time = self.timed[i].then(|| {
+            let time = keeps_time(*kind).then(|| {
                 time_at += 2;
                 &mut times[time_at - 2..time_at]
             });
             let mut cur = Metric {
-                value: value_of(word_pair(value), self.longs[i]),
+                value: value_of(word_pair(value), kind.is_long()),
                 time: time.as_deref().map_or(0, |t| word_pair(t) as i64),
             };
             combine(*kind, &mut cur, *new);

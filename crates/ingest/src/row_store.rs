@@ -284,7 +284,7 @@ fn sort_by_radix(slots: &mut Vec<Slot>, dims: &[u32], key: &PackedKey) -> bool {
 
 pub struct RowStore {
     rollup: bool,
-    aggregators: Vec<AggregatorKind>,
+    /// The rows in memory; their metric layout holds the aggregators.
     rows: Held,
     /// Rollup's index: positions in `rows`, by time and dimensions.
     table: HashTable<Entry>,
@@ -326,7 +326,6 @@ impl RowStore {
         RowStore {
             rollup,
             rows: Held::new(&aggregators),
-            aggregators,
             table: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
             indexing: true,
@@ -456,6 +455,7 @@ impl RowStore {
         key: Option<&PackedKey>,
     ) -> io::Result<SortedRows> {
         self.sort_held(&*order, key);
+        let aggregators = self.rows.metrics.kinds().to_vec();
         let mut memory = std::mem::take(&mut self.rows);
         let slots = std::mem::take(&mut memory.slots);
         let mut sources: Vec<Source> = self
@@ -473,7 +473,7 @@ impl RowStore {
                 heap,
                 ahead,
                 rollup: self.rollup,
-                aggregators: self.aggregators,
+                aggregators,
             });
         }
         for (i, s) in sources.iter_mut().enumerate() {
@@ -490,7 +490,7 @@ impl RowStore {
             heap,
             ahead: None,
             rollup: self.rollup,
-            aggregators: self.aggregators,
+            aggregators,
         })
     }
 }
