@@ -16,11 +16,10 @@ use super::progress::Tracker;
 use crate::failure::TaskFailure;
 use crate::overlord_client::OverlordClient;
 
-/// How often running sub-tasks' statuses are asked (see [`poll_interval`]): every 50 ms, every
-/// 10 ms in a phase's tail, and never more often than every 10 ms per running sub-task, so the
+/// How often running sub-tasks' statuses are asked (see [`poll_interval`]): every 50 ms, and
+/// in a phase's tail every 10 ms per running sub-task — never more often than that, so the
 /// overlord is asked at most 100 times a second.
 const POLL_EVERY: Duration = Duration::from_millis(50);
-const POLL_IN_TAIL: Duration = Duration::from_millis(10);
 const POLL_PER_SUB_TASK: Duration = Duration::from_millis(10);
 
 /// How long to wait before asking the running sub-tasks' statuses again. A phase ends no later
@@ -30,13 +29,14 @@ const POLL_PER_SUB_TASK: Duration = Duration::from_millis(10);
 /// the splits are even, so the rest end soon after, and the cores the finished ones used are
 /// free to answer.
 fn poll_interval(running: usize, pending: usize, done: usize) -> Duration {
-    let floor = POLL_PER_SUB_TASK * running as u32;
+    let floor = POLL_PER_SUB_TASK * running.max(1) as u32;
     if pending == 0 && done > 0 {
-        POLL_IN_TAIL.max(floor)
+        floor
     } else {
         POLL_EVERY.max(floor)
     }
 }
+
 /// How often a finished sub-task's report is asked for (every [`POLL_EVERY`]).
 const REPORT_TRIES: u32 = 600;
 
