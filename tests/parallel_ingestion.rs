@@ -191,6 +191,10 @@ async fn dynamic_partitioning_spreads_sub_tasks_over_both_workers_and_retries_a_
         cluster.fail(format!("parallel task failed: {status}\n{log}"));
     }
     assert_eq!(mode_seen, Some(json!("parallel")));
+    // The overlord told the supervisor when its sub-tasks ended, rather than leaving it to
+    // notice on a poll.
+    let log = c.log(&id).await.unwrap().unwrap_or_default();
+    assert!(log.contains("(told by the overlord)"), "{log}");
 
     // Six splits, one killed and tried again: seven sub-tasks, on both workers.
     let subs = sub_tasks(&c, &id).await;
@@ -516,6 +520,9 @@ async fn sub_tasks_run_with_the_supervisors_token_when_authentication_is_on() {
     let id = succeed(&cluster, &task).await;
     let subs = sub_tasks(&cluster.client, &id).await;
     assert!(subs.len() >= 4, "generate and merge sub-tasks: {subs:#?}");
+    // The overlord reaches the supervisor's chat API with its token, over TLS.
+    let log = cluster.client.log(&id).await.unwrap().unwrap_or_default();
+    assert!(log.contains("(told by the overlord)"), "{log}");
     let segments = used_segments(&cluster.client, "wiki-secure").await;
     let counted: i64 = segment_rows(&segments)
         .iter()

@@ -24,6 +24,10 @@ pub const TIME_START: &str = "time/start";
 pub const ROW_STATS: &str = "rowStats";
 pub const LIVE_REPORTS: &str = "liveReports";
 pub const UNPARSEABLE_EVENTS: &str = "unparseableEvents";
+/// POST (Drover's own, on an `index_parallel` task): the overlord says that one of the task's
+/// sub-tasks has ended (body `{"id": …}`). A hint only: the task then asks the overlord for
+/// that sub-task's status, which is what it acts on.
+pub const SUB_TASK_ENDED: &str = "subtaskEnded";
 
 /// The server's path pattern for `route` (axum's `{id}` placeholder kept).
 pub fn server_path(route: &str) -> String {

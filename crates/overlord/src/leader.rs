@@ -244,6 +244,7 @@ impl Manager {
             },
             scope.clone(),
         );
+        crate::sub_task_ended::start(&queue, runner.clone(), chat.clone(), &scope);
         crate::retention::start(store.clone(), self.config.coordinator_period, &scope);
         if let Some(kill) = &self.config.auto_kill {
             crate::retention::auto_kill::start(

@@ -14,6 +14,7 @@ pub mod retention;
 mod retry;
 pub mod runner;
 pub mod scope;
+mod sub_task_ended;
 pub mod supervisor;
 
 use anyhow::Context;

@@ -97,7 +97,15 @@ pub struct QueueHandle {
     /// Signalled whenever a lock is let go, for `lockAcquire` requests waiting on one.
     lock_released: Arc<Notify>,
     /// Every terminal status once stored, for supervisors that react to their tasks ending.
-    completed: broadcast::Sender<TaskStatus>,
+    completed: broadcast::Sender<Completed>,
+}
+
+/// A task that ended, once its terminal status is stored.
+#[derive(Debug, Clone)]
+pub struct Completed {
+    pub status: TaskStatus,
+    /// The `index_parallel` task it ran for, when it is a sub-task.
+    pub supervisor: Option<TaskId>,
 }
 
 impl QueueHandle {
@@ -172,7 +180,7 @@ impl QueueHandle {
 
     /// Terminal statuses from now on, as they are stored. A slow listener misses some (and is
     /// told it lagged); supervisors also look at their tasks on every period.
-    pub fn completions(&self) -> broadcast::Receiver<TaskStatus> {
+    pub fn completions(&self) -> broadcast::Receiver<Completed> {
         self.completed.subscribe()
     }
 }
@@ -230,12 +238,13 @@ struct TaskQueue {
     runner: RunnerHandle,
     tasks: IndexMap<TaskId, Queued>,
     /// Terminal statuses the store has not taken yet; retried every tick.
-    unpersisted: IndexMap<TaskId, (TaskStatus, bool)>,
+    /// Terminal statuses the store refused for now: (status, from the runner, supervisor).
+    unpersisted: IndexMap<TaskId, (TaskStatus, bool, Option<TaskId>)>,
     runner_ready: bool,
     last_storage_sync: Instant,
     lockbox: Lockbox,
     lock_released: Arc<Notify>,
-    completed: broadcast::Sender<TaskStatus>,
+    completed: broadcast::Sender<Completed>,
 }
 
 pub fn start(
@@ -425,6 +434,10 @@ impl TaskQueue {
             .tasks
             .get(&id)
             .map(|q| (q.task.data_source.to_string(), q.task.task_type.clone()));
+        let supervisor = self
+            .tasks
+            .get(&id)
+            .and_then(|q| q.task.supervisor_task_id.clone());
         let status = match self.tasks.shift_remove(&id) {
             // Ended without a duration of its own (shut down, never started): it lasted from
             // its creation until now, rather than Druid's -1.
@@ -451,7 +464,7 @@ impl TaskQueue {
                     );
                 }
                 tracing::info!(task = %id, status = ?status.status, error = ?status.error_msg, "task complete");
-                self.after_persist(&status, from_runner);
+                self.after_persist(&status, from_runner, supervisor);
             }
             Err(QueueError::Fenced(e)) => {
                 // The new leader will read this status from ZooKeeper and store it; the store
@@ -460,14 +473,20 @@ impl TaskQueue {
             }
             Err(e) => {
                 tracing::error!(task = %id, error = %e, "cannot persist task status; will retry");
-                self.unpersisted.insert(id, (status, from_runner));
+                self.unpersisted
+                    .insert(id, (status, from_runner, supervisor));
             }
         }
     }
 
-    fn after_persist(&self, status: &TaskStatus, from_runner: bool) {
+    fn after_persist(&self, status: &TaskStatus, from_runner: bool, supervisor: Option<TaskId>) {
         // No listener is not an error.
-        self.completed.send(status.clone()).ok();
+        self.completed
+            .send(Completed {
+                status: status.clone(),
+                supervisor,
+            })
+            .ok();
         if from_runner {
             self.runner.cleanup(status.id.clone());
         } else {
@@ -479,14 +498,15 @@ impl TaskQueue {
     }
 
     async fn on_tick(&mut self) {
-        let pending: Vec<(TaskId, (TaskStatus, bool))> = self.unpersisted.drain(..).collect();
-        for (id, (status, from_runner)) in pending {
+        let pending: Vec<_> = self.unpersisted.drain(..).collect();
+        for (id, (status, from_runner, supervisor)) in pending {
             match bounded(self.store.set_task_status(&status)).await {
-                Ok(_) => self.after_persist(&status, from_runner),
+                Ok(_) => self.after_persist(&status, from_runner, supervisor),
                 // The store has told the leadership task; the new leader stores it.
                 Err(QueueError::Fenced(_)) => {}
                 Err(_) => {
-                    self.unpersisted.insert(id, (status, from_runner));
+                    self.unpersisted
+                        .insert(id, (status, from_runner, supervisor));
                 }
             }
         }

@@ -195,6 +195,24 @@ impl ChatClient {
         self.call(location, task, route::ROW_STATS, None).await
     }
 
+    /// Tells the `index_parallel` task `supervisor` that its sub-task `sub_task` has ended.
+    pub async fn sub_task_ended(
+        &self,
+        location: &str,
+        supervisor: &TaskId,
+        sub_task: &TaskId,
+    ) -> Result<(), ChatError> {
+        let body = serde_json::json!({ "id": sub_task });
+        self.call(
+            location,
+            supervisor,
+            route::SUB_TASK_ENDED,
+            Some(("", Some(body))),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Druid's `ingestionStatsAndErrors` report as of now.
     pub async fn live_reports(&self, location: &str, task: &TaskId) -> Result<Value, ChatError> {
         self.call(location, task, route::LIVE_REPORTS, None).await

@@ -219,8 +219,8 @@ impl KafkaSupervisor {
         tokio::spawn(async move {
             loop {
                 match completions.recv().await {
-                    Ok(status) => {
-                        if tx.send(Notice::TaskEnded(status.id)).is_err() {
+                    Ok(done) => {
+                        if tx.send(Notice::TaskEnded(done.status.id)).is_err() {
                             return;
                         }
                     }

@@ -1,16 +1,19 @@
 //! What an `index_parallel` task's chat API tells about its sub-tasks, as Druid's parallel
 //! task answers it: `/mode`, `/phase`, `/progress`, `/subtasks/running`, `/subtaskspecs`
-//! (`/running`, `/complete`) and `/subtaskspec/{specId}`.
+//! (`/running`, `/complete`) and `/subtaskspec/{specId}`. The overlord also tells it here
+//! when one of its sub-tasks has ended (`POST …/subtaskEnded`, Drover's own).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use drover_kafka::chat::server_path;
+use drover_kafka::chat::{server_path, SUB_TASK_ENDED};
 use serde_json::{json, Value};
+use tokio::sync::Notify;
 
 use crate::chat_server::not_this_task;
 
@@ -18,6 +21,21 @@ use crate::chat_server::not_this_task;
 pub struct Tracker {
     task_id: String,
     inner: Mutex<Inner>,
+    /// Signalled when the overlord says a sub-task has ended.
+    ended: Notify,
+}
+
+/// The most sub-task ends held until the runner next looks; past it, one more end makes the
+/// runner ask about every running sub-task, as a poll would.
+const MAX_TOLD: usize = 1024;
+
+/// What woke the runner up.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// The overlord said these sub-tasks have ended (ids as it gave them).
+    Told(BTreeSet<String>),
+    /// Time to poll every running sub-task.
+    Poll,
 }
 
 #[derive(Default)]
@@ -31,6 +49,10 @@ struct Inner {
     complete: Vec<String>,
     succeeded: u64,
     failed: u64,
+    /// Sub-tasks the overlord said have ended, since the runner last looked.
+    told: BTreeSet<String>,
+    /// More were told than `told` holds.
+    told_overflow: bool,
 }
 
 impl Tracker {
@@ -38,6 +60,34 @@ impl Tracker {
         Arc::new(Tracker {
             task_id: task_id.to_string(),
             inner: Mutex::new(Inner::default()),
+            ended: Notify::new(),
+        })
+    }
+
+    /// The overlord says sub-task `id` has ended.
+    pub fn told_ended(&self, id: &str) {
+        self.with(|i| {
+            if i.told.len() < MAX_TOLD {
+                i.told.insert(id.to_string());
+            } else {
+                i.told_overflow = true;
+            }
+        });
+        self.ended.notify_one();
+    }
+
+    /// Waits until the overlord says a sub-task has ended, or `poll_every` has passed. The
+    /// ends told before this call count: they are held until the runner looks.
+    pub async fn next_wake(&self, poll_every: Duration) -> Wake {
+        let told = tokio::time::timeout(poll_every, self.ended.notified()).await;
+        self.with(|i| {
+            let overflow = std::mem::take(&mut i.told_overflow);
+            let ended = std::mem::take(&mut i.told);
+            if told.is_err() || overflow {
+                Wake::Poll
+            } else {
+                Wake::Told(ended)
+            }
         })
     }
 
@@ -179,6 +229,30 @@ pub fn routes(tracker: Shared) -> Router {
             ),
         )
         .route(
+            &server_path(SUB_TASK_ENDED),
+            post(
+                |State(t): State<Shared>, Path(id): Path<String>, body: axum::body::Bytes| async move {
+                    if id != t.task_id {
+                        return not_this_task(&id);
+                    }
+                    let ended = serde_json::from_slice::<Value>(&body)
+                        .ok()
+                        .and_then(|b| b.get("id").and_then(Value::as_str).map(String::from));
+                    match ended {
+                        Some(sub_task) => {
+                            t.told_ended(&sub_task);
+                            Json(json!({})).into_response()
+                        }
+                        None => (
+                            axum::http::StatusCode::BAD_REQUEST,
+                            Json(json!({"error": "the body must be {\"id\": <the sub-task's id>}"})),
+                        )
+                            .into_response(),
+                    }
+                },
+            ),
+        )
+        .route(
             &server_path("subtaskspec/{spec}"),
             get(
                 |State(t): State<Shared>, Path((id, spec)): Path<(String, String)>| async move {
@@ -197,4 +271,56 @@ pub fn routes(tracker: Shared) -> Router {
             ),
         )
         .with_state(tracker)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLL: Duration = Duration::from_secs(1);
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_told_end_the_runner_polls_after_the_interval() {
+        let t = Tracker::new("sup");
+        let started = tokio::time::Instant::now();
+        assert_eq!(t.next_wake(POLL).await, Wake::Poll);
+        assert_eq!(started.elapsed(), POLL);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_end_told_before_the_runner_waits_wakes_it_at_once() {
+        let t = Tracker::new("sup");
+        t.told_ended("a");
+        t.told_ended("b");
+        let started = tokio::time::Instant::now();
+        let ids = BTreeSet::from(["a".to_string(), "b".to_string()]);
+        assert_eq!(t.next_wake(POLL).await, Wake::Told(ids));
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        // Taken: the next wait is a poll again.
+        assert_eq!(t.next_wake(POLL).await, Wake::Poll);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_end_told_while_the_runner_waits_wakes_it() {
+        let t = Tracker::new("sup");
+        let teller = t.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            teller.told_ended("a");
+        });
+        let started = tokio::time::Instant::now();
+        let ids = BTreeSet::from(["a".to_string()]);
+        assert_eq!(t.next_wake(POLL).await, Wake::Told(ids));
+        assert_eq!(started.elapsed(), Duration::from_millis(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn too_many_told_ends_make_a_poll_of_everything() {
+        let t = Tracker::new("sup");
+        for i in 0..=MAX_TOLD {
+            t.told_ended(&format!("t{i}"));
+        }
+        assert_eq!(t.next_wake(POLL).await, Wake::Poll);
+        assert!(t.with(|i| i.told.is_empty() && !i.told_overflow));
+    }
 }

@@ -12,33 +12,27 @@ use drover_core::TaskId;
 use drover_task::Task;
 use serde_json::{json, Value};
 
-use super::progress::Tracker;
+use super::progress::{Tracker, Wake};
 use crate::failure::TaskFailure;
 use crate::overlord_client::OverlordClient;
 
-/// How often running sub-tasks' statuses are asked (see [`poll_interval`]): every 50 ms, and
-/// in a phase's tail every 10 ms per running sub-task — never more often than that, so the
-/// overlord is asked at most 100 times a second.
-const POLL_EVERY: Duration = Duration::from_millis(50);
-const POLL_PER_SUB_TASK: Duration = Duration::from_millis(10);
+/// How often every running sub-task's status is asked when the overlord has said nothing:
+/// Druid's `taskStatusCheckPeriodMs` default. The overlord tells the task as soon as one of its
+/// sub-tasks ends (see [`Tracker::next_wake`]), and only that one is asked then; this poll is
+/// for an end it could not tell.
+const POLL_EVERY: Duration = Duration::from_secs(1);
 
-/// How long to wait before asking the running sub-tasks' statuses again. A phase ends no later
-/// than one poll after its last sub-task, which on a task of a second is a few percent of it;
-/// but each ask costs the overlord, on the same machines as the sub-tasks. So the asking is
-/// quicker only in the phase's tail: nothing left to submit and some sub-task already done —
-/// the splits are even, so the rest end soon after, and the cores the finished ones used are
-/// free to answer.
-fn poll_interval(running: usize, pending: usize, done: usize) -> Duration {
-    let floor = POLL_PER_SUB_TASK * running.max(1) as u32;
-    if pending == 0 && done > 0 {
-        floor
-    } else {
-        POLL_EVERY.max(floor)
+/// How often a finished sub-task's report is asked for, and how many times.
+const REPORT_RETRY_EVERY: Duration = Duration::from_millis(50);
+const REPORT_TRIES: u32 = 600;
+
+/// Whether the sub-task `id` is to be asked for its status after `wake`.
+fn asks(wake: &Wake, id: &str) -> bool {
+    match wake {
+        Wake::Poll => true,
+        Wake::Told(ended) => ended.contains(id),
     }
 }
-
-/// How often a finished sub-task's report is asked for (every [`POLL_EVERY`]).
-const REPORT_TRIES: u32 = 600;
 
 /// One unit of a phase's work: the sub-task JSON, less what each attempt adds (`id`,
 /// `numAttempts`).
@@ -98,23 +92,30 @@ impl Runner<'_> {
             if running.is_empty() {
                 break;
             }
-            let done = reports.iter().filter(|r| r.is_some()).count();
-            tokio::time::sleep(poll_interval(running.len(), pending.len(), done)).await;
+            let wake = self.tracker.next_wake(POLL_EVERY).await;
+            let told = match wake {
+                Wake::Told(_) => " (told by the overlord)",
+                Wake::Poll => "",
+            };
             let mut still = Vec::new();
             for r in running {
+                if !asks(&wake, r.id.as_str()) {
+                    still.push(r);
+                    continue;
+                }
                 let status = self.status(&r.id).await?;
                 match status["statusCode"].as_str() {
                     Some("SUCCESS") => {
                         reports[r.index] = Some(self.report(&r.id).await?);
                         self.tracker.ended(&specs[r.index].spec_id, true);
-                        println!("sub-task [{}] succeeded", r.id);
+                        println!("sub-task [{}] succeeded{told}", r.id);
                     }
                     Some("FAILED") => {
                         self.tracker.ended(&specs[r.index].spec_id, false);
                         let reason = status["errorMsg"].as_str().unwrap_or("no reason given");
                         if r.attempt <= self.max_retry {
                             println!(
-                                "sub-task [{}] failed ({reason}); trying spec [{}] again (attempt {} of {})",
+                                "sub-task [{}] failed{told} ({reason}); trying spec [{}] again (attempt {} of {})",
                                 r.id,
                                 specs[r.index].spec_id,
                                 r.attempt + 1,
@@ -179,7 +180,7 @@ impl Runner<'_> {
                     fail!("sub-task [{id}] succeeded but its report says nothing of its work")
                 });
             }
-            tokio::time::sleep(POLL_EVERY).await;
+            tokio::time::sleep(REPORT_RETRY_EVERY).await;
         }
         Err(fail!(
             "sub-task [{id}] succeeded but its report cannot be found"
@@ -192,26 +193,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn asks_quicker_only_in_a_phase_tail_and_never_above_100_times_a_second() {
-        let ms = |d: Duration| d.as_millis();
-        // Two sub-tasks running: 50 ms until one of them is done, then 10 ms for the other.
-        assert_eq!(ms(poll_interval(2, 0, 0)), 50);
-        assert_eq!(ms(poll_interval(1, 0, 1)), 10);
-        // Two still running in the tail: 10 ms per sub-task.
-        assert_eq!(ms(poll_interval(2, 0, 1)), 20);
-        // Splits still waiting for a slot: not the tail.
-        assert_eq!(ms(poll_interval(2, 3, 4)), 50);
-        // Many running: 10 ms per sub-task, in the tail or not.
-        assert_eq!(ms(poll_interval(8, 0, 1)), 80);
-        assert_eq!(ms(poll_interval(8, 5, 0)), 80);
-        for running in 1..50 {
-            for (pending, done) in [(0, 0), (0, 1), (1, 0), (3, 7)] {
-                let every = poll_interval(running, pending, done);
-                assert!(
-                    running as f64 / every.as_secs_f64() <= 100.0,
-                    "{running} {every:?}"
-                );
-            }
-        }
+    fn a_told_end_asks_for_that_sub_task_only_and_a_poll_for_all() {
+        let told = Wake::Told(["a".to_string()].into());
+        assert!(asks(&told, "a"));
+        assert!(!asks(&told, "b"));
+        assert!(asks(&Wake::Poll, "a") && asks(&Wake::Poll, "b"));
+        assert!(!asks(&Wake::Told(Default::default()), "a"));
     }
 }
