@@ -153,6 +153,31 @@ async fn dynamic_partitioning_spreads_sub_tasks_over_both_workers_and_retries_a_
         location["port"]
     );
     let http = reqwest::Client::new();
+    // A tell of a sub-task's end without its id is refused, naming what is missing (the peon
+    // may still be opening its port when the overlord first says it runs).
+    let up_by = tokio::time::Instant::now() + TIMEOUT;
+    let refused = loop {
+        match http
+            .post(format!("{chat}/subtaskEnded"))
+            .body("{}")
+            .send()
+            .await
+        {
+            Ok(r) => break r,
+            Err(e) if tokio::time::Instant::now() < up_by => {
+                eprintln!("chat API not up yet: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the supervisor's chat API never answered: {e}"),
+        }
+    };
+    assert_eq!(refused.status(), 400);
+    let body = refused.text().await.unwrap();
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("\"id\""),
+        "{body}"
+    );
     let mut killed: Option<String> = None;
     let mut mode_seen = None;
     let deadline = tokio::time::Instant::now() + TIMEOUT;

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use tokio::time::Instant;
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -76,10 +76,10 @@ impl Tracker {
         self.ended.notify_one();
     }
 
-    /// Waits until the overlord says a sub-task has ended, or `poll_every` has passed. The
-    /// ends told before this call count: they are held until the runner looks.
-    pub async fn next_wake(&self, poll_every: Duration) -> Wake {
-        let told = tokio::time::timeout(poll_every, self.ended.notified()).await;
+    /// Waits until the overlord says a sub-task has ended, or until `poll_at`. The ends told
+    /// before this call count: they are held until the runner looks.
+    pub async fn next_wake(&self, poll_at: Instant) -> Wake {
+        let told = tokio::time::timeout_at(poll_at, self.ended.notified()).await;
         self.with(|i| {
             let overflow = std::mem::take(&mut i.told_overflow);
             let ended = std::mem::take(&mut i.told);
@@ -276,14 +276,19 @@ pub fn routes(tracker: Shared) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const POLL: Duration = Duration::from_secs(1);
+
+    fn poll_at() -> Instant {
+        Instant::now() + POLL
+    }
 
     #[tokio::test(start_paused = true)]
     async fn without_a_told_end_the_runner_polls_after_the_interval() {
         let t = Tracker::new("sup");
         let started = tokio::time::Instant::now();
-        assert_eq!(t.next_wake(POLL).await, Wake::Poll);
+        assert_eq!(t.next_wake(poll_at()).await, Wake::Poll);
         assert_eq!(started.elapsed(), POLL);
     }
 
@@ -294,10 +299,10 @@ mod tests {
         t.told_ended("b");
         let started = tokio::time::Instant::now();
         let ids = BTreeSet::from(["a".to_string(), "b".to_string()]);
-        assert_eq!(t.next_wake(POLL).await, Wake::Told(ids));
+        assert_eq!(t.next_wake(poll_at()).await, Wake::Told(ids));
         assert_eq!(started.elapsed(), Duration::ZERO);
         // Taken: the next wait is a poll again.
-        assert_eq!(t.next_wake(POLL).await, Wake::Poll);
+        assert_eq!(t.next_wake(poll_at()).await, Wake::Poll);
     }
 
     #[tokio::test(start_paused = true)]
@@ -310,8 +315,33 @@ mod tests {
         });
         let started = tokio::time::Instant::now();
         let ids = BTreeSet::from(["a".to_string()]);
-        assert_eq!(t.next_wake(POLL).await, Wake::Told(ids));
+        assert_eq!(t.next_wake(poll_at()).await, Wake::Told(ids));
         assert_eq!(started.elapsed(), Duration::from_millis(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ends_told_one_after_another_do_not_put_off_the_poll() {
+        let t = Tracker::new("sup");
+        let teller = t.clone();
+        tokio::spawn(async move {
+            for i in 0..10 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                teller.told_ended(&format!("t{i}"));
+            }
+        });
+        let poll = poll_at();
+        let mut wakes = Vec::new();
+        loop {
+            let wake = t.next_wake(poll).await;
+            let polled = wake == Wake::Poll;
+            wakes.push(wake);
+            if polled {
+                break;
+            }
+        }
+        // Told at 300, 600 and 900 ms; polled at 1 s as planned.
+        assert_eq!(wakes.len(), 4, "{wakes:?}");
+        assert_eq!(Instant::now(), poll);
     }
 
     #[tokio::test(start_paused = true)]
@@ -320,7 +350,7 @@ mod tests {
         for i in 0..=MAX_TOLD {
             t.told_ended(&format!("t{i}"));
         }
-        assert_eq!(t.next_wake(POLL).await, Wake::Poll);
+        assert_eq!(t.next_wake(poll_at()).await, Wake::Poll);
         assert!(t.with(|i| i.told.is_empty() && !i.told_overflow));
     }
 }

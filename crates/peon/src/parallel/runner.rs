@@ -8,6 +8,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use drover_core::TaskId;
 use drover_task::Task;
 use serde_json::{json, Value};
@@ -74,6 +76,9 @@ impl Runner<'_> {
         let mut pending: VecDeque<(usize, u32)> = (0..specs.len()).map(|i| (i, 1)).collect();
         let mut running: Vec<Running> = Vec::new();
         let mut reports: Vec<Option<Value>> = vec![None; specs.len()];
+        // Every running sub-task is asked on this schedule, whatever the overlord tells: a
+        // stream of told ends must not hold off the poll that finds an end it did not tell.
+        let mut poll_at = Instant::now() + POLL_EVERY;
         loop {
             // Every free slot's sub-task is submitted at once: one after the other, each would
             // start only after the overlord had answered for all those before it.
@@ -92,7 +97,10 @@ impl Runner<'_> {
             if running.is_empty() {
                 break;
             }
-            let wake = self.tracker.next_wake(POLL_EVERY).await;
+            let wake = self.tracker.next_wake(poll_at).await;
+            if wake == Wake::Poll {
+                poll_at = Instant::now() + POLL_EVERY;
+            }
             let told = match wake {
                 Wake::Told(_) => " (told by the overlord)",
                 Wake::Poll => "",
