@@ -237,8 +237,8 @@ struct TaskQueue {
     store: MetadataStore,
     runner: RunnerHandle,
     tasks: IndexMap<TaskId, Queued>,
-    /// Terminal statuses the store has not taken yet; retried every tick.
-    /// Terminal statuses the store refused for now: (status, from the runner, supervisor).
+    /// Terminal statuses the store has not taken yet, retried every tick: (status, from the
+    /// runner, the supervisor task it ran for).
     unpersisted: IndexMap<TaskId, (TaskStatus, bool, Option<TaskId>)>,
     runner_ready: bool,
     last_storage_sync: Instant,
@@ -430,14 +430,9 @@ impl TaskQueue {
 
     async fn complete(&mut self, status: TaskStatus, from_runner: bool) {
         let id = status.id.clone();
-        let described = self
-            .tasks
-            .get(&id)
-            .map(|q| (q.task.data_source.to_string(), q.task.task_type.clone()));
-        let supervisor = self
-            .tasks
-            .get(&id)
-            .and_then(|q| q.task.supervisor_task_id.clone());
+        let queued = self.tasks.get(&id).map(|q| &q.task);
+        let described = queued.map(|t| (t.data_source.to_string(), t.task_type.clone()));
+        let supervisor = queued.and_then(|t| t.supervisor_task_id.clone());
         let status = match self.tasks.shift_remove(&id) {
             // Ended without a duration of its own (shut down, never started): it lasted from
             // its creation until now, rather than Druid's -1.

@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use tokio::time::Instant;
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +13,7 @@ use axum::{Json, Router};
 use drover_kafka::chat::{server_path, SUB_TASK_ENDED};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::chat_server::not_this_task;
 

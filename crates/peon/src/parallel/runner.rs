@@ -8,11 +8,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use drover_core::TaskId;
 use drover_task::Task;
 use serde_json::{json, Value};
+use tokio::time::Instant;
 
 use super::progress::{Tracker, Wake};
 use crate::failure::TaskFailure;
